@@ -1,0 +1,17 @@
+//! Shared scaffolding for every ktrdr binary, so no service repeats it:
+//!
+//! - [`config`]: environment read once into typed structs that tests build from a map;
+//! - [`error`]: one error type, mapped once to `tonic::Status` with `google.rpc` details;
+//! - [`server`]: the gRPC server every binary runs (health, reflection, RPC logs, limits, drain);
+//! - [`client`]: pooled, lazily connected channels to other services;
+//! - [`logging`]: `tracing` set-up (`RUST_LOG`, text or JSON).
+
+pub mod client;
+pub mod config;
+pub mod error;
+pub mod logging;
+mod rpc_log;
+pub mod server;
+
+pub use config::{ConfigError, Env, ServerConfig};
+pub use error::ServiceError;

@@ -1,0 +1,316 @@
+//! The gRPC server every ktrdr binary runs.
+//!
+//! [`GrpcServer`] always mounts `grpc.health.v1` (overall and per-service status) and server
+//! reflection in both v1 and v1alpha (grpcurl 1.8 only speaks v1alpha), with the `google.rpc`
+//! descriptors registered so grpcurl can print error details. Every RPC gets one log line. On
+//! SIGTERM/SIGINT health turns NOT_SERVING, the listener closes and in-flight calls get
+//! [`ServerConfig::shutdown_grace`] to finish.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::server::NamedService;
+use tonic::service::RoutesBuilder;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+
+use crate::config::ServerConfig;
+use crate::rpc_log::RpcLogLayer;
+
+/// The stream type of server-streaming methods.
+pub type ResponseStream<T> =
+    std::pin::Pin<Box<dyn tokio_stream::Stream<Item = Result<T, tonic::Status>> + Send + 'static>>;
+
+/// Why a server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error(
+        "cannot listen on {addr}: {source} (is another process using it? set KTRDR_LISTEN_ADDR)"
+    )]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("invalid descriptor set for reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server failed: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("gRPC server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Builder for a binary's gRPC server. Add the API services, then [`GrpcServer::bind`] and
+/// [`BoundServer::serve_until`], or [`GrpcServer::serve`] to run until a signal.
+pub struct GrpcServer {
+    binary: &'static str,
+    config: ServerConfig,
+    routes: RoutesBuilder,
+    service_names: Vec<&'static str>,
+    descriptor_sets: Vec<&'static [u8]>,
+    health: HealthReporter,
+}
+
+impl GrpcServer {
+    /// A server for `binary` (used in logs and error messages) with health already mounted.
+    pub fn new(binary: &'static str, config: ServerConfig) -> Self {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        let mut routes = RoutesBuilder::default();
+        routes.add_service(health_service);
+        Self {
+            binary,
+            config,
+            routes,
+            service_names: Vec::new(),
+            descriptor_sets: Vec::new(),
+            health,
+        }
+    }
+
+    /// The health reporter, for services that change their own status (e.g. IB disconnected).
+    pub fn health_reporter(&self) -> HealthReporter {
+        self.health.clone()
+    }
+
+    /// The server's configuration.
+    pub fn config(&self) -> &ServerConfig {
+        &self.config
+    }
+
+    /// Registers an encoded `FileDescriptorSet` for reflection (the API's own descriptors).
+    pub fn with_descriptor_set(mut self, descriptor_set: &'static [u8]) -> Self {
+        self.descriptor_sets.push(descriptor_set);
+        self
+    }
+
+    /// Mounts an API service; its health status becomes SERVING once the server is bound.
+    /// Message-size limits are per generated server, so apply [`crate::with_message_limits!`]
+    /// before passing it in.
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: tower_service::Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = Infallible,
+            > + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        self.service_names.push(S::NAME);
+        self.routes.add_service(service);
+        self
+    }
+
+    /// Binds the listen address, mounts reflection and marks every service SERVING.
+    pub async fn bind(self) -> Result<BoundServer, ServerError> {
+        let addr = self.config.listen_addr;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServerError::Bind { addr, source })?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| ServerError::Bind { addr, source })?;
+
+        let mut routes = self.routes;
+        routes.add_service(reflection_v1(&self.descriptor_sets, &self.service_names)?);
+        routes.add_service(reflection_v1alpha(
+            &self.descriptor_sets,
+            &self.service_names,
+        )?);
+
+        for name in &self.service_names {
+            self.health
+                .set_service_status(name, ServingStatus::Serving)
+                .await;
+        }
+        Ok(BoundServer {
+            binary: self.binary,
+            config: self.config,
+            listener,
+            local_addr,
+            routes,
+            service_names: self.service_names,
+            health: self.health,
+        })
+    }
+
+    /// Binds and serves until SIGTERM or SIGINT, then drains.
+    pub async fn serve(self) -> Result<(), ServerError> {
+        self.bind().await?.serve_until(shutdown_signal()).await
+    }
+}
+
+/// Services every server offers besides its API.
+const INFRASTRUCTURE_SERVICES: &[&str] = &[
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+/// Reflection over all descriptor sets, advertising only the services this server mounts (the
+/// ktrdr descriptor set holds every ktrdr service, but each binary serves only some).
+fn reflection_builder(
+    descriptor_sets: &[&'static [u8]],
+    service_names: &[&'static str],
+) -> tonic_reflection::server::Builder<'static> {
+    let mut builder = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET);
+    for set in descriptor_sets {
+        builder = builder.register_encoded_file_descriptor_set(set);
+    }
+    for name in INFRASTRUCTURE_SERVICES.iter().chain(service_names) {
+        builder = builder.with_service_name(*name);
+    }
+    builder
+}
+
+fn reflection_v1(
+    descriptor_sets: &[&'static [u8]],
+    service_names: &[&'static str],
+) -> Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    ServerError,
+> {
+    Ok(reflection_builder(descriptor_sets, service_names).build_v1()?)
+}
+
+fn reflection_v1alpha(
+    descriptor_sets: &[&'static [u8]],
+    service_names: &[&'static str],
+) -> Result<
+    tonic_reflection::server::v1alpha::ServerReflectionServer<
+        impl tonic_reflection::server::v1alpha::ServerReflection,
+    >,
+    ServerError,
+> {
+    Ok(reflection_builder(descriptor_sets, service_names).build_v1alpha()?)
+}
+
+/// A server whose listener is bound; [`BoundServer::local_addr`] is known (port 0 resolved).
+pub struct BoundServer {
+    binary: &'static str,
+    config: ServerConfig,
+    listener: TcpListener,
+    local_addr: SocketAddr,
+    routes: RoutesBuilder,
+    service_names: Vec<&'static str>,
+    health: HealthReporter,
+}
+
+impl BoundServer {
+    /// The address actually listened on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves until `shutdown` completes, then drains in-flight calls for the grace period.
+    pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+        let Self {
+            binary,
+            config,
+            listener,
+            local_addr,
+            routes,
+            service_names,
+            health,
+        } = self;
+        tracing::info!(
+            addr = %local_addr,
+            services = ?service_names,
+            "{binary} listening on {local_addr}"
+        );
+
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .with_keepalive(Some(Duration::from_secs(60)));
+        let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
+        let router = Server::builder()
+            .http2_keepalive_interval(Some(Duration::from_secs(60)))
+            .http2_keepalive_timeout(Some(Duration::from_secs(20)))
+            .layer(RpcLogLayer)
+            .add_routes(routes.routes());
+        let mut serving = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
+            let _ = drain_rx.await;
+        }));
+
+        tokio::select! {
+            ended = &mut serving => return Ok(ended??),
+            () = shutdown => {}
+        }
+
+        let grace = config.shutdown_grace;
+        tracing::info!(
+            "{binary} shutting down: no new calls, in-flight calls have {} ms to finish",
+            grace.as_millis()
+        );
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        for name in &service_names {
+            health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        let _ = drain_tx.send(());
+        match tokio::time::timeout(grace, &mut serving).await {
+            Ok(ended) => ended??,
+            Err(_) => {
+                serving.abort();
+                tracing::warn!(
+                    "{binary}: grace period of {} ms over, dropping calls still running",
+                    grace.as_millis()
+                );
+            }
+        }
+        tracing::info!("{binary} stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl+C).
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("received SIGTERM"),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
+                }
+            }
+            Err(err) => {
+                tracing::warn!("cannot listen for SIGTERM ({err}); only SIGINT stops the server");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+/// Applies the configured message-size limits to a generated tonic server:
+/// `with_message_limits!(DataServiceServer::new(svc), &config.server)`.
+#[macro_export]
+macro_rules! with_message_limits {
+    ($server:expr, $config:expr) => {{
+        let config: &$crate::config::ServerConfig = $config;
+        $server
+            .max_decoding_message_size(config.max_message_bytes)
+            .max_encoding_message_size(config.max_message_bytes)
+    }};
+}

@@ -1,0 +1,21 @@
+//! `ktrdr-training-host`: reads its configuration, serves until SIGTERM/SIGINT. The logic is in the library.
+
+use clap::Parser;
+use ktrdr_training_host::config::TrainingHostConfig;
+
+/// The ktrdr training host: trains neuro-fuzzy strategy models as sessions with streamed progress, cancel, persistence and a model registry.
+#[derive(Parser)]
+#[command(name = "ktrdr-training-host", version, after_help = TrainingHostConfig::help())]
+struct Args {}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    Args::parse();
+    let config = ktrdr_common::config::load_or_exit(
+        ktrdr_training_host::BINARY,
+        TrainingHostConfig::from_env,
+    );
+    ktrdr_common::logging::init_for(&config.server);
+    ktrdr_training_host::server(config).serve().await?;
+    Ok(())
+}

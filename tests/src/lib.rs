@@ -1,0 +1,204 @@
+//! Helpers for the cross-service tests: start a real ktrdr binary on a free loopback port, wait
+//! until it listens, talk gRPC to it, stop it with a signal.
+//!
+//! The binaries are found next to the test executable (`target/<profile>/`), or in
+//! `KTRDR_BIN_DIR`. `make test` builds them first.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tonic::transport::Channel;
+
+/// The five service binaries and the API services each one serves.
+pub const SERVICE_BINARIES: &[(&str, &[&str])] = &[
+    (
+        "ktrdr-gateway",
+        &[
+            "ktrdr.gateway.v1.GatewayService",
+            "ktrdr.data.v1.DataService",
+            "ktrdr.training.v1.TrainingService",
+        ],
+    ),
+    ("ktrdr-data", &["ktrdr.data.v1.DataService"]),
+    ("ktrdr-ib-host", &["ktrdr.ib.v1.IbHostService"]),
+    (
+        "ktrdr-training-host",
+        &["ktrdr.training.v1.TrainingService"],
+    ),
+    ("ktrdr-ib-sim", &["ktrdr.ib.v1.IbSimService"]),
+];
+
+/// Longest wait for a binary to start listening or to exit; generous for a loaded CI machine.
+pub const PROCESS_WAIT: Duration = Duration::from_secs(60);
+
+/// Where the ktrdr binaries are.
+pub fn bin_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("KTRDR_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
+    // target/<profile>/deps/<test-binary> → target/<profile>
+    let exe = std::env::current_exe().expect("current_exe");
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The path of `binary`, with a clear message when it has not been built.
+pub fn bin_path(binary: &str) -> PathBuf {
+    let path = bin_dir().join(binary);
+    assert!(
+        path.is_file(),
+        "{} not found: build the binaries first (`cargo build --bins`; `make test` does it) or set KTRDR_BIN_DIR",
+        path.display()
+    );
+    path
+}
+
+/// A running service binary. Killed when dropped.
+pub struct ServiceProcess {
+    pub binary: String,
+    pub addr: SocketAddr,
+    child: Child,
+    log: Arc<Mutex<Vec<String>>>,
+}
+
+impl ServiceProcess {
+    /// Starts `binary` listening on a free loopback port, with `env` added to the environment,
+    /// and waits until it logs its address.
+    pub async fn start(binary: &str, env: &[(&str, &str)]) -> Self {
+        let mut command = Command::new(bin_path(binary));
+        command
+            .env("KTRDR_LISTEN_ADDR", "127.0.0.1:0")
+            .env("RUST_LOG", "info")
+            .env("KTRDR_LOG_FORMAT", "text")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {binary}: {e}"));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+        let lines = Arc::clone(&log);
+        tokio::spawn(async move {
+            let mut addr_tx = Some(addr_tx);
+            let mut reader = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                if let Some(addr) = listening_addr(&line) {
+                    if let Some(tx) = addr_tx.take() {
+                        let _ = tx.send(addr);
+                    }
+                }
+                lines.lock().unwrap().push(line);
+            }
+        });
+        let addr = match tokio::time::timeout(PROCESS_WAIT, addr_rx).await {
+            Ok(Ok(addr)) => addr,
+            _ => panic!(
+                "{binary} did not report a listening address; its log:\n{}",
+                log.lock().unwrap().join("\n")
+            ),
+        };
+        Self {
+            binary: binary.to_owned(),
+            addr,
+            child,
+            log,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A connected channel to the service.
+    pub async fn channel(&self) -> Channel {
+        Channel::from_shared(self.url())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap_or_else(|e| panic!("connect to {} at {}: {e}", self.binary, self.url()))
+    }
+
+    /// Sends a signal (`TERM`, `INT`, `KILL`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.id().expect("process still running");
+        let status = std::process::Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{signal} {pid} failed");
+    }
+
+    /// Waits for the process to exit.
+    pub async fn wait(&mut self) -> ExitStatus {
+        match tokio::time::timeout(PROCESS_WAIT, self.child.wait()).await {
+            Ok(status) => status.expect("wait for child"),
+            Err(_) => panic!("{} did not exit; its log:\n{}", self.binary, self.logs()),
+        }
+    }
+
+    /// Everything the process logged so far.
+    pub fn logs(&self) -> String {
+        self.log.lock().unwrap().join("\n")
+    }
+}
+
+/// The address in a "… listening on 127.0.0.1:PORT" log line.
+fn listening_addr(line: &str) -> Option<SocketAddr> {
+    let (_, rest) = line.split_once("listening on ")?;
+    rest.split_whitespace().next()?.parse().ok()
+}
+
+/// Runs `binary` to completion with `args` and `env`; returns (exit status, stdout, stderr).
+pub async fn run_to_exit(
+    binary: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (ExitStatus, String, String) {
+    let mut command = Command::new(bin_path(binary));
+    command.args(args).stdin(Stdio::null()).kill_on_drop(true);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = tokio::time::timeout(PROCESS_WAIT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{binary} {args:?} did not exit"))
+        .expect("run binary");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_address_in_the_listening_line() {
+        let line = "2026-11-28T08:00:00Z  INFO ktrdr_common::server: ktrdr-data listening on 127.0.0.1:41234 addr=127.0.0.1:41234";
+        assert_eq!(
+            listening_addr(line),
+            Some("127.0.0.1:41234".parse().unwrap())
+        );
+        assert_eq!(listening_addr("nothing here"), None);
+    }
+}
