@@ -68,6 +68,7 @@ pub struct ServiceProcess {
     pub addr: SocketAddr,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
+    log_reader: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl ServiceProcess {
@@ -94,14 +95,14 @@ impl ServiceProcess {
         let log = Arc::new(Mutex::new(Vec::new()));
         let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
         let lines = Arc::clone(&log);
-        tokio::spawn(async move {
+        let log_reader = tokio::spawn(async move {
             let mut addr_tx = Some(addr_tx);
             let mut reader = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = reader.next_line().await {
-                if let Some(addr) = listening_addr(&line) {
-                    if let Some(tx) = addr_tx.take() {
-                        let _ = tx.send(addr);
-                    }
+                if let Some(addr) = listening_addr(&line)
+                    && let Some(tx) = addr_tx.take()
+                {
+                    let _ = tx.send(addr);
                 }
                 lines.lock().unwrap().push(line);
             }
@@ -118,6 +119,7 @@ impl ServiceProcess {
             addr,
             child,
             log,
+            log_reader: Some(log_reader),
         }
     }
 
@@ -146,12 +148,16 @@ impl ServiceProcess {
         assert!(status.success(), "kill -{signal} {pid} failed");
     }
 
-    /// Waits for the process to exit.
+    /// Waits for the process to exit and for its last log lines to be read.
     pub async fn wait(&mut self) -> ExitStatus {
-        match tokio::time::timeout(PROCESS_WAIT, self.child.wait()).await {
+        let status = match tokio::time::timeout(PROCESS_WAIT, self.child.wait()).await {
             Ok(status) => status.expect("wait for child"),
             Err(_) => panic!("{} did not exit; its log:\n{}", self.binary, self.logs()),
+        };
+        if let Some(reader) = self.log_reader.take() {
+            let _ = tokio::time::timeout(PROCESS_WAIT, reader).await;
         }
+        status
     }
 
     /// Everything the process logged so far.

@@ -198,10 +198,10 @@ impl<B: Body> Body for LoggedBody<B> {
                 "the response ended without a grpc-status".to_owned(),
             )),
         };
-        if let Some((code, message)) = outcome {
-            if let Some(call) = this.call.take() {
-                call.finish(code, &message);
-            }
+        if let Some((code, message)) = outcome
+            && let Some(call) = this.call.take()
+        {
+            call.finish(code, &message);
         }
         Poll::Ready(frame)
     }

@@ -143,7 +143,8 @@ impl GrpcServer {
 
     /// Binds and serves until SIGTERM or SIGINT, then drains.
     pub async fn serve(self) -> Result<(), ServerError> {
-        self.bind().await?.serve_until(shutdown_signal()).await
+        let shutdown = shutdown_signal();
+        self.bind().await?.serve_until(shutdown).await
     }
 }
 
@@ -279,27 +280,42 @@ impl BoundServer {
     }
 }
 
-/// Completes on SIGTERM or SIGINT (Ctrl+C).
-pub async fn shutdown_signal() {
+/// Completes on SIGTERM or SIGINT (Ctrl+C). The handlers are installed when this is called, not
+/// when the future is first polled, so a signal that arrives right after start-up is not lost
+/// to the default action (which would kill the process without draining).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = term.recv() => tracing::info!("received SIGTERM"),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("received SIGINT"),
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        async move {
+            match (term, int) {
+                (Ok(mut term), Ok(mut int)) => {
+                    tokio::select! {
+                        _ = term.recv() => tracing::info!("received SIGTERM"),
+                        _ = int.recv() => tracing::info!("received SIGINT"),
+                    }
                 }
-            }
-            Err(err) => {
-                tracing::warn!("cannot listen for SIGTERM ({err}); only SIGINT stops the server");
-                let _ = tokio::signal::ctrl_c().await;
+                (term, int) => {
+                    let err = term
+                        .err()
+                        .or(int.err())
+                        .map(|e| e.to_string())
+                        .unwrap_or_default();
+                    tracing::warn!(
+                        "cannot install signal handlers ({err}); stopping on Ctrl+C only"
+                    );
+                    let _ = tokio::signal::ctrl_c().await;
+                }
             }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = tokio::signal::ctrl_c().await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Runs every benchmark in release mode and writes BENCHMARKS.md with the figures, how they were
+# taken and on which machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+cargo build --workspace --bins --release
+section=$(mktemp)
+trap 'rm -f "$section"' EXIT
+cargo bench -p ktrdr-system-tests --bench grpc 2>/dev/null >"$section"
+
+cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || echo unknown)
+mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null || echo unknown)
+{
+  echo "# ktrdr benchmarks"
+  echo
+  echo "Written by \`make bench\` ($(date -u +%Y-%m-%dT%H:%MZ)); regenerate it rather than editing it."
+  echo
+  echo "- machine: $(nproc) cores ($cpu), $mem memory, $(uname -sr)"
+  echo "- toolchain: $(rustc --version)"
+  echo "- commit: $(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  echo "- method: the benchmark programs in \`tests/benches/\` start the real release binaries as"
+  echo "  processes and call them over gRPC on 127.0.0.1; client and servers share the machine."
+  echo "  Wall-clock figures from one run; expect ±15 % between runs on a shared VM."
+  echo
+  cat "$section"
+  echo
+  echo "## Not measured yet"
+  echo
+  echo "Store reads/writes, IB fetch pacing, training throughput and the gateway's load flow have"
+  echo "no benchmarks until their issues land."
+} >BENCHMARKS.md
+echo "wrote BENCHMARKS.md"
