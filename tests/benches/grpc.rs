@@ -49,7 +49,9 @@ async fn startup_times() -> Vec<(String, Vec<Duration>)> {
         let mut times = Vec::new();
         for _ in 0..STARTS_PER_BINARY {
             let started = Instant::now();
-            let mut process = ServiceProcess::start(binary, &[("RUST_LOG", "warn,ktrdr_common::server=info")]).await;
+            let mut process =
+                ServiceProcess::start(binary, &[("RUST_LOG", "warn,ktrdr_common::server=info")])
+                    .await;
             until_serving(process.channel().await).await;
             times.push(started.elapsed());
             process.signal("TERM");
@@ -83,7 +85,11 @@ where
 async fn main() {
     let startup = startup_times().await;
 
-    let process = ServiceProcess::start("ktrdr-data", &[("RUST_LOG", "warn,ktrdr_common::server=info")]).await;
+    let process = ServiceProcess::start(
+        "ktrdr-data",
+        &[("RUST_LOG", "warn,ktrdr_common::server=info")],
+    )
+    .await;
     let channel = process.channel().await;
 
     let health = HealthClient::new(channel.clone());
@@ -99,7 +105,9 @@ async fn main() {
     let error_path = sequential(|| {
         let mut data = data.clone();
         async move {
-            data.get_coverage(GetCoverageRequest::default()).await.unwrap_err();
+            data.get_coverage(GetCoverageRequest::default())
+                .await
+                .unwrap_err();
         }
     })
     .await;
@@ -122,7 +130,9 @@ async fn main() {
     let total = CONCURRENT_CALLERS * CALLS_PER_CALLER;
 
     println!("## gRPC plumbing (release binaries, loopback)\n");
-    println!("### Start-up: process spawn → listening → health SERVING ({STARTS_PER_BINARY} starts each)\n");
+    println!(
+        "### Start-up: process spawn → listening → health SERVING ({STARTS_PER_BINARY} starts each)\n"
+    );
     println!("| binary | min ms | median ms | max ms |");
     println!("|---|---:|---:|---:|");
     for (binary, times) in &startup {
@@ -133,12 +143,17 @@ async fn main() {
             ms(times[times.len() - 1])
         );
     }
-    println!("\n### Unary round trip to `ktrdr-data`, one caller, {SEQUENTIAL_CALLS} calls after 100 warm-up calls\n");
+    println!(
+        "\n### Unary round trip to `ktrdr-data`, one caller, {SEQUENTIAL_CALLS} calls after 100 warm-up calls\n"
+    );
     println!("| call | p50 ms | p90 ms | p99 ms | max ms |");
     println!("|---|---:|---:|---:|---:|");
     for (name, times) in [
         ("grpc.health.v1.Health/Check (OK)", &ok_path),
-        ("DataService/GetCoverage (UNIMPLEMENTED + ErrorInfo)", &error_path),
+        (
+            "DataService/GetCoverage (UNIMPLEMENTED + ErrorInfo)",
+            &error_path,
+        ),
     ] {
         println!(
             "| {name} | {} | {} | {} | {} |",
