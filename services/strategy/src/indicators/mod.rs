@@ -1,0 +1,300 @@
+//! Technical indicators, vectorised over `f64` columns.
+//!
+//! Conventions shared by every indicator here:
+//! - the output has one value per input bar; bars before the indicator has enough history
+//!   (the warm-up) are `NaN`;
+//! - a `NaN` (or infinite) input bar makes that bar's output `NaN` and **restarts the warm-up**
+//!   after it: each maximal run of finite bars is computed on its own ([`by_finite_runs`]). This
+//!   keeps recursive indicators (EMA, Wilder smoothing) from carrying a hole forever and keeps
+//!   window indicators from silently averaging over it;
+//! - standard (published) definitions. Where the original ktrdr computed something else, the
+//!   indicator's doc comment says what and why we differ.
+//!
+//! [`resolve`] turns a strategy file's indicator entry into an [`IndicatorDef`];
+//! [`IndicatorDef::compute`] runs it on [`Bars`].
+
+pub mod momentum;
+pub mod trend;
+pub mod volatility;
+pub mod volume;
+
+mod params;
+mod registry;
+
+pub use registry::{IndicatorDef, IndicatorKind, IndicatorOutput, PriceSource, resolve};
+
+/// Runs `kernel` on every maximal run of bars where all `inputs` are finite and writes its
+/// outputs there; every other bar gets `NaN`.
+///
+/// `kernel` receives equal-length slices with only finite values and must return
+/// `output_count` columns of that length.
+pub(crate) fn by_finite_runs<const K: usize>(
+    inputs: [&[f64]; K],
+    output_count: usize,
+    kernel: impl Fn([&[f64]; K]) -> Vec<Vec<f64>>,
+) -> Vec<Vec<f64>> {
+    let n = inputs.iter().map(|c| c.len()).min().unwrap_or(0);
+    let mut outputs = vec![vec![f64::NAN; n]; output_count];
+    let mut start = 0;
+    while start < n {
+        if !inputs.iter().all(|c| c[start].is_finite()) {
+            start += 1;
+            continue;
+        }
+        let mut end = start + 1;
+        while end < n && inputs.iter().all(|c| c[end].is_finite()) {
+            end += 1;
+        }
+        let slices: [&[f64]; K] = std::array::from_fn(|k| &inputs[k][start..end]);
+        for (out, computed) in outputs.iter_mut().zip(kernel(slices)) {
+            out[start..end].copy_from_slice(&computed[..end - start]);
+        }
+        start = end;
+    }
+    outputs
+}
+
+/// Single-input, single-output shorthand for [`by_finite_runs`].
+pub(crate) fn map_finite_runs(input: &[f64], kernel: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f64> {
+    by_finite_runs([input], 1, |[x]| vec![kernel(x)])
+        .pop()
+        .unwrap_or_default()
+}
+
+/// Kernels on finite input only; used by the indicators and by each other.
+pub(crate) mod kernel {
+    /// Simple moving average; the first `period - 1` values are NaN.
+    pub fn sma(x: &[f64], period: usize) -> Vec<f64> {
+        let n = x.len();
+        let mut out = vec![f64::NAN; n];
+        if period == 0 || n < period {
+            return out;
+        }
+        // Re-sum each window every `period` bars so a running sum cannot drift on long inputs.
+        let mut sum: f64 = x[..period].iter().sum();
+        out[period - 1] = sum / period as f64;
+        for i in period..n {
+            if i % period == 0 {
+                sum = x[i + 1 - period..=i].iter().sum();
+            } else {
+                sum += x[i] - x[i - period];
+            }
+            out[i] = sum / period as f64;
+        }
+        out
+    }
+
+    /// Exponential moving average with `alpha`, seeded by the SMA of the first `period` values
+    /// (the first output is at index `period - 1`).
+    pub fn ema_seeded(x: &[f64], period: usize, alpha: f64) -> Vec<f64> {
+        let n = x.len();
+        let mut out = vec![f64::NAN; n];
+        if period == 0 || n < period {
+            return out;
+        }
+        let mut value = x[..period].iter().sum::<f64>() / period as f64;
+        out[period - 1] = value;
+        for i in period..n {
+            value += alpha * (x[i] - value);
+            out[i] = value;
+        }
+        out
+    }
+
+    /// EMA with the standard `alpha = 2 / (period + 1)`.
+    pub fn ema(x: &[f64], period: usize) -> Vec<f64> {
+        ema_seeded(x, period, 2.0 / (period as f64 + 1.0))
+    }
+
+    /// Wilder's smoothing (an EMA with `alpha = 1 / period`, SMA-seeded).
+    pub fn wilder(x: &[f64], period: usize) -> Vec<f64> {
+        ema_seeded(x, period, 1.0 / period as f64)
+    }
+
+    /// Applies `kernel` to the values after the leading NaNs of `x` (a derived series's
+    /// warm-up), keeping those NaNs.
+    pub fn after_warmup(x: &[f64], kernel: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f64> {
+        let first = x.iter().position(|v| !v.is_nan()).unwrap_or(x.len());
+        let mut out = vec![f64::NAN; x.len()];
+        let computed = kernel(&x[first..]);
+        out[first..].copy_from_slice(&computed);
+        out
+    }
+
+    /// Rolling maximum over `period` bars (monotonic deque, O(n)).
+    pub fn rolling_max(x: &[f64], period: usize) -> Vec<f64> {
+        rolling_extreme(x, period, |a, b| a >= b)
+    }
+
+    /// Rolling minimum over `period` bars.
+    pub fn rolling_min(x: &[f64], period: usize) -> Vec<f64> {
+        rolling_extreme(x, period, |a, b| a <= b)
+    }
+
+    fn rolling_extreme(x: &[f64], period: usize, keeps: impl Fn(f64, f64) -> bool) -> Vec<f64> {
+        let n = x.len();
+        let mut out = vec![f64::NAN; n];
+        if period == 0 {
+            return out;
+        }
+        let mut deque = std::collections::VecDeque::<usize>::new();
+        for i in 0..n {
+            while let Some(&back) = deque.back() {
+                if keeps(x[i], x[back]) {
+                    deque.pop_back();
+                } else {
+                    break;
+                }
+            }
+            deque.push_back(i);
+            if let Some(&front) = deque.front()
+                && front + period <= i
+            {
+                deque.pop_front();
+            }
+            if i + 1 >= period
+                && let Some(&front) = deque.front()
+            {
+                out[i] = x[front];
+            }
+        }
+        out
+    }
+
+    /// Rolling population standard deviation (divides by `period`), two-pass per window so flat
+    /// input gives exactly 0.
+    pub fn rolling_population_std(x: &[f64], period: usize) -> Vec<f64> {
+        let n = x.len();
+        let mut out = vec![f64::NAN; n];
+        if period == 0 || n < period {
+            return out;
+        }
+        for i in period - 1..n {
+            let window = &x[i + 1 - period..=i];
+            // A flat window's mean can round off the value; its deviation is exactly 0.
+            if window.iter().all(|v| *v == window[0]) {
+                out[i] = 0.0;
+                continue;
+            }
+            let mean = window.iter().sum::<f64>() / period as f64;
+            let var = window.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / period as f64;
+            out[i] = var.sqrt();
+        }
+        out
+    }
+
+    /// Rolling sum over `period` bars.
+    pub fn rolling_sum(x: &[f64], period: usize) -> Vec<f64> {
+        sma(x, period)
+            .into_iter()
+            .map(|v| v * period as f64)
+            .collect()
+    }
+
+    /// True range; the first bar (no previous close) uses high − low.
+    pub fn true_range(high: &[f64], low: &[f64], close: &[f64]) -> Vec<f64> {
+        (0..high.len())
+            .map(|i| {
+                let hl = high[i] - low[i];
+                if i == 0 {
+                    hl
+                } else {
+                    let pc = close[i - 1];
+                    hl.max((high[i] - pc).abs()).max((low[i] - pc).abs())
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// Asserts two columns are equal within `tol`, NaN matching NaN.
+    #[track_caller]
+    pub fn assert_close(actual: &[f64], expected: &[f64], tol: f64) {
+        assert_eq!(
+            actual.len(),
+            expected.len(),
+            "length: {actual:?} vs {expected:?}"
+        );
+        for (i, (a, e)) in actual.iter().zip(expected).enumerate() {
+            if e.is_nan() {
+                assert!(a.is_nan(), "index {i}: expected NaN, got {a} ({actual:?})");
+            } else {
+                assert!(
+                    (a - e).abs() <= tol,
+                    "index {i}: expected {e}, got {a} ({actual:?})"
+                );
+            }
+        }
+    }
+
+    pub const NAN: f64 = f64::NAN;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::*;
+    use super::*;
+
+    #[test]
+    fn finite_runs_restart_after_nan() {
+        // SMA(2) of [1, 3, NaN, 5, 7, 9]: run [1,3] → [NaN, 2]; run [5,7,9] → [NaN, 6, 8].
+        let out = map_finite_runs(&[1.0, 3.0, NAN, 5.0, 7.0, 9.0], |x| kernel::sma(x, 2));
+        assert_close(&out, &[NAN, 2.0, NAN, NAN, 6.0, 8.0], 1e-12);
+    }
+
+    #[test]
+    fn sma_hand_worked() {
+        // (1+2+3)/3 = 2, (2+3+4)/3 = 3, (3+4+5)/3 = 4
+        assert_close(
+            &kernel::sma(&[1.0, 2.0, 3.0, 4.0, 5.0], 3),
+            &[NAN, NAN, 2.0, 3.0, 4.0],
+            1e-12,
+        );
+        assert_close(&kernel::sma(&[1.0], 3), &[NAN], 0.0);
+        assert!(kernel::sma(&[], 3).is_empty());
+    }
+
+    #[test]
+    fn sma_does_not_drift_on_long_input() {
+        let x: Vec<f64> = (0..100_000).map(|i| 0.1 + (i % 7) as f64 * 1e-3).collect();
+        let out = kernel::sma(&x, 7);
+        // Every full window holds each residue 0..7 once: mean = 0.1 + 3e-3.
+        for v in &out[6..] {
+            assert!((v - 0.103).abs() < 1e-12);
+        }
+    }
+
+    #[test]
+    fn rolling_extremes() {
+        let x = [3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0];
+        assert_close(
+            &kernel::rolling_max(&x, 3),
+            &[NAN, NAN, 4.0, 4.0, 5.0, 9.0, 9.0, 9.0],
+            0.0,
+        );
+        assert_close(
+            &kernel::rolling_min(&x, 3),
+            &[NAN, NAN, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0],
+            0.0,
+        );
+    }
+
+    #[test]
+    fn population_std_hand_worked() {
+        // [2,4,4,4,5,5,7,9]: mean 5, squared deviations sum 32, /8 = 4 → σ = 2 (population).
+        let x = [2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0];
+        let out = kernel::rolling_population_std(&x, 8);
+        assert_eq!(out[7], 2.0);
+        let flat = kernel::rolling_population_std(&[1.1; 5], 3);
+        assert_close(&flat, &[NAN, NAN, 0.0, 0.0, 0.0], 0.0);
+    }
+
+    #[test]
+    fn true_range_uses_previous_close() {
+        // bar1: H-L = 1, |H-pc| = |12-10| = 2, |L-pc| = 1 → 2
+        let tr = kernel::true_range(&[11.0, 12.0], &[9.0, 11.0], &[10.0, 11.5]);
+        assert_eq!(tr, vec![2.0, 2.0]);
+    }
+}

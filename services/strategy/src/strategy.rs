@@ -1,0 +1,881 @@
+//! Strategy files: the original ktrdr v2 YAML format, loaded unchanged.
+//!
+//! Loading has three outcomes:
+//! - a value of the wrong type, or YAML that does not parse, is a [`StrategyError::Parse`] naming
+//!   the YAML path (`model.architecture.dropout`);
+//! - a value that breaks a rule (range, ordering, a fuzzy set naming no indicator…) is a
+//!   [`StrategyError::Invalid`] naming the path and the rule;
+//! - keys this crate does not know, and known keys whose value the pipeline ignores, are
+//!   [`ConfigWarning`]s collected in [`LoadedStrategy::warnings`]; they never fail the load.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::bars::Timeframe;
+use crate::error::{Result, StrategyError};
+use crate::fuzzy::MembershipFunction;
+use crate::indicators::{self, IndicatorDef};
+
+/// A strategy as written in its YAML file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StrategyConfig {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    /// `"2.0"` in the original files; numbers are accepted and kept as text.
+    #[serde(default, deserialize_with = "string_or_number")]
+    pub version: Option<String>,
+    #[serde(default)]
+    pub hypothesis: Option<String>,
+    #[serde(default)]
+    pub scope: Option<Scope>,
+    pub training_data: TrainingData,
+    #[serde(default)]
+    pub deployment: Option<Deployment>,
+    pub indicators: Vec<IndicatorSpec>,
+    /// indicator id → set name → membership function. Sorted by name: the feature order
+    /// follows it.
+    #[serde(default)]
+    pub fuzzy_sets: BTreeMap<String, BTreeMap<String, FuzzySetSpec>>,
+    pub model: ModelConfig,
+    #[serde(default)]
+    pub decisions: Option<Decisions>,
+    pub training: TrainingConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    Universal,
+    SymbolGroup,
+    SymbolSpecific,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingData {
+    pub symbols: SymbolsConfig,
+    pub timeframes: TimeframesConfig,
+    /// Ignored by the original and by us (documented there as bars of history to load).
+    #[serde(default)]
+    pub history_required: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SymbolsConfig {
+    pub mode: SymbolsMode,
+    #[serde(default)]
+    pub symbol: Option<String>,
+    #[serde(default)]
+    pub list: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SymbolsMode {
+    Single,
+    MultiSymbol,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimeframesConfig {
+    pub mode: TimeframesMode,
+    #[serde(default)]
+    pub timeframe: Option<Timeframe>,
+    #[serde(default)]
+    pub list: Option<Vec<Timeframe>>,
+    #[serde(default)]
+    pub base_timeframe: Option<Timeframe>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeframesMode {
+    Single,
+    MultiTimeframe,
+}
+
+/// Where a trained model may be used. Kept for round-tripping; the pipeline does not use it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    #[serde(default)]
+    pub target_symbols: Option<TargetSymbols>,
+    #[serde(default)]
+    pub target_timeframes: Option<TargetTimeframes>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetSymbols {
+    pub mode: String,
+    #[serde(default)]
+    pub symbols: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetTimeframes {
+    pub mode: String,
+    #[serde(default)]
+    pub timeframe: Option<Timeframe>,
+    #[serde(default)]
+    pub list: Option<Vec<Timeframe>>,
+}
+
+/// One entry of `indicators`: a `name`, an optional `type` and the parameters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndicatorSpec {
+    pub name: String,
+    /// The registry type (`RSI`, `BollingerBands`); inferred from `name` when absent.
+    #[serde(default, rename = "type")]
+    pub indicator_type: Option<String>,
+    /// Overrides `name` as the key fuzzy sets and features use.
+    #[serde(default)]
+    pub feature_id: Option<String>,
+    /// Every other key: the indicator's parameters (`period`, `source`, …).
+    #[serde(flatten)]
+    pub params: BTreeMap<String, serde_norway::Value>,
+}
+
+impl IndicatorSpec {
+    /// The key that fuzzy sets and feature names use for this indicator.
+    pub fn id(&self) -> &str {
+        self.feature_id.as_deref().unwrap_or(&self.name)
+    }
+}
+
+/// One fuzzy set: `{type: triangular, parameters: [a, b, c]}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FuzzySetSpec {
+    #[serde(rename = "type")]
+    pub kind: FuzzySetKind,
+    pub parameters: Vec<f64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FuzzySetKind {
+    Triangular,
+    Trapezoidal,
+    Gaussian,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    #[serde(default = "default_model_type", rename = "type")]
+    pub model_type: String,
+    pub architecture: Architecture,
+    #[serde(default)]
+    pub features: FeatureOptions,
+    #[serde(default)]
+    pub training: TrainingHyperparameters,
+    #[serde(default)]
+    pub symbol_embedding_dim: Option<usize>,
+    /// Informational in the original (recomputed); checked against our count with a warning.
+    #[serde(default)]
+    pub input_size: Option<usize>,
+}
+
+fn default_model_type() -> String {
+    "mlp".to_owned()
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Architecture {
+    pub hidden_layers: Vec<usize>,
+    #[serde(default)]
+    pub activation: Activation,
+    /// The model always outputs logits; probabilities come from softmax at prediction time.
+    #[serde(default)]
+    pub output_activation: Option<String>,
+    #[serde(default = "default_dropout")]
+    pub dropout: f64,
+}
+
+fn default_dropout() -> f64 {
+    0.2
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Activation {
+    #[default]
+    Relu,
+    Tanh,
+    Sigmoid,
+    LeakyRelu,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FeatureOptions {
+    /// Ignored, as in the original (features are fuzzy memberships only).
+    #[serde(default)]
+    pub include_price_context: bool,
+    #[serde(default)]
+    pub lookback_periods: usize,
+    /// Ignored, as in the original: memberships are already in [0, 1].
+    #[serde(default)]
+    pub scale_features: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingHyperparameters {
+    #[serde(default = "default_learning_rate")]
+    pub learning_rate: f64,
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    #[serde(default = "default_epochs")]
+    pub epochs: usize,
+    #[serde(default)]
+    pub optimizer: Optimizer,
+    #[serde(default = "default_weight_decay")]
+    pub weight_decay: f64,
+    #[serde(default)]
+    pub early_stopping: Option<EarlyStopping>,
+    #[serde(default)]
+    pub lr_scheduler: Option<LrScheduler>,
+    #[serde(default)]
+    pub gradient_clip: Option<f64>,
+}
+
+impl Default for TrainingHyperparameters {
+    fn default() -> Self {
+        Self {
+            learning_rate: default_learning_rate(),
+            batch_size: default_batch_size(),
+            epochs: default_epochs(),
+            optimizer: Optimizer::default(),
+            weight_decay: default_weight_decay(),
+            early_stopping: None,
+            lr_scheduler: None,
+            gradient_clip: None,
+        }
+    }
+}
+
+fn default_learning_rate() -> f64 {
+    0.001
+}
+fn default_batch_size() -> usize {
+    32
+}
+fn default_epochs() -> usize {
+    100
+}
+fn default_weight_decay() -> f64 {
+    0.0001
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Optimizer {
+    #[default]
+    Adam,
+    Sgd,
+    Rmsprop,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EarlyStopping {
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    #[serde(default = "default_patience")]
+    pub patience: usize,
+    #[serde(default = "default_monitor")]
+    pub monitor: String,
+    #[serde(default = "default_min_delta")]
+    pub min_delta: f64,
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_patience() -> usize {
+    10
+}
+fn default_monitor() -> String {
+    "val_loss".to_owned()
+}
+fn default_min_delta() -> f64 {
+    1e-4
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LrScheduler {
+    #[serde(rename = "type")]
+    pub kind: LrSchedulerKind,
+    #[serde(default)]
+    pub step_size: Option<usize>,
+    #[serde(default)]
+    pub gamma: Option<f64>,
+    #[serde(default)]
+    pub factor: Option<f64>,
+    #[serde(default)]
+    pub patience: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LrSchedulerKind {
+    Step,
+    Exponential,
+    ReduceOnPlateau,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decisions {
+    #[serde(default)]
+    pub output_format: Option<String>,
+    #[serde(default)]
+    pub confidence_threshold: Option<f64>,
+    #[serde(default)]
+    pub position_awareness: Option<bool>,
+    #[serde(default)]
+    pub filters: Option<DecisionFilters>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DecisionFilters {
+    /// Bars between two signals (the original read it as hours; see §5.1 of the reference).
+    #[serde(default)]
+    pub min_signal_separation: Option<u32>,
+    #[serde(default)]
+    pub volume_filter: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingConfig {
+    #[serde(default)]
+    pub method: Option<String>,
+    pub labels: LabelsConfig,
+    pub data_split: DataSplit,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LabelsConfig {
+    pub source: String,
+    pub zigzag_threshold: f64,
+    /// Ignored, as in the original: segment labels use only the threshold.
+    #[serde(default)]
+    pub label_lookahead: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DataSplit {
+    pub train: f64,
+    pub validation: f64,
+    pub test: f64,
+}
+
+/// Something in a strategy file that does not stop it loading but that the user should know.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigWarning {
+    /// YAML path, e.g. `model.features.scale_features`.
+    pub path: String,
+    pub message: String,
+}
+
+/// A validated strategy plus what loading it warned about.
+#[derive(Debug, Clone)]
+pub struct LoadedStrategy {
+    pub config: StrategyConfig,
+    /// Indicators resolved from `config.indicators`, in file order.
+    pub indicators: Vec<IndicatorDef>,
+    pub warnings: Vec<ConfigWarning>,
+}
+
+impl LoadedStrategy {
+    /// Parses and validates a strategy from YAML text.
+    pub fn from_yaml_str(yaml: &str) -> Result<Self> {
+        let mut warnings = Vec::new();
+        let deserializer = serde_norway::Deserializer::from_str(yaml);
+        let mut ignored = Vec::new();
+        let mut on_ignored = |path: serde_ignored::Path| ignored.push(format_ignored_path(&path));
+        let tracked = serde_ignored::Deserializer::new(deserializer, &mut on_ignored);
+        let config: StrategyConfig = serde_path_to_error::deserialize(tracked).map_err(|e| {
+            let path = display_path(e.path());
+            let message = e.inner().to_string();
+            // serde_norway already prefixes some messages with the path.
+            let message = message
+                .strip_prefix(&format!("{path}: "))
+                .map(str::to_owned)
+                .unwrap_or(message);
+            StrategyError::Parse { path, message }
+        })?;
+        warnings.extend(ignored.into_iter().map(|path| ConfigWarning {
+            message: "unknown key, ignored".to_owned(),
+            path,
+        }));
+        let indicators = validate(&config, &mut warnings)?;
+        Ok(Self {
+            config,
+            indicators,
+            warnings,
+        })
+    }
+
+    /// Reads, parses and validates a strategy file.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path).map_err(|e| StrategyError::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Self::from_yaml_str(&text)
+    }
+
+    /// The training symbols, in file order.
+    pub fn symbols(&self) -> Vec<String> {
+        let s = &self.config.training_data.symbols;
+        match s.mode {
+            SymbolsMode::Single => s.symbol.iter().cloned().collect(),
+            SymbolsMode::MultiSymbol => s.list.clone().unwrap_or_default(),
+        }
+    }
+
+    /// The timeframes, shortest (the base) first.
+    pub fn timeframes(&self) -> Vec<Timeframe> {
+        let t = &self.config.training_data.timeframes;
+        let mut list: Vec<Timeframe> = match t.mode {
+            TimeframesMode::Single => t.timeframe.iter().copied().collect(),
+            TimeframesMode::MultiTimeframe => t.list.clone().unwrap_or_default(),
+        };
+        list.sort();
+        list.dedup();
+        list
+    }
+
+    /// The timeframe labels and feature rows are on: the shortest one.
+    pub fn base_timeframe(&self) -> Option<Timeframe> {
+        self.timeframes().first().copied()
+    }
+}
+
+fn string_or_number<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> std::result::Result<Option<String>, D::Error> {
+    let value = Option::<serde_norway::Value>::deserialize(deserializer)?;
+    Ok(match value {
+        None | Some(serde_norway::Value::Null) => None,
+        Some(serde_norway::Value::String(s)) => Some(s),
+        Some(serde_norway::Value::Number(n)) => Some(n.to_string()),
+        Some(serde_norway::Value::Bool(b)) => Some(b.to_string()),
+        Some(_) => {
+            return Err(serde::de::Error::custom(
+                "expected a version string or number",
+            ));
+        }
+    })
+}
+
+/// `indicators[2].period` style, the way users read YAML.
+fn display_path(path: &serde_path_to_error::Path) -> String {
+    let mut out = String::new();
+    for segment in path.iter() {
+        match segment {
+            serde_path_to_error::Segment::Seq { index } => out.push_str(&format!("[{index}]")),
+            serde_path_to_error::Segment::Map { key } => push_key(&mut out, key),
+            serde_path_to_error::Segment::Enum { variant } => push_key(&mut out, variant),
+            serde_path_to_error::Segment::Unknown => push_key(&mut out, "?"),
+        }
+    }
+    if out.is_empty() {
+        "(root)".to_owned()
+    } else {
+        out
+    }
+}
+
+fn push_key(out: &mut String, key: &str) {
+    if !out.is_empty() {
+        out.push('.');
+    }
+    out.push_str(key);
+}
+
+fn format_ignored_path(path: &serde_ignored::Path) -> String {
+    fn walk(path: &serde_ignored::Path, out: &mut String) {
+        match path {
+            serde_ignored::Path::Root => {}
+            serde_ignored::Path::Seq { parent, index } => {
+                walk(parent, out);
+                out.push_str(&format!("[{index}]"));
+            }
+            serde_ignored::Path::Map { parent, key } => {
+                walk(parent, out);
+                push_key(out, key);
+            }
+            serde_ignored::Path::Some { parent }
+            | serde_ignored::Path::NewtypeStruct { parent }
+            | serde_ignored::Path::NewtypeVariant { parent } => walk(parent, out),
+        }
+    }
+    let mut out = String::new();
+    walk(path, &mut out);
+    out
+}
+
+/// Checks every rule the types cannot express and resolves the indicators.
+fn validate(
+    config: &StrategyConfig,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<Vec<IndicatorDef>> {
+    let warn = |warnings: &mut Vec<ConfigWarning>, path: &str, message: &str| {
+        warnings.push(ConfigWarning {
+            path: path.to_owned(),
+            message: message.to_owned(),
+        })
+    };
+    if config.name.trim().is_empty() {
+        return Err(StrategyError::invalid("name", "must not be empty"));
+    }
+    if config.name.contains(['/', '\\']) || config.name == "." || config.name == ".." {
+        return Err(StrategyError::invalid(
+            "name",
+            "must not contain path separators (it names the model directory)",
+        ));
+    }
+
+    // training_data.symbols
+    let symbols = &config.training_data.symbols;
+    match symbols.mode {
+        SymbolsMode::Single => match &symbols.symbol {
+            Some(s) if !s.trim().is_empty() => {}
+            _ => {
+                return Err(StrategyError::invalid(
+                    "training_data.symbols.symbol",
+                    "required and non-empty when mode is single",
+                ));
+            }
+        },
+        SymbolsMode::MultiSymbol => {
+            let list = symbols.list.as_deref().unwrap_or_default();
+            if list.is_empty() {
+                return Err(StrategyError::invalid(
+                    "training_data.symbols.list",
+                    "must list at least one symbol when mode is multi_symbol",
+                ));
+            }
+            let mut seen = BTreeSet::new();
+            for (i, s) in list.iter().enumerate() {
+                if s.trim().is_empty() || !seen.insert(s) {
+                    return Err(StrategyError::invalid(
+                        format!("training_data.symbols.list[{i}]"),
+                        "symbols must be non-empty and unique",
+                    ));
+                }
+            }
+        }
+    }
+
+    // training_data.timeframes
+    let timeframes = &config.training_data.timeframes;
+    match timeframes.mode {
+        TimeframesMode::Single => {
+            if timeframes.timeframe.is_none() {
+                return Err(StrategyError::invalid(
+                    "training_data.timeframes.timeframe",
+                    "required when mode is single",
+                ));
+            }
+        }
+        TimeframesMode::MultiTimeframe => {
+            let list = timeframes.list.as_deref().unwrap_or_default();
+            if list.is_empty() {
+                return Err(StrategyError::invalid(
+                    "training_data.timeframes.list",
+                    "must list at least one timeframe when mode is multi_timeframe",
+                ));
+            }
+            if let Some(base) = timeframes.base_timeframe {
+                let shortest = list.iter().min().copied();
+                if shortest != Some(base) {
+                    return Err(StrategyError::invalid(
+                        "training_data.timeframes.base_timeframe",
+                        "must be the shortest timeframe of the list (labels and feature rows \
+                         are on the base timeframe; higher timeframes are joined onto it)",
+                    ));
+                }
+            }
+        }
+    }
+    if config.training_data.history_required.is_some() {
+        warn(
+            warnings,
+            "training_data.history_required",
+            "ignored: the caller decides how much history to load",
+        );
+    }
+
+    // indicators
+    if config.indicators.is_empty() {
+        return Err(StrategyError::invalid(
+            "indicators",
+            "must list at least one indicator",
+        ));
+    }
+    let mut defs = Vec::with_capacity(config.indicators.len());
+    for (i, spec) in config.indicators.iter().enumerate() {
+        let path = format!("indicators[{i}]");
+        let (def, param_warnings) = indicators::resolve(spec, &path)?;
+        warnings.extend(param_warnings);
+        defs.push(def);
+    }
+
+    // fuzzy_sets
+    if config.fuzzy_sets.is_empty() {
+        return Err(StrategyError::invalid(
+            "fuzzy_sets",
+            "must define at least one fuzzy set: features are fuzzy memberships only",
+        ));
+    }
+    for (key, sets) in &config.fuzzy_sets {
+        let path = format!("fuzzy_sets.{key}");
+        let matching: Vec<&IndicatorDef> = defs.iter().filter(|d| d.id == *key).collect();
+        match matching.len() {
+            0 => {
+                return Err(StrategyError::invalid(
+                    &path,
+                    format!(
+                        "no indicator has the name or feature_id {key:?} (known: {})",
+                        defs.iter()
+                            .map(|d| d.id.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            1 => {}
+            _ => {
+                return Err(StrategyError::invalid(
+                    &path,
+                    format!(
+                        "{} indicators are called {key:?}; give each a distinct feature_id",
+                        matching.len()
+                    ),
+                ));
+            }
+        }
+        if let Some(def) = matching.first()
+            && let Some(reason) = def.kind.not_a_feature_reason()
+        {
+            return Err(StrategyError::invalid(&path, reason));
+        }
+        if sets.is_empty() {
+            return Err(StrategyError::invalid(
+                &path,
+                "must define at least one set",
+            ));
+        }
+        for (set_name, spec) in sets {
+            MembershipFunction::from_spec(spec, &format!("{path}.{set_name}.parameters"))?;
+        }
+    }
+    for def in &defs {
+        if !config.fuzzy_sets.contains_key(&def.id) {
+            warn(
+                warnings,
+                &def.path,
+                &format!(
+                    "indicator {:?} has no fuzzy sets, so it is computed but not used",
+                    def.id
+                ),
+            );
+        }
+    }
+
+    // model
+    let model = &config.model;
+    if model.model_type != "mlp" {
+        return Err(StrategyError::invalid(
+            "model.type",
+            "only \"mlp\" is supported",
+        ));
+    }
+    let arch = &model.architecture;
+    if arch.hidden_layers.is_empty() {
+        return Err(StrategyError::invalid(
+            "model.architecture.hidden_layers",
+            "must list at least one layer size",
+        ));
+    }
+    if let Some(i) = arch.hidden_layers.iter().position(|&h| h == 0) {
+        return Err(StrategyError::invalid(
+            format!("model.architecture.hidden_layers[{i}]"),
+            "layer sizes must be at least 1",
+        ));
+    }
+    if !(0.0..1.0).contains(&arch.dropout) {
+        return Err(StrategyError::invalid(
+            "model.architecture.dropout",
+            "must be in [0, 1)",
+        ));
+    }
+    if let Some(out) = &arch.output_activation
+        && out != "softmax"
+    {
+        warn(
+            warnings,
+            "model.architecture.output_activation",
+            "ignored: the model outputs logits and predictions use softmax",
+        );
+    }
+    if model.features.include_price_context {
+        warn(
+            warnings,
+            "model.features.include_price_context",
+            "ignored, as in the original: features are fuzzy memberships only",
+        );
+    }
+    if model.features.scale_features {
+        warn(
+            warnings,
+            "model.features.scale_features",
+            "ignored, as in the original: memberships are already in [0, 1]",
+        );
+    }
+    if model.features.lookback_periods > 1_000 {
+        return Err(StrategyError::invalid(
+            "model.features.lookback_periods",
+            "must be at most 1000",
+        ));
+    }
+    if model.symbol_embedding_dim == Some(0) {
+        return Err(StrategyError::invalid(
+            "model.symbol_embedding_dim",
+            "must be at least 1 when given",
+        ));
+    }
+    let hp = &model.training;
+    if !(hp.learning_rate.is_finite() && hp.learning_rate > 0.0) {
+        return Err(StrategyError::invalid(
+            "model.training.learning_rate",
+            "must be a positive number",
+        ));
+    }
+    if hp.batch_size == 0 {
+        return Err(StrategyError::invalid(
+            "model.training.batch_size",
+            "must be at least 1",
+        ));
+    }
+    if hp.epochs == 0 {
+        return Err(StrategyError::invalid(
+            "model.training.epochs",
+            "must be at least 1",
+        ));
+    }
+    if !(hp.weight_decay.is_finite() && hp.weight_decay >= 0.0) {
+        return Err(StrategyError::invalid(
+            "model.training.weight_decay",
+            "must be zero or positive",
+        ));
+    }
+    if let Some(es) = &hp.early_stopping {
+        if !["val_loss", "val_accuracy"].contains(&es.monitor.as_str()) {
+            return Err(StrategyError::invalid(
+                "model.training.early_stopping.monitor",
+                "must be val_loss or val_accuracy",
+            ));
+        }
+        if es.patience == 0 {
+            return Err(StrategyError::invalid(
+                "model.training.early_stopping.patience",
+                "must be at least 1",
+            ));
+        }
+    }
+    if let Some(clip) = hp.gradient_clip
+        && !(clip.is_finite() && clip > 0.0)
+    {
+        return Err(StrategyError::invalid(
+            "model.training.gradient_clip",
+            "must be a positive number",
+        ));
+    }
+
+    // decisions
+    if let Some(decisions) = &config.decisions
+        && let Some(t) = decisions.confidence_threshold
+        && !(0.0..=1.0).contains(&t)
+    {
+        return Err(StrategyError::invalid(
+            "decisions.confidence_threshold",
+            "must be in [0, 1]",
+        ));
+    }
+
+    // training
+    let labels = &config.training.labels;
+    if labels.source != "zigzag" {
+        return Err(StrategyError::invalid(
+            "training.labels.source",
+            "only \"zigzag\" is supported",
+        ));
+    }
+    if !(labels.zigzag_threshold > 0.0 && labels.zigzag_threshold < 1.0) {
+        return Err(StrategyError::invalid(
+            "training.labels.zigzag_threshold",
+            "must be a fraction in (0, 1), e.g. 0.02 for 2 %",
+        ));
+    }
+    if labels.label_lookahead.is_some() {
+        warn(
+            warnings,
+            "training.labels.label_lookahead",
+            "ignored, as in the original: segment labels use only the threshold",
+        );
+    }
+    let split = config.training.data_split;
+    for (name, value) in [
+        ("train", split.train),
+        ("validation", split.validation),
+        ("test", split.test),
+    ] {
+        if !(0.0..=1.0).contains(&value) {
+            return Err(StrategyError::invalid(
+                format!("training.data_split.{name}"),
+                "must be a fraction in [0, 1]",
+            ));
+        }
+    }
+    if split.train <= 0.0 {
+        return Err(StrategyError::invalid(
+            "training.data_split.train",
+            "must be above 0",
+        ));
+    }
+    let total = split.train + split.validation + split.test;
+    if (total - 1.0).abs() > 1e-6 {
+        return Err(StrategyError::invalid(
+            "training.data_split",
+            format!("train + validation + test must sum to 1 (they sum to {total})"),
+        ));
+    }
+    if let Some(declared) = model.input_size {
+        let sets: usize = config.fuzzy_sets.values().map(BTreeMap::len).sum();
+        let timeframe_count = match timeframes.mode {
+            TimeframesMode::Single => 1,
+            TimeframesMode::MultiTimeframe => timeframes
+                .list
+                .iter()
+                .flatten()
+                .collect::<BTreeSet<_>>()
+                .len(),
+        };
+        let computed = sets * timeframe_count * (1 + model.features.lookback_periods);
+        if declared != computed {
+            warn(
+                warnings,
+                "model.input_size",
+                &format!(
+                    "ignored: the features give {computed} inputs \
+                     (fuzzy sets × timeframes × (1 + lookback_periods)), not {declared}"
+                ),
+            );
+        }
+    }
+    Ok(defs)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,292 @@
+use super::*;
+
+const ORIGINAL: &str = include_str!("../../tests/fixtures/universal_zero_shot_model.yaml");
+
+fn load(yaml: &str) -> Result<LoadedStrategy> {
+    LoadedStrategy::from_yaml_str(yaml)
+}
+
+fn err(yaml: &str) -> String {
+    load(yaml).unwrap_err().to_string()
+}
+
+#[test]
+fn original_example_loads_unchanged() {
+    let s = load(ORIGINAL).unwrap();
+    let c = &s.config;
+    assert_eq!(c.name, "universal_zero_shot_model");
+    assert_eq!(c.version.as_deref(), Some("2.0"));
+    assert_eq!(c.scope, Some(Scope::Universal));
+    assert_eq!(s.symbols(), vec!["EURUSD", "GBPUSD"]);
+    assert_eq!(s.timeframes(), vec![Timeframe::H1]);
+    assert_eq!(c.indicators.len(), 3);
+    assert_eq!(
+        c.indicators[1].params["fast_period"],
+        serde_norway::Value::from(12)
+    );
+    assert_eq!(
+        c.fuzzy_sets["rsi"]["oversold"].parameters,
+        vec![0.0, 20.0, 35.0]
+    );
+    assert_eq!(c.model.architecture.hidden_layers, vec![128, 64, 32]);
+    assert_eq!(c.model.features.lookback_periods, 5);
+    assert_eq!(c.model.input_size, Some(36));
+    assert_eq!(c.training.labels.zigzag_threshold, 0.02);
+    assert_eq!(c.training.data_split.train, 0.7);
+    // Nothing unknown in it; the known-but-ignored fields and the unused MACD are reported.
+    let paths: Vec<&str> = s.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert!(
+        !s.warnings.iter().any(|w| w.message.starts_with("unknown")),
+        "{paths:?}"
+    );
+    for expected in [
+        "training_data.history_required",
+        "indicators[1]",
+        "model.features.include_price_context",
+        "model.features.scale_features",
+        "training.labels.label_lookahead",
+    ] {
+        assert!(
+            paths.contains(&expected),
+            "missing warning {expected} in {paths:?}"
+        );
+    }
+}
+
+#[test]
+fn example_input_size_matches_our_feature_count() {
+    // 6 fuzzy columns (rsi × 3 + sma × 3) + 6 × 5 lags = 36, as the reference says.
+    let s = load(ORIGINAL).unwrap();
+    let names = crate::features::feature_names(&s).unwrap();
+    assert_eq!(names.len(), 36);
+    assert!(!s.warnings.iter().any(|w| w.path == "model.input_size"));
+    let s = load(&ORIGINAL.replace("input_size: 36", "input_size: 40")).unwrap();
+    let w = s
+        .warnings
+        .iter()
+        .find(|w| w.path == "model.input_size")
+        .unwrap();
+    assert!(w.message.contains("give 36 inputs"), "{}", w.message);
+}
+
+#[test]
+fn shipped_strategies_load_without_unknown_keys() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../strategies");
+    let mut count = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("yaml") {
+            continue;
+        }
+        let s =
+            LoadedStrategy::from_file(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert!(
+            !s.warnings.iter().any(|w| w.message.starts_with("unknown")),
+            "{}: {:?}",
+            path.display(),
+            s.warnings
+        );
+        count += 1;
+    }
+    assert!(count >= 3);
+}
+
+#[test]
+fn unknown_keys_are_warnings_with_paths() {
+    let yaml = ORIGINAL
+        .replace("scope: \"universal\"", "scope: \"universal\"\nauthor: me")
+        .replace("    dropout: 0.2", "    dropout: 0.2\n    batch_norm: true")
+        .replace(
+            "    period: 14\n",
+            "    period: 14\n    smoothing: wilder\n",
+        );
+    let s = load(&yaml).unwrap();
+    let unknown: Vec<&str> = s
+        .warnings
+        .iter()
+        .filter(|w| w.message.starts_with("unknown"))
+        .map(|w| w.path.as_str())
+        .collect();
+    assert_eq!(
+        unknown,
+        vec![
+            "author",
+            "model.architecture.batch_norm",
+            "indicators[0].smoothing"
+        ]
+    );
+}
+
+#[test]
+fn type_errors_name_the_yaml_path() {
+    let yaml = ORIGINAL.replace("dropout: 0.2", "dropout: lots");
+    let e = err(&yaml);
+    assert!(e.starts_with("model.architecture.dropout:"), "{e}");
+    let yaml = ORIGINAL.replace(
+        "timeframe: \"1h\"\n  history",
+        "timeframe: \"2h\"\n  history",
+    );
+    let e = err(&yaml);
+    assert!(e.starts_with("training_data.timeframes.timeframe:"), "{e}");
+    let yaml = ORIGINAL.replace("hidden_layers: [128, 64, 32]", "hidden_layers: [128, -1]");
+    assert!(
+        err(&yaml).starts_with("model.architecture.hidden_layers[1]:"),
+        "{}",
+        err(&yaml)
+    );
+    let e = err("name: [");
+    assert_eq!(
+        e,
+        "name: invalid type: sequence, expected a string at line 1 column 7"
+    );
+    let e = err("name: 'unterminated");
+    assert!(e.contains("unexpected end of stream at line 1"), "{e}");
+}
+
+#[test]
+fn rule_violations_name_path_and_rule() {
+    let cases = [
+        (
+            "dropout: 0.2",
+            "dropout: 1.5",
+            "model.architecture.dropout: must be in [0, 1)",
+        ),
+        (
+            "    period: 14\n",
+            "    period: 0\n",
+            "indicators[0].period: must be a whole number ≥ 1",
+        ),
+        (
+            "parameters: [0, 20, 35]",
+            "parameters: [0, 40, 35]",
+            "fuzzy_sets.rsi.oversold.parameters: [a, b, c] must be in non-decreasing order",
+        ),
+        (
+            "zigzag_threshold: 0.02",
+            "zigzag_threshold: 2",
+            "training.labels.zigzag_threshold: must be a fraction in (0, 1), e.g. 0.02 for 2 %",
+        ),
+        (
+            "    test: 0.15",
+            "    test: 0.25",
+            "training.data_split: train + validation + test must sum to 1 (they sum to 1.1)",
+        ),
+        (
+            "  - name: \"rsi\"",
+            "  - name: \"rsx\"",
+            "indicators[0].name: unknown indicator \"rsx\"",
+        ),
+        (
+            "fast_period: 12",
+            "fast_period: 30",
+            "indicators[1].fast_period: must be smaller than slow_period",
+        ),
+        (
+            "learning_rate: 0.001",
+            "learning_rate: 0",
+            "model.training.learning_rate: must be a positive number",
+        ),
+        ("    symbol: x", "", ""),
+    ];
+    for (from, to, expected) in cases {
+        if expected.is_empty() {
+            continue;
+        }
+        assert!(ORIGINAL.contains(from), "fixture lacks {from:?}");
+        let e = err(&ORIGINAL.replacen(from, to, 1));
+        assert!(e.starts_with(expected), "{from} → {to}: got {e}");
+    }
+}
+
+#[test]
+fn fuzzy_sets_must_name_a_single_indicator() {
+    let yaml = ORIGINAL.replace("  sma:\n    below:", "  ema:\n    below:");
+    let e = err(&yaml);
+    assert!(
+        e.starts_with("fuzzy_sets.ema: no indicator has the name or feature_id \"ema\""),
+        "{e}"
+    );
+    // Two SMAs need feature_ids; with them, each gets its own sets.
+    let yaml = ORIGINAL.replace(
+        "  - name: \"sma\"\n    period: 20\n",
+        "  - name: \"sma\"\n    period: 20\n  - name: \"sma\"\n    period: 50\n",
+    );
+    assert!(err(&yaml).contains("give each a distinct feature_id"));
+    let yaml = ORIGINAL.replace(
+        "  - name: \"sma\"\n    period: 20\n",
+        "  - name: \"sma\"\n    period: 20\n  - name: \"sma\"\n    feature_id: sma_50\n    period: 50\n",
+    );
+    let s = load(&yaml).unwrap();
+    assert_eq!(s.indicators[3].id, "sma_50");
+}
+
+#[test]
+fn symbols_and_timeframes_rules() {
+    let yaml = ORIGINAL.replace(
+        "list: [\"EURUSD\", \"GBPUSD\"]",
+        "list: [\"EURUSD\", \"EURUSD\"]",
+    );
+    assert!(err(&yaml).starts_with("training_data.symbols.list[1]"));
+    let yaml = ORIGINAL.replace("list: [\"EURUSD\", \"GBPUSD\"]", "list: []");
+    assert!(err(&yaml).starts_with("training_data.symbols.list"));
+    let yaml = ORIGINAL.replace(
+        "    mode: \"single\"\n    timeframe: \"1h\"\n  history",
+        "    mode: \"multi_timeframe\"\n    list: [\"4h\", \"1h\"]\n    base_timeframe: \"4h\"\n  history",
+    );
+    assert!(
+        err(&yaml).starts_with("training_data.timeframes.base_timeframe"),
+        "{}",
+        err(&yaml)
+    );
+    let yaml = ORIGINAL.replace(
+        "    mode: \"single\"\n    timeframe: \"1h\"\n  history",
+        "    mode: \"multi_timeframe\"\n    list: [\"1d\", \"1h\"]\n  history",
+    );
+    let s = load(&yaml).unwrap();
+    assert_eq!(s.timeframes(), vec![Timeframe::H1, Timeframe::D1]);
+    assert_eq!(s.base_timeframe(), Some(Timeframe::H1));
+}
+
+#[test]
+fn zigzag_cannot_be_a_feature() {
+    let yaml = ORIGINAL.replace(
+        "  - name: \"sma\"\n",
+        "  - name: \"zigzag\"\n    threshold: 0.05\n  - name: \"sma\"\n",
+    ) + "  zigzag:\n    up:\n      type: triangular\n      parameters: [0, 1, 2]\n";
+    // The appended block lands under training.data_split, so put it under fuzzy_sets instead.
+    let yaml = yaml.replace(
+        "fuzzy_sets:\n",
+        "fuzzy_sets:\n  zigzag:\n    up:\n      type: triangular\n      parameters: [0, 1, 2]\n",
+    );
+    let yaml = yaml.trim_end_matches(
+        "  zigzag:\n    up:\n      type: triangular\n      parameters: [0, 1, 2]\n",
+    );
+    let e = err(yaml);
+    assert!(
+        e.starts_with("fuzzy_sets.zigzag: zigzag cannot be a feature"),
+        "{e}"
+    );
+}
+
+#[test]
+fn indicator_types_resolve_from_type_or_name() {
+    let yaml = ORIGINAL.replace(
+        "  - name: \"sma\"\n",
+        "  - name: \"bb\"\n    type: \"BollingerBands\"\n    period: 10\n  - name: \"sma\"\n",
+    );
+    let s = load(&yaml).unwrap();
+    assert!(matches!(
+        s.indicators[2].kind,
+        crate::indicators::IndicatorKind::BollingerBands { period: 10, .. }
+    ));
+    // `params:` nesting is flattened.
+    let yaml = ORIGINAL.replace(
+        "    period: 20\n    source: \"close\"\n",
+        "    params:\n      period: 30\n",
+    );
+    let s = load(&yaml).unwrap();
+    assert!(matches!(
+        s.indicators[2].kind,
+        crate::indicators::IndicatorKind::Sma { period: 30, .. }
+    ));
+}
