@@ -788,3 +788,6 @@ impl IndicatorKind {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests;
