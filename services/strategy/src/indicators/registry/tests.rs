@@ -259,8 +259,8 @@ fn feature_input_turns_price_levels_into_ratios() {
     };
     let ratio = sma.feature_input(&bars);
     let level = sma.compute(&bars);
-    for i in 4..100 {
-        assert!((ratio[i] - bars.close[i] / level.primary()[i]).abs() < 1e-12);
+    for ((r, close), ma) in ratio.iter().zip(&bars.close).zip(level.primary()).skip(4) {
+        assert!((r - close / ma).abs() < 1e-12);
     }
     // RSI stays as it is.
     let rsi = IndicatorKind::Rsi {
