@@ -4,10 +4,10 @@
 
 pub mod api;
 pub mod config;
+mod pending_data;
 
 use ktrdr_common::server::GrpcServer;
 use ktrdr_common::with_message_limits;
-use ktrdr_data::api::DataApi;
 use ktrdr_proto::data::v1::data_service_server::DataServiceServer;
 use ktrdr_proto::gateway::v1::gateway_service_server::GatewayServiceServer;
 use ktrdr_proto::training::v1::training_service_server::TrainingServiceServer;
@@ -15,6 +15,7 @@ use ktrdr_training_host::api::TrainingApi;
 
 use crate::api::GatewayApi;
 use crate::config::GatewayConfig;
+use crate::pending_data::PendingDataApi;
 
 /// The binary's name, in logs and error messages.
 pub const BINARY: &str = "ktrdr-gateway";
@@ -29,7 +30,7 @@ pub fn server(config: GatewayConfig) -> GrpcServer {
             &limits
         ))
         .add_service(with_message_limits!(
-            DataServiceServer::new(DataApi::new(BINARY)),
+            DataServiceServer::new(PendingDataApi::new(BINARY)),
             &limits
         ))
         .add_service(with_message_limits!(

@@ -10,8 +10,10 @@ pub mod client;
 pub mod config;
 pub mod error;
 pub mod logging;
+pub mod market;
 mod rpc_log;
 pub mod server;
+pub mod status;
 
 pub use config::{ConfigError, Env, ServerConfig};
 pub use error::ServiceError;

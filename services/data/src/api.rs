@@ -1,28 +1,139 @@
-//! `ktrdr.data.v1.DataService`: the gRPC face of this service.
+//! `ktrdr.data.v1.DataService`: the gRPC face of the store.
 //!
-//! Methods whose issue has not landed yet answer `UNIMPLEMENTED` with a message naming the
-//! method and the binary that answered.
+//! Handlers check their arguments, then run the store's blocking work on the blocking pool;
+//! streams are fed through bounded channels, so a slow client slows the reader instead of
+//! growing memory.
 
-use ktrdr_common::error::unimplemented_status;
+use std::sync::Arc;
+
+use ktrdr_common::error::{ServiceError, unimplemented_status};
+use ktrdr_common::market::{Timeframe, symbol_field, time_range};
 use ktrdr_common::server::ResponseStream;
+use ktrdr_common::status::{ProcessIdentity, now_ms};
 use ktrdr_proto::data::v1::{self as pb, data_service_server::DataService};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-const SERVICE: &str = "ktrdr.data.v1.DataService";
+use crate::bars::Bars;
+use crate::store::{Store, StoreError, WriteOutcome};
+use crate::validate::{self, MAX_ISSUES_RETURNED};
 
-/// Implements `DataService`; `server` names the binary in error messages.
+const SERVICE: &str = "ktrdr.data.v1.DataService";
+/// Bars per streamed batch unless the caller asks otherwise: ~2.4 MB as columns.
+const DEFAULT_BATCH_BARS: usize = 50_000;
+const MAX_BATCH_BARS: i32 = 1_000_000;
+/// Batches buffered between the reading thread and the network.
+const STREAM_BUFFER: usize = 4;
+const DEFAULT_PAGE_SIZE: usize = 100;
+const MAX_PAGE_SIZE: usize = 1_000;
+
+/// Implements `DataService` over a [`Store`].
 #[derive(Debug, Clone)]
 pub struct DataApi {
     server: &'static str,
+    store: Arc<Store>,
+    identity: Arc<ProcessIdentity>,
+}
+
+/// Runs store work on the blocking pool and maps its errors.
+async fn blocking<T, F>(work: F) -> Result<T, Status>
+where
+    F: FnOnce() -> Result<T, ServiceError> + Send + 'static,
+    T: Send + 'static,
+{
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(Status::from),
+        Err(e) => Err(ServiceError::internal(format!("store task failed: {e}")).into()),
+    }
+}
+
+fn coverage(outcome: &WriteOutcome) -> pb::CoverageSummary {
+    pb::CoverageSummary {
+        first_ms: outcome.first_ms,
+        last_ms: outcome.last_ms,
+        bar_count: outcome.bar_count as i64,
+    }
+}
+
+fn batch_size(requested: Option<i32>) -> Result<usize, ServiceError> {
+    match requested {
+        None | Some(0) => Ok(DEFAULT_BATCH_BARS),
+        Some(n) if (1..=MAX_BATCH_BARS).contains(&n) => Ok(n as usize),
+        Some(n) => Err(ServiceError::invalid_argument(
+            "max_bars_per_batch",
+            format!("{n} is outside 1..={MAX_BATCH_BARS}"),
+        )),
+    }
+}
+
+fn encoding_error(e: arrow_schema::ArrowError) -> Status {
+    ServiceError::internal(format!("cannot encode bars: {e}")).into()
 }
 
 impl DataApi {
-    pub fn new(server: &'static str) -> Self {
-        Self { server }
+    pub fn new(server: &'static str, store: Arc<Store>, listen_addr: impl ToString) -> Self {
+        Self {
+            server,
+            store,
+            identity: Arc::new(ProcessIdentity::new("data", listen_addr)),
+        }
     }
 
     fn unimplemented<T>(&self, method: &str) -> Result<T, Status> {
         Err(unimplemented_status(SERVICE, method, self.server))
+    }
+
+    /// Collects a WriteBars stream: the first message names the dataset and the options.
+    async fn collect_write(
+        stream: &mut Streaming<pb::WriteBarsRequest>,
+    ) -> Result<(String, Timeframe, bool, String, Bars), Status> {
+        let mut header: Option<(String, Timeframe, bool, String)> = None;
+        let mut bars = Bars::default();
+        while let Some(message) = stream.message().await? {
+            let repair = message.validation_mode() == pb::ValidationMode::Repair;
+            let batch = message.batch.unwrap_or_default();
+            let (symbol, timeframe) = match &header {
+                None => {
+                    let symbol = symbol_field("batch.symbol", &batch.symbol)?;
+                    let timeframe = Timeframe::parse_field("batch.timeframe", &batch.timeframe)?;
+                    let source = if message.source.is_empty() {
+                        "write".to_owned()
+                    } else {
+                        message.source.clone()
+                    };
+                    header = Some((symbol.clone(), timeframe, repair, source));
+                    (symbol, timeframe)
+                }
+                Some((symbol, timeframe, ..)) => (symbol.clone(), *timeframe),
+            };
+            let same_symbol = batch.symbol.is_empty()
+                || symbol_field("batch.symbol", &batch.symbol).ok().as_deref()
+                    == Some(symbol.as_str());
+            let same_timeframe =
+                batch.timeframe.is_empty() || Timeframe::parse(&batch.timeframe) == Some(timeframe);
+            if !(same_symbol && same_timeframe) {
+                return Err(ServiceError::invalid_argument(
+                    "batch",
+                    format!(
+                        "every batch of one WriteBars call must be for {symbol} {timeframe}, got {} {}",
+                        batch.symbol, batch.timeframe
+                    ),
+                )
+                .into());
+            }
+            let decoded = Bars::from_batch_payload(batch.payload)
+                .map_err(|e| ServiceError::invalid_argument("batch.payload", e.to_string()))?;
+            bars.extend(&decoded);
+        }
+        let Some((symbol, timeframe, repair, source)) = header else {
+            return Err(ServiceError::invalid_argument(
+                "batch",
+                "the stream was empty: the first message must carry a batch with symbol and timeframe",
+            )
+            .into());
+        };
+        Ok((symbol, timeframe, repair, source, bars))
     }
 }
 
@@ -30,18 +141,116 @@ impl DataApi {
 impl DataService for DataApi {
     async fn write_bars(
         &self,
-        _request: Request<Streaming<pb::WriteBarsRequest>>,
+        request: Request<Streaming<pb::WriteBarsRequest>>,
     ) -> Result<Response<pb::WriteBarsResponse>, Status> {
-        self.unimplemented("WriteBars")
+        let mut stream = request.into_inner();
+        let (symbol, timeframe, repair, source, bars) = Self::collect_write(&mut stream).await?;
+        let store = self.store.clone();
+        let received = bars.len() as i64;
+        let (symbol_out, response_symbol) = (symbol.clone(), symbol.clone());
+        let (outcome, report) = blocking(move || {
+            let (clean, report) = validate::validate(bars, timeframe, repair, now_ms());
+            if !repair && report.has_errors() {
+                return Err(report.rejection(&format!("WriteBars {symbol_out} {timeframe}")));
+            }
+            let outcome = store
+                .dataset(&symbol_out, timeframe)?
+                .write(&clean, &source)?;
+            Ok((outcome, report))
+        })
+        .await?;
+        Ok(Response::new(pb::WriteBarsResponse {
+            symbol: response_symbol,
+            timeframe: timeframe.to_string(),
+            bars_received: received,
+            bars_written: outcome.bars_written as i64,
+            bars_replaced: outcome.bars_replaced as i64,
+            bars_repaired: report.bars_repaired,
+            bars_dropped: report.bars_dropped,
+            issues: report.returned_issues(MAX_ISSUES_RETURNED),
+            issues_total: report.issues.len() as i64,
+            coverage: Some(coverage(&outcome)),
+        }))
     }
 
     type ReadBarsStream = ResponseStream<pb::ReadBarsResponse>;
 
     async fn read_bars(
         &self,
-        _request: Request<pb::ReadBarsRequest>,
+        request: Request<pb::ReadBarsRequest>,
     ) -> Result<Response<Self::ReadBarsStream>, Status> {
-        self.unimplemented("ReadBars")
+        let req = request.into_inner();
+        let symbol = symbol_field("symbol", &req.symbol)?;
+        let timeframe = Timeframe::parse_field("timeframe", &req.timeframe)?;
+        let (start, end) = time_range("range", req.range.as_ref())?;
+        let batch_bars = batch_size(req.max_bars_per_batch)?;
+        let limit = match req.limit {
+            None | Some(0) => None,
+            Some(n) if n > 0 => Some(n as u64),
+            Some(n) => {
+                return Err(
+                    ServiceError::invalid_argument("limit", format!("{n} is negative")).into(),
+                );
+            }
+        };
+        let encoding = req.encoding();
+        let from_end = req.from_end;
+
+        let store = self.store.clone();
+        let symbol_for_read = symbol.clone();
+        let (snapshot, total) = blocking(move || {
+            let snapshot = store
+                .dataset(&symbol_for_read, timeframe)?
+                .existing_snapshot()?;
+            let count = snapshot.count_range(start, end)?;
+            Ok((snapshot, limit.map_or(count, |l| l.min(count))))
+        })
+        .await?;
+
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::task::spawn_blocking(move || {
+            let tf = timeframe.to_string();
+            let mut index = 0i32;
+            let mut so_far = 0i64;
+            let mut send = |bars: Bars| -> bool {
+                so_far += bars.len() as i64;
+                let item = bars
+                    .into_batch(&symbol, &tf, encoding)
+                    .map(|batch| pb::ReadBarsResponse {
+                        batch: Some(batch),
+                        batch_index: index,
+                        bars_so_far: so_far,
+                        total_bars: total as i64,
+                    })
+                    .map_err(encoding_error);
+                index += 1;
+                tx.blocking_send(item).is_ok()
+            };
+            let result = match (from_end, limit) {
+                (true, Some(limit)) => snapshot.read_tail(start, end, limit).map(|tail| {
+                    let mut offset = 0;
+                    while offset < tail.len() {
+                        let to = (offset + batch_bars).min(tail.len());
+                        if !send(tail.slice(offset, to)) {
+                            break;
+                        }
+                        offset = to;
+                    }
+                    tail.len() as u64
+                }),
+                _ => snapshot.read_range(start, end, batch_bars, limit, &mut send),
+            };
+            match result {
+                Ok(0) => {
+                    send(Bars::default());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(ServiceError::from(e).into()));
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn get_coverage(
@@ -53,16 +262,110 @@ impl DataService for DataApi {
 
     async fn list_datasets(
         &self,
-        _request: Request<pb::ListDatasetsRequest>,
+        request: Request<pb::ListDatasetsRequest>,
     ) -> Result<Response<pb::ListDatasetsResponse>, Status> {
-        self.unimplemented("ListDatasets")
+        let req = request.into_inner();
+        let symbol = if req.symbol.is_empty() {
+            None
+        } else {
+            Some(symbol_field("symbol", &req.symbol)?)
+        };
+        let timeframe = if req.timeframe.is_empty() {
+            None
+        } else {
+            Some(Timeframe::parse_field("timeframe", &req.timeframe)?)
+        };
+        let page_size = match req.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n > 0 => (n as usize).min(MAX_PAGE_SIZE),
+            n => {
+                return Err(
+                    ServiceError::invalid_argument("page_size", format!("{n} is negative")).into(),
+                );
+            }
+        };
+        let offset = if req.page_token.is_empty() {
+            0
+        } else {
+            req.page_token.parse::<usize>().map_err(|_| {
+                ServiceError::invalid_argument("page_token", "not a token returned by ListDatasets")
+            })?
+        };
+        let store = self.store.clone();
+        let all = blocking(move || Ok(store.list()?)).await?;
+        let matching: Vec<_> = all
+            .into_iter()
+            .filter(|d| symbol.as_ref().is_none_or(|s| &d.symbol == s))
+            .filter(|d| timeframe.is_none_or(|t| d.timeframe == t))
+            .collect();
+        let total = matching.len();
+        let datasets = matching
+            .into_iter()
+            .skip(offset)
+            .take(page_size)
+            .map(|d| pb::DatasetInfo {
+                symbol: d.symbol,
+                timeframe: d.timeframe.to_string(),
+                first_ms: d.manifest.first_ms().unwrap_or(0),
+                last_ms: d.manifest.last_ms().unwrap_or(0),
+                bar_count: d.manifest.rows() as i64,
+                size_bytes: d.manifest.bytes() as i64,
+                updated_at_ms: d.manifest.updated_at_ms,
+                partitions: d.manifest.partitions.len() as i32,
+                source: d.manifest.source.clone(),
+            })
+            .collect();
+        let next = offset + page_size;
+        Ok(Response::new(pb::ListDatasetsResponse {
+            datasets,
+            next_page_token: if next < total {
+                next.to_string()
+            } else {
+                String::new()
+            },
+            total_size: total as i32,
+        }))
     }
 
     async fn delete_dataset(
         &self,
-        _request: Request<pb::DeleteDatasetRequest>,
+        request: Request<pb::DeleteDatasetRequest>,
     ) -> Result<Response<pb::DeleteDatasetResponse>, Status> {
-        self.unimplemented("DeleteDataset")
+        let req = request.into_inner();
+        let symbol = symbol_field("symbol", &req.symbol)?;
+        let timeframes: Vec<Timeframe> = if req.timeframe.is_empty() {
+            Timeframe::ALL.to_vec()
+        } else {
+            vec![Timeframe::parse_field("timeframe", &req.timeframe)?]
+        };
+        let store = self.store.clone();
+        let explicit = !req.timeframe.is_empty();
+        let response = blocking(move || {
+            let mut response = pb::DeleteDatasetResponse::default();
+            for timeframe in timeframes {
+                let (bars, bytes) = store.dataset(&symbol, timeframe)?.delete()?;
+                if bars > 0 {
+                    response.bars_deleted += bars as i64;
+                    response.bytes_deleted += bytes as i64;
+                    response.timeframes.push(timeframe.to_string());
+                }
+            }
+            if response.timeframes.is_empty() {
+                let what = if explicit {
+                    format!("{symbol} {}", req.timeframe)
+                } else {
+                    format!("{symbol} (any timeframe)")
+                };
+                return Err(ServiceError::not_found(
+                    "DATASET_NOT_FOUND",
+                    format!("no dataset {what} in the store"),
+                )
+                .with_metadata("symbol", symbol));
+            }
+            Ok(response)
+        })
+        .await?;
+        Ok(Response::new(response))
     }
 
     async fn import_csv(
@@ -92,15 +395,86 @@ impl DataService for DataApi {
 
     async fn validate_bars(
         &self,
-        _request: Request<pb::ValidateBarsRequest>,
+        request: Request<pb::ValidateBarsRequest>,
     ) -> Result<Response<pb::ValidateBarsResponse>, Status> {
-        self.unimplemented("ValidateBars")
+        let req = request.into_inner();
+        let cap = match req.max_issues {
+            None | Some(0) => MAX_ISSUES_RETURNED,
+            Some(n) if n > 0 => n as usize,
+            Some(n) => {
+                return Err(ServiceError::invalid_argument(
+                    "max_issues",
+                    format!("{n} is negative"),
+                )
+                .into());
+            }
+        };
+        let store = self.store.clone();
+        let (bars, timeframe): (Option<Bars>, Timeframe);
+        let mut dataset: Option<(String, i64, i64)> = None;
+        match req.source {
+            Some(pb::validate_bars_request::Source::Bars(batch)) => {
+                timeframe = Timeframe::parse_field("bars.timeframe", &batch.timeframe)?;
+                bars =
+                    Some(Bars::from_batch_payload(batch.payload).map_err(|e| {
+                        ServiceError::invalid_argument("bars.payload", e.to_string())
+                    })?);
+            }
+            Some(pb::validate_bars_request::Source::Dataset(reference)) => {
+                timeframe = Timeframe::parse_field("dataset.timeframe", &reference.timeframe)?;
+                let symbol = symbol_field("dataset.symbol", &reference.symbol)?;
+                let (start, end) = time_range("dataset.range", reference.range.as_ref())?;
+                dataset = Some((symbol, start, end));
+                bars = None;
+            }
+            None => {
+                return Err(
+                    ServiceError::invalid_argument("source", "set either bars or dataset").into(),
+                );
+            }
+        }
+        let report = blocking(move || {
+            let bars = match (bars, dataset) {
+                (Some(bars), _) => bars,
+                (None, Some((symbol, start, end))) => store
+                    .dataset(&symbol, timeframe)?
+                    .existing_snapshot()?
+                    .read_all(start, end)?,
+                (None, None) => Bars::default(),
+            };
+            let checked = bars.len();
+            let (_, report) = validate::validate(bars, timeframe, false, now_ms());
+            Ok((checked, report))
+        })
+        .await?;
+        let (checked, report) = report;
+        Ok(Response::new(pb::ValidateBarsResponse {
+            bars_checked: checked as i64,
+            valid: !report.has_errors(),
+            issues: report.returned_issues(cap),
+            issues_total: report.issues.len() as i64,
+            counts: report.counts(),
+        }))
     }
 
     async fn get_status(
         &self,
         _request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::GetStatusResponse>, Status> {
-        self.unimplemented("GetStatus")
+        let store = self.store.clone();
+        let datasets = blocking(move || Ok(store.list()?)).await?;
+        Ok(Response::new(pb::GetStatusResponse {
+            service: Some(self.identity.service_info()),
+            data_dir: self.store.root().display().to_string(),
+            dataset_count: datasets.len() as i64,
+            total_bars: datasets.iter().map(|d| d.manifest.rows() as i64).sum(),
+            total_size_bytes: datasets.iter().map(|d| d.manifest.bytes() as i64).sum(),
+        }))
+    }
+}
+
+impl From<StoreError> for Status {
+    fn from(err: StoreError) -> Self {
+        ServiceError::from(err).into()
     }
 }

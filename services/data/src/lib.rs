@@ -1,7 +1,13 @@
-//! `ktrdr-data`. The binary is a thin shell around [`server`].
+//! `ktrdr-data`: the market-data store and its gRPC service. The binary is a thin shell around
+//! [`server`]; the gateway runs the same library in-process when `USE_DATA_SERVICE=false`.
 
 pub mod api;
+pub mod bars;
 pub mod config;
+pub mod store;
+pub mod validate;
+
+use std::sync::Arc;
 
 use ktrdr_common::server::GrpcServer;
 use ktrdr_common::with_message_limits;
@@ -9,6 +15,7 @@ use ktrdr_proto::data::v1::data_service_server::DataServiceServer;
 
 use crate::api::DataApi;
 use crate::config::DataConfig;
+use crate::store::Store;
 
 /// The binary's name, in logs and error messages.
 pub const BINARY: &str = "ktrdr-data";
@@ -16,7 +23,9 @@ pub const BINARY: &str = "ktrdr-data";
 /// The gRPC server of `ktrdr-data` with its API, health and reflection mounted.
 pub fn server(config: DataConfig) -> GrpcServer {
     let grpc = GrpcServer::new(BINARY, config.server.clone());
-    let api = with_message_limits!(DataServiceServer::new(DataApi::new(BINARY)), grpc.config());
+    let store = Arc::new(Store::new(config.store.data_dir.clone()));
+    let api = DataApi::new(BINARY, store, config.server.listen_addr);
+    let api = with_message_limits!(DataServiceServer::new(api), grpc.config());
     grpc.with_descriptor_set(ktrdr_proto::FILE_DESCRIPTOR_SET)
         .add_service(api)
 }

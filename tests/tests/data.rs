@@ -1,0 +1,554 @@
+//! `ktrdr-data` as a real process: exact round trips, merges, validation, crash safety under
+//! kill -9, and snapshot-consistent reads during writes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+
+use ktrdr_proto::common::v1::{BarBatch, BarColumns, BarEncoding, TimeRange, bar_batch};
+use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+use ktrdr_proto::data::v1::{
+    DeleteDatasetRequest, GetStatusRequest, ListDatasetsRequest, ReadBarsRequest, ValidationMode,
+    WriteBarsRequest, WriteBarsResponse,
+};
+use ktrdr_system_tests::ServiceProcess;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+/// 2024-01-01 00:00 UTC
+const T0: i64 = 1_704_067_200_000;
+const MINUTE: i64 = 60_000;
+
+type Client = DataServiceClient<Channel>;
+
+/// `n` one-minute bars from T0 whose prices encode `tag`, so a state can be recognised.
+fn tagged(n: usize, tag: u32) -> BarColumns {
+    let mut c = BarColumns::default();
+    for i in 0..n {
+        let open = 100.0 + f64::from(tag) + (i % 97) as f64 * 0.01;
+        c.timestamp_ms.push(T0 + i as i64 * MINUTE);
+        c.open.push(open);
+        c.high.push(open + 1.0);
+        c.low.push(open - 1.0);
+        c.close.push(open + 0.5);
+        c.volume.push(f64::from(tag));
+    }
+    c
+}
+
+fn slice(c: &BarColumns, from: usize, to: usize) -> BarColumns {
+    BarColumns {
+        timestamp_ms: c.timestamp_ms[from..to].to_vec(),
+        open: c.open[from..to].to_vec(),
+        high: c.high[from..to].to_vec(),
+        low: c.low[from..to].to_vec(),
+        close: c.close[from..to].to_vec(),
+        volume: c.volume[from..to].to_vec(),
+    }
+}
+
+async fn write(
+    client: &mut Client,
+    symbol: &str,
+    timeframe: &str,
+    bars: &BarColumns,
+    mode: ValidationMode,
+) -> Result<WriteBarsResponse, tonic::Status> {
+    let chunk = 50_000;
+    let mut messages = Vec::new();
+    let mut from = 0;
+    loop {
+        let to = (from + chunk).min(bars.timestamp_ms.len());
+        messages.push(WriteBarsRequest {
+            batch: Some(BarBatch {
+                symbol: symbol.into(),
+                timeframe: timeframe.into(),
+                payload: Some(bar_batch::Payload::Columns(slice(bars, from, to))),
+                bar_count: 0,
+            }),
+            validation_mode: mode as i32,
+            source: "test".into(),
+        });
+        from = to;
+        if from >= bars.timestamp_ms.len() {
+            break;
+        }
+    }
+    client
+        .write_bars(tokio_stream::iter(messages))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn read(
+    client: &mut Client,
+    symbol: &str,
+    timeframe: &str,
+    range: Option<TimeRange>,
+    encoding: BarEncoding,
+) -> Result<(BarColumns, usize), tonic::Status> {
+    read_request(
+        client,
+        ReadBarsRequest {
+            symbol: symbol.into(),
+            timeframe: timeframe.into(),
+            range,
+            encoding: encoding as i32,
+            ..Default::default()
+        },
+    )
+    .await
+}
+
+async fn read_request(
+    client: &mut Client,
+    request: ReadBarsRequest,
+) -> Result<(BarColumns, usize), tonic::Status> {
+    let mut stream = client.read_bars(request).await?.into_inner();
+    let mut all = BarColumns::default();
+    let mut batches = 0;
+    while let Some(item) = stream.message().await? {
+        batches += 1;
+        let columns = match item.batch.unwrap().payload {
+            Some(bar_batch::Payload::Columns(c)) => c,
+            Some(bar_batch::Payload::ArrowIpc(bytes)) => ipc_to_columns(&bytes),
+            None => BarColumns::default(),
+        };
+        all.timestamp_ms.extend(columns.timestamp_ms);
+        all.open.extend(columns.open);
+        all.high.extend(columns.high);
+        all.low.extend(columns.low);
+        all.close.extend(columns.close);
+        all.volume.extend(columns.volume);
+    }
+    Ok((all, batches))
+}
+
+/// Decodes the Arrow IPC bytes by hand-rolled reading through the data crate's public decoder.
+fn ipc_to_columns(bytes: &[u8]) -> BarColumns {
+    ktrdr_data::bars::Bars::from_ipc(bytes)
+        .unwrap()
+        .into_columns()
+}
+
+async fn start(data_dir: &std::path::Path) -> (ServiceProcess, Client) {
+    let process = ServiceProcess::start(
+        "ktrdr-data",
+        &[("KTRDR_DATA_DIR", data_dir.to_str().unwrap())],
+    )
+    .await;
+    let client = DataServiceClient::new(process.channel().await)
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024);
+    (process, client)
+}
+
+#[tokio::test]
+async fn round_trip_is_exact_in_both_encodings() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_process, mut client) = start(dir.path()).await;
+    let bars = tagged(120_000, 7);
+    let written = write(&mut client, "aapl", "1m", &bars, ValidationMode::Reject)
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            written.symbol.as_str(),
+            written.bars_written,
+            written.bars_replaced
+        ),
+        ("AAPL", 120_000, 0)
+    );
+    assert_eq!(written.coverage.unwrap().bar_count, 120_000);
+
+    let (columns, batches) = read(&mut client, "AAPL", "1m", None, BarEncoding::Columns)
+        .await
+        .unwrap();
+    assert_eq!(columns, bars);
+    assert!(batches >= 3, "streamed in several batches, got {batches}");
+    let (arrow, _) = read(&mut client, "AAPL", "1m", None, BarEncoding::ArrowIpc)
+        .await
+        .unwrap();
+    assert_eq!(arrow, bars);
+
+    let range = TimeRange {
+        start_ms: T0 + 10 * MINUTE,
+        end_ms: T0 + 20 * MINUTE,
+    };
+    let (ranged, _) = read(&mut client, "AAPL", "1m", Some(range), BarEncoding::Columns)
+        .await
+        .unwrap();
+    assert_eq!(ranged, slice(&bars, 10, 20));
+}
+
+#[tokio::test]
+async fn overlapping_writes_merge_with_the_newest_winning() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_process, mut client) = start(dir.path()).await;
+    let old = tagged(1_000, 1);
+    write(&mut client, "EURUSD", "1m", &old, ValidationMode::Reject)
+        .await
+        .unwrap();
+    let new = slice(&tagged(1_500, 2), 500, 1_500);
+    let written = write(&mut client, "EUR.USD", "1m", &new, ValidationMode::Reject)
+        .await
+        .unwrap();
+    assert_eq!((written.bars_written, written.bars_replaced), (1_000, 500));
+    assert_eq!(written.coverage.unwrap().bar_count, 1_500);
+    let (all, _) = read(&mut client, "EURUSD", "1m", None, BarEncoding::Columns)
+        .await
+        .unwrap();
+    assert_eq!(slice(&all, 0, 500), slice(&old, 0, 500));
+    assert_eq!(slice(&all, 500, 1_500), new);
+}
+
+#[tokio::test]
+async fn bad_rows_are_rejected_naming_rows_and_rules_and_nothing_changes() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_process, mut client) = start(dir.path()).await;
+    let good = tagged(100, 1);
+    write(&mut client, "AAPL", "1m", &good, ValidationMode::Reject)
+        .await
+        .unwrap();
+
+    let mut bad = tagged(100, 2);
+    bad.high[3] = bad.open[3] - 5.0;
+    bad.low[8] = -1.0;
+    bad.timestamp_ms[9] += 1_000;
+    let status = write(&mut client, "AAPL", "1m", &bad, ValidationMode::Reject)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("3 invalid bar(s)"),
+        "{}",
+        status.message()
+    );
+    let violations = status
+        .get_error_details()
+        .bad_request()
+        .cloned()
+        .unwrap()
+        .field_violations;
+    let fields: Vec<&str> = violations.iter().map(|v| v.field.as_str()).collect();
+    assert_eq!(
+        fields,
+        ["bars[3].high", "bars[8].low", "bars[9].timestamp_ms"]
+    );
+    assert!(
+        violations[0]
+            .description
+            .contains("rule: high ≥ max(open, close)")
+    );
+    assert!(violations[1].description.contains("rule: prices > 0"));
+    assert!(
+        violations[2]
+            .description
+            .contains("aligned to the timeframe")
+    );
+
+    let (stored, _) = read(&mut client, "AAPL", "1m", None, BarEncoding::Columns)
+        .await
+        .unwrap();
+    assert_eq!(stored, good, "a rejected write changes nothing");
+
+    let repaired = write(&mut client, "AAPL", "1m", &bad, ValidationMode::Repair)
+        .await
+        .unwrap();
+    assert_eq!((repaired.bars_repaired, repaired.bars_dropped), (1, 2));
+    assert_eq!(repaired.bars_written, 98);
+    assert!(repaired.issues.iter().all(|i| i.repaired));
+}
+
+#[tokio::test]
+async fn reads_validate_arguments_and_report_missing_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_process, mut client) = start(dir.path()).await;
+    let status = read(&mut client, "NOPE", "1h", None, BarEncoding::Columns)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(
+        status.get_error_details().error_info().unwrap().reason,
+        "DATASET_NOT_FOUND"
+    );
+
+    let status = read(&mut client, "AAPL", "2h", None, BarEncoding::Columns)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert_eq!(
+        status
+            .get_error_details()
+            .bad_request()
+            .unwrap()
+            .field_violations[0]
+            .field,
+        "timeframe"
+    );
+
+    let reversed = TimeRange {
+        start_ms: 10,
+        end_ms: 5,
+    };
+    let status = read(
+        &mut client,
+        "AAPL",
+        "1h",
+        Some(reversed),
+        BarEncoding::Columns,
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        status
+            .get_error_details()
+            .bad_request()
+            .unwrap()
+            .field_violations[0]
+            .field,
+        "range.end_ms"
+    );
+
+    let status = read(&mut client, "../etc", "1h", None, BarEncoding::Columns)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+}
+
+#[tokio::test]
+async fn limits_tails_empty_ranges_listing_and_deletion() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_process, mut client) = start(dir.path()).await;
+    let bars = tagged(1_000, 3);
+    write(&mut client, "MSFT", "1m", &bars, ValidationMode::Reject)
+        .await
+        .unwrap();
+
+    let head = ReadBarsRequest {
+        symbol: "MSFT".into(),
+        timeframe: "1m".into(),
+        limit: Some(10),
+        ..Default::default()
+    };
+    assert_eq!(
+        read_request(&mut client, head).await.unwrap().0,
+        slice(&bars, 0, 10)
+    );
+    let tail = ReadBarsRequest {
+        symbol: "MSFT".into(),
+        timeframe: "1m".into(),
+        limit: Some(10),
+        from_end: true,
+        ..Default::default()
+    };
+    assert_eq!(
+        read_request(&mut client, tail).await.unwrap().0,
+        slice(&bars, 990, 1_000)
+    );
+
+    let far = TimeRange {
+        start_ms: T0 + 10_000 * MINUTE,
+        end_ms: T0 + 20_000 * MINUTE,
+    };
+    let (empty, batches) = read(&mut client, "MSFT", "1m", Some(far), BarEncoding::Columns)
+        .await
+        .unwrap();
+    assert!(empty.timestamp_ms.is_empty());
+    assert_eq!(batches, 1, "an empty range yields one empty batch");
+
+    let listed = client
+        .list_datasets(ListDatasetsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 1);
+    assert_eq!(listed.datasets[0].bar_count, 1_000);
+    let status = client
+        .get_status(GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((status.dataset_count, status.total_bars), (1, 1_000));
+
+    let deleted = client
+        .delete_dataset(DeleteDatasetRequest {
+            symbol: "msft".into(),
+            timeframe: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (deleted.bars_deleted, deleted.timeframes.as_slice()),
+        (1_000, ["1m".to_owned()].as_slice())
+    );
+    let again = client
+        .delete_dataset(DeleteDatasetRequest {
+            symbol: "MSFT".into(),
+            timeframe: "1m".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(again.code(), Code::NotFound);
+}
+
+/// Which tagged state the stored bars are in: `Some((tag, len))` if every bar carries one tag
+/// and the bars are exactly `tagged(len, tag)`.
+fn state_of(bars: &BarColumns) -> Option<(u32, usize)> {
+    let tag = *bars.volume.first()? as u32;
+    (*bars == tagged(bars.timestamp_ms.len(), tag)).then_some((tag, bars.timestamp_ms.len()))
+}
+
+/// Each write replaces the whole previous range and extends it, tagged with its iteration.
+fn bars_of_write(tag: u32) -> BarColumns {
+    tagged(200_000 + tag as usize * 1_000, tag)
+}
+
+#[tokio::test]
+async fn kill_9_during_writes_never_corrupts_a_dataset() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut process, mut client) = start(dir.path()).await;
+    write(
+        &mut client,
+        "SPY",
+        "1m",
+        &bars_of_write(0),
+        ValidationMode::Reject,
+    )
+    .await
+    .unwrap();
+    // Time one whole overwrite, to spread the kills over the life of the next ones.
+    let started = std::time::Instant::now();
+    write(
+        &mut client,
+        "SPY",
+        "1m",
+        &bars_of_write(0),
+        ValidationMode::Reject,
+    )
+    .await
+    .unwrap();
+    let write_time = started.elapsed();
+    let mut state = (0u32, bars_of_write(0).timestamp_ms.len());
+    let (mut kept_old, mut got_new) = (0, 0);
+
+    const KILLS: u32 = 20;
+    const KILLS_AFTER_COMMIT: u32 = 4;
+    for tag in 1..=KILLS {
+        let bars = bars_of_write(tag);
+        let mut writer_client = client.clone();
+        let writing = tokio::spawn(async move {
+            write(
+                &mut writer_client,
+                "SPY",
+                "1m",
+                &bars,
+                ValidationMode::Reject,
+            )
+            .await
+        });
+        if tag > KILLS - KILLS_AFTER_COMMIT {
+            // The last few kills come right after the write answered: its state must survive.
+            writing.await.unwrap().unwrap();
+        } else {
+            // Kills at 0 %, 8 %, … 117 % of a write's duration: before, during and at the commit.
+            let fraction = 1.25 * f64::from(tag - 1) / f64::from(KILLS - KILLS_AFTER_COMMIT);
+            tokio::time::sleep(write_time.mul_f64(fraction)).await;
+        }
+        process.signal("KILL");
+        process.wait().await;
+
+        (process, client) = start(dir.path()).await;
+        let (stored, _) = read(&mut client, "SPY", "1m", None, BarEncoding::ArrowIpc)
+            .await
+            .unwrap();
+        let found = state_of(&stored).unwrap_or_else(|| {
+            panic!(
+                "kill {tag}: the dataset is in no valid state ({} bars)",
+                stored.timestamp_ms.len()
+            )
+        });
+        let new = (tag, bars_of_write(tag).timestamp_ms.len());
+        assert!(
+            found == state || found == new,
+            "kill {tag}: found {found:?}, expected {state:?} or {new:?}"
+        );
+        if found == new {
+            got_new += 1;
+        } else {
+            kept_old += 1;
+        }
+        state = found;
+    }
+    eprintln!(
+        "kill -9 outcomes: {kept_old} kept the previous state, {got_new} committed the new one"
+    );
+    assert!(
+        got_new >= KILLS_AFTER_COMMIT as usize,
+        "acknowledged writes survive kill -9"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("SPY/1m"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".tmp"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "temporary files cleaned on restart: {leftovers:?}"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_readers_always_see_a_whole_snapshot() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_process, mut client) = start(dir.path()).await;
+    write(
+        &mut client,
+        "QQQ",
+        "1m",
+        &tagged(60_000, 0),
+        ValidationMode::Reject,
+    )
+    .await
+    .unwrap();
+
+    let mut writer = client.clone();
+    let writes = tokio::spawn(async move {
+        for tag in 1..=8u32 {
+            write(
+                &mut writer,
+                "QQQ",
+                "1m",
+                &tagged(60_000 + tag as usize * 5_000, tag),
+                ValidationMode::Reject,
+            )
+            .await
+            .unwrap();
+        }
+    });
+    let readers: Vec<_> = (0..3)
+        .map(|_| {
+            let mut reader = client.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for _ in 0..12 {
+                    let (bars, _) = read(&mut reader, "QQQ", "1m", None, BarEncoding::Columns)
+                        .await
+                        .unwrap();
+                    let state = state_of(&bars).expect("a read mixed two states");
+                    seen.push(state.0);
+                }
+                seen
+            })
+        })
+        .collect();
+    writes.await.unwrap();
+    for reader in readers {
+        let seen = reader.await.unwrap();
+        assert!(
+            seen.windows(2).all(|w| w[0] <= w[1]),
+            "states never go backwards: {seen:?}"
+        );
+    }
+}
