@@ -35,7 +35,7 @@ check() { # check DESCRIPTION EXPECTED_EXIT NEEDLE -- COMMAND...
 
 start() { # start BINARY → sets ADDR to its host:port
   local binary=$1 log="$WORK/$1.log"
-  KTRDR_LISTEN_ADDR=127.0.0.1:0 NO_COLOR=1 "$BIN_DIR/$binary" >/dev/null 2>"$log" </dev/null &
+  KTRDR_LISTEN_ADDR=127.0.0.1:0 IB_SIM_ADDR=127.0.0.1:0 NO_COLOR=1 "$BIN_DIR/$binary" >/dev/null 2>"$log" </dev/null &
   PIDS+=($!)
   ADDR=
   for _ in $(seq 1 300); do
@@ -52,7 +52,11 @@ CASES=(
   "ktrdr-data           ktrdr.data.v1.DataService           GetCoverage       {\"symbol\":\"AAPL\",\"timeframe\":\"1h\"}"
   "ktrdr-ib-host        ktrdr.ib.v1.IbHostService           GetHeadTimestamp  {\"symbol\":\"AAPL\"}"
   "ktrdr-training-host  ktrdr.training.v1.TrainingService   ListModels        {}"
-  "ktrdr-ib-sim         ktrdr.ib.v1.IbSimService            GetSimStatus      {}"
+)
+# Services whose every method is implemented: one call that must succeed (exit 0) with NEEDLE.
+# binary  service  method  request  needle
+OK_CASES=(
+  "ktrdr-ib-sim         ktrdr.ib.v1.IbSimService            GetSimStatus      {}  twsListenAddr"
 )
 
 for case in "${CASES[@]}"; do
@@ -69,6 +73,18 @@ for case in "${CASES[@]}"; do
   # grpcurl exits with 64 + the gRPC code: 76 is UNIMPLEMENTED.
   check "$method is UNIMPLEMENTED with ErrorInfo details" 76 '"reason":"NOT_IMPLEMENTED"' -- \
     grpcurl -plaintext -format-error -d "$request" "$addr" "$service/$method"
+done
+
+for case in "${OK_CASES[@]}"; do
+  read -r binary service method request needle <<<"$case"
+  start "$binary" || { failed=$((failed + 1)); continue; }
+  addr=$ADDR
+  echo "$binary on $addr"
+  check "list shows $service" 0 "$service" -- grpcurl -plaintext "$addr" list
+  check "describe $service has comments" 0 "// " -- grpcurl -plaintext "$addr" describe "$service"
+  check "health of $service" 0 '"status": "SERVING"' -- \
+    grpcurl -plaintext -d "{\"service\":\"$service\"}" "$addr" grpc.health.v1.Health/Check
+  check "$method answers" 0 "$needle" -- grpcurl -plaintext -d "$request" "$addr" "$service/$method"
 done
 
 echo

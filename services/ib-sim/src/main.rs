@@ -13,6 +13,12 @@ async fn main() -> anyhow::Result<()> {
     Args::parse();
     let config = ktrdr_common::config::load_or_exit(ktrdr_ib_sim::BINARY, IbSimConfig::from_env);
     ktrdr_common::logging::init_for(&config.server);
-    ktrdr_ib_sim::server(config).serve().await?;
+    let (sim, _) = ktrdr_ib_sim::start_tws(&config).await.map_err(|e| {
+        anyhow::anyhow!(
+            "cannot listen for TWS API clients on {} (IB_SIM_ADDR): {e}",
+            config.tws_addr
+        )
+    })?;
+    ktrdr_ib_sim::server(&config, sim).serve().await?;
     Ok(())
 }
