@@ -15,6 +15,12 @@ pub enum StrategyError {
     /// Reading a file failed.
     #[error("cannot read {path}: {message}")]
     Io { path: String, message: String },
+    /// Training was cancelled by its caller.
+    #[error("training cancelled")]
+    Cancelled,
+    /// Saving or loading a model's weights failed.
+    #[error("model weights at {path}: {message}")]
+    Weights { path: String, message: String },
     /// Input data do not fit what the pipeline needs (lengths differ, unsorted timestamps…).
     #[error("data: {0}")]
     Data(String),

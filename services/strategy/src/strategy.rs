@@ -413,6 +413,17 @@ impl LoadedStrategy {
         })
     }
 
+    /// Validates an already parsed strategy (e.g. from a saved model's `config.json`).
+    pub fn from_config(config: StrategyConfig) -> Result<Self> {
+        let mut warnings = Vec::new();
+        let indicators = validate(&config, &mut warnings)?;
+        Ok(Self {
+            config,
+            indicators,
+            warnings,
+        })
+    }
+
     /// Reads, parses and validates a strategy file.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();

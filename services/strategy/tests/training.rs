@@ -1,0 +1,246 @@
+//! Training end to end on generated data: baseline, determinism, best weights, save/load,
+//! progress and cancellation.
+
+#![allow(clippy::unwrap_used)] // test helpers outside #[test] functions
+
+use std::sync::atomic::AtomicBool;
+
+use burn::backend::Autodiff;
+use ktrdr_strategy::artifacts::{ModelStore, SavedModel};
+use ktrdr_strategy::dataset::{SplitDatasets, SymbolBars, build_datasets};
+use ktrdr_strategy::model::CpuBackend;
+use ktrdr_strategy::synthetic::{PathSpec, generate};
+use ktrdr_strategy::training::{
+    Progress, TrainControl, TrainedModel, evaluate, predict_probabilities, train,
+};
+use ktrdr_strategy::{LoadedStrategy, StrategyError, Timeframe};
+
+type Train = Autodiff<CpuBackend>;
+
+fn strategy(file: &str, epochs: usize) -> LoadedStrategy {
+    let path = format!("{}/../../strategies/{file}", env!("CARGO_MANIFEST_DIR"));
+    let mut s = LoadedStrategy::from_file(path).unwrap();
+    s.config.model.training.epochs = epochs;
+    s
+}
+
+fn symbol_bars(s: &LoadedStrategy, symbol: &str, seed: u64, bars: usize) -> SymbolBars {
+    let base = generate(&PathSpec {
+        seed,
+        bars,
+        ..PathSpec::default()
+    });
+    SymbolBars {
+        symbol: symbol.to_owned(),
+        bars: s
+            .timeframes()
+            .into_iter()
+            .map(|tf| (tf, base.resample(tf).unwrap()))
+            .collect(),
+    }
+}
+
+fn datasets(s: &LoadedStrategy, bars: usize) -> SplitDatasets {
+    let data: Vec<SymbolBars> = s
+        .symbols()
+        .iter()
+        .enumerate()
+        .map(|(i, sym)| symbol_bars(s, sym, 100 + i as u64, bars))
+        .collect();
+    build_datasets(s, &data).unwrap()
+}
+
+fn fit(s: &LoadedStrategy, data: &SplitDatasets, seed: u64) -> TrainedModel<CpuBackend> {
+    train::<Train>(
+        s,
+        data,
+        &Default::default(),
+        TrainControl {
+            seed,
+            ..TrainControl::default()
+        },
+    )
+    .unwrap()
+}
+
+#[test]
+fn single_symbol_beats_the_majority_baseline_and_is_deterministic() {
+    let s = strategy("rsi_bollinger_single.yaml", 12);
+    let data = datasets(&s, 6_000);
+    let a = fit(&s, &data, 7);
+    let b = fit(&s, &data, 7);
+    assert_eq!(a.metrics, b.metrics, "same seed, same metrics");
+    let m = &a.metrics;
+    assert!(
+        m.test.accuracy > m.majority_baseline_accuracy,
+        "test accuracy {} ≤ majority baseline {}",
+        m.test.accuracy,
+        m.majority_baseline_accuracy
+    );
+    assert_eq!(m.test.rows, data.test.len());
+    let confusion_total: usize = m.test.confusion_matrix.iter().flatten().sum();
+    assert_eq!(confusion_total, data.test.len());
+    let c = fit(&s, &data, 8);
+    assert_ne!(
+        a.metrics.history, c.metrics.history,
+        "another seed, another run"
+    );
+}
+
+#[test]
+fn multi_symbol_with_embedding_and_multi_timeframe_train() {
+    for file in ["momentum_multi_symbol.yaml", "trend_multi_timeframe.yaml"] {
+        let s = strategy(file, 6);
+        let data = datasets(&s, 4_000);
+        let trained = fit(&s, &data, 1);
+        let m = &trained.metrics;
+        assert!(
+            m.test.accuracy > m.majority_baseline_accuracy,
+            "{file}: test accuracy {} ≤ majority baseline {}",
+            m.test.accuracy,
+            m.majority_baseline_accuracy
+        );
+    }
+}
+
+#[test]
+fn early_stopping_keeps_the_best_weights() {
+    let mut s = strategy("rsi_bollinger_single.yaml", 60);
+    // A high learning rate overfits fast, so validation loss turns up early.
+    s.config.model.training.learning_rate = 0.01;
+    let es = s.config.model.training.early_stopping.as_mut().unwrap();
+    es.patience = 3;
+    let data = datasets(&s, 3_000);
+    let trained = fit(&s, &data, 3);
+    let m = &trained.metrics;
+    assert!(
+        m.stopped_early,
+        "did not stop early in {} epochs",
+        m.epochs_trained
+    );
+    assert_eq!(m.epochs_trained, m.best_epoch + 3);
+    let best = &m.history[m.best_epoch - 1];
+    assert_eq!(best.val_loss, m.best_val_loss);
+    // The returned weights are the best epoch's, not the last epoch's.
+    let again = evaluate(
+        &trained.model,
+        &data.validation,
+        &trained.config,
+        &Default::default(),
+        64,
+    );
+    assert!(
+        (again.loss - best.val_loss).abs() < 1e-12,
+        "{} vs {}",
+        again.loss,
+        best.val_loss
+    );
+    assert_ne!(again.loss, m.history.last().unwrap().val_loss);
+}
+
+#[test]
+fn saved_model_reloads_and_predicts_the_same() {
+    let s = strategy("momentum_multi_symbol.yaml", 2);
+    let data = datasets(&s, 1_500);
+    let trained = fit(&s, &data, 5);
+    let dir = tempfile::tempdir().unwrap();
+    let store = ModelStore::new(dir.path());
+    let first = store.save(&s, &trained).unwrap();
+    let second = store.save(&s, &trained).unwrap();
+    assert!(first.ends_with("momentum_multi_symbol/AAPL_MSFT_GOOGL_1h_v1"));
+    assert!(second.ends_with("momentum_multi_symbol/AAPL_MSFT_GOOGL_1h_v2"));
+    let latest = store
+        .latest("momentum_multi_symbol", &s.symbols(), Timeframe::H1)
+        .unwrap();
+    assert_eq!(latest, second);
+    for file in [
+        "model.mpk",
+        "config.json",
+        "metrics.json",
+        "features.json",
+        "metadata.json",
+    ] {
+        assert!(second.join(file).is_file(), "{file}");
+    }
+
+    let loaded = SavedModel::<CpuBackend>::load(&latest, &Default::default()).unwrap();
+    assert_eq!(loaded.metrics, trained.metrics);
+    assert_eq!(loaded.features.fuzzy_features, trained.feature_names);
+    let device = Default::default();
+    let before = predict_probabilities(&trained.model, &data.test, &trained.config, &device, 256);
+    let after = predict_probabilities(&loaded.model, &data.test, &loaded.network, &device, 256);
+    assert_eq!(before, after);
+
+    // New bars for a known symbol: one prediction per complete row, probabilities sum to 1.
+    let fresh = symbol_bars(&s, "MSFT", 999, 300);
+    let predictions = loaded.predict("MSFT", &fresh.bars).unwrap();
+    assert!(predictions.len() > 250);
+    for p in &predictions {
+        assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+    }
+    let err = loaded.predict("TSLA", &fresh.bars).unwrap_err();
+    assert!(err.to_string().contains("cannot score TSLA"), "{err}");
+}
+
+#[test]
+fn progress_is_reported_and_cancellation_stops_between_batches() {
+    let s = strategy("rsi_bollinger_single.yaml", 2);
+    let data = datasets(&s, 1_500);
+    let batches_per_epoch = data.train.len().div_ceil(64);
+    let mut events = Vec::new();
+    let mut record = |p: &Progress| events.push(p.clone());
+    train::<Train>(
+        &s,
+        &data,
+        &Default::default(),
+        TrainControl {
+            seed: 1,
+            cancel: None,
+            progress: Some(&mut record),
+        },
+    )
+    .unwrap();
+    let epochs: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Progress::Epoch(m) => Some(m.epoch),
+            Progress::Batch { .. } => None,
+        })
+        .collect();
+    assert_eq!(epochs, vec![1, 2]);
+    assert_eq!(events.len(), 2 * batches_per_epoch + 2);
+
+    let cancel = AtomicBool::new(false);
+    let mut batches = 0;
+    let mut stop_after_three = |p: &Progress| {
+        if matches!(p, Progress::Batch { .. }) {
+            batches += 1;
+            if batches == 3 {
+                cancel.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+    };
+    let result = train::<Train>(
+        &s,
+        &data,
+        &Default::default(),
+        TrainControl {
+            seed: 1,
+            cancel: Some(&cancel),
+            progress: Some(&mut stop_after_three),
+        },
+    );
+    assert!(matches!(result, Err(StrategyError::Cancelled)));
+    assert_eq!(batches, 3);
+}
+
+#[test]
+fn empty_splits_are_refused() {
+    let s = strategy("rsi_bollinger_single.yaml", 1);
+    let data = datasets(&s, 60); // EMA(50) + lags leave no complete labelled rows in test
+    let err = train::<Train>(&s, &data, &Default::default(), TrainControl::default()).unwrap_err();
+    assert!(
+        err.to_string().contains("split has no labelled rows"),
+        "{err}"
+    );
+}
