@@ -35,7 +35,7 @@ check() { # check DESCRIPTION EXPECTED_EXIT NEEDLE -- COMMAND...
 
 start() { # start BINARY → sets ADDR to its host:port
   local binary=$1 log="$WORK/$1.log"
-  KTRDR_LISTEN_ADDR=127.0.0.1:0 IB_SIM_ADDR=127.0.0.1:0 NO_COLOR=1 "$BIN_DIR/$binary" >/dev/null 2>"$log" </dev/null &
+  KTRDR_LISTEN_ADDR=127.0.0.1:0 IB_SIM_ADDR=127.0.0.1:0 IB_PORT=1 NO_COLOR=1 "$BIN_DIR/$binary" >/dev/null 2>"$log" </dev/null &
   PIDS+=($!)
   ADDR=
   for _ in $(seq 1 300); do
@@ -49,14 +49,15 @@ start() { # start BINARY → sets ADDR to its host:port
 # binary  service  stub-method  stub-request
 CASES=(
   "ktrdr-gateway        ktrdr.gateway.v1.GatewayService     GetConfiguration  {}"
-  "ktrdr-data           ktrdr.data.v1.DataService           GetCoverage       {\"symbol\":\"AAPL\",\"timeframe\":\"1h\"}"
-  "ktrdr-ib-host        ktrdr.ib.v1.IbHostService           GetHeadTimestamp  {\"symbol\":\"AAPL\"}"
   "ktrdr-training-host  ktrdr.training.v1.TrainingService   ListModels        {}"
 )
 # Services whose every method is implemented: one call that must succeed (exit 0) with NEEDLE.
-# binary  service  method  request  needle
+# binary  service  method  request  needle  [health, default SERVING; ib-host is NOT_SERVING
+# here because no IB listens at IB_PORT=1]
 OK_CASES=(
   "ktrdr-ib-sim         ktrdr.ib.v1.IbSimService            GetSimStatus      {}  twsListenAddr"
+  "ktrdr-data           ktrdr.data.v1.DataService           GetStatus         {}  dataDir"
+  "ktrdr-ib-host        ktrdr.ib.v1.IbHostService           GetStatus         {}  connectionState  NOT_SERVING"
 )
 
 for case in "${CASES[@]}"; do
@@ -76,16 +77,29 @@ for case in "${CASES[@]}"; do
 done
 
 for case in "${OK_CASES[@]}"; do
-  read -r binary service method request needle <<<"$case"
+  read -r binary service method request needle health <<<"$case"
+  health=${health:-SERVING}
   start "$binary" || { failed=$((failed + 1)); continue; }
   addr=$ADDR
   echo "$binary on $addr"
   check "list shows $service" 0 "$service" -- grpcurl -plaintext "$addr" list
   check "describe $service has comments" 0 "// " -- grpcurl -plaintext "$addr" describe "$service"
-  check "health of $service" 0 '"status": "SERVING"' -- \
+  check "health of $service" 0 "\"status\": \"$health\"" -- \
     grpcurl -plaintext -d "{\"service\":\"$service\"}" "$addr" grpc.health.v1.Health/Check
   check "$method answers" 0 "$needle" -- grpcurl -plaintext -d "$request" "$addr" "$service/$method"
 done
+
+# Rich errors as grpcurl users see them: 69 = NOT_FOUND with ErrorInfo, 67 = INVALID_ARGUMENT
+# with BadRequest field violations.
+if start ktrdr-data; then
+  echo "ktrdr-data errors on $ADDR"
+  check "unknown dataset is NOT_FOUND with ErrorInfo" 69 '"reason":"DATASET_NOT_FOUND"' -- \
+    grpcurl -plaintext -format-error -d '{"symbol":"AAPL","timeframe":"1h"}' "$ADDR" ktrdr.data.v1.DataService/GetCoverage
+  check "bad timeframe is INVALID_ARGUMENT with a field violation" 67 '"field":"timeframe"' -- \
+    grpcurl -plaintext -format-error -d '{"symbol":"AAPL","timeframe":"2h"}' "$ADDR" ktrdr.data.v1.DataService/GetCoverage
+else
+  failed=$((failed + 1))
+fi
 
 echo
 echo "grpcurl: $passed passed, $failed failed"

@@ -3,7 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-
 use ktrdr_proto::common::v1::{BarBatch, BarColumns, BarEncoding, TimeRange, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{
@@ -551,4 +550,363 @@ async fn concurrent_readers_always_see_a_whole_snapshot() {
             "states never go backwards: {seen:?}"
         );
     }
+}
+
+fn bars_at(timestamps: &[i64]) -> BarColumns {
+    let mut c = BarColumns::default();
+    for (i, &t) in timestamps.iter().enumerate() {
+        let open = 100.0 + i as f64;
+        c.timestamp_ms.push(t);
+        c.open.push(open);
+        c.high.push(open + 2.0);
+        c.low.push(open - 2.0);
+        c.close.push(open + 1.0);
+        c.volume.push(10.0);
+    }
+    c
+}
+
+const HOUR: i64 = 3_600_000;
+const DAY: i64 = 24 * HOUR;
+/// Tuesday 2024-01-02 00:00 UTC (New York is UTC-5 in January).
+const TUE: i64 = 1_704_153_600_000;
+
+async fn coverage(
+    client: &mut Client,
+    symbol: &str,
+    timeframe: &str,
+) -> ktrdr_proto::data::v1::GetCoverageResponse {
+    client
+        .get_coverage(ktrdr_proto::data::v1::GetCoverageRequest {
+            symbol: symbol.into(),
+            timeframe: timeframe.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn gap_kinds(
+    c: &ktrdr_proto::data::v1::GetCoverageResponse,
+) -> Vec<ktrdr_proto::data::v1::GapKind> {
+    c.gaps.iter().map(|g| g.kind()).collect()
+}
+
+#[tokio::test]
+async fn coverage_classifies_gaps_on_stock_forex_and_holiday_calendars() {
+    use ktrdr_proto::data::v1::GapKind::{Holiday, MarketClosure, Unexpected, Weekend};
+    let dir = tempfile::tempdir().unwrap();
+    let (_process, mut client) = start(dir.path()).await;
+
+    // AAPL hourly bars 14:00–20:00 UTC (09:00–15:00 New York) on Tue 2 … Mon 8 January 2024,
+    // with Thursday 17:00 missing.
+    let mut stock: Vec<i64> = [0, 1, 2, 3, 6]
+        .iter()
+        .flat_map(|day| (14..=20).map(move |h| TUE + day * DAY + h * HOUR))
+        .collect();
+    let missing = TUE + 2 * DAY + 17 * HOUR;
+    stock.retain(|&t| t != missing);
+    write(
+        &mut client,
+        "AAPL",
+        "1h",
+        &bars_at(&stock),
+        ValidationMode::Reject,
+    )
+    .await
+    .unwrap();
+    let c = coverage(&mut client, "AAPL", "1h").await;
+    assert_eq!(c.calendar, "us_equity_regular_hours");
+    assert_eq!(c.bar_count, stock.len() as i64);
+    assert_eq!(
+        gap_kinds(&c),
+        [
+            MarketClosure,
+            MarketClosure,
+            Unexpected,
+            MarketClosure,
+            Weekend
+        ]
+    );
+    let hole = &c.gaps[2];
+    assert_eq!(
+        hole.range.unwrap(),
+        TimeRange {
+            start_ms: missing,
+            end_ms: missing + HOUR
+        }
+    );
+    assert_eq!(
+        c.covered.len(),
+        2,
+        "coverage splits only at the unexpected gap"
+    );
+
+    // EURUSD trades 24/5: a week of hours with a weekend, and a hole on Wednesday.
+    let forex: Vec<i64> = (0..7 * 24)
+        .map(|h| TUE + h * HOUR)
+        .filter(|&t| {
+            let hours_from_tue = (t - TUE) / HOUR;
+            // Friday 22:00 UTC (17:00 NY) to Sunday 22:00 UTC is the weekend.
+            !(3 * 24 + 22..5 * 24 + 22).contains(&hours_from_tue)
+                && !(30..33).contains(&hours_from_tue)
+        })
+        .collect();
+    write(
+        &mut client,
+        "EURUSD",
+        "1h",
+        &bars_at(&forex),
+        ValidationMode::Reject,
+    )
+    .await
+    .unwrap();
+    let c = coverage(&mut client, "EURUSD", "1h").await;
+    assert_eq!(c.calendar, "forex_24x5");
+    assert_eq!(gap_kinds(&c), [Unexpected, Weekend]);
+    assert_eq!(c.gaps[0].missing_bars, 3);
+
+    // Daily bars around Good Friday (2024-03-29) and the weekend after it.
+    let thu = 1_711_584_000_000; // 2024-03-28
+    let daily = [thu, thu + 4 * DAY, thu + 5 * DAY];
+    write(
+        &mut client,
+        "MSFT",
+        "1d",
+        &bars_at(&daily),
+        ValidationMode::Reject,
+    )
+    .await
+    .unwrap();
+    let c = coverage(&mut client, "MSFT", "1d").await;
+    assert_eq!(gap_kinds(&c), [Holiday]);
+    assert_eq!(c.gaps[0].missing_bars, 3);
+    assert_eq!(c.gaps[0].expected_missing_bars, 0);
+}
+
+async fn import(
+    client: &mut Client,
+    options: ktrdr_proto::data::v1::ImportCsvOptions,
+    file: &str,
+) -> Result<ktrdr_proto::data::v1::ImportCsvResponse, tonic::Status> {
+    use ktrdr_proto::data::v1::{ImportCsvRequest, import_csv_request::Part};
+    let mut messages = vec![ImportCsvRequest {
+        part: Some(Part::Options(options)),
+    }];
+    // Split the upload at awkward places to prove rows may span chunks.
+    for chunk in file.as_bytes().chunks(7) {
+        messages.push(ImportCsvRequest {
+            part: Some(Part::Chunk(chunk.to_vec())),
+        });
+    }
+    client
+        .import_csv(tokio_stream::iter(messages))
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+fn named(file_name: &str) -> ktrdr_proto::data::v1::ImportCsvOptions {
+    ktrdr_proto::data::v1::ImportCsvOptions {
+        file_name: file_name.into(),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn imports_the_original_csv_files_with_their_header_variants() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_process, mut client) = start(dir.path()).await;
+    // The three index headers the original's files show, and its two timestamp styles.
+    let files = [
+        (
+            "AAPL_1h.csv",
+            "timestamp,open,high,low,close,volume\n2025-05-22 08:00:00+00:00,195.1,196.0,194.9,195.5,120000.0\n2025-05-22 09:00:00+00:00,195.5,196.2,195.0,196.1,98000.0\n",
+        ),
+        (
+            "MSFT_1d.csv",
+            "date,open,high,low,close,volume\n2025-05-22T00:00:00Z,450.0,455.0,449.0,454.0,2.1e7\n2025-05-23T00:00:00Z,454.0,456.0,451.0,452.0,1.9e7\n",
+        ),
+        (
+            "EURUSD_1h.csv",
+            ",open,high,low,close,volume\n2025-01-02 00:00:00+00:00,1.0351,1.0360,1.0340,1.0355,0.0\n2025-01-02 01:00:00+00:00,1.0355,1.0361,1.0350,1.0352,0.0\n",
+        ),
+    ];
+    for (name, text) in files {
+        let response = import(&mut client, named(name), text).await.unwrap();
+        let (symbol, tf) = name.trim_end_matches(".csv").split_once('_').unwrap();
+        assert_eq!(
+            (response.symbol.as_str(), response.timeframe.as_str()),
+            (symbol, tf)
+        );
+        assert_eq!(
+            (
+                response.rows_read,
+                response.bars_written,
+                response.rows_skipped
+            ),
+            (2, 2, 0),
+            "{name}"
+        );
+        let (stored, _) = read(&mut client, symbol, tf, None, BarEncoding::Columns)
+            .await
+            .unwrap();
+        assert_eq!(stored.timestamp_ms.len(), 2);
+    }
+    let (aapl, _) = read(&mut client, "AAPL", "1h", None, BarEncoding::Columns)
+        .await
+        .unwrap();
+    assert_eq!(aapl.timestamp_ms, [1_747_900_800_000, 1_747_904_400_000]);
+    assert_eq!(aapl.close, [195.5, 196.1]);
+
+    // Export writes the original's format, and importing it back changes nothing.
+    let mut export = client
+        .export_csv(ktrdr_proto::data::v1::ExportCsvRequest {
+            symbol: "AAPL".into(),
+            timeframe: "1h".into(),
+            range: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut text = Vec::new();
+    while let Some(chunk) = export.message().await.unwrap() {
+        text.extend(chunk.chunk);
+    }
+    let text = String::from_utf8(text).unwrap();
+    assert_eq!(
+        text,
+        "timestamp,open,high,low,close,volume\n2025-05-22T08:00:00Z,195.1,196.0,194.9,195.5,120000.0\n2025-05-22T09:00:00Z,195.5,196.2,195.0,196.1,98000.0\n"
+    );
+    let again = import(&mut client, named("AAPL_1h.csv"), &text)
+        .await
+        .unwrap();
+    assert_eq!(again.bars_replaced, 2);
+    assert_eq!(
+        read(&mut client, "AAPL", "1h", None, BarEncoding::Columns)
+            .await
+            .unwrap()
+            .0,
+        aapl
+    );
+
+    // A file already on the server, named relative to the data directory.
+    std::fs::write(dir.path().join("SPY_1d.csv"), files[1].1).unwrap();
+    let options = ktrdr_proto::data::v1::ImportCsvOptions {
+        server_path: "SPY_1d.csv".into(),
+        ..Default::default()
+    };
+    let response = import(&mut client, options, "").await.unwrap();
+    assert_eq!(
+        (response.symbol.as_str(), response.bars_written),
+        ("SPY", 2)
+    );
+}
+
+#[tokio::test]
+async fn bad_csv_rows_are_rejected_by_line_and_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_process, mut client) = start(dir.path()).await;
+    let file = "timestamp,open,high,low,close,volume\n\
+                2024-01-02T14:00:00Z,100,101,99,100.5,10\n\
+                2024-01-02T15:00:00Z,100,99,98,100.5,10\n\
+                yesterday,1,2,0.5,1.5,10\n\
+                2024-01-02T17:00:00Z,100,101,99,100.5,-4\n";
+    let status = import(&mut client, named("AAPL_1h.csv"), file)
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields: Vec<String> = status
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(fields, ["lines[4]", "lines[3].high", "lines[5].volume"]);
+    assert!(
+        read(&mut client, "AAPL", "1h", None, BarEncoding::Columns)
+            .await
+            .is_err(),
+        "nothing stored"
+    );
+
+    let mut repair = named("AAPL_1h.csv");
+    repair.validation_mode = ValidationMode::Repair as i32;
+    let response = import(&mut client, repair, file).await.unwrap();
+    assert_eq!(
+        (
+            response.rows_read,
+            response.bars_written,
+            response.rows_skipped
+        ),
+        (4, 3, 1)
+    );
+}
+
+#[tokio::test]
+async fn resample_aggregates_and_can_store_the_result() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_process, mut client) = start(dir.path()).await;
+    let minutes = tagged(240, 5); // four hours of 1-minute bars
+    write(&mut client, "QQQ", "1m", &minutes, ValidationMode::Reject)
+        .await
+        .unwrap();
+    let request = ktrdr_proto::data::v1::ResampleRequest {
+        symbol: "QQQ".into(),
+        source_timeframe: "1m".into(),
+        target_timeframe: "1h".into(),
+        store: true,
+        ..Default::default()
+    };
+    let mut stream = client.resample(request).await.unwrap().into_inner();
+    let mut hours = BarColumns::default();
+    let mut stored = None;
+    while let Some(item) = stream.message().await.unwrap() {
+        if let Some(bar_batch::Payload::Columns(c)) = item.batch.unwrap().payload {
+            hours.timestamp_ms.extend(c.timestamp_ms);
+            hours.open.extend(c.open);
+            hours.high.extend(c.high);
+            hours.low.extend(c.low);
+            hours.close.extend(c.close);
+            hours.volume.extend(c.volume);
+        }
+        stored = stored.or(item.stored);
+    }
+    assert_eq!(
+        hours.timestamp_ms,
+        [T0, T0 + HOUR, T0 + 2 * HOUR, T0 + 3 * HOUR]
+    );
+    for h in 0..4 {
+        let bucket = slice(&minutes, h * 60, h * 60 + 60);
+        assert_eq!(hours.open[h], bucket.open[0]);
+        assert_eq!(
+            hours.high[h],
+            bucket.high.iter().cloned().fold(f64::MIN, f64::max)
+        );
+        assert_eq!(
+            hours.low[h],
+            bucket.low.iter().cloned().fold(f64::MAX, f64::min)
+        );
+        assert_eq!(hours.close[h], bucket.close[59]);
+        assert_eq!(hours.volume[h], bucket.volume.iter().sum::<f64>());
+    }
+    assert_eq!(stored.unwrap().bar_count, 4);
+    assert_eq!(
+        read(&mut client, "QQQ", "1h", None, BarEncoding::Columns)
+            .await
+            .unwrap()
+            .0,
+        hours
+    );
+
+    let finer = ktrdr_proto::data::v1::ResampleRequest {
+        symbol: "QQQ".into(),
+        source_timeframe: "1h".into(),
+        target_timeframe: "5m".into(),
+        ..Default::default()
+    };
+    let status = client.resample(finer).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
 }

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use ktrdr_common::error::{ServiceError, unimplemented_status};
+use ktrdr_common::error::ServiceError;
 use ktrdr_common::market::{Timeframe, symbol_field, time_range};
 use ktrdr_common::server::ResponseStream;
 use ktrdr_common::status::{ProcessIdentity, now_ms};
@@ -16,22 +16,28 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::bars::Bars;
+use crate::calendar::Calendar;
+use crate::coverage;
+use crate::csv_io;
+use crate::import::{ChunkReader, ImportPlan};
+use crate::resample::Resampler;
 use crate::store::{Store, StoreError, WriteOutcome};
 use crate::validate::{self, MAX_ISSUES_RETURNED};
 
-const SERVICE: &str = "ktrdr.data.v1.DataService";
 /// Bars per streamed batch unless the caller asks otherwise: ~2.4 MB as columns.
 const DEFAULT_BATCH_BARS: usize = 50_000;
 const MAX_BATCH_BARS: i32 = 1_000_000;
 /// Batches buffered between the reading thread and the network.
 const STREAM_BUFFER: usize = 4;
 const DEFAULT_PAGE_SIZE: usize = 100;
+const DEFAULT_MAX_GAPS: usize = 1_000;
+/// Bars per ExportCsv chunk: about 1 MB of text.
+const EXPORT_CHUNK_BARS: usize = 16_384;
 const MAX_PAGE_SIZE: usize = 1_000;
 
 /// Implements `DataService` over a [`Store`].
 #[derive(Debug, Clone)]
 pub struct DataApi {
-    server: &'static str,
     store: Arc<Store>,
     identity: Arc<ProcessIdentity>,
 }
@@ -48,7 +54,7 @@ where
     }
 }
 
-fn coverage(outcome: &WriteOutcome) -> pb::CoverageSummary {
+fn coverage_summary(outcome: &WriteOutcome) -> pb::CoverageSummary {
     pb::CoverageSummary {
         first_ms: outcome.first_ms,
         last_ms: outcome.last_ms,
@@ -72,16 +78,11 @@ fn encoding_error(e: arrow_schema::ArrowError) -> Status {
 }
 
 impl DataApi {
-    pub fn new(server: &'static str, store: Arc<Store>, listen_addr: impl ToString) -> Self {
+    pub fn new(store: Arc<Store>, listen_addr: impl ToString) -> Self {
         Self {
-            server,
             store,
             identity: Arc::new(ProcessIdentity::new("data", listen_addr)),
         }
-    }
-
-    fn unimplemented<T>(&self, method: &str) -> Result<T, Status> {
-        Err(unimplemented_status(SERVICE, method, self.server))
     }
 
     /// Collects a WriteBars stream: the first message names the dataset and the options.
@@ -169,7 +170,7 @@ impl DataService for DataApi {
             bars_dropped: report.bars_dropped,
             issues: report.returned_issues(MAX_ISSUES_RETURNED),
             issues_total: report.issues.len() as i64,
-            coverage: Some(coverage(&outcome)),
+            coverage: Some(coverage_summary(&outcome)),
         }))
     }
 
@@ -255,9 +256,53 @@ impl DataService for DataApi {
 
     async fn get_coverage(
         &self,
-        _request: Request<pb::GetCoverageRequest>,
+        request: Request<pb::GetCoverageRequest>,
     ) -> Result<Response<pb::GetCoverageResponse>, Status> {
-        self.unimplemented("GetCoverage")
+        let req = request.into_inner();
+        let symbol = symbol_field("symbol", &req.symbol)?;
+        let timeframe = Timeframe::parse_field("timeframe", &req.timeframe)?;
+        let (start, end) = time_range("range", req.range.as_ref())?;
+        let max_gaps = match req.max_gaps {
+            None | Some(0) => DEFAULT_MAX_GAPS,
+            Some(n) if n > 0 => n as usize,
+            Some(n) => {
+                return Err(
+                    ServiceError::invalid_argument("max_gaps", format!("{n} is negative")).into(),
+                );
+            }
+        };
+        let store = self.store.clone();
+        let calendar = Calendar::for_symbol(&symbol);
+        let symbol_for_read = symbol.clone();
+        let (timestamps, analysis) = blocking(move || {
+            let snapshot = store
+                .dataset(&symbol_for_read, timeframe)?
+                .existing_snapshot()?;
+            let timestamps = snapshot.timestamps(start, end)?;
+            let analysis = coverage::analyse(calendar, timeframe, &timestamps);
+            Ok((timestamps, analysis))
+        })
+        .await?;
+        let mut gaps: Vec<pb::Gap> = analysis
+            .gaps
+            .into_iter()
+            .filter(|g| !req.unexpected_only || g.kind() == pb::GapKind::Unexpected)
+            .collect();
+        let gaps_truncated = gaps.len() > max_gaps;
+        gaps.truncate(max_gaps);
+        Ok(Response::new(pb::GetCoverageResponse {
+            symbol,
+            timeframe: timeframe.to_string(),
+            first_ms: timestamps.first().copied().unwrap_or(0),
+            last_ms: timestamps.last().copied().unwrap_or(0),
+            bar_count: timestamps.len() as i64,
+            covered: analysis.covered,
+            gaps,
+            gap_counts: analysis.counts,
+            gaps_truncated,
+            calendar: calendar.name().to_owned(),
+            time_zone: calendar.time_zone().to_owned(),
+        }))
     }
 
     async fn list_datasets(
@@ -279,9 +324,11 @@ impl DataService for DataApi {
             0 => DEFAULT_PAGE_SIZE,
             n if n > 0 => (n as usize).min(MAX_PAGE_SIZE),
             n => {
-                return Err(
-                    ServiceError::invalid_argument("page_size", format!("{n} is negative")).into(),
-                );
+                return Err(ServiceError::invalid_argument(
+                    "page_size",
+                    format!("{n} is negative"),
+                )
+                .into());
             }
         };
         let offset = if req.page_token.is_empty() {
@@ -370,27 +417,189 @@ impl DataService for DataApi {
 
     async fn import_csv(
         &self,
-        _request: Request<Streaming<pb::ImportCsvRequest>>,
+        request: Request<Streaming<pb::ImportCsvRequest>>,
     ) -> Result<Response<pb::ImportCsvResponse>, Status> {
-        self.unimplemented("ImportCsv")
+        let mut stream = request.into_inner();
+        let options = match stream.message().await?.and_then(|m| m.part) {
+            Some(pb::import_csv_request::Part::Options(options)) => options,
+            _ => {
+                return Err(ServiceError::invalid_argument(
+                    "options",
+                    "the first message must carry the import options (then the file's bytes as chunks, or options.server_path)",
+                )
+                .into());
+            }
+        };
+        let plan = ImportPlan::from_options(&options, self.store.root())?;
+
+        // The file comes either from the server's disk or as chunks that follow the options.
+        let input: Box<dyn std::io::Read + Send> = match &plan.server_file {
+            Some(path) => Box::new(std::fs::File::open(path).map_err(|e| {
+                ServiceError::not_found(
+                    "FILE_NOT_FOUND",
+                    format!("cannot open {}: {e}", path.display()),
+                )
+            })?),
+            None => {
+                let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+                tokio::spawn(async move {
+                    loop {
+                        let chunk = match stream.message().await {
+                            Ok(Some(pb::ImportCsvRequest {
+                                part: Some(pb::import_csv_request::Part::Chunk(bytes)),
+                            })) => Ok(bytes),
+                            Ok(Some(_)) => Err(std::io::Error::other(
+                                "only the first message may carry options",
+                            )),
+                            Ok(None) => break,
+                            Err(status) => Err(std::io::Error::other(status.message().to_owned())),
+                        };
+                        let failed = chunk.is_err();
+                        if tx.send(chunk).await.is_err() || failed {
+                            break;
+                        }
+                    }
+                });
+                Box::new(ChunkReader {
+                    rx,
+                    chunk: Vec::new(),
+                    pos: 0,
+                })
+            }
+        };
+
+        let store = self.store.clone();
+        let response = blocking(move || plan.run(input, &store)).await?;
+        Ok(Response::new(response))
     }
 
     type ExportCsvStream = ResponseStream<pb::ExportCsvResponse>;
 
     async fn export_csv(
         &self,
-        _request: Request<pb::ExportCsvRequest>,
+        request: Request<pb::ExportCsvRequest>,
     ) -> Result<Response<Self::ExportCsvStream>, Status> {
-        self.unimplemented("ExportCsv")
+        let req = request.into_inner();
+        let symbol = symbol_field("symbol", &req.symbol)?;
+        let timeframe = Timeframe::parse_field("timeframe", &req.timeframe)?;
+        let (start, end) = time_range("range", req.range.as_ref())?;
+        let store = self.store.clone();
+        let snapshot =
+            blocking(move || Ok(store.dataset(&symbol, timeframe)?.existing_snapshot()?)).await?;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::task::spawn_blocking(move || {
+            let mut rows = 0i64;
+            let mut chunk = csv_io::HEADER.as_bytes().to_vec();
+            let result = snapshot.read_range(start, end, EXPORT_CHUNK_BARS, None, &mut |bars| {
+                rows += bars.len() as i64;
+                csv_io::write_rows(&bars, &mut chunk);
+                let item = pb::ExportCsvResponse {
+                    chunk: std::mem::take(&mut chunk),
+                    rows_so_far: rows,
+                };
+                tx.blocking_send(Ok(item)).is_ok()
+            });
+            match result {
+                Ok(0) => {
+                    let _ = tx.blocking_send(Ok(pb::ExportCsvResponse {
+                        chunk,
+                        rows_so_far: 0,
+                    }));
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(ServiceError::from(e).into()));
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     type ResampleStream = ResponseStream<pb::ResampleResponse>;
 
     async fn resample(
         &self,
-        _request: Request<pb::ResampleRequest>,
+        request: Request<pb::ResampleRequest>,
     ) -> Result<Response<Self::ResampleStream>, Status> {
-        self.unimplemented("Resample")
+        let req = request.into_inner();
+        let symbol = symbol_field("symbol", &req.symbol)?;
+        let source = Timeframe::parse_field("source_timeframe", &req.source_timeframe)?;
+        let target = Timeframe::parse_field("target_timeframe", &req.target_timeframe)?;
+        if !(target > source && target.is_multiple_of(source)) {
+            return Err(ServiceError::invalid_argument(
+                "target_timeframe",
+                format!("{target} is not a coarser multiple of {source}; resampling only aggregates into larger bars"),
+            )
+            .into());
+        }
+        let (start, end) = time_range("range", req.range.as_ref())?;
+        let batch_bars = batch_size(req.max_bars_per_batch)?;
+        let encoding = req.encoding();
+        let store = self.store.clone();
+        let symbol_for_read = symbol.clone();
+        let snapshot = blocking(move || {
+            Ok(store
+                .dataset(&symbol_for_read, source)?
+                .existing_snapshot()?)
+        })
+        .await?;
+        let store = self.store.clone();
+        let persist = req.store;
+        let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+        tokio::task::spawn_blocking(move || {
+            let tf = target.to_string();
+            let mut resampler = Resampler::new(target);
+            let mut pending = Bars::default();
+            let mut kept = Bars::default();
+            let (mut index, mut so_far) = (0i32, 0i64);
+            let mut emit = |bars: Bars, stored: Option<pb::CoverageSummary>| -> bool {
+                so_far += bars.len() as i64;
+                let item = bars
+                    .into_batch(&symbol, &tf, encoding)
+                    .map(|batch| pb::ResampleResponse {
+                        batch: Some(batch),
+                        batch_index: index,
+                        bars_so_far: so_far,
+                        stored,
+                    })
+                    .map_err(encoding_error);
+                index += 1;
+                tx.blocking_send(item).is_ok()
+            };
+            let read = snapshot.read_range(start, end, DEFAULT_BATCH_BARS, None, &mut |chunk| {
+                pending.extend(&resampler.push(&chunk));
+                if pending.len() < batch_bars {
+                    return true;
+                }
+                let full = std::mem::take(&mut pending);
+                if persist {
+                    kept.extend(&full);
+                }
+                emit(full, None)
+            });
+            if let Err(e) = read {
+                let _ = tx.blocking_send(Err(ServiceError::from(e).into()));
+                return;
+            }
+            pending.extend(&resampler.finish());
+            let stored = if persist {
+                kept.extend(&pending);
+                match store
+                    .dataset(&symbol, target)
+                    .and_then(|ds| ds.write(&kept, &format!("resample:{source}")))
+                {
+                    Ok(outcome) => Some(coverage_summary(&outcome)),
+                    Err(e) => {
+                        let _ = tx.blocking_send(Err(ServiceError::from(e).into()));
+                        return;
+                    }
+                }
+            } else {
+                None
+            };
+            emit(pending, stored);
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 
     async fn validate_bars(

@@ -3,7 +3,12 @@
 
 pub mod api;
 pub mod bars;
+pub mod calendar;
 pub mod config;
+pub mod coverage;
+pub mod csv_io;
+mod import;
+pub mod resample;
 pub mod store;
 pub mod validate;
 
@@ -24,7 +29,7 @@ pub const BINARY: &str = "ktrdr-data";
 pub fn server(config: DataConfig) -> GrpcServer {
     let grpc = GrpcServer::new(BINARY, config.server.clone());
     let store = Arc::new(Store::new(config.store.data_dir.clone()));
-    let api = DataApi::new(BINARY, store, config.server.listen_addr);
+    let api = DataApi::new(store, config.server.listen_addr);
     let api = with_message_limits!(DataServiceServer::new(api), grpc.config());
     grpc.with_descriptor_set(ktrdr_proto::FILE_DESCRIPTOR_SET)
         .add_service(api)

@@ -56,16 +56,21 @@ impl Report {
         self.issues.iter().take(cap).cloned().collect()
     }
 
-    /// `INVALID_ARGUMENT` naming the offending rows and rules (REJECT mode).
+    /// `INVALID_ARGUMENT` naming the offending rows (`bars[i]`) and rules (REJECT mode).
     pub fn rejection(&self, what: &str) -> ServiceError {
+        self.rejection_of(what, "bars")
+    }
+
+    /// [`Report::rejection`] with rows named `{rows}[i]`, e.g. `lines[17]` for a CSV file.
+    pub fn rejection_of(&self, what: &str, rows: &str) -> ServiceError {
         let errors: Vec<&ValidationIssue> = self.errors().collect();
         let mut violations: Vec<FieldViolation> = errors
             .iter()
             .take(MAX_VIOLATIONS)
             .map(|issue| {
                 let field = match (issue.row, issue.field.as_str()) {
-                    (Some(row), "") => format!("bars[{row}]"),
-                    (Some(row), field) => format!("bars[{row}].{field}"),
+                    (Some(row), "") => format!("{rows}[{row}]"),
+                    (Some(row), field) => format!("{rows}[{row}].{field}"),
                     (None, field) => field.to_owned(),
                 };
                 FieldViolation::new(field, issue.message.clone())
@@ -73,7 +78,7 @@ impl Report {
             .collect();
         if errors.len() > MAX_VIOLATIONS {
             violations.push(FieldViolation::new(
-                "bars",
+                rows,
                 format!(
                     "{} more invalid rows not listed; ValidateBars reports them all",
                     errors.len() - MAX_VIOLATIONS

@@ -299,6 +299,20 @@ impl Dataset {
 
     /// Merges `bars` (sorted, unique, valid) into the dataset: the newest value wins per timestamp.
     pub fn write(&self, bars: &Bars, source: &str) -> Result<WriteOutcome, StoreError> {
+        self.commit_bars(bars, source, false)
+    }
+
+    /// Replaces the whole dataset with `bars` (sorted, unique, valid) in one commit.
+    pub fn replace(&self, bars: &Bars, source: &str) -> Result<WriteOutcome, StoreError> {
+        self.commit_bars(bars, source, true)
+    }
+
+    fn commit_bars(
+        &self,
+        bars: &Bars,
+        source: &str,
+        replace_all: bool,
+    ) -> Result<WriteOutcome, StoreError> {
         let _writer = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
         let old = self.snapshot();
         let (Some(first), Some(last)) = (bars.first_ms(), bars.last_ms()) else {
@@ -325,12 +339,16 @@ impl Dataset {
         if run_end < parts.len() && parts[run_end].rows < SMALL_PARTITION_ROWS {
             run_end += 1;
         }
-
-        let mut existing = Bars::default();
-        for p in &parts[run_start..run_end] {
-            existing.extend(&parquet_io::read_all(&old.partition_path(p))?);
-        }
-        let (merged, replaced) = merge(&existing, bars);
+        let (merged, replaced) = if replace_all {
+            (run_start, run_end) = (0, parts.len());
+            (bars.clone(), old.manifest.rows())
+        } else {
+            let mut existing = Bars::default();
+            for p in &parts[run_start..run_end] {
+                existing.extend(&parquet_io::read_all(&old.partition_path(p))?);
+            }
+            merge(&existing, bars)
+        };
 
         let version = old.manifest.version + 1;
         let mut written = Vec::new();
@@ -725,6 +743,17 @@ mod tests {
         assert!(bytes > 0);
         assert!(ds.existing_snapshot().is_err());
         assert_eq!(store.list().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn replace_swaps_the_whole_dataset_in_one_commit() {
+        let (_dir, store) = store();
+        let ds = store.dataset("AAPL", Timeframe::H1).unwrap();
+        ds.write(&hourly(500, T0), "a").unwrap();
+        let newer = hourly(10, T0 + 1_000 * H);
+        let outcome = ds.replace(&newer, "b").unwrap();
+        assert_eq!((outcome.bars_replaced, outcome.bar_count), (500, 10));
+        assert_eq!(ds.snapshot().read_all(i64::MIN, i64::MAX).unwrap(), newer);
     }
 
     #[test]

@@ -1,0 +1,222 @@
+//! Coverage of a dataset: covered intervals and the gaps between stored bars, each gap
+//! classified against the symbol's trading calendar like the original's gap classifier:
+//! a gap in which the calendar expects no bar is a WEEKEND, HOLIDAY or MARKET_CLOSURE (overnight,
+//! early close, maintenance break); one in which it expects bars is UNEXPECTED. Covered intervals
+//! break only at unexpected gaps.
+
+use chrono::Datelike;
+use ktrdr_common::market::Timeframe;
+use ktrdr_proto::common::v1::TimeRange;
+use ktrdr_proto::data::v1::{Gap, GapCount, GapKind};
+
+use crate::calendar::{self, Calendar};
+
+/// Slot counting stops here; a longer gap reports this many expected bars at most.
+const MAX_SLOTS_COUNTED: i64 = 2_000_000;
+
+/// The analysis of a sorted, unique list of bar timestamps.
+#[derive(Debug, Default)]
+pub struct Coverage {
+    pub covered: Vec<TimeRange>,
+    pub gaps: Vec<Gap>,
+    pub counts: Vec<GapCount>,
+}
+
+/// Classifies the missing bars `[start_ms, end_ms)` (both bar-aligned).
+pub fn classify_gap(calendar: Calendar, timeframe: Timeframe, start_ms: i64, end_ms: i64) -> Gap {
+    let step = timeframe.duration_ms();
+    let missing = (end_ms - start_ms) / step;
+    let mut expected = 0i64;
+    let mut slot = start_ms;
+    let mut counted = 0;
+    while slot < end_ms && counted < MAX_SLOTS_COUNTED {
+        if calendar.expects_bar(timeframe, slot) {
+            expected += 1;
+        }
+        slot += step;
+        counted += 1;
+    }
+    let kind = if expected > 0 {
+        GapKind::Unexpected
+    } else {
+        closed_kind(calendar, start_ms, end_ms)
+    };
+    Gap {
+        range: Some(TimeRange { start_ms, end_ms }),
+        kind: kind as i32,
+        missing_bars: missing,
+        expected_missing_bars: expected,
+    }
+}
+
+/// Why a gap with no expected bar is expected: a holiday inside it wins over a weekend; neither
+/// means the market was simply closed (overnight, early close, daily break).
+fn closed_kind(calendar: Calendar, start_ms: i64, end_ms: i64) -> GapKind {
+    let (Some(first), Some(last)) = (calendar::ny_date(start_ms), calendar::ny_date(end_ms - 1))
+    else {
+        return GapKind::MarketClosure;
+    };
+    let mut saw_weekend = false;
+    let mut date = first;
+    let mut days = 0;
+    while date <= last && days < 400 {
+        if calendar::is_weekend(date) {
+            saw_weekend = true;
+        } else if calendar != Calendar::Forex && calendar.is_closed_date(date) {
+            return GapKind::Holiday;
+        }
+        match date.succ_opt() {
+            Some(next) => date = next,
+            None => break,
+        }
+        days += 1;
+    }
+    // Forex "weekends" are Friday 17:00 to Sunday 17:00: a gap over a Saturday is a weekend.
+    if saw_weekend
+        || (calendar == Calendar::Forex && first.weekday() == chrono::Weekday::Fri && last > first)
+    {
+        GapKind::Weekend
+    } else {
+        GapKind::MarketClosure
+    }
+}
+
+/// Analyses `timestamps` (sorted, unique, aligned).
+pub fn analyse(calendar: Calendar, timeframe: Timeframe, timestamps: &[i64]) -> Coverage {
+    let mut coverage = Coverage::default();
+    let Some(&first) = timestamps.first() else {
+        return coverage;
+    };
+    let step = timeframe.duration_ms();
+    let mut interval_start = first;
+    for pair in timestamps.windows(2) {
+        let (prev, next) = (pair[0], pair[1]);
+        if next - prev <= step {
+            continue;
+        }
+        let gap = classify_gap(calendar, timeframe, prev + step, next);
+        if gap.kind() == GapKind::Unexpected {
+            coverage.covered.push(TimeRange {
+                start_ms: interval_start,
+                end_ms: prev + step,
+            });
+            interval_start = next;
+        }
+        match coverage.counts.iter_mut().find(|c| c.kind == gap.kind) {
+            Some(count) => {
+                count.count += 1;
+                count.missing_bars += gap.missing_bars;
+            }
+            None => coverage.counts.push(GapCount {
+                kind: gap.kind,
+                count: 1,
+                missing_bars: gap.missing_bars,
+            }),
+        }
+        coverage.gaps.push(gap);
+    }
+    if let Some(&last) = timestamps.last() {
+        coverage.covered.push(TimeRange {
+            start_ms: interval_start,
+            end_ms: last + step,
+        });
+    }
+    coverage.counts.sort_by_key(|c| c.kind);
+    coverage
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ktrdr_common::market::DAY_MS;
+
+    const H: i64 = 3_600_000;
+    /// Tuesday 2024-01-02 00:00 UTC
+    const TUE: i64 = 1_704_153_600_000;
+
+    /// Hourly bars at every hour the calendar expects in `[start, end)`.
+    fn expected_hours(calendar: Calendar, start: i64, end: i64) -> Vec<i64> {
+        (start / H..end / H)
+            .map(|h| h * H)
+            .filter(|&t| calendar.expects_bar(Timeframe::H1, t))
+            .collect()
+    }
+
+    fn kinds(c: &Coverage) -> Vec<GapKind> {
+        c.gaps.iter().map(|g| g.kind()).collect()
+    }
+
+    #[test]
+    fn a_complete_stock_week_has_only_expected_gaps_and_one_interval() {
+        // Tuesday to the next Tuesday 00:00 UTC: trading Tue–Fri and Mon; three overnights, one weekend.
+        let ts = expected_hours(Calendar::UsEquity, TUE, TUE + 7 * DAY_MS);
+        let c = analyse(Calendar::UsEquity, Timeframe::H1, &ts);
+        assert_eq!(c.covered.len(), 1);
+        assert_eq!(
+            kinds(&c),
+            [
+                GapKind::MarketClosure,
+                GapKind::MarketClosure,
+                GapKind::MarketClosure,
+                GapKind::Weekend
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_trading_hours_are_unexpected_and_split_coverage() {
+        let mut ts = expected_hours(Calendar::UsEquity, TUE, TUE + 2 * DAY_MS);
+        let removed = ts.remove(3);
+        let c = analyse(Calendar::UsEquity, Timeframe::H1, &ts);
+        let unexpected: Vec<&Gap> = c
+            .gaps
+            .iter()
+            .filter(|g| g.kind() == GapKind::Unexpected)
+            .collect();
+        assert_eq!(unexpected.len(), 1);
+        assert_eq!(unexpected[0].range.unwrap().start_ms, removed);
+        assert_eq!(
+            (
+                unexpected[0].missing_bars,
+                unexpected[0].expected_missing_bars
+            ),
+            (1, 1)
+        );
+        assert_eq!(c.covered.len(), 2);
+    }
+
+    #[test]
+    fn holidays_are_recognised() {
+        // Around Good Friday 2024-03-29: Thursday to Monday.
+        let thu = 1_711_584_000_000; // 2024-03-28 00:00 UTC
+        let ts = expected_hours(Calendar::UsEquity, thu, thu + 5 * DAY_MS);
+        let c = analyse(Calendar::UsEquity, Timeframe::H1, &ts);
+        assert!(kinds(&c).contains(&GapKind::Holiday), "{:?}", kinds(&c));
+        assert!(!kinds(&c).contains(&GapKind::Unexpected));
+        // Daily bars over Thanksgiving 2024.
+        let days: Vec<i64> = [25, 26, 27, 29]
+            .iter()
+            .map(|d| 1_732_492_800_000 + (d - 25) * DAY_MS)
+            .collect();
+        let c = analyse(Calendar::UsEquity, Timeframe::D1, &days);
+        assert_eq!(kinds(&c), [GapKind::Holiday]);
+    }
+
+    #[test]
+    fn forex_weekends_and_gaps() {
+        let ts = expected_hours(Calendar::Forex, TUE, TUE + 7 * DAY_MS);
+        let c = analyse(Calendar::Forex, Timeframe::H1, &ts);
+        assert_eq!(kinds(&c), [GapKind::Weekend]);
+        let mut broken = ts.clone();
+        broken.drain(10..15);
+        let c = analyse(Calendar::Forex, Timeframe::H1, &broken);
+        assert_eq!(kinds(&c), [GapKind::Unexpected, GapKind::Weekend]);
+        assert_eq!(c.gaps[0].missing_bars, 5);
+        let unexpected = c
+            .counts
+            .iter()
+            .find(|g| g.kind() == GapKind::Unexpected)
+            .unwrap();
+        assert_eq!((unexpected.count, unexpected.missing_bars), (1, 5));
+    }
+}
