@@ -1,28 +1,21 @@
-//! `ktrdr.ib.v1.IbHostService`: the gRPC face of this service.
-//!
-//! Methods whose issue has not landed yet answer `UNIMPLEMENTED` with a message naming the
-//! method and the binary that answered.
+//! `ktrdr.ib.v1.IbHostService`: the gRPC face of [`IbHost`].
 
-use ktrdr_common::error::unimplemented_status;
+use std::sync::Arc;
+
 use ktrdr_common::server::ResponseStream;
 use ktrdr_proto::ib::v1::{self as pb, ib_host_service_server::IbHostService};
 use tonic::{Request, Response, Status};
 
-const SERVICE: &str = "ktrdr.ib.v1.IbHostService";
+use crate::host::IbHost;
 
-/// Implements `IbHostService`; `server` names the binary in error messages.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IbHostApi {
-    server: &'static str,
+    host: Arc<IbHost>,
 }
 
 impl IbHostApi {
-    pub fn new(server: &'static str) -> Self {
-        Self { server }
-    }
-
-    fn unimplemented<T>(&self, method: &str) -> Result<T, Status> {
-        Err(unimplemented_status(SERVICE, method, self.server))
+    pub fn new(host: Arc<IbHost>) -> Self {
+        Self { host }
     }
 }
 
@@ -32,29 +25,35 @@ impl IbHostService for IbHostApi {
 
     async fn fetch_bars(
         &self,
-        _request: Request<pb::FetchBarsRequest>,
+        request: Request<pb::FetchBarsRequest>,
     ) -> Result<Response<Self::FetchBarsStream>, Status> {
-        self.unimplemented("FetchBars")
+        Ok(Response::new(
+            self.host.fetch_bars(request.into_inner()).await?,
+        ))
     }
 
     async fn get_head_timestamp(
         &self,
-        _request: Request<pb::GetHeadTimestampRequest>,
+        request: Request<pb::GetHeadTimestampRequest>,
     ) -> Result<Response<pb::GetHeadTimestampResponse>, Status> {
-        self.unimplemented("GetHeadTimestamp")
+        Ok(Response::new(
+            self.host.head_timestamp(request.into_inner()).await?,
+        ))
     }
 
     async fn lookup_contract(
         &self,
-        _request: Request<pb::LookupContractRequest>,
+        request: Request<pb::LookupContractRequest>,
     ) -> Result<Response<pb::LookupContractResponse>, Status> {
-        self.unimplemented("LookupContract")
+        Ok(Response::new(
+            self.host.lookup_contract(request.into_inner()).await?,
+        ))
     }
 
     async fn get_status(
         &self,
         _request: Request<pb::GetStatusRequest>,
     ) -> Result<Response<pb::GetStatusResponse>, Status> {
-        self.unimplemented("GetStatus")
+        Ok(Response::new(self.host.status()))
     }
 }

@@ -1,8 +1,14 @@
 //! Configuration of the IB host, read once from the environment.
 
+use std::time::Duration;
+
 use ktrdr_common::config::{
     ConfigError, Env, ServerConfig, VarDoc, env_help, loopback, server_var_docs,
 };
+
+use crate::connection::ConnectSettings;
+use crate::host::HostSettings;
+use crate::pacing::PacingConfig;
 
 /// Default gRPC port of `ktrdr-ib-host`.
 pub const DEFAULT_PORT: u16 = 50052;
@@ -58,11 +64,106 @@ impl IbConnectionConfig {
     }
 }
 
+/// How the IB host paces, retries and times out; the gateway reads the same variables when
+/// it runs the host in process.
+#[derive(Debug, Clone, Copy)]
+pub struct IbBehaviour {
+    pub host: HostSettings,
+    pub connect: ConnectSettings,
+    /// Longest wait for one IB answer.
+    pub request_timeout: Duration,
+}
+
+/// A number within `min..=max`.
+fn float_in(env: &Env, name: &str, default: f64, min: f64, max: f64) -> Result<f64, ConfigError> {
+    let Some(raw) = env.get(name) else {
+        return Ok(default);
+    };
+    raw.parse::<f64>()
+        .ok()
+        .filter(|x| x.is_finite() && (min..=max).contains(x))
+        .ok_or_else(|| ConfigError::new(name, raw, format!("a number from {min} to {max}")))
+}
+
+impl IbBehaviour {
+    pub const VARS: &[VarDoc] = &[
+        VarDoc {
+            name: "IB_PACING",
+            default: "true",
+            meaning: "pace historical requests by IB's rules (false only against a simulator with pacing off)",
+        },
+        VarDoc {
+            name: "IB_PACING_SCALE",
+            default: "1.0",
+            meaning: "multiplies IB's pacing windows (15 s, 2 s, 10 min); match IB_SIM_PACING_SCALE in tests",
+        },
+        VarDoc {
+            name: "IB_PACING_MARGIN_MS",
+            default: "100",
+            meaning: "safety margin added to every pacing window",
+        },
+        VarDoc {
+            name: "IB_PACING_RETRIES",
+            default: "3",
+            meaning: "retries of a request IB answers with a 162 pacing violation before RESOURCE_EXHAUSTED",
+        },
+        VarDoc {
+            name: "IB_REQUEST_TIMEOUT_MS",
+            default: "120000",
+            meaning: "longest wait for one IB answer (then DEADLINE_EXCEEDED)",
+        },
+        VarDoc {
+            name: "IB_RECONNECT_MAX_MS",
+            default: "10000",
+            meaning: "longest pause between connection attempts (backoff from 100 ms)",
+        },
+    ];
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let pacing = PacingConfig {
+            enabled: env.bool("IB_PACING", true)?,
+            scale: float_in(env, "IB_PACING_SCALE", 1.0, 0.0001, 100.0)?,
+            margin: env.millis(
+                "IB_PACING_MARGIN_MS",
+                Duration::from_millis(100),
+                Duration::ZERO,
+                Duration::from_secs(60),
+            )?,
+            ..PacingConfig::default()
+        };
+        let retries = env.u64_in("IB_PACING_RETRIES", 3, 0, 10)?;
+        let request_timeout = env.millis(
+            "IB_REQUEST_TIMEOUT_MS",
+            Duration::from_secs(120),
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+        )?;
+        let backoff_max = env.millis(
+            "IB_RECONNECT_MAX_MS",
+            Duration::from_secs(10),
+            Duration::from_millis(100),
+            Duration::from_secs(600),
+        )?;
+        Ok(Self {
+            host: HostSettings {
+                pacing,
+                pacing_retries: u32::try_from(retries).unwrap_or(3),
+            },
+            connect: ConnectSettings {
+                backoff_max,
+                ..ConnectSettings::default()
+            },
+            request_timeout,
+        })
+    }
+}
+
 /// Everything `ktrdr-ib-host` reads.
 #[derive(Debug, Clone)]
 pub struct IbHostConfig {
     pub server: ServerConfig,
     pub ib: IbConnectionConfig,
+    pub behaviour: IbBehaviour,
 }
 
 impl IbHostConfig {
@@ -70,6 +171,7 @@ impl IbHostConfig {
         Ok(Self {
             server: ServerConfig::from_env(env, loopback(DEFAULT_PORT))?,
             ib: IbConnectionConfig::from_env(env)?,
+            behaviour: IbBehaviour::from_env(env)?,
         })
     }
 
@@ -77,6 +179,7 @@ impl IbHostConfig {
     pub fn help() -> String {
         let mut vars = server_var_docs("127.0.0.1:50052");
         vars.extend_from_slice(IbConnectionConfig::VARS);
+        vars.extend_from_slice(IbBehaviour::VARS);
         env_help(&vars)
     }
 }
@@ -103,6 +206,18 @@ mod tests {
         let ib = IbConnectionConfig::from_env(&env).unwrap();
         assert_eq!(ib.address(), "[::1]:7497");
         assert_eq!(ib.client_id, 17);
+    }
+
+    #[test]
+    fn pacing_defaults_are_ibs_rules_and_scale_for_tests() {
+        let b = IbBehaviour::from_env(&Env::default()).unwrap();
+        assert!(b.host.pacing.enabled);
+        assert_eq!(b.host.pacing.identical(), Duration::from_millis(15_100));
+        let env = Env::from_pairs([("IB_PACING_SCALE", "0.01"), ("IB_PACING_MARGIN_MS", "0")]);
+        let b = IbBehaviour::from_env(&env).unwrap();
+        assert_eq!(b.host.pacing.ten_minutes(), Duration::from_secs(6));
+        let err = IbBehaviour::from_env(&Env::from_pairs([("IB_PACING_SCALE", "x")])).unwrap_err();
+        assert_eq!(err.variable, "IB_PACING_SCALE");
     }
 
     #[test]

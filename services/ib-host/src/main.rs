@@ -13,6 +13,6 @@ async fn main() -> anyhow::Result<()> {
     Args::parse();
     let config = ktrdr_common::config::load_or_exit(ktrdr_ib_host::BINARY, IbHostConfig::from_env);
     ktrdr_common::logging::init_for(&config.server);
-    ktrdr_ib_host::server(config).serve().await?;
+    ktrdr_ib_host::run(config).await?;
     Ok(())
 }

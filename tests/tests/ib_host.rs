@@ -1,0 +1,657 @@
+//! ib-host against ib-sim, both as real processes over loopback: the IB path goes through the
+//! unmodified `ibapi` client. Pacing windows are scaled down (IB_PACING_SCALE /
+//! IB_SIM_PACING_SCALE) so IB's rules run in seconds instead of minutes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use ktrdr_proto::common::v1::{BarColumns, InstrumentType, TimeRange, bar_batch};
+use ktrdr_proto::ib::v1::{
+    self as ib, fetch_bars_response::Event, ib_host_service_client::IbHostServiceClient,
+    ib_sim_service_client::IbSimServiceClient, inject_fault_request::Fault,
+};
+use ktrdr_system_tests::ServiceProcess;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
+use tonic_types::StatusExt;
+
+/// Bound on any single wait in these tests; generous for a loaded machine.
+const WAIT: Duration = Duration::from_secs(60);
+const SERVICE: &str = "ktrdr.ib.v1.IbHostService";
+
+/// 2024-01-01 00:00 UTC etc.
+fn ms(y: i32, m: u8, d: u8) -> i64 {
+    let days = days_from_civil(y, m, d);
+    days * 86_400_000
+}
+
+fn days_from_civil(y: i32, m: u8, d: u8) -> i64 {
+    let (y, m, d) = (i64::from(y), i64::from(m), i64::from(d));
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+struct Stack {
+    sim: ServiceProcess,
+    host: ServiceProcess,
+    sim_api: IbSimServiceClient<Channel>,
+    api: IbHostServiceClient<Channel>,
+    health: HealthClient<Channel>,
+}
+
+impl Stack {
+    /// ib-sim on free ports, then ib-host pointed at it; waits until ib-host is connected.
+    async fn start(sim_env: &[(&str, &str)], host_env: &[(&str, &str)]) -> Self {
+        let mut env = vec![("IB_SIM_ADDR", "127.0.0.1:0")];
+        env.extend_from_slice(sim_env);
+        let sim = ServiceProcess::start("ktrdr-ib-sim", &env).await;
+        let mut sim_api = IbSimServiceClient::new(sim.channel().await);
+        let tws = sim_api
+            .get_sim_status(ib::GetSimStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .tws_listen_addr;
+        let port = tws.rsplit(':').next().unwrap().to_owned();
+        let mut env = vec![("IB_HOST", "127.0.0.1"), ("IB_PORT", port.as_str())];
+        env.extend_from_slice(host_env);
+        let host = ServiceProcess::start("ktrdr-ib-host", &env).await;
+        let channel = host.channel().await;
+        let mut stack = Self {
+            sim,
+            api: IbHostServiceClient::new(channel.clone()),
+            health: HealthClient::new(channel),
+            host,
+            sim_api,
+        };
+        stack.wait_health(ServingStatus::Serving).await;
+        stack
+    }
+
+    async fn health(&mut self) -> ServingStatus {
+        self.health
+            .check(HealthCheckRequest {
+                service: SERVICE.into(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .status()
+    }
+
+    async fn wait_health(&mut self, want: ServingStatus) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while self.health().await != want {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "ib-host health never became {want:?}\nib-host:\n{}\nib-sim:\n{}",
+                self.host.logs(),
+                self.sim.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn sim_status(&mut self) -> ib::GetSimStatusResponse {
+        self.sim_api
+            .get_sim_status(ib::GetSimStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+    }
+
+    async fn historical_requests(&mut self) -> i64 {
+        self.sim_status()
+            .await
+            .requests_by_kind
+            .get("historical_data")
+            .copied()
+            .unwrap_or(0)
+    }
+
+    async fn inject(&mut self, fault: Fault) {
+        self.sim_api
+            .inject_fault(ib::InjectFaultRequest { fault: Some(fault) })
+            .await
+            .unwrap();
+    }
+}
+
+/// Everything one FetchBars call streamed.
+#[derive(Default, Debug)]
+struct Fetched {
+    plan: Option<ib::FetchPlan>,
+    bars: BarColumns,
+    batches: usize,
+    warnings: Vec<String>,
+}
+
+fn fetch_request(
+    symbol: &str,
+    timeframe: &str,
+    start_ms: i64,
+    end_ms: i64,
+    use_rth: bool,
+) -> ib::FetchBarsRequest {
+    ib::FetchBarsRequest {
+        symbol: symbol.into(),
+        timeframe: timeframe.into(),
+        range: Some(TimeRange { start_ms, end_ms }),
+        use_rth,
+        ..Default::default()
+    }
+}
+
+async fn fetch(
+    api: &mut IbHostServiceClient<Channel>,
+    req: ib::FetchBarsRequest,
+) -> Result<Fetched, tonic::Status> {
+    let mut stream = tokio::time::timeout(WAIT, api.fetch_bars(req))
+        .await
+        .expect("FetchBars answers in time")?
+        .into_inner();
+    let mut out = Fetched::default();
+    while let Some(item) = tokio::time::timeout(WAIT, stream.message())
+        .await
+        .expect("FetchBars streams in time")?
+    {
+        match item.event {
+            Some(Event::Plan(p)) => out.plan = Some(p),
+            Some(Event::Bars(b)) => {
+                out.batches += 1;
+                let Some(bar_batch::Payload::Columns(c)) = b.payload else {
+                    panic!("columns expected")
+                };
+                assert_eq!(b.bar_count as usize, c.timestamp_ms.len());
+                out.bars.timestamp_ms.extend(c.timestamp_ms);
+                out.bars.open.extend(c.open);
+                out.bars.high.extend(c.high);
+                out.bars.low.extend(c.low);
+                out.bars.close.extend(c.close);
+                out.bars.volume.extend(c.volume);
+            }
+            Some(Event::Warning(w)) => out.warnings.push(w.code),
+            Some(Event::Progress(_)) | None => {}
+        }
+    }
+    Ok(out)
+}
+
+fn assert_strictly_ascending(ts: &[i64]) {
+    for w in ts.windows(2) {
+        assert!(
+            w[0] < w[1],
+            "duplicate or out of order at {} / {}",
+            w[0],
+            w[1]
+        );
+    }
+}
+
+/// Fast pacing for tests: IB's windows × 0.002 (10 min → 1.2 s), on both sides.
+const SIM_FAST: &[(&str, &str)] = &[("IB_SIM_PACING_SCALE", "0.002")];
+const HOST_FAST: &[(&str, &str)] = &[("IB_PACING_SCALE", "0.002"), ("IB_PACING_MARGIN_MS", "100")];
+
+#[tokio::test]
+async fn two_years_of_hours_and_thirty_days_of_minutes_arrive_exactly_with_the_fewest_requests() {
+    let mut s = Stack::start(SIM_FAST, HOST_FAST).await;
+
+    // 2023 and 2024: 250 + 252 NYSE trading days, 7 regular-hours bars each (09:30, 10:00 … 15:00).
+    let before = s.historical_requests().await;
+    let hours = fetch(
+        &mut s.api,
+        fetch_request("AAPL", "1h", ms(2023, 1, 1), ms(2025, 1, 1), true),
+    )
+    .await
+    .unwrap();
+    let plan = hours.plan.as_ref().unwrap();
+    assert_eq!(plan.requests.len(), 24, "one '1 M' request per month");
+    assert!(
+        plan.requests
+            .iter()
+            .all(|r| r.duration == "1 M" && r.bar_size == "1 hour")
+    );
+    assert_eq!(
+        s.historical_requests().await - before,
+        24,
+        "the sim saw exactly the planned requests"
+    );
+    assert_eq!(hours.bars.timestamp_ms.len(), 502 * 7);
+    assert_eq!(hours.batches, 24);
+    assert_strictly_ascending(&hours.bars.timestamp_ms);
+
+    // Any window gives the same bars: a 10-day slice fetched on its own equals the slice of the
+    // 2-year fetch.
+    let (a, b) = (ms(2024, 3, 5), ms(2024, 3, 15));
+    let slice = fetch(&mut s.api, fetch_request("AAPL", "1h", a, b, true))
+        .await
+        .unwrap();
+    let from = hours
+        .bars
+        .timestamp_ms
+        .iter()
+        .position(|t| *t >= a)
+        .unwrap();
+    let n = slice.bars.timestamp_ms.len();
+    assert_eq!(n, 8 * 7);
+    assert_eq!(
+        &hours.bars.timestamp_ms[from..from + n],
+        slice.bars.timestamp_ms.as_slice()
+    );
+    assert_eq!(
+        &hours.bars.close[from..from + n],
+        slice.bars.close.as_slice()
+    );
+    assert_eq!(
+        &hours.bars.volume[from..from + n],
+        slice.bars.volume.as_slice()
+    );
+
+    // 30 days of EURUSD minutes: 30 '1 D' requests; trading minutes are contiguous, and the only
+    // gaps are the weekends (Friday 17:00 to Sunday 17:00 New York, 47–49 h across DST).
+    let before = s.historical_requests().await;
+    let minutes = fetch(
+        &mut s.api,
+        fetch_request("eur/usd", "1m", ms(2024, 3, 1), ms(2024, 3, 31), false),
+    )
+    .await
+    .unwrap();
+    let plan = minutes.plan.as_ref().unwrap();
+    assert_eq!(plan.requests.len(), 30);
+    assert_eq!(
+        plan.what_to_show,
+        ib::WhatToShow::Midpoint as i32,
+        "forex defaults to MIDPOINT"
+    );
+    assert_eq!(s.historical_requests().await - before, 30);
+    let ts = &minutes.bars.timestamp_ms;
+    assert_strictly_ascending(ts);
+    assert_eq!(ts[0], ms(2024, 3, 1));
+    let mut weekends = 0;
+    for w in ts.windows(2) {
+        let gap_min = (w[1] - w[0]) / 60_000;
+        if gap_min != 1 {
+            assert!(
+                (47 * 60..=49 * 60).contains(&gap_min),
+                "gap of {gap_min} min at {}",
+                w[0]
+            );
+            weekends += 1;
+        }
+    }
+    assert_eq!(weekends, 4);
+    assert!(
+        minutes.bars.volume.iter().all(|v| *v == -1.0),
+        "quotes carry no volume"
+    );
+    // The five Saturdays (UTC) have no forex session: IB answers "no data", a warning each.
+    assert_eq!(minutes.warnings, vec!["IB_NO_DATA".to_owned(); 5]);
+    assert_eq!(s.sim_status().await.pacing_violations_sent, 0);
+}
+
+#[tokio::test]
+async fn a_burst_of_200_fetches_never_trips_ibs_pacing() {
+    let mut s = Stack::start(SIM_FAST, HOST_FAST).await;
+    let mut tasks = vec![];
+    for i in 0..200i64 {
+        let mut api = s.api.clone();
+        // 200 different one-day windows (some weekends: those answer "no data", not pacing).
+        let start = ms(2023, 1, 2) + i * 86_400_000;
+        tasks.push(tokio::spawn(async move {
+            fetch(
+                &mut api,
+                fetch_request("MSFT", "1h", start, start + 86_400_000, true),
+            )
+            .await
+        }));
+    }
+    for t in tasks {
+        let fetched = tokio::time::timeout(WAIT, t).await.unwrap().unwrap();
+        assert!(fetched.is_ok(), "{fetched:?}");
+    }
+    let sim = s.sim_status().await;
+    assert_eq!(sim.pacing_violations_sent, 0, "{:?}", sim.errors_by_code);
+    assert_eq!(sim.requests_by_kind["historical_data"], 200);
+    let status = s
+        .api
+        .get_status(ib::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let pacing = status.pacing.unwrap();
+    assert_eq!(pacing.pacing_violations, 0);
+    assert_eq!(pacing.requests_total, 200);
+    assert!(
+        pacing.total_pacing_wait_ms > 0,
+        "the gate had to hold requests back"
+    );
+}
+
+#[tokio::test]
+async fn a_dropped_socket_fails_the_call_fast_then_health_recovers_and_the_retry_succeeds() {
+    let mut s = Stack::start(&[("IB_SIM_PACING", "false")], &[("IB_PACING", "false")]).await;
+    // Make the fetch slow so the drop happens mid-flight.
+    s.inject(Fault::DelayReplies(ib::DelayRepliesFault {
+        delay_ms: 30_000,
+        count: -1,
+        request_kind: ib::SimRequestKind::HistoricalData as i32,
+        symbol: String::new(),
+    }))
+    .await;
+    let mut api = s.api.clone();
+    let call = tokio::spawn(async move {
+        fetch(
+            &mut api,
+            fetch_request("SPY", "1h", ms(2024, 1, 1), ms(2024, 6, 1), true),
+        )
+        .await
+    });
+    // Wait until the first historical request reached the sim, then drop every client and
+    // refuse reconnects for a while.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s.historical_requests().await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no request reached the sim"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.inject(Fault::DropConnections(ib::DropConnectionsFault {
+        client_ids: vec![],
+        refuse_reconnect_ms: 1_500,
+        after_requests: 0,
+    }))
+    .await;
+    let dropped_at = tokio::time::Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .unwrap()
+        .unwrap();
+    let failed_after = dropped_at.elapsed();
+    let status = result.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        failed_after < Duration::from_secs(1),
+        "failed after {failed_after:?}"
+    );
+    let details = status.get_error_details();
+    assert_eq!(details.error_info().unwrap().reason, "IB_DISCONNECTED");
+    assert!(details.retry_info().is_some());
+
+    s.wait_health(ServingStatus::NotServing).await;
+    let unavailable = s
+        .api
+        .get_head_timestamp(ib::GetHeadTimestampRequest {
+            symbol: "SPY".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unavailable.code(), Code::Unavailable);
+
+    s.sim_api
+        .reset_sim(ib::ResetSimRequest {
+            drop_connections: false,
+        })
+        .await
+        .unwrap();
+    s.wait_health(ServingStatus::Serving).await;
+    let retried = fetch(
+        &mut s.api,
+        fetch_request("SPY", "1h", ms(2024, 1, 1), ms(2024, 6, 1), true),
+    )
+    .await
+    .unwrap();
+    assert!(retried.bars.timestamp_ms.len() > 700);
+    let status = s
+        .api
+        .get_status(ib::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.connection_state,
+        ib::ConnectionState::Connected as i32
+    );
+    assert!(status.reconnect_count >= 1);
+}
+
+#[tokio::test]
+async fn unknown_symbols_bad_arguments_and_injected_pacing_errors_map_to_grpc_codes() {
+    let mut s = Stack::start(
+        &[("IB_SIM_PACING_SCALE", "0.001")],
+        &[
+            ("IB_PACING_SCALE", "0.001"),
+            ("IB_PACING_MARGIN_MS", "20"),
+            ("IB_PACING_RETRIES", "2"),
+        ],
+    )
+    .await;
+
+    let unknown = fetch(
+        &mut s.api,
+        fetch_request("NOPE", "1h", ms(2024, 1, 1), ms(2024, 2, 1), true),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+    assert_eq!(
+        unknown.get_error_details().error_info().unwrap().reason,
+        "UNKNOWN_SYMBOL"
+    );
+    let lookup = s
+        .api
+        .lookup_contract(ib::LookupContractRequest {
+            symbol: "NOPE".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(lookup.code(), Code::NotFound);
+
+    let bad = fetch(
+        &mut s.api,
+        fetch_request("", "2h", ms(2024, 2, 1), ms(2024, 1, 1), true),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let fields: Vec<String> = bad
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(fields, ["symbol", "timeframe", "range.end_ms"]);
+
+    // One injected 162: the host backs off, retries, and the call succeeds.
+    s.inject(Fault::FailNextRequests(ib::FailNextRequestsFault {
+        error_code: 162,
+        message: String::new(),
+        count: 1,
+        request_kind: ib::SimRequestKind::HistoricalData as i32,
+        symbol: String::new(),
+    }))
+    .await;
+    let ok = fetch(
+        &mut s.api,
+        fetch_request("AAPL", "1d", ms(2024, 1, 1), ms(2024, 2, 1), true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(ok.bars.timestamp_ms.len(), 21);
+    let status = s
+        .api
+        .get_status(ib::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.pacing.unwrap().pacing_violations, 1);
+
+    // 162 on every request: RESOURCE_EXHAUSTED with RetryInfo once the retries are spent.
+    s.inject(Fault::FailNextRequests(ib::FailNextRequestsFault {
+        error_code: 162,
+        message: String::new(),
+        count: -1,
+        request_kind: ib::SimRequestKind::HistoricalData as i32,
+        symbol: String::new(),
+    }))
+    .await;
+    let before = s.historical_requests().await;
+    let exhausted = fetch(
+        &mut s.api,
+        fetch_request("AAPL", "1d", ms(2023, 1, 1), ms(2023, 2, 1), true),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(exhausted.code(), Code::ResourceExhausted, "{exhausted:?}");
+    assert!(exhausted.get_error_details().retry_info().is_some());
+    assert_eq!(
+        s.historical_requests().await - before,
+        3,
+        "first try and 2 retries"
+    );
+}
+
+#[tokio::test]
+async fn lookup_normalises_symbols_and_status_reports_the_connection() {
+    let mut s = Stack::start(&[], &[]).await;
+    for raw in ["EURUSD", "eur.usd", "EUR/USD"] {
+        let found = s
+            .api
+            .lookup_contract(ib::LookupContractRequest {
+                symbol: raw.into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(found.normalized_symbol, "EURUSD");
+        let eur = &found.instruments[0];
+        assert_eq!(eur.instrument_type, InstrumentType::Forex as i32);
+        assert_eq!(
+            (
+                eur.exchange.as_str(),
+                eur.currency.as_str(),
+                eur.local_symbol.as_str()
+            ),
+            ("IDEALPRO", "USD", "EUR.USD")
+        );
+    }
+    let aapl = s
+        .api
+        .lookup_contract(ib::LookupContractRequest {
+            symbol: " aapl ".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let a = &aapl.instruments[0];
+    assert_eq!(
+        (a.instrument_type, a.con_id),
+        (InstrumentType::Stock as i32, 265_598)
+    );
+    assert_eq!(a.time_zone_id, "US/Eastern");
+    assert!(a.liquid_hours.contains("0930"), "{}", a.liquid_hours);
+    let es = s
+        .api
+        .lookup_contract(ib::LookupContractRequest {
+            symbol: "ES".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        es.instruments[0].instrument_type,
+        InstrumentType::Future as i32
+    );
+
+    let head = s
+        .api
+        .get_head_timestamp(ib::GetHeadTimestampRequest {
+            symbol: "AAPL".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(head.what_to_show, ib::WhatToShow::Trades as i32);
+    assert!(!head.cached);
+    let again = s
+        .api
+        .get_head_timestamp(ib::GetHeadTimestampRequest {
+            symbol: "AAPL".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(again.cached);
+    assert_eq!(again.head_timestamp_ms, head.head_timestamp_ms);
+
+    let status = s
+        .api
+        .get_status(ib::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.connection_state,
+        ib::ConnectionState::Connected as i32
+    );
+    assert_eq!(status.server_version, 213);
+    assert_eq!(status.client_id, 1);
+    let farms: Vec<&str> = status.farms.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(farms, ["secdefil", "usfarm", "ushmds"]);
+    assert!(status.farms.iter().all(|f| f.ok));
+    let sim = s.sim_status().await;
+    assert_eq!(sim.clients.len(), 1);
+}
+
+#[tokio::test]
+async fn a_client_id_in_use_makes_the_host_take_the_next_one() {
+    let mut s = Stack::start(&[], &[]).await;
+    let port = {
+        let tws = s.sim_status().await.tws_listen_addr;
+        tws.rsplit(':').next().unwrap().to_owned()
+    };
+    // A second host with the same client id: IB answers 326, the host moves on to id 2.
+    let second = ServiceProcess::start(
+        "ktrdr-ib-host",
+        &[("IB_HOST", "127.0.0.1"), ("IB_PORT", port.as_str())],
+    )
+    .await;
+    let mut api = IbHostServiceClient::new(second.channel().await);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let status = api
+            .get_status(ib::GetStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        if status.connection_state == ib::ConnectionState::Connected as i32 {
+            assert_eq!(status.client_id, 2);
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", second.logs());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sim = s.sim_status().await;
+    let mut ids: Vec<i32> = sim.clients.iter().map(|c| c.client_id).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2]);
+    assert!(sim.errors_by_code.get(&326).copied().unwrap_or(0) >= 1);
+}
