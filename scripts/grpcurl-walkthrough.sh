@@ -49,7 +49,6 @@ start() { # start BINARY → sets ADDR to its host:port
 # binary  service  stub-method  stub-request
 CASES=(
   "ktrdr-gateway        ktrdr.gateway.v1.GatewayService     GetConfiguration  {}"
-  "ktrdr-data           ktrdr.data.v1.DataService           GetCoverage       {\"symbol\":\"AAPL\",\"timeframe\":\"1h\"}"
   "ktrdr-training-host  ktrdr.training.v1.TrainingService   ListModels        {}"
 )
 # Services whose every method is implemented: one call that must succeed (exit 0) with NEEDLE.
@@ -57,6 +56,7 @@ CASES=(
 # here because no IB listens at IB_PORT=1]
 OK_CASES=(
   "ktrdr-ib-sim         ktrdr.ib.v1.IbSimService            GetSimStatus      {}  twsListenAddr"
+  "ktrdr-data           ktrdr.data.v1.DataService           GetStatus         {}  dataDir"
   "ktrdr-ib-host        ktrdr.ib.v1.IbHostService           GetStatus         {}  connectionState  NOT_SERVING"
 )
 
@@ -88,6 +88,18 @@ for case in "${OK_CASES[@]}"; do
     grpcurl -plaintext -d "{\"service\":\"$service\"}" "$addr" grpc.health.v1.Health/Check
   check "$method answers" 0 "$needle" -- grpcurl -plaintext -d "$request" "$addr" "$service/$method"
 done
+
+# Rich errors as grpcurl users see them: 69 = NOT_FOUND with ErrorInfo, 67 = INVALID_ARGUMENT
+# with BadRequest field violations.
+if start ktrdr-data; then
+  echo "ktrdr-data errors on $ADDR"
+  check "unknown dataset is NOT_FOUND with ErrorInfo" 69 '"reason":"DATASET_NOT_FOUND"' -- \
+    grpcurl -plaintext -format-error -d '{"symbol":"AAPL","timeframe":"1h"}' "$ADDR" ktrdr.data.v1.DataService/GetCoverage
+  check "bad timeframe is INVALID_ARGUMENT with a field violation" 67 '"field":"timeframe"' -- \
+    grpcurl -plaintext -format-error -d '{"symbol":"AAPL","timeframe":"2h"}' "$ADDR" ktrdr.data.v1.DataService/GetCoverage
+else
+  failed=$((failed + 1))
+fi
 
 echo
 echo "grpcurl: $passed passed, $failed failed"
