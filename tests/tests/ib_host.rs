@@ -655,3 +655,157 @@ async fn a_client_id_in_use_makes_the_host_take_the_next_one() {
     assert_eq!(ids, [1, 2]);
     assert!(sim.errors_by_code.get(&326).copied().unwrap_or(0) >= 1);
 }
+
+#[tokio::test]
+async fn ib_connectivity_loss_1100_fails_calls_fast_and_1102_restores_service() {
+    let mut s = Stack::start(&[("IB_SIM_PACING", "false")], &[("IB_PACING", "false")]).await;
+    // One slow answer, so the 1100 notice arrives while the request is in flight.
+    s.inject(Fault::DelayReplies(ib::DelayRepliesFault {
+        delay_ms: 30_000,
+        count: 1,
+        request_kind: ib::SimRequestKind::HistoricalData as i32,
+        symbol: String::new(),
+    }))
+    .await;
+    let mut api = s.api.clone();
+    let call = tokio::spawn(async move {
+        fetch(
+            &mut api,
+            fetch_request("AAPL", "1d", ms(2023, 1, 1), ms(2024, 1, 1), true),
+        )
+        .await
+    });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s.historical_requests().await == 0 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no request reached the sim"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    s.inject(Fault::ConnectivityLost(ib::ConnectivityLostFault {
+        client_ids: vec![],
+        restore_after_ms: 0,
+    }))
+    .await;
+    let lost_at = tokio::time::Instant::now();
+    let status = tokio::time::timeout(Duration::from_secs(10), call)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        lost_at.elapsed() < Duration::from_secs(1),
+        "failed after {:?}",
+        lost_at.elapsed()
+    );
+    s.wait_health(ServingStatus::NotServing).await;
+    let status = s
+        .api
+        .get_status(ib::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.connection_state,
+        ib::ConnectionState::Reconnecting as i32
+    );
+    assert!(
+        status.last_error.starts_with("1100"),
+        "{}",
+        status.last_error
+    );
+    let during = fetch(
+        &mut s.api,
+        fetch_request("AAPL", "1d", ms(2023, 1, 1), ms(2024, 1, 1), true),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(during.code(), Code::Unavailable);
+
+    s.inject(Fault::ConnectivityRestored(ib::ConnectivityRestoredFault {
+        client_ids: vec![],
+        data_lost: false,
+    }))
+    .await;
+    s.wait_health(ServingStatus::Serving).await;
+    let after = fetch(
+        &mut s.api,
+        fetch_request("AAPL", "1d", ms(2023, 1, 1), ms(2024, 1, 1), true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(after.bars.timestamp_ms.len(), 250);
+}
+
+#[tokio::test]
+async fn a_cancelled_call_cancels_its_ib_request_and_slow_answers_time_out() {
+    let mut s = Stack::start(
+        &[("IB_SIM_PACING", "false")],
+        &[("IB_PACING", "false"), ("IB_REQUEST_TIMEOUT_MS", "1500")],
+    )
+    .await;
+    s.inject(Fault::DelayReplies(ib::DelayRepliesFault {
+        delay_ms: 60_000,
+        count: -1,
+        request_kind: ib::SimRequestKind::HistoricalData as i32,
+        symbol: String::new(),
+    }))
+    .await;
+    // Resolve the contract first so the next call goes straight to the historical request.
+    s.api
+        .get_head_timestamp(ib::GetHeadTimestampRequest {
+            symbol: "MSFT".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut stream = s
+        .api
+        .fetch_bars(fetch_request(
+            "MSFT",
+            "1h",
+            ms(2024, 1, 1),
+            ms(2024, 2, 1),
+            true,
+        ))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert!(matches!(first.event, Some(Event::Plan(_))));
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s.historical_requests().await == 0 {
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(stream);
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let sim = s.sim_status().await;
+        if sim
+            .requests_by_kind
+            .get("cancel_historical_data")
+            .copied()
+            .unwrap_or(0)
+            == 1
+        {
+            assert_eq!(sim.open_historical_requests, 0);
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no cancel reached the sim: {sim:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let slow = fetch(
+        &mut s.api,
+        fetch_request("MSFT", "1h", ms(2024, 3, 1), ms(2024, 4, 1), true),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(slow.code(), Code::DeadlineExceeded, "{slow:?}");
+}
