@@ -119,6 +119,9 @@ pub struct TargetTimeframes {
     pub timeframe: Option<Timeframe>,
     #[serde(default)]
     pub list: Option<Vec<Timeframe>>,
+    /// The original's shipped files list deployment timeframes under this key.
+    #[serde(default)]
+    pub supported: Option<Vec<Timeframe>>,
 }
 
 /// One entry of `indicators`: a `name`, an optional `type` and the parameters.

@@ -21,7 +21,9 @@ pub mod volume;
 mod params;
 mod registry;
 
-pub use registry::{IndicatorDef, IndicatorKind, IndicatorOutput, PriceSource, resolve};
+pub use registry::{
+    IndicatorDef, IndicatorKind, IndicatorOutput, KNOWN_NAMES, PriceSource, resolve,
+};
 
 /// Runs `kernel` on every maximal run of bars where all `inputs` are finite and writes its
 /// outputs there; every other bar gets `NaN`.

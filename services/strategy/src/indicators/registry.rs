@@ -285,6 +285,7 @@ pub fn resolve(spec: &IndicatorSpec, path: &str) -> Result<(IndicatorDef, Vec<Co
     let period = |default: usize| p.count(&["period", "window", "length"], default, 1);
     let positive = |names: &[&str], default: f64| p.number(names, default, "> 0", |v| v > 0.0);
     let canonical = canonical_type(type_name);
+    let mut extra_warnings = Vec::new();
     let kind = match canonical.as_str() {
         "rsi" => IndicatorKind::Rsi {
             period: period(14)?,
@@ -382,10 +383,12 @@ pub fn resolve(spec: &IndicatorSpec, path: &str) -> Result<(IndicatorDef, Vec<Co
         "rvi" => {
             let signal = p.count(&["signal_period"], 4, 1)?;
             if signal != 4 {
-                return Err(StrategyError::invalid(
-                    format!("{path}.signal_period"),
-                    "must be 4: the standard RVI signal line is the (1, 2, 2, 1)/6 weighted average",
-                ));
+                extra_warnings.push(ConfigWarning {
+                    path: format!("{path}.signal_period"),
+                    message: "ignored: the standard RVI signal line is the 4-bar (1, 2, 2, 1)/6 \
+                              weighted average (the original used an SMA of signal_period bars)"
+                        .to_owned(),
+                });
             }
             IndicatorKind::Rvi {
                 period: period(10)?,
@@ -431,13 +434,17 @@ pub fn resolve(spec: &IndicatorSpec, path: &str) -> Result<(IndicatorDef, Vec<Co
                 period: period(20)?,
             }
         }
-        "squeezeintensity" => IndicatorKind::SqueezeIntensity {
-            bb_period: p.count(&["bb_period"], 20, 1)?,
-            bb_std_dev: positive(&["bb_std_dev", "bb_multiplier", "bb_std"], 2.0)?,
-            kc_period: p.count(&["kc_period"], 20, 1)?,
-            kc_atr_period: p.count(&["kc_atr_period", "atr_period"], 10, 1)?,
-            kc_multiplier: positive(&["kc_multiplier", "kc_mult"], 2.0)?,
-        },
+        "squeezeintensity" => {
+            // The original accepted `source`; Bollinger and Keltner both read the close here.
+            p.choice(&["source"], "close", &["close"])?;
+            IndicatorKind::SqueezeIntensity {
+                bb_period: p.count(&["bb_period"], 20, 1)?,
+                bb_std_dev: positive(&["bb_std_dev", "bb_multiplier", "bb_std"], 2.0)?,
+                kc_period: p.count(&["kc_period"], 20, 1)?,
+                kc_atr_period: p.count(&["kc_atr_period", "atr_period"], 10, 1)?,
+                kc_multiplier: positive(&["kc_multiplier", "kc_mult"], 2.0)?,
+            }
+        }
         "obv" => IndicatorKind::Obv,
         "vwap" => IndicatorKind::Vwap {
             period: period(20)?,
@@ -468,7 +475,20 @@ pub fn resolve(spec: &IndicatorSpec, path: &str) -> Result<(IndicatorDef, Vec<Co
             ));
         }
     };
-    let warnings = p.unused_warnings();
+    if !kind.reads_source() && flat.contains_key("source") {
+        // The original accepted `source` on every indicator and ignored it where an indicator
+        // reads several columns; say so only when it asks for something other than the close.
+        let source = p.choice(&["source"], "close", &PriceSource::NAMES)?;
+        if source != "close" {
+            extra_warnings.push(ConfigWarning {
+                path: format!("{path}.source"),
+                message: "ignored: this indicator reads high, low, close (and volume) itself"
+                    .to_owned(),
+            });
+        }
+    }
+    let mut warnings = p.unused_warnings();
+    warnings.extend(extra_warnings);
     Ok((
         IndicatorDef {
             id: spec.id().to_owned(),
@@ -515,6 +535,22 @@ pub const KNOWN_NAMES: [&str; 31] = [
 ];
 
 impl IndicatorKind {
+    /// Whether the indicator has a `source` parameter (reads one price column).
+    pub fn reads_source(&self) -> bool {
+        matches!(
+            self,
+            IndicatorKind::Rsi { .. }
+                | IndicatorKind::Sma { .. }
+                | IndicatorKind::Ema { .. }
+                | IndicatorKind::Macd { .. }
+                | IndicatorKind::DistanceFromMa { .. }
+                | IndicatorKind::Momentum { .. }
+                | IndicatorKind::Roc { .. }
+                | IndicatorKind::BollingerBands { .. }
+                | IndicatorKind::BollingerBandWidth { .. }
+        )
+    }
+
     /// Why this indicator cannot feed features, if it cannot.
     pub fn not_a_feature_reason(&self) -> Option<&'static str> {
         match self {

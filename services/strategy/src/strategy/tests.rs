@@ -290,3 +290,34 @@ fn indicator_types_resolve_from_type_or_name() {
         crate::indicators::IndicatorKind::Sma { period: 30, .. }
     ));
 }
+
+#[test]
+fn source_on_multi_column_indicators_is_accepted_as_the_original_did() {
+    let yaml = ORIGINAL.replace(
+        "  - name: \"sma\"\n",
+        "  - name: \"adx\"\n    period: 14\n    source: \"close\"\n  - name: \"atr\"\n    source: \"open\"\n  - name: \"sma\"\n",
+    );
+    let s = load(&yaml).unwrap();
+    let paths: Vec<&str> = s.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert!(!paths.contains(&"indicators[2].source"), "{paths:?}");
+    let w = s
+        .warnings
+        .iter()
+        .find(|w| w.path == "indicators[3].source")
+        .unwrap();
+    assert!(w.message.starts_with("ignored"), "{}", w.message);
+}
+
+#[test]
+fn rvi_signal_period_other_than_four_is_a_warning() {
+    let yaml = ORIGINAL.replace(
+        "  - name: \"sma\"\n",
+        "  - name: \"rvi\"\n    signal_period: 6\n  - name: \"sma\"\n",
+    );
+    let s = load(&yaml).unwrap();
+    assert!(
+        s.warnings
+            .iter()
+            .any(|w| w.path == "indicators[2].signal_period")
+    );
+}

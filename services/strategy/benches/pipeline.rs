@@ -1,0 +1,172 @@
+//! `cargo bench -p ktrdr-strategy --bench pipeline`: prints a Markdown section for
+//! BENCHMARKS.md.
+//!
+//! - every indicator (default parameters) on 1 M generated bars;
+//! - indicators + fuzzy memberships + features of each example strategy on 1 M base bars;
+//! - MLP training throughput (samples/s) of an example strategy on the CPU backend, and on the
+//!   GPU when built with `--features cuda` and `KTRDR_BENCH_GPU=1` on a machine with CUDA.
+//!
+//! One run, wall clock; expect ±15 % between runs on a shared VM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark program, not library code
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use burn::backend::Autodiff;
+use ktrdr_strategy::dataset::{SymbolBars, build_datasets};
+use ktrdr_strategy::features::compute_features;
+use ktrdr_strategy::indicators::resolve;
+use ktrdr_strategy::model::CpuBackend;
+use ktrdr_strategy::strategy::IndicatorSpec;
+use ktrdr_strategy::synthetic::{PathSpec, generate};
+use ktrdr_strategy::training::{TrainControl, train};
+use ktrdr_strategy::{LoadedStrategy, Timeframe};
+
+const BARS: usize = 1_000_000;
+
+fn strategy(file: &str) -> LoadedStrategy {
+    let path = format!("{}/../../strategies/{file}", env!("CARGO_MANIFEST_DIR"));
+    LoadedStrategy::from_file(path).unwrap()
+}
+
+fn main() {
+    let bars = generate(&PathSpec {
+        bars: BARS,
+        timeframe: Timeframe::M1,
+        ..PathSpec::default()
+    });
+    println!("## Strategy pipeline (release, one core, generated bars)");
+    println!();
+    println!("### Indicators on 1 M bars (default parameters)");
+    println!();
+    println!("| indicator | ms | M bars/s |");
+    println!("|---|---:|---:|");
+    let mut total = 0.0;
+    for name in ktrdr_strategy::indicators::KNOWN_NAMES {
+        let spec = IndicatorSpec {
+            name: name.to_owned(),
+            indicator_type: None,
+            feature_id: None,
+            params: BTreeMap::new(),
+        };
+        let (def, _) = resolve(&spec, "bench").unwrap();
+        let started = Instant::now();
+        let out = def.kind.compute(&bars);
+        let seconds = started.elapsed().as_secs_f64();
+        std::hint::black_box(out);
+        total += seconds;
+        println!(
+            "| {name} | {:.1} | {:.1} |",
+            seconds * 1e3,
+            BARS as f64 / seconds / 1e6
+        );
+    }
+    println!("| **all 31** | {:.1} | |", total * 1e3);
+    println!();
+
+    println!("### Indicators + fuzzy + features on 1 M base bars");
+    println!();
+    println!("| strategy | timeframes | features | ms | M rows/s |");
+    println!("|---|---|---:|---:|---:|");
+    for file in [
+        "rsi_bollinger_single.yaml",
+        "momentum_multi_symbol.yaml",
+        "trend_multi_timeframe.yaml",
+    ] {
+        let s = strategy(file);
+        let base = generate(&PathSpec {
+            bars: BARS,
+            ..PathSpec::default()
+        });
+        let by_tf: BTreeMap<Timeframe, _> = s
+            .timeframes()
+            .into_iter()
+            .map(|tf| (tf, base.resample(tf).unwrap()))
+            .collect();
+        let started = Instant::now();
+        let features = compute_features(&s, &by_tf).unwrap();
+        let seconds = started.elapsed().as_secs_f64();
+        let tfs: Vec<String> = s.timeframes().iter().map(ToString::to_string).collect();
+        println!(
+            "| {} | {} | {} | {:.0} | {:.2} |",
+            s.config.name,
+            tfs.join(", "),
+            features.names.len(),
+            seconds * 1e3,
+            BARS as f64 / seconds / 1e6
+        );
+    }
+    println!();
+
+    let s = {
+        let mut s = strategy("rsi_bollinger_single.yaml");
+        s.config.model.training.epochs = 3;
+        s.config.model.training.early_stopping = None;
+        s
+    };
+    let base = generate(&PathSpec {
+        bars: 40_000,
+        ..PathSpec::default()
+    });
+    let data = build_datasets(
+        &s,
+        &[SymbolBars {
+            symbol: "EURUSD".to_owned(),
+            bars: BTreeMap::from([(Timeframe::H1, base)]),
+        }],
+    )
+    .unwrap();
+    println!(
+        "### MLP training throughput ({}, {} inputs, hidden {:?}, batch {}, Adam, 3 epochs)",
+        s.config.name,
+        data.feature_names.len(),
+        s.config.model.architecture.hidden_layers,
+        s.config.model.training.batch_size
+    );
+    println!();
+    println!("| backend | training rows | samples/s |");
+    println!("|---|---:|---:|");
+    let started = Instant::now();
+    let trained = train::<Autodiff<CpuBackend>>(
+        &s,
+        &data,
+        &Default::default(),
+        TrainControl {
+            seed: 1,
+            ..TrainControl::default()
+        },
+    )
+    .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    let samples = (data.train.len() * trained.metrics.epochs_trained) as f64;
+    println!(
+        "| CPU (burn ndarray) | {} | {:.0} |",
+        data.train.len(),
+        samples / seconds
+    );
+    #[cfg(feature = "cuda")]
+    if std::env::var("KTRDR_BENCH_GPU").as_deref() == Ok("1") {
+        use ktrdr_strategy::model::GpuBackend;
+        let started = Instant::now();
+        let trained = train::<Autodiff<GpuBackend>>(
+            &s,
+            &data,
+            &Default::default(),
+            TrainControl {
+                seed: 1,
+                ..TrainControl::default()
+            },
+        )
+        .unwrap();
+        let seconds = started.elapsed().as_secs_f64();
+        let samples = (data.train.len() * trained.metrics.epochs_trained) as f64;
+        println!(
+            "| GPU (burn cuda) | {} | {:.0} |",
+            data.train.len(),
+            samples / seconds
+        );
+    }
+    println!();
+    println!("Validation and test evaluation are included in the training time.");
+}
