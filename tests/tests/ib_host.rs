@@ -481,7 +481,7 @@ async fn unknown_symbols_bad_arguments_and_injected_pacing_errors_map_to_grpc_co
         message: String::new(),
         count: 1,
         request_kind: ib::SimRequestKind::HistoricalData as i32,
-        symbol: String::new(),
+        ..Default::default()
     }))
     .await;
     let ok = fetch(
@@ -505,7 +505,7 @@ async fn unknown_symbols_bad_arguments_and_injected_pacing_errors_map_to_grpc_co
         message: String::new(),
         count: -1,
         request_kind: ib::SimRequestKind::HistoricalData as i32,
-        symbol: String::new(),
+        ..Default::default()
     }))
     .await;
     let before = s.historical_requests().await;
@@ -522,6 +522,33 @@ async fn unknown_symbols_bad_arguments_and_injected_pacing_errors_map_to_grpc_co
         3,
         "first try and 2 retries"
     );
+
+    // A third of all requests answered with 162: every one is retried and the fetch completes.
+    s.sim_api
+        .reset_sim(ib::ResetSimRequest {
+            drop_connections: false,
+        })
+        .await
+        .unwrap();
+    s.inject(Fault::FailNextRequests(ib::FailNextRequestsFault {
+        error_code: 162,
+        fraction: 0.34,
+        request_kind: ib::SimRequestKind::HistoricalData as i32,
+        ..Default::default()
+    }))
+    .await;
+    let flaky = fetch(
+        &mut s.api,
+        fetch_request("AAPL", "1h", ms(2022, 1, 1), ms(2023, 1, 1), true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        flaky.bars.timestamp_ms.len(),
+        251 * 7,
+        "NYSE trading days in 2022"
+    );
+    assert!(s.sim_status().await.errors_by_code[&162] >= 4);
 }
 
 #[tokio::test]
@@ -808,4 +835,43 @@ async fn a_cancelled_call_cancels_its_ib_request_and_slow_answers_time_out() {
     .await
     .unwrap_err();
     assert_eq!(slow.code(), Code::DeadlineExceeded, "{slow:?}");
+}
+
+#[tokio::test]
+async fn bars_can_come_as_arrow_ipc_with_the_same_values_as_columns() {
+    let mut s = Stack::start(&[("IB_SIM_PACING", "false")], &[("IB_PACING", "false")]).await;
+    let columns = fetch(
+        &mut s.api,
+        fetch_request("SPY", "1d", ms(2024, 1, 1), ms(2024, 7, 1), true),
+    )
+    .await
+    .unwrap();
+    let mut req = fetch_request("SPY", "1d", ms(2024, 1, 1), ms(2024, 7, 1), true);
+    req.encoding = ktrdr_proto::common::v1::BarEncoding::ArrowIpc as i32;
+    let mut stream = s.api.fetch_bars(req).await.unwrap().into_inner();
+    let mut arrow = ktrdr_data::bars::Bars::default();
+    while let Some(item) = tokio::time::timeout(WAIT, stream.message())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        if let Some(Event::Bars(b)) = item.event {
+            let Some(bar_batch::Payload::ArrowIpc(bytes)) = b.payload else {
+                panic!("Arrow IPC expected")
+            };
+            let part = ktrdr_data::bars::Bars::from_ipc(&bytes).unwrap();
+            assert_eq!(part.timestamp_ms.len() as i64, b.bar_count);
+            arrow.timestamp_ms.extend(part.timestamp_ms);
+            arrow.close.extend(part.close);
+            arrow.volume.extend(part.volume);
+        }
+    }
+    assert_eq!(arrow.timestamp_ms, columns.bars.timestamp_ms);
+    assert_eq!(arrow.close, columns.bars.close);
+    assert_eq!(arrow.volume, columns.bars.volume);
+    assert_eq!(
+        arrow.timestamp_ms.len(),
+        124,
+        "NYSE trading days in H1 2024"
+    );
 }

@@ -11,9 +11,7 @@ use ktrdr_common::error::FieldViolation;
 use ktrdr_common::market::{AssetClass, Timeframe, symbol_field};
 use ktrdr_common::server::ResponseStream;
 use ktrdr_common::status::{ProcessIdentity, now_ms};
-use ktrdr_proto::common::v1::{
-    self as common, BarBatch, BarColumns, BarEncoding, Instrument, InstrumentType, bar_batch,
-};
+use ktrdr_proto::common::v1::{self as common, BarBatch, BarEncoding, Instrument, InstrumentType};
 use ktrdr_proto::ib::v1::{self as pb, WhatToShow, fetch_bars_response::Event};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -21,6 +19,7 @@ use tonic::Status;
 
 use crate::connection::Phase;
 use crate::contract::{self, ContractSpec};
+use crate::encode;
 use crate::error::IbError;
 use crate::pacing::{PacingConfig, PacingGate};
 use crate::plan::{self, Segment};
@@ -96,6 +95,7 @@ struct FetchArgs {
     end_ms: i64,
     what: WhatToShow,
     use_rth: bool,
+    arrow: bool,
 }
 
 fn validate_fetch(req: &pb::FetchBarsRequest) -> Result<FetchArgs, ServiceError> {
@@ -147,11 +147,7 @@ fn validate_fetch(req: &pb::FetchBarsRequest) -> Result<FetchArgs, ServiceError>
         Ok(_) => {}
     }
     match BarEncoding::try_from(req.encoding) {
-        Ok(BarEncoding::Unspecified | BarEncoding::Columns) => {}
-        Ok(BarEncoding::ArrowIpc) => violations.push(FieldViolation::new(
-            "encoding",
-            "BAR_ENCODING_ARROW_IPC is not supported by ib-host yet; use BAR_ENCODING_COLUMNS",
-        )),
+        Ok(_) => {}
         Err(_) => violations.push(FieldViolation::new(
             "encoding",
             format!("unknown value {}", req.encoding),
@@ -179,6 +175,7 @@ fn validate_fetch(req: &pb::FetchBarsRequest) -> Result<FetchArgs, ServiceError>
         end_ms,
         what,
         use_rth: req.use_rth,
+        arrow: req.encoding == BarEncoding::ArrowIpc as i32,
     })
 }
 
@@ -661,18 +658,23 @@ impl FetchJob {
             if let Some(last) = kept.last() {
                 last_ts = last.ts_ms;
                 bars_so_far += kept.len() as i64;
+                let payload = if self.args.arrow {
+                    match encode::arrow_ipc(&kept) {
+                        Ok(p) => p,
+                        Err(e) => {
+                            self.fail(IbError::Internal(format!("Arrow IPC encoding failed: {e}")))
+                                .await;
+                            return;
+                        }
+                    }
+                } else {
+                    encode::columns(&kept)
+                };
                 let batch = BarBatch {
                     symbol: self.spec.symbol.clone(),
                     timeframe: self.args.timeframe.as_str().to_owned(),
                     bar_count: kept.len() as i64,
-                    payload: Some(bar_batch::Payload::Columns(BarColumns {
-                        timestamp_ms: kept.iter().map(|b| b.ts_ms).collect(),
-                        open: kept.iter().map(|b| b.open).collect(),
-                        high: kept.iter().map(|b| b.high).collect(),
-                        low: kept.iter().map(|b| b.low).collect(),
-                        close: kept.iter().map(|b| b.close).collect(),
-                        volume: kept.iter().map(|b| b.volume).collect(),
-                    })),
+                    payload: Some(payload),
                 };
                 if !self.send(Event::Bars(batch)).await {
                     return;

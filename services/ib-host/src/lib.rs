@@ -12,6 +12,7 @@ pub mod api;
 pub mod config;
 pub mod connection;
 pub mod contract;
+pub mod encode;
 pub mod error;
 pub mod host;
 pub mod pacing;

@@ -97,6 +97,7 @@ impl IbSimApi {
     ) -> Result<pb::InjectFaultResponse, ServiceError> {
         use pb::inject_fault_request::Fault as F;
         let created_at_ms = now_ms();
+        let mut fraction = None;
         let (kind, description, action, remaining, request_kind, symbol, affected) = match fault {
             F::DropConnections(d) => {
                 let refuse = millis(
@@ -172,10 +173,29 @@ impl IbSimApi {
                 } else {
                     f.message.clone()
                 };
-                let n = count(f.count);
+                if !(0.0..1.0).contains(&f.fraction) {
+                    return Err(ServiceError::invalid_argument(
+                        "fail_next_requests.fraction",
+                        "0 (every matching request) or a fraction below 1",
+                    ));
+                }
+                fraction = (f.fraction > 0.0).then_some(f.fraction);
+                // A fraction without a count means "until reset".
+                let n = if fraction.is_some() && f.count == 0 {
+                    -1
+                } else {
+                    count(f.count)
+                };
                 (
                     "fail_next_requests",
-                    format!("fail next {n} requests with {}", f.error_code),
+                    match fraction {
+                        Some(x) => format!(
+                            "fail {:.0} % of requests with {} (up to {n})",
+                            x * 100.0,
+                            f.error_code
+                        ),
+                        None => format!("fail next {n} requests with {}", f.error_code),
+                    },
                     FaultAction::Fail {
                         code: f.error_code,
                         message,
@@ -210,6 +230,8 @@ impl IbSimApi {
             request_kind,
             symbol,
             created_at_ms,
+            fraction,
+            seen: 0,
         });
         Ok(pb::InjectFaultResponse {
             fault_id,

@@ -85,6 +85,10 @@ pub struct Fault {
     pub request_kind: Option<Kind>,
     pub symbol: String,
     pub created_at_ms: i64,
+    /// Fail only this fraction of matching requests (None = all).
+    pub fraction: Option<f64>,
+    /// Matching requests seen, to pick the fraction deterministically.
+    pub seen: u64,
 }
 
 /// One connected TWS API client.
@@ -128,6 +132,8 @@ pub struct SimSettings {
     pub server_version: i32,
     pub rules: Rules,
     pub pacing_scale: f64,
+    /// Faults in effect from the start (from flags), until a ResetSim.
+    pub startup_faults: Vec<Fault>,
 }
 
 /// Shared by the TWS listener, every session and the control API.
@@ -150,10 +156,20 @@ pub fn now_ms() -> i64 {
 
 impl Sim {
     pub fn new(settings: SimSettings) -> Arc<Self> {
+        let faults = settings
+            .startup_faults
+            .iter()
+            .enumerate()
+            .map(|(i, f)| Fault {
+                id: format!("startup-{}", i + 1),
+                created_at_ms: now_ms(),
+                ..f.clone()
+            })
+            .collect();
         let inner = Inner {
             rules: settings.rules,
             counters: Counters::default(),
-            faults: vec![],
+            faults,
             clients: HashMap::new(),
             pacer: Pacer::new(PacingWindows::scaled(settings.pacing_scale)),
             next_fault: 1,
@@ -212,6 +228,15 @@ impl Sim {
             let symbol_ok = fault.symbol.is_empty() || fault.symbol.eq_ignore_ascii_case(symbol);
             if !kind_ok || !symbol_ok || fault.remaining == 0 {
                 continue;
+            }
+            if let Some(fraction) = fault.fraction {
+                fault.seen += 1;
+                // Low-discrepancy pick: request n fails when the running share falls behind.
+                let due = (fault.seen as f64 * fraction).floor()
+                    > ((fault.seen - 1) as f64 * fraction).floor();
+                if !due {
+                    continue;
+                }
             }
             if fault.remaining > 0 {
                 fault.remaining -= 1;
@@ -282,5 +307,40 @@ impl Sim {
         inner.refuse_until = None;
         drop(inner);
         let _ = self.connectivity_lost.send(false);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_fractional_fault_fails_that_share_of_requests() {
+        let sim = Sim::new(SimSettings {
+            server_version: 213,
+            rules: Rules::all(true),
+            pacing_scale: 1.0,
+            startup_faults: vec![],
+        });
+        sim.add_fault(Fault {
+            id: String::new(),
+            kind: "fail_next_requests",
+            description: String::new(),
+            action: FaultAction::Fail {
+                code: 162,
+                message: String::new(),
+            },
+            remaining: -1,
+            request_kind: Some(Kind::Historical),
+            symbol: String::new(),
+            created_at_ms: 0,
+            fraction: Some(0.25),
+            seen: 0,
+        });
+        let failed = (0..100)
+            .filter(|_| !sim.take_faults(Kind::Historical, "AAPL").0.is_empty())
+            .count();
+        assert_eq!(failed, 25);
+        assert!(sim.take_faults(Kind::HeadTimestamp, "AAPL").0.is_empty());
     }
 }

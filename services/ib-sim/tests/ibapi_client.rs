@@ -261,6 +261,8 @@ async fn injected_faults_reach_the_client() {
         request_kind: None,
         symbol: String::new(),
         created_at_ms: 0,
+        fraction: None,
+        seen: 0,
     });
     let failed = tokio::time::timeout(
         CALL,
