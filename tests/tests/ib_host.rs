@@ -875,3 +875,19 @@ async fn bars_can_come_as_arrow_ipc_with_the_same_values_as_columns() {
         "NYSE trading days in H1 2024"
     );
 }
+
+#[tokio::test]
+async fn an_identical_fetch_within_15_seconds_is_answered_without_asking_ib_again() {
+    // IB's real windows: a repeat must not wait 15 s, nor reach IB.
+    let mut s = Stack::start(&[], &[]).await;
+    let req = || fetch_request("MSFT", "1h", ms(2024, 5, 1), ms(2024, 5, 8), true);
+    let first = fetch(&mut s.api, req()).await.unwrap();
+    let before = s.historical_requests().await;
+    let again = tokio::time::timeout(Duration::from_secs(5), fetch(&mut s.api, req()))
+        .await
+        .expect("no 15 s pacing wait for a repeat")
+        .unwrap();
+    assert_eq!(again.bars.timestamp_ms, first.bars.timestamp_ms);
+    assert_eq!(s.historical_requests().await, before);
+    assert_eq!(s.sim_status().await.pacing_violations_sent, 0);
+}

@@ -57,6 +57,10 @@ pub struct IbHost {
     identity: ProcessIdentity,
     contracts: Mutex<HashMap<String, (ContractSpec, Vec<Instrument>)>>,
     heads: Mutex<HashMap<(i64, i32, bool), CachedHead>>,
+    /// Answers of the last identical-request window, by request identity: IB refuses an
+    /// identical request within 15 s, so a repeat within that window is answered from here
+    /// instead of waiting for the window to pass.
+    recent: Mutex<HashMap<String, (Instant, Arc<Vec<RawBar>>)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -205,6 +209,7 @@ impl IbHost {
             identity,
             contracts: Mutex::new(HashMap::new()),
             heads: Mutex::new(HashMap::new()),
+            recent: Mutex::new(HashMap::new()),
         })
     }
 
@@ -596,7 +601,16 @@ impl FetchJob {
                 self.args.use_rth
             );
             let mut attempt = 0;
+            let fresh = {
+                let mut recent = lock(&self.host.recent);
+                let window = gate.config().identical();
+                recent.retain(|_, (at, _)| at.elapsed() < window);
+                recent.get(&identity).map(|(_, bars)| Arc::clone(bars))
+            };
             let bars = loop {
+                if let Some(bars) = &fresh {
+                    break bars.as_ref().clone();
+                }
                 let permit = gate
                     .acquire(&identity, &contract_key, cost, |d, rule| {
                         waited += d;
@@ -611,7 +625,11 @@ impl FetchJob {
                 let result = self.host.source.historical(&self.spec, &request).await;
                 drop(permit);
                 match result {
-                    Ok(bars) => break bars,
+                    Ok(bars) => {
+                        lock(&self.host.recent)
+                            .insert(identity.clone(), (Instant::now(), Arc::new(bars.clone())));
+                        break bars;
+                    }
                     Err(IbError::NoData { message }) => {
                         let warning = Event::Warning(common::Warning {
                             code: "IB_NO_DATA".to_owned(),
