@@ -49,6 +49,9 @@ struct CachedHead {
     fetched_at_ms: i64,
 }
 
+/// An IB answer and when it arrived.
+type RecentAnswer = (Instant, Arc<Vec<RawBar>>);
+
 /// The IB host over any [`MarketDataSource`].
 pub struct IbHost {
     source: Arc<dyn MarketDataSource>,
@@ -60,7 +63,7 @@ pub struct IbHost {
     /// Answers of the last identical-request window, by request identity: IB refuses an
     /// identical request within 15 s, so a repeat within that window is answered from here
     /// instead of waiting for the window to pass.
-    recent: Mutex<HashMap<String, (Instant, Arc<Vec<RawBar>>)>>,
+    recent: Mutex<HashMap<String, RecentAnswer>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
