@@ -130,6 +130,23 @@ pub struct TrainingMetrics {
     pub majority_baseline_accuracy: f64,
     pub label_distribution: LabelDistributions,
     pub model_info: ModelInfo,
+    /// Permutation importance on the validation split, in feature order: the drop in
+    /// validation accuracy when that one feature's column is shuffled (seeded).
+    pub feature_importance: Vec<FeatureImportance>,
+    /// Test metrics of each symbol, for multi-symbol strategies (empty otherwise).
+    pub per_symbol: Vec<SymbolMetrics>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FeatureImportance {
+    pub feature: String,
+    pub accuracy_drop: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SymbolMetrics {
+    pub symbol: String,
+    pub test: EvaluationMetrics,
 }
 
 /// A trained network (without autodiff) and how it got there.
@@ -340,6 +357,33 @@ impl<B: AutodiffBackend> Run<'_, B> {
         let majority = test_counts.iter().copied().max().unwrap_or(0) as f64
             / self.data.test.len().max(1) as f64;
         let parameters = best_model.num_params();
+        let feature_importance = permutation_importance(
+            &best_model,
+            &self.data.validation,
+            &self.data.feature_names,
+            self.config,
+            self.device,
+            control.seed,
+        );
+        let per_symbol = if self.data.symbols.len() > 1 {
+            self.data
+                .symbols
+                .iter()
+                .enumerate()
+                .map(|(index, symbol)| SymbolMetrics {
+                    symbol: symbol.clone(),
+                    test: evaluate(
+                        &best_model,
+                        &rows_of_symbol(&self.data.test, index as u32),
+                        self.config,
+                        self.device,
+                        batch_size,
+                    ),
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
         let metrics = TrainingMetrics {
             seed: control.seed,
             epochs_trained: history.len(),
@@ -368,6 +412,8 @@ impl<B: AutodiffBackend> Run<'_, B> {
                 size_bytes: parameters * 4,
                 architecture: self.config.architecture_name(),
             },
+            feature_importance,
+            per_symbol,
         };
         Ok(TrainedModel {
             model: best_model,
@@ -432,6 +478,57 @@ impl LearningRate {
             }
         }
     }
+}
+
+/// The rows of `data` that belong to symbol `index`.
+fn rows_of_symbol(data: &Dataset, index: u32) -> Dataset {
+    let mut out = Dataset {
+        feature_count: data.feature_count,
+        ..Dataset::default()
+    };
+    for i in (0..data.len()).filter(|&i| data.symbol_index[i] == index) {
+        out.x.extend_from_slice(data.row(i));
+        out.y.push(data.y[i]);
+        out.symbol_index.push(index);
+        out.timestamp_ms.push(data.timestamp_ms[i]);
+    }
+    out
+}
+
+/// Drop in accuracy on `data` when each feature's column is shuffled, one at a time.
+fn permutation_importance<B: Backend>(
+    model: &Mlp<B>,
+    data: &Dataset,
+    names: &[String],
+    config: &MlpConfig,
+    device: &B::Device,
+    seed: u64,
+) -> Vec<FeatureImportance> {
+    const BATCH: usize = 1024;
+    let baseline = evaluate(model, data, config, device, BATCH).accuracy;
+    let mut rng = SplitMix64::new(seed ^ 0x1A9B_0C7D_0000_0002);
+    let mut shuffled = data.clone();
+    let width = data.feature_count;
+    names
+        .iter()
+        .enumerate()
+        .map(|(j, name)| {
+            let mut order: Vec<usize> = (0..data.len()).collect();
+            shuffle(&mut order, &mut rng);
+            for (row, &source) in order.iter().enumerate() {
+                shuffled.x[row * width + j] = data.x[source * width + j];
+            }
+            let accuracy = evaluate(model, &shuffled, config, device, BATCH).accuracy;
+            // Restore the column for the next feature.
+            for row in 0..data.len() {
+                shuffled.x[row * width + j] = data.x[row * width + j];
+            }
+            FeatureImportance {
+                feature: name.clone(),
+                accuracy_drop: baseline - accuracy,
+            }
+        })
+        .collect()
 }
 
 /// Fisher–Yates with our seeded RNG.

@@ -244,3 +244,32 @@ fn empty_splits_are_refused() {
         "{err}"
     );
 }
+
+#[test]
+fn importance_and_per_symbol_metrics() {
+    let s = strategy("momentum_multi_symbol.yaml", 3);
+    let data = datasets(&s, 1_500);
+    let trained = fit(&s, &data, 2);
+    let m = &trained.metrics;
+    let names: Vec<&str> = m
+        .feature_importance
+        .iter()
+        .map(|f| f.feature.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        data.feature_names
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        m.feature_importance
+            .iter()
+            .all(|f| f.accuracy_drop.abs() <= 1.0)
+    );
+    let symbols: Vec<&str> = m.per_symbol.iter().map(|p| p.symbol.as_str()).collect();
+    assert_eq!(symbols, vec!["AAPL", "MSFT", "GOOGL"]);
+    let rows: usize = m.per_symbol.iter().map(|p| p.test.rows).sum();
+    assert_eq!(rows, m.test.rows);
+}
