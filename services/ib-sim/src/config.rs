@@ -128,6 +128,10 @@ impl IbSimConfig {
                 rules,
                 pacing_scale: float_in(env, "IB_SIM_PACING_SCALE", 1.0, 0.0001, 100.0)?,
                 startup_faults,
+                replay_dir: env
+                    .get("IB_SIM_REPLAY_DIR")
+                    .filter(|d| !d.trim().is_empty())
+                    .map(std::path::PathBuf::from),
             },
         })
     }
@@ -180,6 +184,11 @@ impl IbSimConfig {
                 name: "IB_SIM_DROP_AFTER_REQUESTS",
                 default: "0",
                 meaning: "drop every client connection when this request arrives (0 = never)",
+            },
+            VarDoc {
+                name: "IB_SIM_REPLAY_DIR",
+                default: "",
+                meaning: "replay bars from <SYMBOL>_<tf>.csv files here (original ktrdr format) instead of generating them",
             },
             VarDoc {
                 name: "IB_SIM_SERVER_VERSION",

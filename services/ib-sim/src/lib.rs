@@ -12,6 +12,7 @@ pub mod config;
 pub mod control;
 pub mod market;
 pub mod proto;
+pub mod replay;
 pub mod rules;
 pub mod session;
 pub mod state;
@@ -46,7 +47,13 @@ pub fn server(config: &IbSimConfig, sim: Arc<Sim>) -> GrpcServer {
 /// Binds the TWS API socket and starts accepting clients in the background; returns the
 /// simulator state and the bound address.
 pub async fn start_tws(config: &IbSimConfig) -> std::io::Result<(Arc<Sim>, SocketAddr)> {
-    let sim = Sim::new(config.settings.clone());
+    let replay = match &config.settings.replay_dir {
+        Some(dir) => {
+            replay::Replay::load(dir, &market::contracts()).map_err(std::io::Error::other)?
+        }
+        None => replay::Replay::default(),
+    };
+    let sim = Sim::with_replay(config.settings.clone(), replay);
     let listener = TcpListener::bind(config.tws_addr).await?;
     let addr = listener.local_addr()?;
     if let Ok(mut slot) = sim.tws_addr.lock() {

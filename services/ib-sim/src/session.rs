@@ -468,7 +468,13 @@ impl Handler {
                 outgoing::HEAD_TIMESTAMP,
                 &ib::HeadTimestamp {
                     req_id: Some(req_id),
-                    head_timestamp: Some(contract.head_timestamp.to_string()),
+                    head_timestamp: Some(
+                        self.sim
+                            .replay
+                            .head(&contract)
+                            .unwrap_or(contract.head_timestamp)
+                            .to_string(),
+                    ),
                 },
             )),
         }
@@ -595,7 +601,14 @@ impl Handler {
             return;
         }
         let start = duration.start_before(end);
-        let bars = market::bars(&contract, bar_size, what, use_rth, start, end, now);
+        let bars = match self
+            .sim
+            .replay
+            .bars(&contract, bar_size, start, end.min(now))
+        {
+            Some(replayed) => replayed,
+            None => market::bars(&contract, bar_size, what, use_rth, start, end, now),
+        };
         if bars.is_empty() {
             self.error(
                 req_id,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, watch};
 
 use crate::market::{self, SimContract};
+use crate::replay::Replay;
 use crate::rules::{Pacer, PacingSwitches, PacingWindows};
 
 /// IB's rules, each switchable.
@@ -134,12 +135,16 @@ pub struct SimSettings {
     pub pacing_scale: f64,
     /// Faults in effect from the start (from flags), until a ResetSim.
     pub startup_faults: Vec<Fault>,
+    /// Directory of `<SYMBOL>_<tf>.csv` files to replay; None = generate every bar.
+    pub replay_dir: Option<std::path::PathBuf>,
 }
 
 /// Shared by the TWS listener, every session and the control API.
 pub struct Sim {
     pub settings: SimSettings,
     pub contracts: Vec<SimContract>,
+    /// Bars replayed from files (IB_SIM_REPLAY_DIR) instead of generated.
+    pub replay: Replay,
     pub started_at_ms: i64,
     inner: Mutex<Inner>,
     /// true while an injected connectivity loss is in effect; historical requests wait.
@@ -156,6 +161,10 @@ pub fn now_ms() -> i64 {
 
 impl Sim {
     pub fn new(settings: SimSettings) -> Arc<Self> {
+        Self::with_replay(settings, Replay::default())
+    }
+
+    pub fn with_replay(settings: SimSettings, replay: Replay) -> Arc<Self> {
         let faults = settings
             .startup_faults
             .iter()
@@ -179,6 +188,7 @@ impl Sim {
         Arc::new(Self {
             settings,
             contracts: market::contracts(),
+            replay,
             started_at_ms: now_ms(),
             inner: Mutex::new(inner),
             connectivity_lost: watch::channel(false).0,
@@ -321,6 +331,7 @@ mod tests {
             rules: Rules::all(true),
             pacing_scale: 1.0,
             startup_faults: vec![],
+            replay_dir: None,
         });
         sim.add_fault(Fault {
             id: String::new(),

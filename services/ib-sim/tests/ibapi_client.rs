@@ -284,3 +284,43 @@ async fn injected_faults_reach_the_client() {
     assert!(head.is_ok(), "{head:?}");
     assert!(sim.lock().counters.connections_accepted >= 2);
 }
+
+#[tokio::test]
+async fn bars_can_be_replayed_from_csv_files() {
+    let dir = std::env::temp_dir().join(format!("ktrdr-ib-sim-replay-it-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("MSFT_1h.csv"),
+        "timestamp,open,high,low,close,volume\n\
+         2024-01-02T14:30:00Z,370,372,369,371,1000\n\
+         2024-01-02T15:00:00Z,371,373,370,372.5,900\n",
+    )
+    .unwrap();
+    let dir_text = dir.to_string_lossy().into_owned();
+    let (_sim, addr) = sim(&[("IB_SIM_REPLAY_DIR", dir_text.as_str())]).await;
+    let client = connect(&addr, 1).await;
+    let msft = Contract::stock("MSFT").build();
+    let data = tokio::time::timeout(
+        CALL,
+        client
+            .historical_data(&msft, BarSize::Hour)
+            .duration(1.days())
+            .ending(datetime!(2024-01-03 0:00 UTC))
+            .fetch(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(data.bars.len(), 2);
+    assert_eq!(data.bars[1].close, 372.5);
+    assert_eq!(data.bars[0].volume, 1000.0);
+    let head = tokio::time::timeout(
+        CALL,
+        client.head_timestamp(&msft, WhatToShow::Trades, TradingHours::Regular),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert_eq!(head, datetime!(2024-01-02 14:30 UTC));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
