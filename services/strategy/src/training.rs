@@ -669,3 +669,73 @@ pub fn argmax(p: &[f32; CLASSES]) -> usize {
     }
     best
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::strategy::{LrScheduler, TrainingHyperparameters};
+
+    fn schedule(
+        kind: LrSchedulerKind,
+        step_size: Option<usize>,
+        gamma: Option<f64>,
+    ) -> LearningRate {
+        LearningRate::new(&TrainingHyperparameters {
+            learning_rate: 0.1,
+            lr_scheduler: Some(LrScheduler {
+                kind,
+                step_size,
+                gamma,
+                factor: None,
+                patience: Some(1),
+            }),
+            ..TrainingHyperparameters::default()
+        })
+    }
+
+    #[test]
+    fn step_schedule() {
+        // step 2, gamma 0.5: epochs 1-2 at 0.1, 3-4 at 0.05, 5 at 0.025.
+        let mut lr = schedule(LrSchedulerKind::Step, Some(2), Some(0.5));
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            seen.push(lr.current());
+            lr.after_epoch(1.0);
+        }
+        assert_eq!(seen, vec![0.1, 0.1, 0.05, 0.05, 0.025]);
+    }
+
+    #[test]
+    fn exponential_and_plateau_schedules() {
+        let mut lr = schedule(LrSchedulerKind::Exponential, None, Some(0.5));
+        lr.after_epoch(1.0);
+        lr.after_epoch(1.0);
+        assert!((lr.current() - 0.025).abs() < 1e-15);
+        // Plateau, patience 1, factor 0.5: halves after 2 epochs without a better val loss.
+        let mut lr = schedule(LrSchedulerKind::ReduceOnPlateau, None, None);
+        lr.after_epoch(1.0); // best
+        lr.after_epoch(1.0); // 1 bad epoch: not more than patience
+        assert_eq!(lr.current(), 0.1);
+        lr.after_epoch(1.5); // 2 bad epochs
+        assert_eq!(lr.current(), 0.05);
+    }
+
+    #[test]
+    fn argmax_prefers_the_first_on_ties() {
+        assert_eq!(argmax(&[0.2, 0.5, 0.3]), 1);
+        assert_eq!(argmax(&[0.4, 0.4, 0.2]), 0);
+    }
+
+    #[test]
+    fn shuffle_is_a_seeded_permutation() {
+        let mut a: Vec<usize> = (0..100).collect();
+        let mut b = a.clone();
+        shuffle(&mut a, &mut SplitMix64::new(9));
+        shuffle(&mut b, &mut SplitMix64::new(9));
+        assert_eq!(a, b);
+        let mut sorted = a.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, (0..100).collect::<Vec<_>>());
+        assert_ne!(a, sorted);
+    }
+}

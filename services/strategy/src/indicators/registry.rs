@@ -581,7 +581,16 @@ impl IndicatorKind {
         }
     }
 
-    /// Computes every output column on `bars`; the first is the primary one.
+    /// Computes every output column on `bars`; the first is the primary one, the series fuzzy
+    /// sets read:
+    /// - single-output indicators: their value;
+    /// - MACD: the MACD line (as the original); ADX: ADX; Stochastic: %K; RVI and Fisher:
+    ///   the indicator line, not its signal; Aroon: "up", or the oscillator when
+    ///   `include_oscillator` is set; SuperTrend: the direction (+1 up, −1 down);
+    /// - Bollinger, Keltner, Donchian: %B, the close's position in the band (0 lower, 1 upper).
+    ///   Scale-free, so one fuzzy set fits every symbol; the original's name matching found no
+    ///   band column at all, so no original file depends on another choice;
+    /// - Ichimoku: the tenkan-sen (read as close / tenkan by features).
     pub fn compute(&self, bars: &Bars) -> IndicatorOutput {
         let (h, l, c, v) = (
             &bars.high[..],
