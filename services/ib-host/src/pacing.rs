@@ -107,6 +107,20 @@ impl Drop for Permit {
     }
 }
 
+struct QueuedGuard<'a> {
+    gate: &'a PacingGate,
+    counted: bool,
+}
+
+impl Drop for QueuedGuard<'_> {
+    fn drop(&mut self) {
+        if self.counted {
+            let mut s = self.gate.lock();
+            s.queued = s.queued.saturating_sub(1);
+        }
+    }
+}
+
 /// Why a request waits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rule {
@@ -216,7 +230,12 @@ impl PacingGate {
                 gate: Arc::clone(self),
             };
         }
-        let mut queued = false;
+        // Counts this request as queued while it waits, however the wait ends (a cancelled
+        // call drops this future mid-wait).
+        let mut queued = QueuedGuard {
+            gate: self,
+            counted: false,
+        };
         loop {
             let freed = self.freed.notified();
             let now = Instant::now();
@@ -240,17 +259,18 @@ impl PacingGate {
                         });
                         s.open += 1;
                         s.total_sent += 1;
-                        if queued {
+                        if queued.counted {
                             s.queued = s.queued.saturating_sub(1);
+                            queued.counted = false;
                         }
                         return Permit {
                             gate: Arc::clone(self),
                         };
                     }
                     Some(slot) => {
-                        if !queued {
+                        if !queued.counted {
                             s.queued += 1;
-                            queued = true;
+                            queued.counted = true;
                         }
                         slot
                     }
@@ -370,5 +390,14 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(g.snapshot().open, 50);
+        assert_eq!(g.snapshot().queued, 0);
+        // A waiter that gives up (a cancelled call) leaves no trace in the queue count.
+        let g3 = Arc::clone(&g);
+        let gave_up = tokio::spawn(async move { g3.acquire("later", "kl2", 1, |_, _| {}).await });
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert_eq!(g.snapshot().queued, 1);
+        gave_up.abort();
+        let _ = gave_up.await;
+        assert_eq!(g.snapshot().queued, 0);
     }
 }
