@@ -28,7 +28,7 @@ use ktrdr_proto::ib::v1::ib_host_service_server::IbHostServiceServer;
 use tonic_health::ServingStatus;
 
 use crate::api::IbHostApi;
-use crate::config::IbHostConfig;
+use crate::config::{IbBehaviour, IbConnectionConfig, IbHostConfig};
 use crate::host::IbHost;
 use crate::source::IbapiSource;
 
@@ -37,13 +37,24 @@ pub const BINARY: &str = "ktrdr-ib-host";
 
 const SERVICE: &str = "ktrdr.ib.v1.IbHostService";
 
-/// The host over a real IB connection (connecting in the background).
+/// The host over a real IB connection, connecting in the background. This is all the gateway
+/// needs to run the IB logic in process (`USE_IB_HOST_SERVICE=false`): read
+/// [`IbConnectionConfig::from_env`] and [`IbBehaviour::from_env`], then call the returned
+/// host's methods directly.
+pub fn connect(
+    ib: IbConnectionConfig,
+    behaviour: IbBehaviour,
+    identity: ProcessIdentity,
+) -> Arc<IbHost> {
+    let source = IbapiSource::start(ib, behaviour.connect, behaviour.request_timeout);
+    IbHost::new(Arc::new(source), behaviour.host, identity)
+}
+
+/// The host of the `ktrdr-ib-host` binary.
 pub fn start_host(config: &IbHostConfig) -> Arc<IbHost> {
-    let b = config.behaviour;
-    let source = IbapiSource::start(config.ib.clone(), b.connect, b.request_timeout);
-    IbHost::new(
-        Arc::new(source),
-        b.host,
+    connect(
+        config.ib.clone(),
+        config.behaviour,
         ProcessIdentity::new("ib-host", config.server.listen_addr),
     )
 }
