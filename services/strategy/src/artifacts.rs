@@ -278,46 +278,72 @@ impl<B: Backend> SavedModel<B> {
         symbol: &str,
         bars: &BTreeMap<Timeframe, Bars>,
     ) -> Result<Vec<Prediction>> {
-        let symbol_index = if self.network.uses_embedding() {
-            self.network
-                .symbols
-                .iter()
-                .position(|s| s == symbol)
-                .ok_or_else(|| {
-                    StrategyError::data(format!(
-                        "this model embeds its training symbols ({}) and cannot score {symbol}",
-                        self.network.symbols.join(", ")
-                    ))
-                })? as u32
-        } else {
-            0
-        };
-        let features = compute_features(&self.strategy, bars)?;
-        let mut rows = Dataset {
-            feature_count: features.columns.len(),
-            ..Dataset::default()
-        };
-        for i in (0..features.rows()).filter(|&i| features.row_is_complete(i)) {
-            rows.x.extend(features.row_f32(i));
-            rows.y.push(Label::Hold); // unused by prediction
-            rows.symbol_index.push(symbol_index);
-            rows.timestamp_ms.push(features.timestamp_ms[i]);
-        }
-        let probabilities =
-            predict_probabilities(&self.model, &rows, &self.network, &self.device, 1024);
-        Ok(rows
-            .timestamp_ms
-            .iter()
-            .zip(probabilities)
-            .map(|(&timestamp_ms, p)| {
-                let best = argmax(&p);
-                Prediction {
-                    timestamp_ms,
-                    signal: Label::from_index(best).unwrap_or(Label::Hold),
-                    probabilities: p,
-                    confidence: p[best],
-                }
-            })
-            .collect())
+        predict_bars(
+            &self.strategy,
+            &self.network,
+            &self.model,
+            &self.device,
+            symbol,
+            bars,
+        )
     }
+}
+
+/// Predictions of `model` (trained for `strategy`) for every base bar of `bars` whose features
+/// are complete, for a model in memory or loaded.
+pub fn predict_bars<B: Backend>(
+    strategy: &LoadedStrategy,
+    network: &MlpConfig,
+    model: &Mlp<B>,
+    device: &B::Device,
+    symbol: &str,
+    bars: &BTreeMap<Timeframe, Bars>,
+) -> Result<Vec<Prediction>> {
+    let symbol_index = if network.uses_embedding() {
+        network
+            .symbols
+            .iter()
+            .position(|s| s == symbol)
+            .ok_or_else(|| {
+                StrategyError::data(format!(
+                    "this model embeds its training symbols ({}) and cannot score {symbol}",
+                    network.symbols.join(", ")
+                ))
+            })? as u32
+    } else {
+        0
+    };
+    let features = compute_features(strategy, bars)?;
+    if features.columns.len() != network.input_size {
+        return Err(StrategyError::data(format!(
+            "the strategy gives {} features but the model takes {}",
+            features.columns.len(),
+            network.input_size
+        )));
+    }
+    let mut rows = Dataset {
+        feature_count: features.columns.len(),
+        ..Dataset::default()
+    };
+    for i in (0..features.rows()).filter(|&i| features.row_is_complete(i)) {
+        rows.x.extend(features.row_f32(i));
+        rows.y.push(Label::Hold); // unused by prediction
+        rows.symbol_index.push(symbol_index);
+        rows.timestamp_ms.push(features.timestamp_ms[i]);
+    }
+    let probabilities = predict_probabilities(model, &rows, network, device, 1024);
+    Ok(rows
+        .timestamp_ms
+        .iter()
+        .zip(probabilities)
+        .map(|(&timestamp_ms, p)| {
+            let best = argmax(&p);
+            Prediction {
+                timestamp_ms,
+                signal: Label::from_index(best).unwrap_or(Label::Hold),
+                probabilities: p,
+                confidence: p[best],
+            }
+        })
+        .collect())
 }

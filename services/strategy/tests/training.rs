@@ -178,6 +178,17 @@ fn saved_model_reloads_and_predicts_the_same() {
     for p in &predictions {
         assert!((p.probabilities.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     }
+    // The same through the in-memory model.
+    let in_memory = ktrdr_strategy::artifacts::predict_bars(
+        &s,
+        &trained.config,
+        &trained.model,
+        &device,
+        "MSFT",
+        &fresh.bars,
+    )
+    .unwrap();
+    assert_eq!(in_memory, predictions);
     let err = loaded.predict("TSLA", &fresh.bars).unwrap_err();
     assert!(err.to_string().contains("cannot score TSLA"), "{err}");
 }
