@@ -99,8 +99,8 @@ impl IbBehaviour {
         },
         VarDoc {
             name: "IB_PACING_MARGIN_MS",
-            default: "100",
-            meaning: "safety margin added to every pacing window",
+            default: "250",
+            meaning: "safety margin added to every pacing window (absorbs delays between our send and IB's receipt)",
         },
         VarDoc {
             name: "IB_PACING_RETRIES",
@@ -125,7 +125,7 @@ impl IbBehaviour {
             scale: float_in(env, "IB_PACING_SCALE", 1.0, 0.0001, 100.0)?,
             margin: env.millis(
                 "IB_PACING_MARGIN_MS",
-                Duration::from_millis(100),
+                Duration::from_millis(250),
                 Duration::ZERO,
                 Duration::from_secs(60),
             )?,
@@ -212,7 +212,7 @@ mod tests {
     fn pacing_defaults_are_ibs_rules_and_scale_for_tests() {
         let b = IbBehaviour::from_env(&Env::default()).unwrap();
         assert!(b.host.pacing.enabled);
-        assert_eq!(b.host.pacing.identical(), Duration::from_millis(15_100));
+        assert_eq!(b.host.pacing.identical(), Duration::from_millis(15_250));
         let env = Env::from_pairs([("IB_PACING_SCALE", "0.01"), ("IB_PACING_MARGIN_MS", "0")]);
         let b = IbBehaviour::from_env(&env).unwrap();
         assert_eq!(b.host.pacing.ten_minutes(), Duration::from_secs(6));

@@ -35,7 +35,7 @@ impl Default for PacingConfig {
         Self {
             enabled: true,
             scale: 1.0,
-            margin: Duration::from_millis(100),
+            margin: Duration::from_millis(250),
             max_open: 50,
             per_10min: 60,
             same_contract_max: 5,
