@@ -277,6 +277,9 @@ mod tests {
         assert_eq!(parse_end_date_time("20240105 21:00:00 UTC"), Some(t));
         assert_eq!(parse_end_date_time("20240105 16:00:00 US/Eastern"), Some(t));
         assert_eq!(parse_end_date_time("2024-01-05"), None);
+        // Any bytes a client sends are refused, never a panic.
+        assert_eq!(parse_end_date_time("2024010é 21:00:00"), None);
+        assert_eq!(parse_end_date_time("20240105 é"), None);
         assert_eq!(utc_dashed(t), "20240105-21:00:00");
     }
 

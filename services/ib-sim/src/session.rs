@@ -22,6 +22,9 @@ use crate::rules::{self, IbDuration, Illegal, Violation};
 use crate::state::{ClientEntry, FaultAction, Kind, Sim, now_ms};
 use crate::wire::{self, Frame, incoming, outgoing};
 
+/// Most bar slots one request may span (a year of 1-minute bars is about 525 000).
+const MAX_BARS_PER_REQUEST: i64 = 2_000_000;
+
 /// Longest wait for a client's greeting and StartApi.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -601,6 +604,15 @@ impl Handler {
             return;
         }
         let start = duration.start_before(end);
+        // Even with the duration check off, never build more bars than fit in memory.
+        if (end - start) / bar_size.nominal_secs().max(1) > MAX_BARS_PER_REQUEST {
+            self.error(
+                req_id,
+                162,
+                "Historical Market Data Service error message:Time length exceed max.",
+            );
+            return;
+        }
         let bars = match self
             .sim
             .replay
