@@ -11,7 +11,21 @@
 //!    `cuda` feature); [`artifacts::ModelStore`] saves it and [`artifacts::SavedModel`] loads it
 //!    back to predict.
 //!
-//! Everything is deterministic; nothing here reads the clock or a global RNG.
+//! Everything is deterministic for a seed; only `metadata.json`'s creation time reads the clock.
+//!
+//! # Differences from the original ktrdr, on purpose
+//! - No look-ahead: higher-timeframe bars join only once closed; labels are computed inside
+//!   each split; multi-symbol data are split per symbol before joining, never shuffled first.
+//! - Early stopping and "best model" keep a real copy of the best epoch's weights.
+//! - Standard indicator definitions: SMA-seeded EMA and MACD (the original used pandas `ewm`),
+//!   Wilder's ATR (the original: a rolling mean of the true range), Ehlers' Fisher Transform and
+//!   RVI signal line; each indicator's doc comment says where it differs.
+//! - Warm-up rows and rows without a known ZigZag segment are dropped from training instead of
+//!   filled with 0 or labelled anyway.
+//! - Bollinger/Keltner/Donchian feed fuzzy sets their %B (the original fed no band column);
+//!   price-level overlays (SMA, EMA, VWAP, Parabolic SAR, Ichimoku) feed `close / value`.
+//! - Only the v2 strategy format is read; the original's later v3 format (indicators as a map,
+//!   `nn_inputs`) is not.
 
 pub mod artifacts;
 pub mod bars;

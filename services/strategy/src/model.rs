@@ -2,7 +2,7 @@
 //! as the original's `ktrdr/neural/models/mlp.py`; optionally a symbol embedding concatenated
 //! to the input (the original's `MultiSymbolMLP`).
 //!
-//! Generic over the burn backend: [`CpuBackend`] (ndarray) by default, [`GpuBackend`]
+//! Generic over the burn backend: [`CpuBackend`] (ndarray) by default, `GpuBackend`
 //! (burn-cuda) with the `cuda` feature.
 
 use burn::module::Module;

@@ -4,14 +4,14 @@
 //! - the output has one value per input bar; bars before the indicator has enough history
 //!   (the warm-up) are `NaN`;
 //! - a `NaN` (or infinite) input bar makes that bar's output `NaN` and **restarts the warm-up**
-//!   after it: each maximal run of finite bars is computed on its own ([`by_finite_runs`]). This
+//!   after it: each maximal run of finite bars is computed on its own (`by_finite_runs`). This
 //!   keeps recursive indicators (EMA, Wilder smoothing) from carrying a hole forever and keeps
 //!   window indicators from silently averaging over it;
 //! - standard (published) definitions. Where the original ktrdr computed something else, the
 //!   indicator's doc comment says what and why we differ.
 //!
 //! [`resolve`] turns a strategy file's indicator entry into an [`IndicatorDef`];
-//! [`IndicatorDef::compute`] runs it on [`Bars`].
+//! [`IndicatorKind::compute`] runs it on [`crate::Bars`].
 
 pub mod momentum;
 pub mod trend;
