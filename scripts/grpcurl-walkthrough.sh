@@ -49,7 +49,6 @@ start() { # start BINARY → sets ADDR to its host:port
 # binary  service  stub-method  stub-request
 CASES=(
   "ktrdr-gateway        ktrdr.gateway.v1.GatewayService     GetConfiguration  {}"
-  "ktrdr-training-host  ktrdr.training.v1.TrainingService   ListModels        {}"
 )
 # Services whose every method is implemented: one call that must succeed (exit 0) with NEEDLE.
 # binary  service  method  request  needle  [health, default SERVING; ib-host is NOT_SERVING
@@ -57,6 +56,7 @@ CASES=(
 OK_CASES=(
   "ktrdr-ib-sim         ktrdr.ib.v1.IbSimService            GetSimStatus      {}  twsListenAddr"
   "ktrdr-data           ktrdr.data.v1.DataService           GetStatus         {}  dataDir"
+  "ktrdr-training-host  ktrdr.training.v1.TrainingService   GetStatus         {}  modelsDir"
   "ktrdr-ib-host        ktrdr.ib.v1.IbHostService           GetStatus         {}  connectionState  NOT_SERVING"
 )
 

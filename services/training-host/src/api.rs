@@ -1,4 +1,6 @@
-//! `ktrdr.training.v1.TrainingService`: the gRPC face of this service.
+//! A `TrainingService` that answers every method with `UNIMPLEMENTED`: what the gateway mounts
+//! until its TrainingManager (proxy to the training host, or in-process sessions) lands. The
+//! training host itself serves [`crate::grpc::TrainingGrpc`].
 //!
 //! Methods whose issue has not landed yet answer `UNIMPLEMENTED` with a message naming the
 //! method and the binary that answered.

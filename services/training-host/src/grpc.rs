@@ -1,0 +1,467 @@
+//! `ktrdr.training.v1.TrainingService` over a [`SessionManager`]: argument checks and message
+//! mapping only; the logic is in the manager and the registry.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use ktrdr_common::market::{symbol_field, time_range};
+use ktrdr_common::server::ResponseStream;
+use ktrdr_common::status::ProcessIdentity;
+use ktrdr_proto::common::v1::bar_batch;
+use ktrdr_proto::training::v1::{self as pb, training_service_server::TrainingService};
+use ktrdr_strategy::{Bars, Timeframe};
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::convert;
+use crate::error::TrainingError;
+use crate::manager::{ListFilter, SessionManager};
+use crate::registry;
+
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 500;
+
+/// Implements `TrainingService` with real sessions.
+#[derive(Clone)]
+pub struct TrainingGrpc {
+    manager: SessionManager,
+    identity: Arc<ProcessIdentity>,
+}
+
+impl TrainingGrpc {
+    pub fn new(manager: SessionManager, listen_addr: impl ToString) -> Self {
+        Self {
+            manager,
+            identity: Arc::new(ProcessIdentity::new("training-host", listen_addr)),
+        }
+    }
+}
+
+/// Runs blocking registry work (model files, burn) off the runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, TrainingError> + Send + 'static,
+) -> Result<T, Status> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => result.map_err(Status::from),
+        Err(e) => Err(TrainingError::internal(format!("worker failed: {e}")).into()),
+    }
+}
+
+fn page(size: i32, token: &str) -> Result<(usize, usize), Status> {
+    let limit = match size {
+        0 => DEFAULT_PAGE_SIZE,
+        n if n > 0 => (n as usize).min(MAX_PAGE_SIZE),
+        n => return Err(TrainingError::invalid("page_size", format!("{n} is negative")).into()),
+    };
+    let offset = if token.is_empty() {
+        0
+    } else {
+        token.parse().map_err(|_| {
+            Status::from(TrainingError::invalid(
+                "page_token",
+                "not a token from a previous response",
+            ))
+        })?
+    };
+    Ok((offset, limit))
+}
+
+fn next_token(offset: usize, count: usize, total: usize) -> String {
+    if offset + count < total {
+        (offset + count).to_string()
+    } else {
+        String::new()
+    }
+}
+
+fn model_pb(e: &registry::ModelEntry) -> pb::Model {
+    let m = &e.metadata;
+    pb::Model {
+        model_id: e.model_id.clone(),
+        strategy_name: m.strategy_name.clone(),
+        version: e.version as i32,
+        symbols: m.symbols.clone(),
+        timeframes: m.timeframes.iter().map(ToString::to_string).collect(),
+        created_at_ms: m.created_at_ms,
+        training_session_id: e
+            .session
+            .as_ref()
+            .map(|s| s.session_id.clone())
+            .unwrap_or_default(),
+        metrics: e.metrics.as_ref().map(convert::metrics),
+        feature_names: e.feature_names.clone(),
+        path: e.dir.display().to_string(),
+        size_bytes: e.size_bytes as i64,
+        device: e
+            .session
+            .as_ref()
+            .map_or_else(|| "cpu".to_owned(), |s| s.device.clone()),
+        training_range: e
+            .session
+            .as_ref()
+            .map(|s| convert::range(s.loaded_first_ms, s.loaded_end_ms)),
+        parameter_count: e.parameters as i64,
+        labels: e
+            .session
+            .as_ref()
+            .map(|s| {
+                s.labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+    }
+}
+
+fn timeframes_of(entry: &registry::ModelEntry) -> Vec<Timeframe> {
+    entry.metadata.timeframes.clone()
+}
+
+/// The CPU's model name and the machine's memory, for GetStatus.
+fn cpu_device() -> pb::DeviceInfo {
+    let name = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_owned())
+        })
+        .unwrap_or_else(|| "CPU".to_owned());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kb = |key: &str| -> i64 {
+        meminfo
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    let total = kb("MemTotal:");
+    let available = kb("MemAvailable:");
+    pb::DeviceInfo {
+        kind: pb::DeviceKind::Cpu as i32,
+        id: crate::spec::CPU.to_owned(),
+        name,
+        memory_total_bytes: total,
+        memory_used_bytes: (total - available).max(0),
+    }
+}
+
+#[tonic::async_trait]
+impl TrainingService for TrainingGrpc {
+    async fn start_training(
+        &self,
+        request: Request<pb::StartTrainingRequest>,
+    ) -> Result<Response<pb::StartTrainingResponse>, Status> {
+        let (record, position) = self.manager.start(request.get_ref()).await?;
+        Ok(Response::new(pb::StartTrainingResponse {
+            session_id: record.id,
+            state: convert::state(record.state) as i32,
+            queue_position: position as i32,
+        }))
+    }
+
+    type WatchTrainingStream = ResponseStream<pb::WatchTrainingResponse>;
+
+    async fn watch_training(
+        &self,
+        request: Request<pb::WatchTrainingRequest>,
+    ) -> Result<Response<Self::WatchTrainingStream>, Status> {
+        let req = request.into_inner();
+        let id = req.session_id.trim().to_owned();
+        let rx = self.manager.watch(&id, req.after_sequence.unwrap_or(0))?;
+        let stream = ReceiverStream::new(rx).map(move |e| {
+            Ok(pb::WatchTrainingResponse {
+                event: Some(convert::event(&id, &e)),
+            })
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_training(
+        &self,
+        request: Request<pb::GetTrainingRequest>,
+    ) -> Result<Response<pb::GetTrainingResponse>, Status> {
+        let (record, position) = self.manager.get(&request.get_ref().session_id)?;
+        Ok(Response::new(pb::GetTrainingResponse {
+            session: Some(convert::session(&record, position)),
+        }))
+    }
+
+    async fn list_trainings(
+        &self,
+        request: Request<pb::ListTrainingsRequest>,
+    ) -> Result<Response<pb::ListTrainingsResponse>, Status> {
+        let req = request.into_inner();
+        let (offset, limit) = page(req.page_size, &req.page_token)?;
+        let filter = ListFilter {
+            states: req.states().filter_map(convert::state_from_pb).collect(),
+            strategy_name: req.strategy_name.trim().to_owned(),
+            symbol: req.symbol.trim().to_owned(),
+        };
+        let (sessions, total) = self.manager.list(&filter, offset, limit);
+        Ok(Response::new(pb::ListTrainingsResponse {
+            next_page_token: next_token(offset, sessions.len(), total),
+            sessions: sessions
+                .iter()
+                .map(|(r, p)| convert::session(r, *p))
+                .collect(),
+            total_size: total as i32,
+        }))
+    }
+
+    async fn cancel_training(
+        &self,
+        request: Request<pb::CancelTrainingRequest>,
+    ) -> Result<Response<pb::CancelTrainingResponse>, Status> {
+        let req = request.into_inner();
+        let record = self.manager.cancel(&req.session_id, &req.reason).await?;
+        Ok(Response::new(pb::CancelTrainingResponse {
+            state: convert::state(record.state) as i32,
+            checkpoint_epoch: 0,
+            session: Some(convert::session(&record, 0)),
+        }))
+    }
+
+    async fn evaluate_model(
+        &self,
+        request: Request<pb::EvaluateModelRequest>,
+    ) -> Result<Response<pb::EvaluateModelResponse>, Status> {
+        let req = request.into_inner();
+        let models_dir = self.manager.models_dir();
+        let id = req.model_id.clone();
+        let entry = blocking(move || registry::get(&models_dir, &id)).await?;
+        let symbols = if req.symbols.is_empty() {
+            entry.metadata.symbols.clone()
+        } else {
+            req.symbols
+                .iter()
+                .enumerate()
+                .map(|(i, s)| symbol_field(&format!("symbols[{i}]"), s))
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        let zero_range = req
+            .range
+            .as_ref()
+            .is_none_or(|r| r.start_ms == 0 && r.end_ms == 0);
+        let (start, end) = if zero_range {
+            // The model's own test split: the same bars as training, split the same way.
+            entry
+                .session
+                .as_ref()
+                .map_or((i64::MIN, i64::MAX), |s| (s.start_ms, s.end_ms))
+        } else {
+            time_range("range", req.range.as_ref())?
+        };
+        let bars = self
+            .manager
+            .data()
+            .read_symbols(
+                &symbols,
+                &timeframes_of(&entry),
+                start,
+                end,
+                &|| true,
+                &mut |_| {},
+            )
+            .await?;
+        let dir = entry.dir.clone();
+        let test_split_only = zero_range && req.symbols.is_empty();
+        let metrics =
+            blocking(move || registry::evaluate_model(&dir, &bars, test_split_only)).await?;
+        Ok(Response::new(pb::EvaluateModelResponse {
+            model_id: entry.model_id,
+            bars_evaluated: metrics.test_samples as i64,
+            metrics: Some(convert::metrics(&metrics)),
+        }))
+    }
+
+    async fn predict(
+        &self,
+        request: Request<pb::PredictRequest>,
+    ) -> Result<Response<pb::PredictResponse>, Status> {
+        let req = request.into_inner();
+        let models_dir = self.manager.models_dir();
+        let id = req.model_id.clone();
+        let entry = blocking(move || registry::get(&models_dir, &id)).await?;
+        let timeframes = timeframes_of(&entry);
+        let (symbol, mut bars) = match req.input {
+            Some(pb::predict_request::Input::Dataset(d)) => {
+                let symbol = symbol_field("dataset.symbol", &d.symbol)?;
+                let (start, end) = time_range("dataset.range", d.range.as_ref())?;
+                let mut read = self
+                    .manager
+                    .data()
+                    .read_symbols(
+                        std::slice::from_ref(&symbol),
+                        &timeframes,
+                        start,
+                        end,
+                        &|| true,
+                        &mut |_| {},
+                    )
+                    .await?;
+                let bars = read.pop().map(|s| s.bars).unwrap_or_default();
+                (symbol, bars)
+            }
+            Some(pb::predict_request::Input::Bars(given)) => {
+                let mut symbol = String::new();
+                let mut bars = BTreeMap::new();
+                for (i, batch) in given.batches.into_iter().enumerate() {
+                    let field = format!("bars.batches[{i}]");
+                    let tf: Timeframe = batch.timeframe.trim().parse().map_err(|_| {
+                        TrainingError::invalid(
+                            format!("{field}.timeframe"),
+                            format!("unknown timeframe {:?}", batch.timeframe),
+                        )
+                    })?;
+                    if symbol.is_empty() {
+                        symbol = symbol_field(&format!("{field}.symbol"), &batch.symbol)?;
+                    }
+                    let Some(bar_batch::Payload::Columns(c)) = batch.payload else {
+                        return Err(TrainingError::invalid(
+                            format!("{field}.payload"),
+                            "send bars as columns (Arrow IPC is not accepted by Predict)",
+                        )
+                        .into());
+                    };
+                    let b = Bars {
+                        timestamp_ms: c.timestamp_ms,
+                        open: c.open,
+                        high: c.high,
+                        low: c.low,
+                        close: c.close,
+                        volume: c.volume,
+                    };
+                    b.validate().map_err(|e| {
+                        TrainingError::invalid(format!("{field}.payload"), e.to_string())
+                    })?;
+                    bars.insert(tf, b);
+                }
+                registry::complete_timeframes(&mut bars, &timeframes)?;
+                (symbol, bars)
+            }
+            None => {
+                return Err(TrainingError::invalid("input", "give bars or a dataset").into());
+            }
+        };
+        bars.retain(|tf, _| timeframes.contains(tf));
+        let dir = entry.dir.clone();
+        let predict_symbol = symbol.clone();
+        let predictions = blocking(move || {
+            let device = Default::default();
+            let saved =
+                ktrdr_strategy::artifacts::SavedModel::<ktrdr_strategy::model::CpuBackend>::load(
+                    &dir, &device,
+                )?;
+            Ok(saved.predict(&predict_symbol, &bars)?)
+        })
+        .await?;
+        let mut out = pb::PredictResponse {
+            model_id: entry.model_id.clone(),
+            symbol,
+            timeframe: entry.metadata.timeframe.to_string(),
+            ..Default::default()
+        };
+        for p in predictions {
+            out.timestamp_ms.push(p.timestamp_ms);
+            out.signals.push(convert::signal(p.signal.index()) as i32);
+            out.prob_buy.push(p.probabilities[0]);
+            out.prob_hold.push(p.probabilities[1]);
+            out.prob_sell.push(p.probabilities[2]);
+        }
+        Ok(Response::new(out))
+    }
+
+    async fn list_models(
+        &self,
+        request: Request<pb::ListModelsRequest>,
+    ) -> Result<Response<pb::ListModelsResponse>, Status> {
+        let req = request.into_inner();
+        let (offset, limit) = page(req.page_size, &req.page_token)?;
+        let models_dir = self.manager.models_dir();
+        let all = blocking(move || Ok(registry::list(&models_dir))).await?;
+        let matching: Vec<_> = all
+            .iter()
+            .filter(|e| {
+                req.strategy_name.is_empty() || e.metadata.strategy_name == req.strategy_name
+            })
+            .filter(|e| {
+                req.symbol.is_empty()
+                    || e.metadata
+                        .symbols
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(req.symbol.trim()))
+            })
+            .filter(|e| {
+                req.timeframe.is_empty()
+                    || e.metadata
+                        .timeframes
+                        .iter()
+                        .any(|t| t.to_string() == req.timeframe.trim())
+            })
+            .collect();
+        let total = matching.len();
+        let models: Vec<pb::Model> = matching
+            .iter()
+            .skip(offset)
+            .take(limit)
+            .map(|e| model_pb(e))
+            .collect();
+        Ok(Response::new(pb::ListModelsResponse {
+            next_page_token: next_token(offset, models.len(), total),
+            models,
+            total_size: total as i32,
+        }))
+    }
+
+    async fn get_model(
+        &self,
+        request: Request<pb::GetModelRequest>,
+    ) -> Result<Response<pb::GetModelResponse>, Status> {
+        let models_dir = self.manager.models_dir();
+        let id = request.into_inner().model_id;
+        let (entry, config_json, metadata_json, strategy_yaml) = blocking(move || {
+            let entry = registry::get(&models_dir, &id)?;
+            let read =
+                |name: &str| std::fs::read_to_string(entry.dir.join(name)).unwrap_or_default();
+            let config_json = read("config.json");
+            let metadata_json = read("metadata.json");
+            // Written by the training session next to the model, verbatim.
+            let strategy_yaml = read("strategy.yaml");
+            Ok((entry, config_json, metadata_json, strategy_yaml))
+        })
+        .await?;
+        Ok(Response::new(pb::GetModelResponse {
+            model: Some(model_pb(&entry)),
+            strategy_yaml,
+            config_json,
+            metadata_json,
+        }))
+    }
+
+    async fn get_status(
+        &self,
+        _request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        let (running, queued) = self.manager.load();
+        let models_dir = self.manager.models_dir();
+        let dir = models_dir.clone();
+        let model_count = blocking(move || Ok(registry::list(&dir).len())).await?;
+        let device = cpu_device();
+        Ok(Response::new(pb::GetStatusResponse {
+            service: Some(self.identity.service_info()),
+            devices: vec![device.clone()],
+            device: Some(device),
+            max_concurrent_sessions: self.manager.config().max_concurrent_sessions as i32,
+            running: running as i32,
+            queued: queued as i32,
+            models_dir: models_dir.display().to_string(),
+            model_count: model_count as i64,
+        }))
+    }
+}

@@ -1,0 +1,506 @@
+//! [`SessionManager`]: starts, queues, runs, cancels and remembers training sessions.
+//!
+//! At most `max_concurrent_sessions` sessions hold a slot (LOADING_DATA or RUNNING); the rest
+//! wait in a FIFO queue. Data loading is async I/O on the runtime; everything CPU-bound
+//! (features, training, saving) runs on a dedicated OS thread per session. Sessions are written
+//! to `models/_sessions/` on every state change and epoch, and reloaded at start; sessions that
+//! were queued or running when the host stopped become INTERRUPTED.
+
+use std::collections::{HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use ktrdr_common::status::now_ms;
+use ktrdr_proto::training::v1 as pb;
+use ktrdr_strategy::dataset::SymbolBars;
+use ktrdr_strategy::{StrategyError, Timeframe};
+use tokio::sync::{broadcast, mpsc};
+
+use crate::config::TrainingConfig;
+use crate::data::{BarSource, Loaded};
+use crate::error::{Result, TrainingError};
+use crate::persist::SessionStore;
+use crate::record::{Event, EventKind, SessionRecord, SessionSpec, State};
+use crate::runner::Job;
+use crate::session::Session;
+use crate::spec;
+
+/// Sessions that may wait for a slot; beyond, StartTraining answers RESOURCE_EXHAUSTED.
+pub const MAX_QUEUED: usize = 4_096;
+/// How long CancelTraining waits for a running session to stop before answering.
+const CANCEL_WAIT: Duration = Duration::from_secs(5);
+
+/// Cheap to clone; every clone drives the same sessions.
+#[derive(Clone)]
+pub struct SessionManager {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: TrainingConfig,
+    data: BarSource,
+    store: SessionStore,
+    sessions: Mutex<Sessions>,
+    save_lock: Mutex<()>,
+}
+
+#[derive(Default)]
+struct Sessions {
+    by_id: HashMap<String, Arc<Session>>,
+    queue: VecDeque<String>,
+    active: usize,
+}
+
+/// Filters and paging of [`SessionManager::list`].
+#[derive(Debug, Default, Clone)]
+pub struct ListFilter {
+    pub states: Vec<State>,
+    pub strategy_name: String,
+    pub symbol: String,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl SessionManager {
+    /// Loads the sessions of earlier runs; those that had not finished become INTERRUPTED.
+    pub fn open(config: TrainingConfig, data: BarSource) -> Self {
+        let store = SessionStore::new(&config.models_dir);
+        let mut sessions = Sessions::default();
+        for file in store.load_all() {
+            let state = file.record.state;
+            let session = Arc::new(Session::new(file.record, file.events));
+            if !state.is_terminal() {
+                session.emit(
+                    EventKind::StateChanged {
+                        from: Some(state),
+                        to: State::Interrupted,
+                        reason: format!(
+                            "the training host stopped while the session was {state:?}; \
+                             start again with resume_from_session_id"
+                        ),
+                    },
+                    &store,
+                );
+            }
+            sessions.by_id.insert(session.id.clone(), session);
+        }
+        if !sessions.by_id.is_empty() {
+            tracing::info!(sessions = sessions.by_id.len(), "loaded training sessions");
+        }
+        Self {
+            inner: Arc::new(Inner {
+                config,
+                data,
+                store,
+                sessions: Mutex::new(sessions),
+                save_lock: Mutex::new(()),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &TrainingConfig {
+        &self.inner.config
+    }
+
+    pub fn data(&self) -> &BarSource {
+        &self.inner.data
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.inner.config.models_dir.clone()
+    }
+
+    /// (sessions holding a slot, sessions queued).
+    pub fn load(&self) -> (usize, usize) {
+        let s = lock(&self.inner.sessions);
+        (s.active, s.queue.len())
+    }
+
+    fn session(&self, id: &str) -> Result<Arc<Session>> {
+        lock(&self.inner.sessions)
+            .by_id
+            .get(id.trim())
+            .cloned()
+            .ok_or_else(|| TrainingError::SessionNotFound(id.to_owned()))
+    }
+
+    /// A session's summary and its queue position (1-based; 0 when not queued).
+    pub fn get(&self, id: &str) -> Result<(SessionRecord, usize)> {
+        let session = self.session(id)?;
+        let position = self.queue_position(id);
+        Ok((session.record(), position))
+    }
+
+    fn queue_position(&self, id: &str) -> usize {
+        lock(&self.inner.sessions)
+            .queue
+            .iter()
+            .position(|q| q == id)
+            .map_or(0, |p| p + 1)
+    }
+
+    /// Validates the request, queues the session and starts it when a slot is free.
+    pub async fn start(
+        &self,
+        request: &pb::StartTrainingRequest,
+    ) -> Result<(SessionRecord, usize)> {
+        let spec = self.resolve(request)?;
+        // Fail fast when the bars cannot be read at all, rather than queueing a doomed session.
+        self.inner.data.ping().await?;
+        let record = SessionRecord {
+            id: spec::new_session_id(),
+            spec,
+            state: State::Queued,
+            created_at_ms: now_ms(),
+            started_at_ms: 0,
+            finished_at_ms: 0,
+            epochs_done: 0,
+            percent: 0.0,
+            eta_ms: None,
+            metrics: None,
+            model_id: String::new(),
+            error: String::new(),
+            loaded_first_ms: 0,
+            loaded_end_ms: 0,
+            last_sequence: 0,
+        };
+        let session = Arc::new(Session::new(record, Vec::new()));
+        {
+            let mut sessions = lock(&self.inner.sessions);
+            if sessions.queue.len() >= MAX_QUEUED {
+                return Err(TrainingError::QueueFull(format!(
+                    "{} sessions are queued already (the limit); retry later",
+                    sessions.queue.len()
+                )));
+            }
+            session.emit(
+                EventKind::StateChanged {
+                    from: None,
+                    to: State::Queued,
+                    reason: "waiting for a training slot".to_owned(),
+                },
+                &self.inner.store,
+            );
+            sessions.by_id.insert(session.id.clone(), session.clone());
+            sessions.queue.push_back(session.id.clone());
+        }
+        self.schedule();
+        let position = self.queue_position(&session.id);
+        Ok((session.record(), position))
+    }
+
+    fn resolve(&self, request: &pb::StartTrainingRequest) -> Result<SessionSpec> {
+        let resume = request
+            .resume_from_session_id
+            .as_deref()
+            .map(str::trim)
+            .filter(|s| !s.is_empty());
+        let Some(resume) = resume else {
+            return spec::resolve(request, &self.inner.config.strategies_dir);
+        };
+        let earlier = self.session(resume).map_err(|_| {
+            TrainingError::invalid(
+                "resume_from_session_id",
+                format!("no training session {resume}"),
+            )
+        })?;
+        let earlier = earlier.record();
+        if !matches!(
+            earlier.state,
+            State::Cancelled | State::Interrupted | State::Failed
+        ) {
+            return Err(TrainingError::invalid(
+                "resume_from_session_id",
+                format!(
+                    "session {resume} is {:?}; only CANCELLED, INTERRUPTED or FAILED sessions can be resumed",
+                    earlier.state
+                ),
+            ));
+        }
+        // Without a strategy in the request, the earlier session's resolved request is rerun.
+        let mut spec = if request.strategy.is_none() {
+            let mut spec = earlier.spec.clone();
+            spec.labels.extend(request.labels.clone());
+            spec
+        } else {
+            spec::resolve(request, &self.inner.config.strategies_dir)?
+        };
+        spec.resumed_from = Some(earlier.id);
+        Ok(spec)
+    }
+
+    /// Hands free slots to queued sessions, oldest first.
+    fn schedule(&self) {
+        let mut sessions = lock(&self.inner.sessions);
+        while sessions.active < self.inner.config.max_concurrent_sessions {
+            let Some(id) = sessions.queue.pop_front() else {
+                break;
+            };
+            let Some(session) = sessions.by_id.get(&id).cloned() else {
+                continue;
+            };
+            sessions.active += 1;
+            let manager = self.clone();
+            tokio::spawn(async move {
+                manager.run(session).await;
+                lock(&manager.inner.sessions).active -= 1;
+                manager.schedule();
+            });
+        }
+    }
+
+    async fn run(&self, session: Arc<Session>) {
+        let store = &self.inner.store;
+        session.emit(
+            EventKind::StateChanged {
+                from: Some(State::Queued),
+                to: State::LoadingData,
+                reason: "training slot free".to_owned(),
+            },
+            store,
+        );
+        let outcome = match self.load_bars(&session).await {
+            Ok(bars) => self.train(session.clone(), bars).await,
+            Err(e) => Err(e),
+        };
+        let from = session.state();
+        match outcome {
+            Ok(()) => {}
+            Err(TrainingError::Strategy(StrategyError::Cancelled)) => {
+                session.emit(
+                    EventKind::StateChanged {
+                        from: Some(from),
+                        to: State::Cancelled,
+                        reason: session.cancel_reason(),
+                    },
+                    store,
+                );
+            }
+            Err(e) => {
+                tracing::warn!(session = %session.id, error = %e, "training session failed");
+                session.emit(
+                    EventKind::StateChanged {
+                        from: Some(from),
+                        to: State::Failed,
+                        reason: e.to_string(),
+                    },
+                    store,
+                );
+            }
+        }
+    }
+
+    /// Streams every (symbol, timeframe) the session needs from the data service.
+    async fn load_bars(&self, session: &Session) -> Result<Vec<SymbolBars>> {
+        let spec = session.record().spec;
+        let timeframes = spec
+            .timeframes
+            .iter()
+            .map(|t| t.parse::<Timeframe>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| TrainingError::invalid("timeframes", e.to_string()))?;
+        let base_tf = timeframes.iter().min().copied();
+        let (mut first, mut end) = (i64::MAX, i64::MIN);
+        let store = &self.inner.store;
+        let mut on_loaded = |loaded: Loaded<'_>| {
+            let tf = loaded.timeframe;
+            let first_ms = loaded.bars.timestamp_ms.first().copied().unwrap_or(0);
+            let end_ms = loaded
+                .bars
+                .timestamp_ms
+                .last()
+                .map_or(0, |&last| last + tf.duration_ms());
+            if Some(tf) == base_tf {
+                first = first.min(first_ms);
+                end = end.max(end_ms);
+            }
+            if loaded.resampled {
+                session.emit(
+                    EventKind::Log {
+                        level: "info".to_owned(),
+                        message: format!(
+                            "no stored {} {tf} bars: resampled from the base timeframe",
+                            loaded.symbol
+                        ),
+                    },
+                    store,
+                );
+            }
+            session.emit(
+                EventKind::DataLoaded {
+                    symbol: loaded.symbol.to_owned(),
+                    timeframe: tf.to_string(),
+                    bars: loaded.bars.len() as u64,
+                    first_ms,
+                    end_ms,
+                },
+                store,
+            );
+        };
+        let bars = self
+            .inner
+            .data
+            .read_symbols(
+                &spec.symbols,
+                &timeframes,
+                spec.start_ms,
+                spec.end_ms,
+                &|| !session.cancel_requested(),
+                &mut on_loaded,
+            )
+            .await?;
+        session.update(|r| {
+            r.loaded_first_ms = first;
+            r.loaded_end_ms = end;
+        });
+        Ok(bars)
+    }
+
+    /// Runs the CPU-bound part on a dedicated thread and waits for it without blocking.
+    async fn train(&self, session: Arc<Session>, bars: Vec<SymbolBars>) -> Result<()> {
+        let strategy = spec::strategy_of(&session.record().spec)?;
+        let manager = self.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        std::thread::Builder::new()
+            .name(format!("train-{}", &session.id[..8.min(session.id.len())]))
+            .spawn(move || {
+                let inner = &manager.inner;
+                let result = Job {
+                    session: &session,
+                    store: &inner.store,
+                    models_dir: &inner.config.models_dir,
+                    save_lock: &inner.save_lock,
+                    strategy,
+                    bars,
+                }
+                .run();
+                let _ = tx.send(result);
+            })
+            .map_err(|e| TrainingError::internal(format!("cannot start a training thread: {e}")))?;
+        rx.await
+            .map_err(|_| TrainingError::internal("the training thread panicked"))?
+    }
+
+    /// Cancels a queued or running session; a finished one is returned unchanged. Waits (a
+    /// bounded time) for a running session to stop, so the answer shows CANCELLED.
+    pub async fn cancel(&self, id: &str, reason: &str) -> Result<SessionRecord> {
+        let session = self.session(id)?;
+        let was_queued = {
+            let mut sessions = lock(&self.inner.sessions);
+            let position = sessions.queue.iter().position(|q| q == &session.id);
+            position.map(|p| sessions.queue.remove(p)).is_some()
+        };
+        session.request_cancel(reason);
+        if was_queued {
+            session.emit(
+                EventKind::StateChanged {
+                    from: Some(State::Queued),
+                    to: State::Cancelled,
+                    reason: session.cancel_reason(),
+                },
+                &self.inner.store,
+            );
+            return Ok(session.record());
+        }
+        let (_, mut live, terminal) = session.subscribe(i64::MAX);
+        if !terminal {
+            let _ = tokio::time::timeout(CANCEL_WAIT, async {
+                while !session.state().is_terminal() {
+                    match live.recv().await {
+                        Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(broadcast::error::RecvError::Closed) => break,
+                    }
+                }
+            })
+            .await;
+        }
+        Ok(session.record())
+    }
+
+    /// Sessions matching `filter`, newest first: (page, total matching).
+    pub fn list(
+        &self,
+        filter: &ListFilter,
+        offset: usize,
+        limit: usize,
+    ) -> (Vec<(SessionRecord, usize)>, usize) {
+        let sessions: Vec<Arc<Session>> =
+            lock(&self.inner.sessions).by_id.values().cloned().collect();
+        let mut records: Vec<SessionRecord> = sessions
+            .iter()
+            .map(|s| s.record())
+            .filter(|r| filter.states.is_empty() || filter.states.contains(&r.state))
+            .filter(|r| {
+                filter.strategy_name.is_empty() || r.spec.strategy_name == filter.strategy_name
+            })
+            .filter(|r| {
+                filter.symbol.is_empty()
+                    || r.spec
+                        .symbols
+                        .iter()
+                        .any(|s| s.eq_ignore_ascii_case(&filter.symbol))
+            })
+            .collect();
+        records.sort_by(|a, b| {
+            b.created_at_ms
+                .cmp(&a.created_at_ms)
+                .then_with(|| b.id.cmp(&a.id))
+        });
+        let total = records.len();
+        let page = records
+            .into_iter()
+            .skip(offset)
+            .take(limit)
+            .map(|r| {
+                let position = self.queue_position(&r.id);
+                (r, position)
+            })
+            .collect();
+        (page, total)
+    }
+
+    /// A stream of the session's events after `after` (retained ones first, then live), ending
+    /// after the event of a terminal state.
+    pub fn watch(&self, id: &str, after: i64) -> Result<mpsc::Receiver<Event>> {
+        let session = self.session(id)?;
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(async move {
+            let (past, mut live, mut ended) = session.subscribe(after);
+            let mut last = after;
+            for event in past {
+                last = event.sequence;
+                if tx.send(event).await.is_err() {
+                    return;
+                }
+            }
+            while !ended {
+                match live.recv().await {
+                    Ok(event) if event.sequence <= last => {}
+                    Ok(event) => {
+                        last = event.sequence;
+                        ended = event.new_state().is_some_and(State::is_terminal);
+                        if tx.send(event).await.is_err() {
+                            return;
+                        }
+                    }
+                    // Too slow for the live feed: catch up from the ring.
+                    Err(broadcast::error::RecvError::Lagged(_)) => {
+                        let (missed, terminal) = session.events_after(last);
+                        for event in missed {
+                            last = event.sequence;
+                            if tx.send(event).await.is_err() {
+                                return;
+                            }
+                        }
+                        ended = terminal;
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        Ok(rx)
+    }
+}

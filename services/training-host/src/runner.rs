@@ -1,0 +1,290 @@
+//! The blocking part of a session: features, labels, training and saving, run on its own OS
+//! thread so the async runtime (health, status, watch calls) never waits on it.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use burn::backend::Autodiff;
+use ktrdr_strategy::artifacts::ModelStore;
+use ktrdr_strategy::dataset::{SymbolBars, build_datasets};
+use ktrdr_strategy::model::CpuBackend;
+use ktrdr_strategy::training::{Progress, TrainControl, TrainingMetrics, train};
+use ktrdr_strategy::{LoadedStrategy, StrategyError};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, TrainingError};
+use crate::persist::SessionStore;
+use crate::record::{BatchEvent, EpochEvent, EventKind, Metrics, State};
+use crate::session::Session;
+
+/// Batch progress events at most this often.
+const BATCH_EVENT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// `session.json` next to a saved model: what the registry needs that ktrdr-strategy's
+/// sidecars do not hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelSession {
+    pub session_id: String,
+    pub device: String,
+    pub labels: BTreeMap<String, String>,
+    /// The requested range (open sides as `i64::MIN`/`MAX`): EvaluateModel re-reads it to
+    /// rebuild the exact test split.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// The base bars actually loaded.
+    pub loaded_first_ms: i64,
+    pub loaded_end_ms: i64,
+    pub seed: u64,
+    pub train_samples: u64,
+    pub val_samples: u64,
+    pub test_samples: u64,
+    pub training_time_ms: i64,
+}
+
+/// Everything the training thread needs.
+pub struct Job<'a> {
+    pub session: &'a Session,
+    pub store: &'a SessionStore,
+    pub models_dir: &'a Path,
+    /// Serialises model saves: the registry picks the next version number by listing.
+    pub save_lock: &'a Mutex<()>,
+    pub strategy: LoadedStrategy,
+    pub bars: Vec<SymbolBars>,
+}
+
+impl Job<'_> {
+    pub fn run(self) -> Result<()> {
+        let Job {
+            session,
+            store,
+            models_dir,
+            save_lock,
+            strategy,
+            bars,
+        } = self;
+        let sets = build_datasets(&strategy, &bars)?;
+        drop(bars);
+        if session.cancel_requested() {
+            return Err(StrategyError::Cancelled.into());
+        }
+        session.emit(
+            EventKind::StateChanged {
+                from: Some(State::LoadingData),
+                to: State::Running,
+                reason: format!(
+                    "{} features; rows train {} / validation {} / test {}",
+                    sets.feature_names.len(),
+                    sets.train.len(),
+                    sets.validation.len(),
+                    sets.test.len()
+                ),
+            },
+            store,
+        );
+        let record = session.record();
+        let hp = &strategy.config.model.training;
+        let total_epochs = hp.epochs.max(1);
+        let total_batches = sets.train.len().div_ceil(hp.batch_size.max(1)).max(1);
+        let monitor_accuracy = hp
+            .early_stopping
+            .as_ref()
+            .is_some_and(|e| e.enabled && e.monitor == "val_accuracy");
+        let started = Instant::now();
+        let mut last_batch_event: Option<Instant> = None;
+        let (mut epoch_loss_sum, mut prev_seen) = (0.0, 0usize);
+        let mut best: Option<(u32, f64)> = None;
+        let percent_of = |epoch: usize, batch: usize| {
+            ((epoch - 1) * total_batches + batch) as f64 / (total_epochs * total_batches) as f64
+                * 100.0
+        };
+        let eta = |percent: f64, elapsed: Duration| {
+            (percent > 0.0)
+                .then(|| (elapsed.as_millis() as f64 * (100.0 - percent) / percent) as i64)
+        };
+        let mut on_progress = |p: &Progress| match p {
+            Progress::Batch {
+                epoch,
+                total_epochs,
+                batch,
+                total_batches_per_epoch,
+                loss,
+                samples_processed,
+            } => {
+                if *batch == 1 {
+                    (epoch_loss_sum, prev_seen) = (0.0, 0);
+                }
+                epoch_loss_sum += loss * (samples_processed - prev_seen) as f64;
+                prev_seen = *samples_processed;
+                let now = Instant::now();
+                if last_batch_event.is_some_and(|t| now - t < BATCH_EVENT_INTERVAL) {
+                    return;
+                }
+                last_batch_event = Some(now);
+                let elapsed = started.elapsed();
+                let percent = percent_of(*epoch, *batch);
+                session.emit(
+                    EventKind::Batch(BatchEvent {
+                        epoch: *epoch as u32,
+                        total_epochs: *total_epochs as u32,
+                        batch: *batch as u32,
+                        total_batches: *total_batches_per_epoch as u32,
+                        percent,
+                        loss: epoch_loss_sum / (*samples_processed).max(1) as f64,
+                        // The pipeline reports loss per batch, not accuracy; the epoch event
+                        // carries the epoch's accuracy.
+                        accuracy: 0.0,
+                        eta_ms: eta(percent, elapsed),
+                        samples_per_second: samples_processed_total(
+                            *epoch,
+                            *samples_processed,
+                            sets.train.len(),
+                        ) / elapsed.as_secs_f64().max(1e-9),
+                    }),
+                    store,
+                );
+            }
+            Progress::Epoch(m) => {
+                let score = if monitor_accuracy {
+                    m.val_accuracy
+                } else {
+                    -m.val_loss
+                };
+                let improved = best.is_none_or(|(_, s)| score > s);
+                if improved {
+                    best = Some((m.epoch as u32, score));
+                }
+                let elapsed = started.elapsed();
+                let percent = percent_of(m.epoch, total_batches);
+                session.emit(
+                    EventKind::Epoch(EpochEvent {
+                        epoch: m.epoch as u32,
+                        total_epochs: m.total_epochs as u32,
+                        total_batches: total_batches as u32,
+                        percent,
+                        eta_ms: eta(percent, elapsed),
+                        train_loss: m.train_loss,
+                        train_accuracy: m.train_accuracy,
+                        val_loss: m.val_loss,
+                        val_accuracy: m.val_accuracy,
+                        learning_rate: m.learning_rate,
+                        samples_per_second: (m.epoch * sets.train.len()) as f64
+                            / elapsed.as_secs_f64().max(1e-9),
+                        elapsed_ms: elapsed.as_millis() as i64,
+                        improved,
+                        best_epoch: best.map_or(0, |(e, _)| e),
+                    }),
+                    store,
+                );
+            }
+        };
+        let device = Default::default();
+        let trained = train::<Autodiff<CpuBackend>>(
+            &strategy,
+            &sets,
+            &device,
+            TrainControl {
+                seed: record.spec.seed,
+                cancel: Some(session.cancel_flag()),
+                progress: Some(&mut on_progress),
+            },
+        )?;
+        let training_time_ms = started.elapsed().as_millis() as i64;
+        let metrics = final_metrics(
+            &trained.metrics,
+            [sets.train.len(), sets.validation.len(), sets.test.len()],
+            training_time_ms,
+        );
+        let dir = {
+            let _saving = save_lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            ModelStore::new(models_dir).save(&strategy, &trained)?
+        };
+        let sidecar = ModelSession {
+            session_id: session.id.clone(),
+            device: record.spec.device.clone(),
+            labels: record.spec.labels.clone(),
+            start_ms: record.spec.start_ms,
+            end_ms: record.spec.end_ms,
+            loaded_first_ms: record.loaded_first_ms,
+            loaded_end_ms: record.loaded_end_ms,
+            seed: record.spec.seed,
+            train_samples: metrics.train_samples,
+            val_samples: metrics.val_samples,
+            test_samples: metrics.test_samples,
+            training_time_ms,
+        };
+        let text = serde_json::to_string_pretty(&sidecar)
+            .map_err(|e| TrainingError::internal(e.to_string()))?;
+        std::fs::write(dir.join(crate::registry::SESSION_SIDECAR), text)
+            .map_err(|e| TrainingError::internal(format!("{}: {e}", dir.display())))?;
+        // GetModel returns the strategy verbatim, as the user wrote it.
+        std::fs::write(dir.join("strategy.yaml"), &record.spec.strategy_yaml)
+            .map_err(|e| TrainingError::internal(format!("{}: {e}", dir.display())))?;
+        let model_id = crate::registry::model_id_of(models_dir, &dir);
+        session.emit(
+            EventKind::ModelSaved {
+                model_id,
+                path: dir.display().to_string(),
+            },
+            store,
+        );
+        session.emit(EventKind::FinalMetrics(metrics), store);
+        session.emit(
+            EventKind::StateChanged {
+                from: Some(State::Running),
+                to: State::Completed,
+                reason: "training finished; model saved".to_owned(),
+            },
+            store,
+        );
+        Ok(())
+    }
+}
+
+fn samples_processed_total(epoch: usize, in_epoch: usize, per_epoch: usize) -> f64 {
+    ((epoch - 1) * per_epoch + in_epoch) as f64
+}
+
+/// The gRPC-facing metrics of a finished run.
+pub fn final_metrics(m: &TrainingMetrics, samples: [usize; 3], training_time_ms: i64) -> Metrics {
+    let best = m
+        .history
+        .get(m.best_epoch.saturating_sub(1))
+        .or(m.history.last());
+    let mut out = evaluation_metrics(&m.test);
+    out.train_loss = best.map_or(f64::NAN, |e| e.train_loss);
+    out.train_accuracy = best.map_or(f64::NAN, |e| e.train_accuracy);
+    out.val_loss = best.map(|e| e.val_loss);
+    out.val_accuracy = best.map(|e| e.val_accuracy);
+    out.best_epoch = m.best_epoch as u32;
+    out.epochs_run = m.epochs_trained as u32;
+    out.early_stopped = m.stopped_early;
+    out.training_time_ms = training_time_ms;
+    out.train_samples = samples[0] as u64;
+    out.val_samples = samples[1] as u64;
+    out.test_samples = samples[2] as u64;
+    out
+}
+
+/// Test-side metrics (loss, accuracy, per class, confusion) of one evaluation.
+pub fn evaluation_metrics(e: &ktrdr_strategy::training::EvaluationMetrics) -> Metrics {
+    Metrics {
+        test_loss: Some(e.loss),
+        test_accuracy: Some(e.accuracy),
+        per_class: e
+            .per_class
+            .iter()
+            .map(|c| (c.precision, c.recall, c.f1, c.support as u64))
+            .collect(),
+        confusion_matrix: e
+            .confusion_matrix
+            .iter()
+            .flat_map(|row| row.iter().map(|&v| v as u64))
+            .collect(),
+        test_samples: e.rows as u64,
+        ..Metrics::default()
+    }
+}

@@ -1,0 +1,210 @@
+//! One session in memory: its record, a bounded ring of its events, live watchers and its
+//! cancel flag.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use ktrdr_common::status::now_ms;
+use tokio::sync::broadcast;
+
+use crate::persist::SessionStore;
+use crate::record::{Event, EventKind, SessionFile, SessionRecord, State};
+
+/// Events kept per session. Batch progress is throttled to a few per second and is the first
+/// to go when the ring is full, so state changes and epoch metrics of even long runs stay.
+pub const MAX_EVENTS: usize = 2_000;
+/// Live events buffered per watcher before it lags (it then catches up from the ring).
+const WATCH_BUFFER: usize = 256;
+
+#[derive(Debug)]
+pub struct Session {
+    pub id: String,
+    state: Mutex<Inner>,
+    /// Serialises file writes so a newer snapshot is never overwritten by an older one.
+    persist: Mutex<()>,
+    tx: broadcast::Sender<Event>,
+    cancel: AtomicBool,
+    cancel_reason: Mutex<String>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    record: SessionRecord,
+    events: VecDeque<Event>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Session {
+    pub fn new(record: SessionRecord, events: Vec<Event>) -> Self {
+        let (tx, _) = broadcast::channel(WATCH_BUFFER);
+        Self {
+            id: record.id.clone(),
+            state: Mutex::new(Inner {
+                record,
+                events: events.into(),
+            }),
+            persist: Mutex::new(()),
+            tx,
+            cancel: AtomicBool::new(false),
+            cancel_reason: Mutex::new(String::new()),
+        }
+    }
+
+    pub fn record(&self) -> SessionRecord {
+        lock(&self.state).record.clone()
+    }
+
+    pub fn state(&self) -> State {
+        lock(&self.state).record.state
+    }
+
+    /// Changes the record without an event (e.g. the loaded range).
+    pub fn update(&self, f: impl FnOnce(&mut SessionRecord)) {
+        f(&mut lock(&self.state).record);
+    }
+
+    pub fn cancel_flag(&self) -> &AtomicBool {
+        &self.cancel
+    }
+
+    pub fn request_cancel(&self, reason: &str) {
+        *lock(&self.cancel_reason) = reason.to_owned();
+        self.cancel.store(true, Ordering::Relaxed);
+    }
+
+    pub fn cancel_requested(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    pub fn cancel_reason(&self) -> String {
+        let reason = lock(&self.cancel_reason).clone();
+        if reason.is_empty() {
+            "cancelled by user".to_owned()
+        } else {
+            format!("cancelled by user: {reason}")
+        }
+    }
+
+    /// Records `kind` as the next event, applies it to the record, tells watchers and (except
+    /// for batch progress) writes the session file. Returns the event.
+    pub fn emit(&self, kind: EventKind, store: &SessionStore) -> Event {
+        let persist = !matches!(kind, EventKind::Batch(_));
+        let _writing = persist.then(|| lock(&self.persist));
+        let (event, file) = {
+            let mut inner = lock(&self.state);
+            let now = now_ms();
+            let event = Event {
+                sequence: inner.record.last_sequence + 1,
+                time_ms: now,
+                kind,
+            };
+            apply(&mut inner.record, &event);
+            if inner.events.len() >= MAX_EVENTS {
+                match inner
+                    .events
+                    .iter()
+                    .position(|e| matches!(e.kind, EventKind::Batch(_)))
+                {
+                    Some(i) => {
+                        inner.events.remove(i);
+                    }
+                    None => {
+                        inner.events.pop_front();
+                    }
+                }
+            }
+            inner.events.push_back(event.clone());
+            // Sent under the lock: a watcher that subscribes under the same lock sees every
+            // event exactly once, either in the ring or live.
+            let _ = self.tx.send(event.clone());
+            let file = persist.then(|| SessionFile {
+                record: inner.record.clone(),
+                events: inner
+                    .events
+                    .iter()
+                    .filter(|e| !matches!(e.kind, EventKind::Batch(_)))
+                    .cloned()
+                    .collect(),
+            });
+            (event, file)
+        };
+        if let Some(file) = file
+            && let Err(e) = store.save(&file)
+        {
+            tracing::error!(session = %self.id, error = %e, "cannot write the session file");
+        }
+        event
+    }
+
+    /// Retained events after `after`, a live receiver that continues exactly after them, and
+    /// whether the session had already ended.
+    pub fn subscribe(&self, after: i64) -> (Vec<Event>, broadcast::Receiver<Event>, bool) {
+        let inner = lock(&self.state);
+        let past = inner
+            .events
+            .iter()
+            .filter(|e| e.sequence > after)
+            .cloned()
+            .collect();
+        (past, self.tx.subscribe(), inner.record.state.is_terminal())
+    }
+
+    pub fn events_after(&self, after: i64) -> (Vec<Event>, bool) {
+        let inner = lock(&self.state);
+        (
+            inner
+                .events
+                .iter()
+                .filter(|e| e.sequence > after)
+                .cloned()
+                .collect(),
+            inner.record.state.is_terminal(),
+        )
+    }
+}
+
+/// What an event changes in the session summary.
+fn apply(record: &mut SessionRecord, event: &Event) {
+    record.last_sequence = event.sequence;
+    match &event.kind {
+        EventKind::StateChanged { to, reason, .. } => {
+            record.state = *to;
+            if to.is_active() && record.started_at_ms == 0 {
+                record.started_at_ms = event.time_ms;
+            }
+            if to.is_terminal() {
+                record.finished_at_ms = event.time_ms;
+                record.eta_ms = None;
+                if *to == State::Completed {
+                    record.percent = 100.0;
+                }
+            }
+            if *to == State::Failed {
+                record.error = reason.clone();
+            }
+        }
+        EventKind::Epoch(e) => {
+            record.epochs_done = e.epoch;
+            record.percent = e.percent;
+            record.eta_ms = e.eta_ms;
+            let metrics = record.metrics.get_or_insert_with(Default::default);
+            metrics.train_loss = e.train_loss;
+            metrics.train_accuracy = e.train_accuracy;
+            metrics.val_loss = Some(e.val_loss);
+            metrics.val_accuracy = Some(e.val_accuracy);
+            metrics.best_epoch = e.best_epoch;
+            metrics.epochs_run = e.epoch;
+        }
+        EventKind::Batch(b) => {
+            record.percent = b.percent;
+            record.eta_ms = b.eta_ms;
+        }
+        EventKind::ModelSaved { model_id, .. } => record.model_id = model_id.clone(),
+        EventKind::FinalMetrics(m) => record.metrics = Some(m.clone()),
+        EventKind::DataLoaded { .. } | EventKind::Log { .. } => {}
+    }
+}

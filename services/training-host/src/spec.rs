@@ -1,0 +1,240 @@
+//! Turning a `StartTrainingRequest` into a fully resolved [`SessionSpec`], and a spec back into
+//! the strategy it trains. Everything a bad request can be caught on is checked here, before a
+//! session exists, so `StartTraining` fails fast with `INVALID_ARGUMENT` / `NOT_FOUND`.
+
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
+use std::path::Path;
+
+use ktrdr_common::market::{symbol_field, time_range};
+use ktrdr_proto::training::v1 as pb;
+use ktrdr_strategy::strategy::{SymbolsConfig, SymbolsMode, TimeframesConfig, TimeframesMode};
+use ktrdr_strategy::{LoadedStrategy, Timeframe};
+
+use crate::error::{Result, TrainingError};
+use crate::record::SessionSpec;
+
+/// The devices this build can train on.
+pub const CPU: &str = "cpu";
+
+/// Reads a strategy file named `name` (with or without `.yaml`) under `dir`. Names are plain
+/// file names: no path separators, so a request cannot read outside the directory.
+pub fn read_named_strategy(dir: &Path, name: &str) -> Result<String> {
+    let stem = name.strip_suffix(".yaml").unwrap_or(name);
+    if stem.is_empty() || stem.contains(['/', '\\']) || stem.starts_with('.') {
+        return Err(TrainingError::invalid(
+            "strategy_name",
+            format!("{name:?} is not a strategy file name (e.g. \"neuro_mean_reversion\")"),
+        ));
+    }
+    let path = dir.join(format!("{stem}.yaml"));
+    std::fs::read_to_string(&path).map_err(|_| TrainingError::StrategyNotFound {
+        name: name.to_owned(),
+        path: path.display().to_string(),
+    })
+}
+
+/// Parses `yaml` and applies the spec's overrides; the result is what gets trained and saved.
+pub fn strategy_of(spec: &SessionSpec) -> Result<LoadedStrategy> {
+    let base = LoadedStrategy::from_yaml_str(&spec.strategy_yaml)?;
+    let mut config = base.config;
+    let timeframes = spec
+        .timeframes
+        .iter()
+        .map(|t| t.parse::<Timeframe>())
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| TrainingError::invalid("timeframes", e.to_string()))?;
+    config.training_data.symbols = match spec.symbols.as_slice() {
+        [one] => SymbolsConfig {
+            mode: SymbolsMode::Single,
+            symbol: Some(one.clone()),
+            list: None,
+        },
+        many => SymbolsConfig {
+            mode: SymbolsMode::MultiSymbol,
+            symbol: None,
+            list: Some(many.to_vec()),
+        },
+    };
+    config.training_data.timeframes = match timeframes.as_slice() {
+        [one] => TimeframesConfig {
+            mode: TimeframesMode::Single,
+            timeframe: Some(*one),
+            list: None,
+            base_timeframe: None,
+        },
+        many => TimeframesConfig {
+            mode: TimeframesMode::MultiTimeframe,
+            timeframe: None,
+            list: Some(many.to_vec()),
+            base_timeframe: many.iter().min().copied(),
+        },
+    };
+    let hp = &mut config.model.training;
+    hp.epochs = spec.epochs;
+    hp.batch_size = spec.batch_size;
+    hp.learning_rate = spec.learning_rate;
+    Ok(LoadedStrategy::from_config(config)?)
+}
+
+fn positive<T: PartialOrd + Default + std::fmt::Display>(
+    field: &str,
+    v: Option<T>,
+) -> Result<Option<T>> {
+    match v {
+        Some(v) if v <= T::default() => {
+            Err(TrainingError::invalid(field, format!("{v} must be > 0")))
+        }
+        other => Ok(other),
+    }
+}
+
+/// Validates `request` and resolves every default. `strategies_dir` serves `strategy_name`.
+pub fn resolve(request: &pb::StartTrainingRequest, strategies_dir: &Path) -> Result<SessionSpec> {
+    let yaml = match &request.strategy {
+        Some(pb::start_training_request::Strategy::StrategyYaml(y)) if !y.trim().is_empty() => {
+            y.clone()
+        }
+        Some(pb::start_training_request::Strategy::StrategyName(n)) => {
+            read_named_strategy(strategies_dir, n)?
+        }
+        _ => {
+            return Err(TrainingError::invalid(
+                "strategy",
+                "give strategy_yaml (the YAML text) or strategy_name (a file under strategies/)",
+            ));
+        }
+    };
+    let strategy = LoadedStrategy::from_yaml_str(&yaml)?;
+    let symbols = if request.symbols.is_empty() {
+        strategy.symbols()
+    } else {
+        request
+            .symbols
+            .iter()
+            .enumerate()
+            .map(|(i, s)| symbol_field(&format!("symbols[{i}]"), s).map_err(service_to_invalid))
+            .collect::<Result<Vec<_>>>()?
+    };
+    if symbols.is_empty() {
+        return Err(TrainingError::invalid(
+            "symbols",
+            "the strategy names no symbols; give them in the request",
+        ));
+    }
+    let mut timeframes = if request.timeframes.is_empty() {
+        strategy.timeframes()
+    } else {
+        request
+            .timeframes
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                t.trim().parse::<Timeframe>().map_err(|_| {
+                    TrainingError::invalid(
+                        format!("timeframes[{i}]"),
+                        format!(
+                            "unknown timeframe {t:?}; accepted: 1m, 5m, 15m, 30m, 1h, 4h, 1d, 1w"
+                        ),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>>>()?
+    };
+    timeframes.sort();
+    timeframes.dedup();
+    if timeframes.is_empty() {
+        return Err(TrainingError::invalid(
+            "timeframes",
+            "the strategy names no timeframe",
+        ));
+    }
+    let (start_ms, end_ms) =
+        time_range("range", request.range.as_ref()).map_err(service_to_invalid)?;
+    let hp = &strategy.config.model.training;
+    let epochs = positive("epochs", request.epochs)?.map_or(hp.epochs, |e| e as usize);
+    let batch_size =
+        positive("batch_size", request.batch_size)?.map_or(hp.batch_size, |b| b as usize);
+    let learning_rate =
+        positive("learning_rate", request.learning_rate)?.unwrap_or(hp.learning_rate);
+    if !learning_rate.is_finite() {
+        return Err(TrainingError::invalid(
+            "learning_rate",
+            "must be a finite number",
+        ));
+    }
+    let device = match request.device.as_deref().map(str::trim) {
+        None | Some("") | Some(CPU) => CPU.to_owned(),
+        Some(other) => {
+            return Err(TrainingError::invalid(
+                "device",
+                format!("{other:?} is not available: this build trains on \"cpu\" only"),
+            ));
+        }
+    };
+    let spec = SessionSpec {
+        strategy_name: strategy.config.name.clone(),
+        strategy_yaml: yaml,
+        symbols,
+        timeframes: timeframes.iter().map(ToString::to_string).collect(),
+        start_ms,
+        end_ms,
+        epochs,
+        batch_size,
+        learning_rate,
+        seed: request.seed.unwrap_or_else(random_u64),
+        device,
+        labels: request
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<BTreeMap<_, _>>(),
+        resumed_from: request
+            .resume_from_session_id
+            .clone()
+            .filter(|s| !s.is_empty()),
+    };
+    // The overrides must still give a valid strategy (e.g. fuzzy sets for every timeframe).
+    strategy_of(&spec)?;
+    Ok(spec)
+}
+
+fn service_to_invalid(e: ktrdr_common::ServiceError) -> TrainingError {
+    match e {
+        ktrdr_common::ServiceError::InvalidArgument {
+            violations,
+            message,
+        } => match violations.first() {
+            Some(v) => TrainingError::invalid(v.field.clone(), v.description.clone()),
+            None => TrainingError::invalid("request", message),
+        },
+        other => TrainingError::internal(other.to_string()),
+    }
+}
+
+/// 64 random bits from the standard library's per-process random hash keys (no RNG crate
+/// needed for ids and seeds).
+pub fn random_u64() -> u64 {
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    hasher.finish()
+}
+
+/// A random (version 4) UUID.
+pub fn new_session_id() -> String {
+    let (a, b) = (random_u64(), random_u64());
+    let a = (a & 0xFFFF_FFFF_FFFF_0FFF) | 0x0000_0000_0000_4000;
+    let b = (b & 0x3FFF_FFFF_FFFF_FFFF) | 0x8000_0000_0000_0000;
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xFFFF,
+        a & 0xFFFF,
+        b >> 48,
+        b & 0xFFFF_FFFF_FFFF
+    )
+}

@@ -1,0 +1,682 @@
+//! `ktrdr-training-host` as a real process next to a real `ktrdr-data`: sessions trained from
+//! stored bars, watched, cancelled, queued, killed and restarted; the model registry,
+//! evaluation and prediction.
+//!
+//! Training runs in the dev profile here, so datasets and epochs are tiny; long sessions (for
+//! cancel and kill) use many small batches and are stopped long before they finish.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use ktrdr_proto::common::v1::{BarBatch, BarColumns, DatasetRef, bar_batch};
+use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+use ktrdr_proto::data::v1::{ValidationMode, WriteBarsRequest};
+use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
+use ktrdr_proto::training::v1::{
+    self as pb, CancelTrainingRequest, EvaluateModelRequest, GetModelRequest, GetStatusRequest,
+    GetTrainingRequest, ListModelsRequest, ListTrainingsRequest, PredictRequest,
+    StartTrainingRequest, TrainingEvent, TrainingState, WatchTrainingRequest,
+    start_training_request::Strategy, training_event::Event,
+};
+use ktrdr_system_tests::ServiceProcess;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+type Client = TrainingServiceClient<Channel>;
+
+/// 2024-01-01 00:00 UTC
+const T0: i64 = 1_704_067_200_000;
+const HOUR: i64 = 3_600_000;
+/// Longest a whole session or a wait may take on a loaded machine.
+const WAIT: Duration = Duration::from_secs(240);
+
+/// A small strategy: two indicators, one hidden layer, no early stopping.
+const STRATEGY: &str = r#"
+name: "tiny_rsi"
+training_data:
+  symbols: { mode: "single", symbol: "EURUSD" }
+  timeframes: { mode: "single", timeframe: "1h" }
+indicators:
+  - { name: "rsi", period: 14, source: "close" }
+  - { name: "ema", period: 10, source: "close" }
+fuzzy_sets:
+  rsi:
+    low: { type: "triangular", parameters: [0, 20, 45] }
+    mid: { type: "triangular", parameters: [30, 50, 70] }
+    high: { type: "triangular", parameters: [55, 80, 100] }
+  ema:
+    below: { type: "triangular", parameters: [0.97, 0.99, 1.0] }
+    above: { type: "triangular", parameters: [1.0, 1.01, 1.03] }
+model:
+  type: "mlp"
+  architecture: { hidden_layers: [8], activation: "relu", dropout: 0.0 }
+  features: { lookback_periods: 1 }
+  training: { learning_rate: 0.01, batch_size: 32, epochs: 3, optimizer: "adam" }
+training:
+  labels: { source: "zigzag", zigzag_threshold: 0.01 }
+  data_split: { train: 0.7, validation: 0.15, test: 0.15 }
+"#;
+
+/// `n` hourly bars from T0: a seeded random walk with trending regimes (SplitMix64, as
+/// ktrdr-strategy's generator), so ZigZag finds segments.
+fn bars(n: usize, seed: u64) -> BarColumns {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut c = BarColumns::default();
+    let (mut price, mut drift) = (100.0_f64, 0.0);
+    for i in 0..n {
+        if next() < 0.03 {
+            drift = [-0.0015, 0.0, 0.0015][(next() * 3.0) as usize % 3];
+        }
+        let open = price;
+        price *= 1.0 + drift + (next() - 0.5) * 0.008;
+        let close = price;
+        c.timestamp_ms.push(T0 + i as i64 * HOUR);
+        c.open.push(open);
+        c.high.push(open.max(close) * (1.0 + next() * 0.002));
+        c.low.push(open.min(close) * (1.0 - next() * 0.002));
+        c.close.push(close);
+        c.volume.push(1000.0 + next() * 100.0);
+    }
+    c
+}
+
+struct Stack {
+    data: ServiceProcess,
+    host: ServiceProcess,
+    client: Client,
+    models: tempfile::TempDir,
+    _data_dir: tempfile::TempDir,
+}
+
+async fn start_data() -> (ServiceProcess, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let data = ServiceProcess::start(
+        "ktrdr-data",
+        &[("KTRDR_DATA_DIR", dir.path().to_str().unwrap())],
+    )
+    .await;
+    (data, dir)
+}
+
+async fn start_host(data_url: &str, models: &Path, max: &str) -> (ServiceProcess, Client) {
+    let host = ServiceProcess::start(
+        "ktrdr-training-host",
+        &[
+            ("DATA_SERVICE_URL", data_url),
+            ("KTRDR_MODELS_DIR", models.to_str().unwrap()),
+            (
+                "KTRDR_STRATEGIES_DIR",
+                models.join("no-strategies").to_str().unwrap(),
+            ),
+            ("KTRDR_MAX_CONCURRENT_TRAININGS", max),
+        ],
+    )
+    .await;
+    let client = TrainingServiceClient::new(host.channel().await);
+    (host, client)
+}
+
+/// data + training host, with `n` hourly EURUSD bars stored.
+async fn stack(n: usize, max: &str) -> Stack {
+    let (data, data_dir) = start_data().await;
+    write_bars(&data, "EURUSD", bars(n, 7)).await;
+    let models = tempfile::tempdir().unwrap();
+    let (host, client) = start_host(&data.url(), models.path(), max).await;
+    Stack {
+        data,
+        host,
+        client,
+        models,
+        _data_dir: data_dir,
+    }
+}
+
+async fn write_bars(data: &ServiceProcess, symbol: &str, columns: BarColumns) {
+    let mut client = DataServiceClient::new(data.channel().await);
+    client
+        .write_bars(tokio_stream::iter([WriteBarsRequest {
+            batch: Some(BarBatch {
+                symbol: symbol.into(),
+                timeframe: "1h".into(),
+                payload: Some(bar_batch::Payload::Columns(columns)),
+                bar_count: 0,
+            }),
+            validation_mode: ValidationMode::Reject as i32,
+            source: "test".into(),
+        }]))
+        .await
+        .unwrap();
+}
+
+fn request(epochs: i32, batch_size: i32) -> StartTrainingRequest {
+    StartTrainingRequest {
+        strategy: Some(Strategy::StrategyYaml(STRATEGY.into())),
+        epochs: Some(epochs),
+        batch_size: Some(batch_size),
+        seed: Some(11),
+        ..Default::default()
+    }
+}
+
+/// Every event of the session until its terminal state (the stream ends there).
+async fn watch_all(client: &mut Client, id: &str, after: Option<i64>) -> Vec<TrainingEvent> {
+    let mut stream = client
+        .watch_training(WatchTrainingRequest {
+            session_id: id.into(),
+            after_sequence: after,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = Vec::new();
+    tokio::time::timeout(WAIT, async {
+        while let Some(item) = stream.message().await.unwrap() {
+            events.push(item.event.unwrap());
+        }
+    })
+    .await
+    .expect("the watch stream ends after the terminal state");
+    events
+}
+
+fn states(events: &[TrainingEvent]) -> Vec<TrainingState> {
+    events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Some(Event::StateChanged(s)) => Some(s.to_state()),
+            _ => None,
+        })
+        .collect()
+}
+
+async fn get(client: &mut Client, id: &str) -> pb::TrainingSession {
+    client
+        .get_training(GetTrainingRequest {
+            session_id: id.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap()
+}
+
+/// Waits until the session reports RUNNING with at least one batch done.
+async fn wait_running(client: &mut Client, id: &str) {
+    let mut stream = client
+        .watch_training(WatchTrainingRequest {
+            session_id: id.into(),
+            after_sequence: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::timeout(WAIT, async {
+        while let Some(item) = stream.message().await.unwrap() {
+            if matches!(
+                item.event.unwrap().event,
+                Some(Event::BatchProgress(_) | Event::EpochProgress(_))
+            ) {
+                return;
+            }
+        }
+        panic!("the session ended before training");
+    })
+    .await
+    .expect("training starts");
+}
+
+#[tokio::test]
+async fn a_session_trains_to_completion_and_evaluate_reproduces_its_test_metrics() {
+    let mut s = stack(700, "2").await;
+    let started = s
+        .client
+        .start_training(request(3, 32))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!started.session_id.is_empty());
+
+    let events = watch_all(&mut s.client, &started.session_id, None).await;
+    let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();
+    assert_eq!(sequences.first(), Some(&1));
+    assert!(
+        sequences.windows(2).all(|w| w[1] == w[0] + 1),
+        "{sequences:?}"
+    );
+    assert_eq!(
+        states(&events),
+        [
+            TrainingState::Queued,
+            TrainingState::LoadingData,
+            TrainingState::Running,
+            TrainingState::Completed
+        ]
+    );
+    let epochs: Vec<&pb::EpochProgress> = events
+        .iter()
+        .filter_map(|e| match &e.event {
+            Some(Event::EpochProgress(p)) => Some(p),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(epochs.len(), 3, "the requested epoch count is honoured");
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(&e.event, Some(Event::DataLoaded(d)) if d.bars == 700))
+    );
+    let final_metrics = events
+        .iter()
+        .find_map(|e| match &e.event {
+            Some(Event::FinalMetrics(m)) => Some(m.clone()),
+            _ => None,
+        })
+        .unwrap();
+    let model_id = events
+        .iter()
+        .find_map(|e| match &e.event {
+            Some(Event::ModelSaved(m)) => Some(m.model_id.clone()),
+            _ => None,
+        })
+        .unwrap();
+    assert_eq!(model_id, "tiny_rsi/EURUSD_1h_v1");
+    assert_eq!(final_metrics.epochs_run, 3);
+    assert_eq!(final_metrics.confusion_matrix.len(), 9);
+
+    let dir = s.models.path().join(&model_id);
+    for file in [
+        "model.mpk",
+        "config.json",
+        "metrics.json",
+        "features.json",
+        "metadata.json",
+        "session.json",
+        "strategy.yaml",
+    ] {
+        assert!(
+            dir.join(file).is_file(),
+            "{file} missing in {}",
+            dir.display()
+        );
+    }
+    assert!(
+        s.models
+            .path()
+            .join("_sessions")
+            .join(format!("{}.json", started.session_id))
+            .is_file()
+    );
+
+    let session = get(&mut s.client, &started.session_id).await;
+    assert_eq!(session.state(), TrainingState::Completed);
+    assert_eq!(session.model_id, model_id);
+    assert_eq!(session.epochs, 3);
+    assert_eq!(session.seed, 11);
+    assert_eq!(session.last_sequence, *sequences.last().unwrap());
+
+    // A watcher resuming after sequence 3 gets exactly the rest.
+    let rest = watch_all(&mut s.client, &started.session_id, Some(3)).await;
+    assert_eq!(rest.first().map(|e| e.sequence), Some(4));
+    assert_eq!(rest.len(), events.len() - 3);
+
+    // The model's own test split, re-read from the data service: the same metrics.
+    let evaluated = s
+        .client
+        .evaluate_model(EvaluateModelRequest {
+            model_id: model_id.clone(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let m = evaluated.metrics.unwrap();
+    assert_eq!(m.test_accuracy, final_metrics.test_accuracy);
+    assert_eq!(m.confusion_matrix, final_metrics.confusion_matrix);
+    assert!((m.test_loss.unwrap() - final_metrics.test_loss.unwrap()).abs() < 1e-9);
+    assert_eq!(evaluated.bars_evaluated, final_metrics.test_samples);
+
+    let models = s
+        .client
+        .list_models(ListModelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(models.total_size, 1);
+    let model = &models.models[0];
+    assert_eq!(model.model_id, model_id);
+    assert_eq!(model.training_session_id, started.session_id);
+    assert_eq!(model.symbols, ["EURUSD"]);
+    assert!(model.parameter_count > 0 && model.size_bytes > 0);
+    let got = s
+        .client
+        .get_model(GetModelRequest {
+            model_id: model_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(got.strategy_yaml, STRATEGY);
+    assert!(got.config_json.contains("tiny_rsi") && got.metadata_json.contains("EURUSD"));
+
+    let predicted = s
+        .client
+        .predict(PredictRequest {
+            model_id: model_id.clone(),
+            input: Some(pb::predict_request::Input::Dataset(DatasetRef {
+                symbol: "EURUSD".into(),
+                timeframe: String::new(),
+                range: None,
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!predicted.timestamp_ms.is_empty());
+    assert_eq!(predicted.signals.len(), predicted.timestamp_ms.len());
+    assert_eq!(predicted.prob_sell.len(), predicted.timestamp_ms.len());
+
+    let status = s
+        .client
+        .get_status(GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.device.unwrap().id, "cpu");
+    assert_eq!(
+        (
+            status.running,
+            status.queued,
+            status.max_concurrent_sessions
+        ),
+        (0, 0, 2)
+    );
+    assert_eq!(status.model_count, 1);
+    drop(s.data);
+}
+
+#[tokio::test]
+async fn cancel_stops_a_running_session_promptly() {
+    let mut s = stack(700, "1").await;
+    // Thousands of batches of 2 rows: far longer than the test runs.
+    let id = s
+        .client
+        .start_training(request(500, 2))
+        .await
+        .unwrap()
+        .into_inner()
+        .session_id;
+    wait_running(&mut s.client, &id).await;
+    let asked = Instant::now();
+    let cancelled = tokio::time::timeout(
+        WAIT,
+        s.client.cancel_training(CancelTrainingRequest {
+            session_id: id.clone(),
+            reason: "enough".into(),
+        }),
+    )
+    .await
+    .expect("cancel answers")
+    .unwrap()
+    .into_inner();
+    eprintln!("cancel took {:?}", asked.elapsed());
+    assert_eq!(cancelled.state(), TrainingState::Cancelled);
+    let events = watch_all(&mut s.client, &id, None).await;
+    assert_eq!(states(&events).last(), Some(&TrainingState::Cancelled));
+    let reason = events.iter().rev().find_map(|e| match &e.event {
+        Some(Event::StateChanged(c)) => Some(c.reason.clone()),
+        _ => None,
+    });
+    assert_eq!(reason.as_deref(), Some("cancelled by user: enough"));
+    // Idempotent on a terminal session.
+    let again = s
+        .client
+        .cancel_training(CancelTrainingRequest {
+            session_id: id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(again.state(), TrainingState::Cancelled);
+    let status = s
+        .client
+        .get_status(GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(status.running, 0);
+}
+
+#[tokio::test]
+async fn sessions_beyond_the_limit_queue_and_all_complete_in_order() {
+    let mut s = stack(400, "2").await;
+    let mut ids = Vec::new();
+    for _ in 0..6 {
+        let r = s
+            .client
+            .start_training(request(1, 64))
+            .await
+            .unwrap()
+            .into_inner();
+        ids.push((r.session_id, r.queue_position));
+    }
+    assert!(
+        ids.iter().any(|(_, position)| *position > 0),
+        "some sessions queued: {ids:?}"
+    );
+    let status = s
+        .client
+        .get_status(GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.running <= 2, "{status:?}");
+    let mut sessions = Vec::new();
+    for (id, _) in &ids {
+        let events = watch_all(&mut s.client, id, None).await;
+        assert_eq!(
+            states(&events).last(),
+            Some(&TrainingState::Completed),
+            "{id}"
+        );
+        sessions.push(get(&mut s.client, id).await);
+    }
+    // FIFO: slots are handed out in creation order.
+    let starts: Vec<i64> = sessions.iter().map(|s| s.started_at_ms).collect();
+    assert!(starts.windows(2).all(|w| w[0] <= w[1]), "{starts:?}");
+    let versions: std::collections::BTreeSet<String> =
+        sessions.iter().map(|s| s.model_id.clone()).collect();
+    assert_eq!(
+        versions.len(),
+        6,
+        "every session saved its own model version"
+    );
+    let listed = s
+        .client
+        .list_trainings(ListTrainingsRequest {
+            page_size: 4,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((listed.sessions.len(), listed.total_size), (4, 6));
+    assert_eq!(listed.sessions[0].session_id, ids[5].0, "newest first");
+    let second = s
+        .client
+        .list_trainings(ListTrainingsRequest {
+            page_size: 4,
+            page_token: listed.next_page_token,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(second.sessions.len(), 2);
+    assert!(second.next_page_token.is_empty());
+}
+
+#[tokio::test]
+async fn a_session_running_when_the_host_is_killed_is_interrupted_after_restart() {
+    let mut s = stack(700, "1").await;
+    let id = s
+        .client
+        .start_training(request(500, 2))
+        .await
+        .unwrap()
+        .into_inner()
+        .session_id;
+    wait_running(&mut s.client, &id).await;
+    s.host.signal("KILL");
+    s.host.wait().await;
+
+    let (mut host, mut client) = start_host(&s.data.url(), s.models.path(), "1").await;
+    let session = get(&mut client, &id).await;
+    assert_eq!(session.state(), TrainingState::Interrupted);
+    let events = watch_all(&mut client, &id, None).await;
+    assert_eq!(states(&events).last(), Some(&TrainingState::Interrupted));
+    let listed = client
+        .list_trainings(ListTrainingsRequest {
+            states: vec![TrainingState::Interrupted as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 1);
+
+    // Resumable: a new session reruns the interrupted one's request.
+    let resumed = client
+        .start_training(StartTrainingRequest {
+            resume_from_session_id: Some(id.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let again = get(&mut client, &resumed.session_id).await;
+    assert_eq!(again.resumed_from_session_id, id);
+    assert_eq!(again.epochs, 500);
+    client
+        .cancel_training(CancelTrainingRequest {
+            session_id: resumed.session_id,
+            reason: String::new(),
+        })
+        .await
+        .unwrap();
+    host.signal("TERM");
+    host.wait().await;
+}
+
+#[tokio::test]
+async fn bad_requests_fail_fast_with_the_right_codes() {
+    let mut s = stack(300, "1").await;
+    for call in ["get", "watch", "cancel"] {
+        let id = "00000000-0000-4000-8000-000000000000".to_owned();
+        let status = match call {
+            "get" => s
+                .client
+                .get_training(GetTrainingRequest { session_id: id })
+                .await
+                .map(|_| ()),
+            "watch" => s
+                .client
+                .watch_training(WatchTrainingRequest {
+                    session_id: id,
+                    after_sequence: None,
+                })
+                .await
+                .map(|_| ()),
+            _ => s
+                .client
+                .cancel_training(CancelTrainingRequest {
+                    session_id: id,
+                    reason: String::new(),
+                })
+                .await
+                .map(|_| ()),
+        }
+        .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound, "{call}: {status:?}");
+    }
+
+    let bad_yaml = STRATEGY.replace("period: 14", "period: -3");
+    let status = s
+        .client
+        .start_training(StartTrainingRequest {
+            strategy: Some(Strategy::StrategyYaml(bad_yaml)),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let fields: Vec<String> = status
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert!(
+        fields[0].starts_with("strategy_yaml.indicators[0]"),
+        "{fields:?}"
+    );
+
+    let status = s
+        .client
+        .start_training(StartTrainingRequest {
+            strategy: Some(Strategy::StrategyName("nowhere".into())),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+
+    let mut bad_tf = request(1, 32);
+    bad_tf.timeframes = vec!["2h".into()];
+    let status = s.client.start_training(bad_tf).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("timeframes[0]"),
+        "{}",
+        status.message()
+    );
+
+    // No bars stored for the symbol: the session fails and says what is missing.
+    let mut missing = request(1, 32);
+    missing.symbols = vec!["GBPUSD".into()];
+    let id = s
+        .client
+        .start_training(missing)
+        .await
+        .unwrap()
+        .into_inner()
+        .session_id;
+    let events = watch_all(&mut s.client, &id, None).await;
+    assert_eq!(states(&events).last(), Some(&TrainingState::Failed));
+    let session = get(&mut s.client, &id).await;
+    assert!(session.error.contains("GBPUSD 1h"), "{}", session.error);
+
+    // The data service down: UNAVAILABLE naming it and its URL.
+    let url = s.data.url();
+    s.data.signal("KILL");
+    s.data.wait().await;
+    let status = s.client.start_training(request(1, 32)).await.unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("data service") && status.message().contains(&url),
+        "{}",
+        status.message()
+    );
+}
