@@ -136,6 +136,8 @@ impl From<IbError> for ServiceError {
                 "request",
                 format!("IB refused the request (code {code}): {message}"),
             ),
+            // 322: IB failed while processing a valid request; nothing the caller can fix.
+            IbError::Ib { code: 322, .. } => ServiceError::internal(message),
             IbError::Ib { code, .. } => ServiceError::failed_precondition("IB_ERROR", message)
                 .with_metadata("ib_code", code.to_string()),
             IbError::Timeout(_) => ServiceError::DeadlineExceeded { message },
@@ -198,6 +200,10 @@ mod tests {
                 ""
             )),
             Code::FailedPrecondition
+        );
+        assert_eq!(
+            code(IbError::from_code(322, "Error processing request", a, "")),
+            Code::Internal
         );
         assert_eq!(
             code(IbError::from_ibapi(ibapi::Error::ConnectionReset, a, "")),
