@@ -504,3 +504,53 @@ impl SessionManager {
         Ok(rx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::record::SessionFile;
+
+    #[test]
+    fn sessions_unfinished_at_the_last_stop_are_interrupted_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SessionStore::new(dir.path());
+        let mut running = crate::session::tests::record("run");
+        running.state = State::Running;
+        running.last_sequence = 4;
+        let mut done = crate::session::tests::record("done");
+        done.state = State::Completed;
+        for record in [running, done] {
+            store
+                .save(&SessionFile {
+                    record,
+                    events: Vec::new(),
+                })
+                .unwrap();
+        }
+        let config = TrainingConfig {
+            models_dir: dir.path().to_owned(),
+            strategies_dir: dir.path().to_owned(),
+            max_concurrent_sessions: 1,
+        };
+        let data = BarSource::new(Default::default(), &["http://127.0.0.1:1".to_owned()]);
+        let manager = SessionManager::open(config, data);
+        let (run, _) = manager.get("run").unwrap();
+        assert_eq!(run.state, State::Interrupted);
+        assert_eq!(run.last_sequence, 5, "sequence numbers continue");
+        assert_eq!(manager.get("done").unwrap().0.state, State::Completed);
+        assert!(matches!(
+            manager.get("nope"),
+            Err(TrainingError::SessionNotFound(_))
+        ));
+        // And the change is on disk.
+        let reloaded = store.load_all();
+        assert!(
+            reloaded
+                .iter()
+                .any(|f| f.record.id == "run" && f.record.state == State::Interrupted)
+        );
+        assert_eq!(manager.load(), (0, 0));
+    }
+}

@@ -208,3 +208,109 @@ fn apply(record: &mut SessionRecord, event: &Event) {
         EventKind::DataLoaded { .. } | EventKind::Log { .. } => {}
     }
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::record::{BatchEvent, SessionSpec};
+
+    pub(crate) fn record(id: &str) -> SessionRecord {
+        SessionRecord {
+            id: id.to_owned(),
+            spec: SessionSpec {
+                strategy_yaml: String::new(),
+                strategy_name: "s".into(),
+                symbols: vec!["EURUSD".into()],
+                timeframes: vec!["1h".into()],
+                start_ms: i64::MIN,
+                end_ms: i64::MAX,
+                epochs: 1,
+                batch_size: 1,
+                learning_rate: 0.1,
+                seed: 1,
+                device: "cpu".into(),
+                labels: Default::default(),
+                resumed_from: None,
+            },
+            state: State::Queued,
+            created_at_ms: 1,
+            started_at_ms: 0,
+            finished_at_ms: 0,
+            epochs_done: 0,
+            percent: 0.0,
+            eta_ms: None,
+            metrics: None,
+            model_id: String::new(),
+            error: String::new(),
+            loaded_first_ms: 0,
+            loaded_end_ms: 0,
+            last_sequence: 0,
+        }
+    }
+
+    fn batch() -> EventKind {
+        EventKind::Batch(BatchEvent {
+            epoch: 1,
+            total_epochs: 1,
+            batch: 1,
+            total_batches: 1,
+            percent: 1.0,
+            loss: 1.0,
+            accuracy: 0.0,
+            eta_ms: None,
+            samples_per_second: 1.0,
+        })
+    }
+
+    #[test]
+    fn the_ring_is_bounded_and_drops_batch_progress_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SessionStore::new(dir.path());
+        let session = Session::new(record("a"), Vec::new());
+        session.emit(
+            EventKind::StateChanged {
+                from: None,
+                to: State::Queued,
+                reason: String::new(),
+            },
+            &store,
+        );
+        for _ in 0..MAX_EVENTS + 10 {
+            session.emit(batch(), &store);
+        }
+        let (events, ended) = session.events_after(0);
+        assert!(!ended);
+        assert_eq!(events.len(), MAX_EVENTS);
+        assert_eq!(events[0].sequence, 1, "the state change is kept");
+        assert_eq!(events.last().unwrap().sequence, (MAX_EVENTS + 11) as i64);
+        // Batch progress is live-only: the file holds the state change alone.
+        let files = store.load_all();
+        assert_eq!(files.len(), 1);
+        assert_eq!(files[0].events.len(), 1);
+    }
+
+    #[test]
+    fn a_subscriber_gets_each_event_once_across_ring_and_live() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SessionStore::new(dir.path());
+        let session = Session::new(record("b"), Vec::new());
+        session.emit(batch(), &store);
+        session.emit(batch(), &store);
+        let (past, mut live, _) = session.subscribe(1);
+        assert_eq!(past.iter().map(|e| e.sequence).collect::<Vec<_>>(), [2]);
+        session.emit(
+            EventKind::StateChanged {
+                from: Some(State::Queued),
+                to: State::Cancelled,
+                reason: "x".into(),
+            },
+            &store,
+        );
+        let next = live.try_recv().unwrap();
+        assert_eq!(next.sequence, 3);
+        assert_eq!(session.state(), State::Cancelled);
+        assert!(session.record().finished_at_ms > 0);
+    }
+}

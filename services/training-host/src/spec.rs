@@ -238,3 +238,121 @@ pub fn new_session_id() -> String {
         b & 0xFFFF_FFFF_FFFF
     )
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    const YAML: &str = r#"
+name: "tiny"
+training_data:
+  symbols: { mode: "single", symbol: "EURUSD" }
+  timeframes: { mode: "single", timeframe: "1h" }
+indicators:
+  - { name: "rsi", period: 14, source: "close" }
+fuzzy_sets:
+  rsi:
+    low: { type: "triangular", parameters: [0, 20, 45] }
+    high: { type: "triangular", parameters: [55, 80, 100] }
+model:
+  type: "mlp"
+  architecture: { hidden_layers: [4], activation: "relu", dropout: 0.0 }
+  training: { learning_rate: 0.01, batch_size: 32, epochs: 3, optimizer: "adam" }
+training:
+  labels: { source: "zigzag", zigzag_threshold: 0.01 }
+  data_split: { train: 0.7, validation: 0.15, test: 0.15 }
+"#;
+
+    fn request(yaml: &str) -> pb::StartTrainingRequest {
+        pb::StartTrainingRequest {
+            strategy: Some(pb::start_training_request::Strategy::StrategyYaml(
+                yaml.to_owned(),
+            )),
+            ..Default::default()
+        }
+    }
+
+    fn field(err: TrainingError) -> String {
+        match ktrdr_common::ServiceError::from(err) {
+            ktrdr_common::ServiceError::InvalidArgument { violations, .. } => {
+                violations[0].field.clone()
+            }
+            other => panic!("not INVALID_ARGUMENT: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_come_from_the_strategy_and_overrides_reach_the_trained_strategy() {
+        let dir = Path::new("/nonexistent");
+        let spec = resolve(&request(YAML), dir).unwrap();
+        assert_eq!(
+            (spec.epochs, spec.batch_size, spec.symbols.clone()),
+            (3, 32, vec!["EURUSD".to_owned()])
+        );
+        assert_eq!(spec.device, "cpu");
+        let mut r = request(YAML);
+        r.symbols = vec!["aapl".into(), "MSFT".into()];
+        r.epochs = Some(7);
+        r.batch_size = Some(8);
+        r.seed = Some(5);
+        let spec = resolve(&r, dir).unwrap();
+        let strategy = strategy_of(&spec).unwrap();
+        assert_eq!(strategy.symbols(), ["AAPL", "MSFT"]);
+        assert_eq!(strategy.config.model.training.epochs, 7);
+        assert_eq!(strategy.config.model.training.batch_size, 8);
+        assert_eq!(spec.seed, 5);
+    }
+
+    #[test]
+    fn bad_requests_name_the_field() {
+        let dir = Path::new("/nonexistent");
+        let bad = YAML.replace("period: 14", "period: -3");
+        assert!(
+            field(resolve(&request(&bad), dir).unwrap_err())
+                .starts_with("strategy_yaml.indicators[0]")
+        );
+        let mut r = request(YAML);
+        r.timeframes = vec!["2h".into()];
+        assert_eq!(field(resolve(&r, dir).unwrap_err()), "timeframes[0]");
+        let mut r = request(YAML);
+        r.epochs = Some(0);
+        assert_eq!(field(resolve(&r, dir).unwrap_err()), "epochs");
+        let mut r = request(YAML);
+        r.device = Some("cuda:0".into());
+        assert_eq!(field(resolve(&r, dir).unwrap_err()), "device");
+        let r = pb::StartTrainingRequest::default();
+        assert_eq!(field(resolve(&r, dir).unwrap_err()), "strategy");
+    }
+
+    #[test]
+    fn named_strategies_stay_inside_their_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("tiny.yaml"), YAML).unwrap();
+        assert_eq!(read_named_strategy(dir.path(), "tiny").unwrap(), YAML);
+        assert_eq!(read_named_strategy(dir.path(), "tiny.yaml").unwrap(), YAML);
+        assert!(matches!(
+            read_named_strategy(dir.path(), "other"),
+            Err(TrainingError::StrategyNotFound { .. })
+        ));
+        for bad in ["../tiny", "a/b", ".hidden", ""] {
+            assert!(
+                matches!(
+                    read_named_strategy(dir.path(), bad),
+                    Err(TrainingError::InvalidArgument { .. })
+                ),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn session_ids_are_version_4_uuids_and_differ() {
+        let a = new_session_id();
+        assert_eq!(a.len(), 36);
+        assert_eq!(&a[14..15], "4");
+        assert!(matches!(&a[19..20], "8" | "9" | "a" | "b"));
+        assert_ne!(a, new_session_id());
+    }
+}
