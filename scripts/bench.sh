@@ -8,6 +8,8 @@ cargo build --workspace --bins --release
 section=$(mktemp)
 trap 'rm -f "$section"' EXIT
 cargo bench -p ktrdr-system-tests --bench grpc 2>/dev/null >"$section"
+echo >>"$section"
+cargo bench -p ktrdr-system-tests --bench training 2>/dev/null >>"$section"
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || echo unknown)
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null || echo unknown)

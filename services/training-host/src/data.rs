@@ -47,7 +47,7 @@ impl BarSource {
 
     fn status_error(&self, status: &tonic::Status) -> TrainingError {
         match status.code() {
-            Code::Unavailable | Code::DeadlineExceeded | Code::Unknown => {
+            Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled => {
                 TrainingError::DataUnavailable {
                     url: self.urls.clone(),
                     message: status.message().to_owned(),
@@ -65,7 +65,12 @@ impl BarSource {
         let mut client = self.client()?;
         match tokio::time::timeout(PING_TIMEOUT, client.get_status(GetStatusRequest {})).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(status)) => Err(self.status_error(&status)),
+            // Any failure of a status call means the service cannot serve bars now (a dropped
+            // connection surfaces as UNAVAILABLE, UNKNOWN or CANCELLED depending on timing).
+            Ok(Err(status)) => Err(TrainingError::DataUnavailable {
+                url: self.urls.clone(),
+                message: format!("{:?}: {}", status.code(), status.message()),
+            }),
             Err(_) => Err(TrainingError::DataUnavailable {
                 url: self.urls.clone(),
                 message: format!("no answer within {} s", PING_TIMEOUT.as_secs()),

@@ -451,7 +451,7 @@ impl TrainingService for TrainingGrpc {
         let (running, queued) = self.manager.load();
         let models_dir = self.manager.models_dir();
         let dir = models_dir.clone();
-        let model_count = blocking(move || Ok(registry::list(&dir).len())).await?;
+        let model_count = blocking(move || Ok(registry::count(&dir))).await?;
         let device = cpu_device();
         Ok(Response::new(pb::GetStatusResponse {
             service: Some(self.identity.service_info()),

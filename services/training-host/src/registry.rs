@@ -120,6 +120,21 @@ pub fn list(models_dir: &Path) -> Vec<ModelEntry> {
     out
 }
 
+/// How many models the registry holds (directories with a `metadata.json`), without reading
+/// them: GetStatus is polled and must stay cheap.
+pub fn count(models_dir: &Path) -> usize {
+    let Ok(strategies) = std::fs::read_dir(models_dir) else {
+        return 0;
+    };
+    strategies
+        .flatten()
+        .filter(|s| !s.file_name().to_string_lossy().starts_with(['_', '.']))
+        .filter_map(|s| std::fs::read_dir(s.path()).ok())
+        .flat_map(|versions| versions.flatten())
+        .filter(|v| v.path().join("metadata.json").is_file())
+        .count()
+}
+
 /// The model `model_id` ("<strategy>/<dir>"); ids cannot climb out of the models directory.
 pub fn get(models_dir: &Path, model_id: &str) -> Result<ModelEntry> {
     let id = model_id.trim();

@@ -1,0 +1,223 @@
+//! Training-host load benchmark against the real release binaries: 64 small sessions started
+//! at once on one host (all allowed to run concurrently), with GetStatus and health latency
+//! measured while they train. Prints a Markdown section; `make bench` puts it into
+//! BENCHMARKS.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use ktrdr_proto::common::v1::{BarBatch, BarColumns, bar_batch};
+use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+use ktrdr_proto::data::v1::{ValidationMode, WriteBarsRequest};
+use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
+use ktrdr_proto::training::v1::{
+    GetStatusRequest, GetTrainingRequest, StartTrainingRequest, TrainingState,
+    start_training_request::Strategy,
+};
+use ktrdr_system_tests::ServiceProcess;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_client::HealthClient;
+
+const SESSIONS: usize = 64;
+const BARS: usize = 2_000;
+const EPOCHS: i32 = 5;
+/// 2024-01-01 00:00 UTC
+const T0: i64 = 1_704_067_200_000;
+const HOUR: i64 = 3_600_000;
+
+const STRATEGY: &str = r#"
+name: "bench_rsi"
+training_data:
+  symbols: { mode: "single", symbol: "EURUSD" }
+  timeframes: { mode: "single", timeframe: "1h" }
+indicators:
+  - { name: "rsi", period: 14, source: "close" }
+  - { name: "ema", period: 10, source: "close" }
+fuzzy_sets:
+  rsi:
+    low: { type: "triangular", parameters: [0, 20, 45] }
+    mid: { type: "triangular", parameters: [30, 50, 70] }
+    high: { type: "triangular", parameters: [55, 80, 100] }
+  ema:
+    below: { type: "triangular", parameters: [0.97, 0.99, 1.0] }
+    above: { type: "triangular", parameters: [1.0, 1.01, 1.03] }
+model:
+  type: "mlp"
+  architecture: { hidden_layers: [16, 8], activation: "relu", dropout: 0.1 }
+  features: { lookback_periods: 2 }
+  training: { learning_rate: 0.005, batch_size: 32, epochs: 5, optimizer: "adam" }
+training:
+  labels: { source: "zigzag", zigzag_threshold: 0.01 }
+  data_split: { train: 0.7, validation: 0.15, test: 0.15 }
+"#;
+
+/// The same seeded random walk with trending regimes as the system tests.
+fn bars(n: usize, seed: u64) -> BarColumns {
+    let mut state = seed;
+    let mut next = move || {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut c = BarColumns::default();
+    let (mut price, mut drift) = (100.0_f64, 0.0);
+    for i in 0..n {
+        if next() < 0.03 {
+            drift = [-0.0015, 0.0, 0.0015][(next() * 3.0) as usize % 3];
+        }
+        let open = price;
+        price *= 1.0 + drift + (next() - 0.5) * 0.008;
+        c.timestamp_ms.push(T0 + i as i64 * HOUR);
+        c.open.push(open);
+        c.high.push(open.max(price) * (1.0 + next() * 0.002));
+        c.low.push(open.min(price) * (1.0 - next() * 0.002));
+        c.close.push(price);
+        c.volume.push(1000.0 + next() * 100.0);
+    }
+    c
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((sorted.len() as f64 - 1.0) * p / 100.0).round() as usize;
+    sorted[rank.min(sorted.len().saturating_sub(1))]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let data = ServiceProcess::start(
+        "ktrdr-data",
+        &[("KTRDR_DATA_DIR", data_dir.path().to_str().unwrap())],
+    )
+    .await;
+    DataServiceClient::new(data.channel().await)
+        .write_bars(tokio_stream::iter([WriteBarsRequest {
+            batch: Some(BarBatch {
+                symbol: "EURUSD".into(),
+                timeframe: "1h".into(),
+                payload: Some(bar_batch::Payload::Columns(bars(BARS, 7))),
+                bar_count: 0,
+            }),
+            validation_mode: ValidationMode::Reject as i32,
+            source: "bench".into(),
+        }]))
+        .await
+        .unwrap();
+    let max = SESSIONS.to_string();
+    let host = ServiceProcess::start(
+        "ktrdr-training-host",
+        &[
+            ("DATA_SERVICE_URL", data.url().as_str()),
+            ("KTRDR_MODELS_DIR", models.path().to_str().unwrap()),
+            ("KTRDR_MAX_CONCURRENT_TRAININGS", max.as_str()),
+            ("RUST_LOG", "warn,ktrdr_common::server=info"),
+        ],
+    )
+    .await;
+    let channel = host.channel().await;
+    let mut client = TrainingServiceClient::new(channel.clone());
+
+    let started = Instant::now();
+    let mut ids = Vec::with_capacity(SESSIONS);
+    for i in 0..SESSIONS {
+        let response = client
+            .start_training(StartTrainingRequest {
+                strategy: Some(Strategy::StrategyYaml(STRATEGY.into())),
+                epochs: Some(EPOCHS),
+                seed: Some(i as u64),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        ids.push(response.session_id);
+    }
+    let start_calls = started.elapsed();
+
+    // Poll status and health while the sessions run, until every one has finished.
+    let (mut status_times, mut health_times) = (Vec::new(), Vec::new());
+    let mut health = HealthClient::new(channel.clone());
+    let deadline = Instant::now() + Duration::from_secs(1_800);
+    let mut peak_running = 0;
+    loop {
+        let t = Instant::now();
+        let status = client
+            .get_status(GetStatusRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        status_times.push(t.elapsed());
+        peak_running = peak_running.max(status.running);
+        let t = Instant::now();
+        health.check(HealthCheckRequest::default()).await.unwrap();
+        health_times.push(t.elapsed());
+        if status.running == 0 && status.queued == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "sessions did not finish");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let total = started.elapsed();
+    let mut completed = 0;
+    for id in &ids {
+        let session = client
+            .get_training(GetTrainingRequest {
+                session_id: id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .session
+            .unwrap();
+        if session.state() == TrainingState::Completed {
+            completed += 1;
+        }
+    }
+    status_times.sort();
+    health_times.sort();
+
+    println!("## Training host: {SESSIONS} concurrent small sessions");
+    println!();
+    println!(
+        "One `ktrdr-training-host` (CPU, `KTRDR_MAX_CONCURRENT_TRAININGS={SESSIONS}`) reading from one"
+    );
+    println!(
+        "`ktrdr-data`; each session trains a 2-layer MLP (16, 8) on {BARS} hourly bars for {EPOCHS} epochs."
+    );
+    println!();
+    println!("| measure | value |");
+    println!("| --- | --- |");
+    println!("| sessions completed | {completed} / {SESSIONS} |");
+    println!("| peak sessions running at once | {peak_running} |");
+    println!(
+        "| {SESSIONS} StartTraining calls | {} ms |",
+        ms(start_calls)
+    );
+    println!("| all sessions done | {:.1} s |", total.as_secs_f64());
+    println!(
+        "| GetStatus while training, p50 / p99 ({} calls) | {} / {} ms |",
+        status_times.len(),
+        ms(percentile(&status_times, 50.0)),
+        ms(percentile(&status_times, 99.0))
+    );
+    println!(
+        "| health check while training, p50 / p99 | {} / {} ms |",
+        ms(percentile(&health_times, 50.0)),
+        ms(percentile(&health_times, 99.0))
+    );
+    if let Some(rss) = host.peak_rss_bytes() {
+        println!(
+            "| training host peak RSS | {:.0} MiB |",
+            rss as f64 / 1_048_576.0
+        );
+    }
+    assert_eq!(completed, SESSIONS, "every session completes");
+}
