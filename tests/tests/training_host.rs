@@ -386,6 +386,64 @@ async fn a_session_trains_to_completion_and_evaluate_reproduces_its_test_metrics
     assert_eq!(predicted.signals.len(), predicted.timestamp_ms.len());
     assert_eq!(predicted.prob_sell.len(), predicted.timestamp_ms.len());
 
+    // The same bars sent with the request give the same predictions as the stored ones.
+    let sent = s
+        .client
+        .predict(PredictRequest {
+            model_id: model_id.clone(),
+            input: Some(pb::predict_request::Input::Bars(pb::PredictBars {
+                batches: vec![BarBatch {
+                    symbol: "EURUSD".into(),
+                    timeframe: "1h".into(),
+                    payload: Some(bar_batch::Payload::Columns(bars(700, 7))),
+                    bar_count: 0,
+                }],
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(sent.timestamp_ms, predicted.timestamp_ms);
+    assert_eq!(sent.signals, predicted.signals);
+
+    // An explicit range labels and scores every bar in it: more rows than the test split.
+    let whole = s
+        .client
+        .evaluate_model(EvaluateModelRequest {
+            model_id: model_id.clone(),
+            symbols: vec![],
+            range: Some(ktrdr_proto::common::v1::TimeRange {
+                start_ms: T0,
+                end_ms: T0 + 700 * HOUR,
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        whole.bars_evaluated > final_metrics.test_samples,
+        "{whole:?}"
+    );
+    let unknown = s
+        .client
+        .evaluate_model(EvaluateModelRequest {
+            model_id: "tiny_rsi/EURUSD_1h_v9".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let filtered = s
+        .client
+        .list_models(ListModelsRequest {
+            symbol: "AAPL".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(filtered.total_size, 0);
+
     let status = s
         .client
         .get_status(GetStatusRequest {})
