@@ -9,6 +9,8 @@ section=$(mktemp)
 trap 'rm -f "$section"' EXIT
 cargo bench -p ktrdr-system-tests --bench grpc 2>/dev/null >"$section"
 echo >>"$section"
+cargo bench -p ktrdr-system-tests --bench data 2>/dev/null >>"$section"
+echo >>"$section"
 cargo bench -p ktrdr-system-tests --bench training 2>/dev/null >>"$section"
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || echo unknown)
@@ -29,7 +31,7 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null
   echo
   echo "## Not measured yet"
   echo
-  echo "Store reads/writes, IB fetch pacing, training throughput and the gateway's load flow have"
-  echo "no benchmarks until their issues land."
+  echo "IB fetch pacing, training throughput and the gateway's load flow have no benchmarks"
+  echo "until their issues land."
 } >BENCHMARKS.md
 echo "wrote BENCHMARKS.md"

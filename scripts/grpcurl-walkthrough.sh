@@ -48,7 +48,7 @@ start() { # start BINARY → sets ADDR to its host:port
 
 # binary  service  stub-method  stub-request
 CASES=(
-  "ktrdr-gateway        ktrdr.gateway.v1.GatewayService     GetConfiguration  {}"
+  "ktrdr-gateway        ktrdr.gateway.v1.GatewayService     GetLoad           {\"job_id\":\"x\"}"
 )
 # Services whose every method is implemented: one call that must succeed (exit 0) with NEEDLE.
 # binary  service  method  request  needle  [health, default SERVING; ib-host is NOT_SERVING

@@ -3,22 +3,36 @@
 //! Methods whose issue has not landed yet answer `UNIMPLEMENTED` with a message naming the
 //! method and the binary that answered.
 
+use std::sync::Arc;
+
 use ktrdr_common::error::unimplemented_status;
 use ktrdr_common::server::ResponseStream;
+use ktrdr_common::status::ProcessIdentity;
 use ktrdr_proto::gateway::v1::{self as pb, gateway_service_server::GatewayService};
 use tonic::{Request, Response, Status};
 
+use crate::orchestrator::ServiceOrchestrator;
+
 const SERVICE: &str = "ktrdr.gateway.v1.GatewayService";
 
-/// Implements `GatewayService`; `server` names the binary in error messages.
-#[derive(Debug, Clone)]
+/// Implements `GatewayService` over the gateway's managers.
 pub struct GatewayApi {
     server: &'static str,
+    managers: Vec<Arc<dyn ServiceOrchestrator>>,
+    identity: ProcessIdentity,
 }
 
 impl GatewayApi {
-    pub fn new(server: &'static str) -> Self {
-        Self { server }
+    pub fn new(
+        server: &'static str,
+        managers: Vec<Arc<dyn ServiceOrchestrator>>,
+        listen_addr: impl ToString,
+    ) -> Self {
+        Self {
+            server,
+            managers,
+            identity: ProcessIdentity::new("gateway", listen_addr),
+        }
     }
 
     fn unimplemented<T>(&self, method: &str) -> Result<T, Status> {
@@ -32,14 +46,28 @@ impl GatewayService for GatewayApi {
         &self,
         _request: Request<pb::GetConfigurationRequest>,
     ) -> Result<Response<pb::GetConfigurationResponse>, Status> {
-        self.unimplemented("GetConfiguration")
+        let mut managers = Vec::with_capacity(self.managers.len());
+        for manager in &self.managers {
+            managers.push(manager.configuration().await);
+        }
+        Ok(Response::new(pb::GetConfigurationResponse {
+            service: Some(self.identity.service_info()),
+            managers,
+        }))
     }
 
     async fn get_statistics(
         &self,
         _request: Request<pb::GetStatisticsRequest>,
     ) -> Result<Response<pb::GetStatisticsResponse>, Status> {
-        self.unimplemented("GetStatistics")
+        let mut backends = Vec::with_capacity(self.managers.len());
+        for manager in &self.managers {
+            backends.push(manager.statistics().await);
+        }
+        Ok(Response::new(pb::GetStatisticsResponse {
+            backends,
+            since_ms: self.identity.service_info().started_at_ms,
+        }))
     }
 
     type LoadDataStream = ResponseStream<pb::LoadDataResponse>;

@@ -4,8 +4,14 @@
 
 pub mod api;
 pub mod config;
-mod pending_data;
+pub mod data;
+pub mod orchestrator;
+pub mod stats;
 
+use std::sync::Arc;
+
+use ktrdr_common::client::{ChannelOptions, ChannelPool};
+use ktrdr_common::error::ServiceError;
 use ktrdr_common::server::GrpcServer;
 use ktrdr_common::with_message_limits;
 use ktrdr_proto::data::v1::data_service_server::DataServiceServer;
@@ -15,26 +21,33 @@ use ktrdr_training_host::api::TrainingApi;
 
 use crate::api::GatewayApi;
 use crate::config::GatewayConfig;
-use crate::pending_data::PendingDataApi;
+use crate::data::DataManager;
+use crate::orchestrator::ServiceOrchestrator;
 
 /// The binary's name, in logs and error messages.
 pub const BINARY: &str = "ktrdr-gateway";
 
-/// The gRPC server of `ktrdr-gateway` with its APIs, health and reflection mounted.
-pub fn server(config: GatewayConfig) -> GrpcServer {
+/// The gRPC server of `ktrdr-gateway` with its APIs, health and reflection mounted. Must be
+/// called inside a Tokio runtime (balanced channels start a background task).
+pub fn server(config: GatewayConfig) -> Result<GrpcServer, ServiceError> {
+    let pool = ChannelPool::new(ChannelOptions::default());
+    let data = DataManager::new(&config, &pool)?;
+    let managers: Vec<Arc<dyn ServiceOrchestrator>> = vec![data.clone()];
+    let gateway = GatewayApi::new(BINARY, managers, config.server.listen_addr);
     let grpc = GrpcServer::new(BINARY, config.server.clone());
     let limits = grpc.config().clone();
-    grpc.with_descriptor_set(ktrdr_proto::FILE_DESCRIPTOR_SET)
+    Ok(grpc
+        .with_descriptor_set(ktrdr_proto::FILE_DESCRIPTOR_SET)
         .add_service(with_message_limits!(
-            GatewayServiceServer::new(GatewayApi::new(BINARY)),
+            GatewayServiceServer::new(gateway),
             &limits
         ))
         .add_service(with_message_limits!(
-            DataServiceServer::new(PendingDataApi::new(BINARY)),
+            DataServiceServer::from_arc(data),
             &limits
         ))
         .add_service(with_message_limits!(
             TrainingServiceServer::new(TrainingApi::new(BINARY)),
             &limits
-        ))
+        )))
 }

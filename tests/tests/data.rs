@@ -35,6 +35,15 @@ fn tagged(n: usize, tag: u32) -> BarColumns {
     c
 }
 
+fn append(all: &mut BarColumns, more: BarColumns) {
+    all.timestamp_ms.extend(more.timestamp_ms);
+    all.open.extend(more.open);
+    all.high.extend(more.high);
+    all.low.extend(more.low);
+    all.close.extend(more.close);
+    all.volume.extend(more.volume);
+}
+
 fn slice(c: &BarColumns, from: usize, to: usize) -> BarColumns {
     BarColumns {
         timestamp_ms: c.timestamp_ms[from..to].to_vec(),
@@ -113,12 +122,7 @@ async fn read_request(
             Some(bar_batch::Payload::ArrowIpc(bytes)) => ipc_to_columns(&bytes),
             None => BarColumns::default(),
         };
-        all.timestamp_ms.extend(columns.timestamp_ms);
-        all.open.extend(columns.open);
-        all.high.extend(columns.high);
-        all.low.extend(columns.low);
-        all.close.extend(columns.close);
-        all.volume.extend(columns.volume);
+        append(&mut all, columns);
     }
     Ok((all, batches))
 }
@@ -865,12 +869,7 @@ async fn resample_aggregates_and_can_store_the_result() {
     let mut stored = None;
     while let Some(item) = stream.message().await.unwrap() {
         if let Some(bar_batch::Payload::Columns(c)) = item.batch.unwrap().payload {
-            hours.timestamp_ms.extend(c.timestamp_ms);
-            hours.open.extend(c.open);
-            hours.high.extend(c.high);
-            hours.low.extend(c.low);
-            hours.close.extend(c.close);
-            hours.volume.extend(c.volume);
+            append(&mut hours, c);
         }
         stored = stored.or(item.stored);
     }

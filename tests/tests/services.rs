@@ -74,9 +74,9 @@ async fn call_unimplemented(binary: &str, channel: Channel) -> Option<(String, t
     use ktrdr_proto::gateway;
     let (method, result) = match binary {
         "ktrdr-gateway" => (
-            "ktrdr.gateway.v1.GatewayService/GetConfiguration",
+            "ktrdr.gateway.v1.GatewayService/GetLoad",
             gateway::v1::gateway_service_client::GatewayServiceClient::new(channel)
-                .get_configuration(gateway::v1::GetConfigurationRequest::default())
+                .get_load(gateway::v1::GetLoadRequest::default())
                 .await
                 .map(drop),
         ),

@@ -10,6 +10,7 @@ use ktrdr_common::error::ServiceError;
 use ktrdr_common::market::{Timeframe, symbol_field, time_range};
 use ktrdr_common::server::ResponseStream;
 use ktrdr_common::status::{ProcessIdentity, now_ms};
+use ktrdr_proto::common::v1 as common;
 use ktrdr_proto::data::v1::{self as pb, data_service_server::DataService};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -211,6 +212,7 @@ impl DataService for DataApi {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::task::spawn_blocking(move || {
             let tf = timeframe.to_string();
+            let (mut ipc_index, mut so_far_ipc) = (0i32, 0i64);
             let mut index = 0i32;
             let mut so_far = 0i64;
             let mut send = |bars: Bars| -> bool {
@@ -239,6 +241,28 @@ impl DataService for DataApi {
                     }
                     tail.len() as u64
                 }),
+                // Arrow out: hand Parquet's record batches straight to the IPC writer.
+                _ if encoding == common::BarEncoding::ArrowIpc => {
+                    snapshot.read_range_batches(start, end, batch_bars, limit, &mut |batch| {
+                        let count = batch.num_rows() as i64;
+                        so_far_ipc += count;
+                        let item = Bars::record_batch_to_ipc(&batch)
+                            .map(|bytes| pb::ReadBarsResponse {
+                                batch: Some(common::BarBatch {
+                                    symbol: symbol.clone(),
+                                    timeframe: tf.clone(),
+                                    payload: Some(common::bar_batch::Payload::ArrowIpc(bytes)),
+                                    bar_count: count,
+                                }),
+                                batch_index: ipc_index,
+                                bars_so_far: so_far_ipc,
+                                total_bars: total as i64,
+                            })
+                            .map_err(encoding_error);
+                        ipc_index += 1;
+                        tx.blocking_send(item).is_ok()
+                    })
+                }
                 _ => snapshot.read_range(start, end, batch_bars, limit, &mut send),
             };
             match result {

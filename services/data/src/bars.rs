@@ -234,6 +234,17 @@ impl Bars {
         Ok(out)
     }
 
+    /// Encodes a record batch with the bar schema as an Arrow IPC stream, without copying it
+    /// into [`Bars`] first.
+    pub fn record_batch_to_ipc(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
+        let mut out = Vec::with_capacity(batch.get_array_memory_size() + 1024);
+        let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut out, &batch.schema())?;
+        writer.write(batch)?;
+        writer.finish()?;
+        drop(writer);
+        Ok(out)
+    }
+
     /// Decodes an Arrow IPC stream of one or more record batches.
     pub fn from_ipc(bytes: &[u8]) -> Result<Self, DecodeError> {
         let reader = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?;

@@ -23,6 +23,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use arrow_array::{Array, RecordBatch, TimestampMillisecondArray};
 use ktrdr_common::error::ServiceError;
 use ktrdr_common::market::Timeframe;
 
@@ -116,6 +117,27 @@ impl Snapshot {
         limit: Option<u64>,
         emit: &mut dyn FnMut(Bars) -> bool,
     ) -> Result<u64, StoreError> {
+        self.read_range_batches(start_ms, end_ms, batch_rows, limit, &mut |batch| {
+            match Bars::from_record_batch(&batch) {
+                Ok(bars) => emit(bars),
+                Err(e) => {
+                    tracing::error!("corrupt partition batch: {e}");
+                    false
+                }
+            }
+        })
+    }
+
+    /// [`Snapshot::read_range`] handing out Arrow record batches as Parquet decoded them (sliced
+    /// to the range without copying), for callers that encode Arrow anyway.
+    pub fn read_range_batches(
+        &self,
+        start_ms: i64,
+        end_ms: i64,
+        batch_rows: usize,
+        limit: Option<u64>,
+        emit: &mut dyn FnMut(RecordBatch) -> bool,
+    ) -> Result<u64, StoreError> {
         let mut sent = 0u64;
         for partition in self.overlapping(start_ms, end_ms) {
             let reader = parquet_io::open_range(
@@ -125,18 +147,29 @@ impl Snapshot {
                 batch_rows,
             )?;
             for batch in reader {
-                let bars = Bars::from_record_batch(&batch?)
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                let (from, mut to) = bars.range_indices(start_ms, end_ms);
+                let batch = batch?;
+                let timestamps = batch
+                    .column(0)
+                    .as_any()
+                    .downcast_ref::<TimestampMillisecondArray>()
+                    .ok_or_else(|| {
+                        StoreError::Corrupt(format!(
+                            "{}: timestamp column has the wrong type",
+                            partition.file
+                        ))
+                    })?
+                    .values();
+                let from = timestamps.partition_point(|&t| t < start_ms);
+                let mut to = timestamps.partition_point(|&t| t < end_ms).max(from);
                 if let Some(limit) = limit {
                     to = to.min(from + usize::try_from(limit - sent).unwrap_or(usize::MAX));
                 }
                 if to > from {
                     sent += (to - from) as u64;
-                    let chunk = if from == 0 && to == bars.len() {
-                        bars
+                    let chunk = if from == 0 && to == batch.num_rows() {
+                        batch
                     } else {
-                        bars.slice(from, to)
+                        batch.slice(from, to - from)
                     };
                     if !emit(chunk) {
                         return Ok(sent);

@@ -1,0 +1,187 @@
+//! `ktrdr-gateway` as a real process: routing of the public DataService to `ktrdr-data` or to
+//! an in-process store, the configuration and statistics it reports, and a backend that is down.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use ktrdr_proto::common::v1::{BarBatch, BarColumns, bar_batch};
+use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+use ktrdr_proto::data::v1::{ListDatasetsRequest, ReadBarsRequest, WriteBarsRequest};
+use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
+use ktrdr_proto::gateway::v1::{GetConfigurationRequest, GetStatisticsRequest, ManagerMode};
+use ktrdr_system_tests::ServiceProcess;
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt;
+
+const T0: i64 = 1_704_067_200_000;
+
+fn hourly(n: usize) -> BarColumns {
+    let mut c = BarColumns::default();
+    for i in 0..n {
+        let p = 100.0 + i as f64;
+        c.timestamp_ms.push(T0 + i as i64 * 3_600_000);
+        c.open.push(p);
+        c.high.push(p + 1.0);
+        c.low.push(p - 1.0);
+        c.close.push(p + 0.5);
+        c.volume.push(10.0);
+    }
+    c
+}
+
+async fn write_and_read(channel: Channel) -> BarColumns {
+    let mut data = DataServiceClient::new(channel);
+    let batch = BarBatch {
+        symbol: "AAPL".into(),
+        timeframe: "1h".into(),
+        payload: Some(bar_batch::Payload::Columns(hourly(50))),
+        bar_count: 0,
+    };
+    let written = data
+        .write_bars(tokio_stream::iter([WriteBarsRequest {
+            batch: Some(batch),
+            ..Default::default()
+        }]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(written.bars_written, 50);
+    let mut stream = data
+        .read_bars(ReadBarsRequest {
+            symbol: "AAPL".into(),
+            timeframe: "1h".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = BarColumns::default();
+    while let Some(item) = stream.message().await.unwrap() {
+        if let Some(bar_batch::Payload::Columns(c)) = item.batch.unwrap().payload {
+            out.timestamp_ms.extend(c.timestamp_ms);
+            out.close.extend(c.close);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_public_data_api_is_routed_to_the_data_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = ServiceProcess::start(
+        "ktrdr-data",
+        &[("KTRDR_DATA_DIR", dir.path().to_str().unwrap())],
+    )
+    .await;
+    let gateway = ServiceProcess::start(
+        "ktrdr-gateway",
+        &[("DATA_SERVICE_URL", data.url().as_str())],
+    )
+    .await;
+
+    let through_gateway = write_and_read(gateway.channel().await).await;
+    assert_eq!(through_gateway.timestamp_ms, hourly(50).timestamp_ms);
+    // The bars live in the data service's store.
+    let direct = DataServiceClient::new(data.channel().await)
+        .list_datasets(ListDatasetsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(direct.datasets[0].bar_count, 50);
+
+    let mut api = GatewayServiceClient::new(gateway.channel().await);
+    let config = api
+        .get_configuration(GetConfigurationRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let manager = config
+        .managers
+        .iter()
+        .find(|m| m.manager == "data")
+        .unwrap();
+    assert_eq!(manager.mode(), ManagerMode::HostService);
+    assert_eq!(manager.url, data.url());
+    assert!(manager.healthy, "{}", manager.health_message);
+    assert_eq!(manager.env["USE_DATA_SERVICE"], "true");
+    assert_eq!(manager.env["DATA_SERVICE_URL"], data.url());
+    assert!(manager.stats.as_ref().unwrap().calls >= 2);
+
+    let stats = api
+        .get_statistics(GetStatisticsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let backend = stats.backends.iter().find(|b| b.backend == "data").unwrap();
+    assert_eq!((backend.calls, backend.errors), (2, 0));
+    assert!(backend.latency_max_ms > 0.0);
+}
+
+#[tokio::test]
+async fn with_use_data_service_false_the_gateway_opens_the_store_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let gateway = ServiceProcess::start(
+        "ktrdr-gateway",
+        &[
+            ("USE_DATA_SERVICE", "false"),
+            ("KTRDR_DATA_DIR", dir.path().to_str().unwrap()),
+        ],
+    )
+    .await;
+    let bars = write_and_read(gateway.channel().await).await;
+    assert_eq!(bars.close, hourly(50).close);
+    assert!(dir.path().join("AAPL/1h/manifest.json").is_file());
+    let config = GatewayServiceClient::new(gateway.channel().await)
+        .get_configuration(GetConfigurationRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let manager = config
+        .managers
+        .iter()
+        .find(|m| m.manager == "data")
+        .unwrap();
+    assert_eq!(manager.mode(), ManagerMode::Local);
+    assert!(manager.healthy);
+}
+
+#[tokio::test]
+async fn a_data_service_that_is_down_is_unavailable_with_retry_info_and_a_hint() {
+    // Nothing listens on port 9 (discard) on loopback.
+    let url = "http://127.0.0.1:9";
+    let gateway = ServiceProcess::start("ktrdr-gateway", &[("DATA_SERVICE_URL", url)]).await;
+    let status = DataServiceClient::new(gateway.channel().await)
+        .list_datasets(ListDatasetsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert!(
+        status
+            .message()
+            .contains("start ktrdr-data or set USE_DATA_SERVICE=false"),
+        "{}",
+        status.message()
+    );
+    let details = status.get_error_details();
+    let info = details.error_info().unwrap();
+    assert_eq!(
+        (info.reason.as_str(), info.metadata["url"].as_str()),
+        ("SERVICE_UNAVAILABLE", url)
+    );
+    assert!(details.retry_info().is_some());
+
+    let mut api = GatewayServiceClient::new(gateway.channel().await);
+    let stats = api
+        .get_statistics(GetStatisticsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let backend = stats.backends.iter().find(|b| b.backend == "data").unwrap();
+    assert_eq!(
+        (backend.calls, backend.errors, backend.retries),
+        (1, 1, 1),
+        "a read is retried once"
+    );
+    assert!(!backend.healthy);
+    assert_eq!(backend.errors_by_code["Unavailable"], 1);
+}
