@@ -12,6 +12,8 @@ echo >>"$section"
 cargo bench -p ktrdr-system-tests --bench data 2>/dev/null >>"$section"
 echo >>"$section"
 cargo bench -p ktrdr-system-tests --bench training 2>/dev/null >>"$section"
+echo >>"$section"
+cargo bench -p ktrdr-system-tests --bench ib 2>/dev/null >>"$section"
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || echo unknown)
 mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null || echo unknown)
@@ -31,7 +33,7 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null
   echo
   echo "## Not measured yet"
   echo
-  echo "IB fetch pacing, training throughput and the gateway's load flow have no benchmarks"
-  echo "until their issues land."
+  echo "Training throughput and the gateway's load flow have no benchmarks until their issues"
+  echo "land."
 } >BENCHMARKS.md
 echo "wrote BENCHMARKS.md"
