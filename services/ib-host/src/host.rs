@@ -417,11 +417,13 @@ impl IbHost {
         let start_ms = args.start_ms.max(head_ms);
         // IB's end times are whole seconds: widen to seconds, filter to the exact range later.
         let (start_s, end_s) = (start_ms.div_euclid(1000), (end_ms + 999).div_euclid(1000));
-        let segments = if start_ms < end_ms {
+        let mut segments = if start_ms < end_ms {
             plan::plan(args.timeframe, start_s, end_s)
         } else {
             vec![]
         };
+        // A request inside a weekend closure can only answer "no data": skip it.
+        segments.retain(|s| !plan::in_weekend_closure(spec.class, args.use_rth, s.start, s.end));
         let plan_msg = pb::FetchPlan {
             instrument: Some(instrument),
             range: Some(common::TimeRange { start_ms, end_ms }),

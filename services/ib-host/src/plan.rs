@@ -5,7 +5,7 @@
 //! range, and covers the remainder with the shortest legal duration that reaches the start.
 //! Pure and unit-tested; the simulator enforces the same table independently.
 
-use ktrdr_common::market::Timeframe;
+use ktrdr_common::market::{AssetClass, Timeframe};
 use time::{Date, Month, OffsetDateTime};
 
 const DAY: i64 = 86_400;
@@ -165,6 +165,31 @@ pub fn plan(tf: Timeframe, start: i64, end: i64) -> Vec<Segment> {
     segments
 }
 
+/// Whether `[start, end)` (unix seconds) lies wholly inside the weekend closure of an asset
+/// class, so asking IB for it can only return "no data". The closures are the parts of the
+/// weekend closed whatever the daylight-saving state (New York is UTC-4 or UTC-5):
+/// forex Friday 22:00 to Sunday 21:00 UTC, CME futures Friday 22:00 to Sunday 22:00 UTC, stocks
+/// Saturday 01:00 to Monday 08:00 UTC (04:00–20:00 New York with extended hours), and regular
+/// hours only Friday 21:00 to Monday 13:30 UTC. Holidays are not skipped (IB answers them with
+/// "no data", which FetchBars reports as a warning).
+pub fn in_weekend_closure(class: AssetClass, use_rth: bool, start: i64, end: i64) -> bool {
+    const H: i64 = 3_600;
+    // (from, to) relative to Saturday 00:00 UTC.
+    let (from, to) = match (class, use_rth) {
+        (AssetClass::Forex, _) => (-2 * H, 45 * H),
+        (AssetClass::Future, false) => (-2 * H, 46 * H),
+        (AssetClass::Stock, false) => (H, 56 * H),
+        (AssetClass::Stock | AssetClass::Future, true) => (-3 * H, 61 * H + 30 * 60),
+    };
+    let day = start.div_euclid(DAY);
+    // 1970-01-01 was a Thursday: (day + 4) % 7 is 0 on Sundays, 6 on Saturdays.
+    let since_saturday = (day + 4 + 1).rem_euclid(7);
+    let saturday = (day - since_saturday) * DAY;
+    [saturday, saturday + 7 * DAY]
+        .iter()
+        .any(|sat| start >= sat + from && end <= sat + to)
+}
+
 /// `yyyymmdd-hh:mm:ss` (UTC), IB's unambiguous endDateTime form.
 pub fn utc_dashed(unix: i64) -> String {
     match OffsetDateTime::from_unix_timestamp(unix) {
@@ -257,6 +282,46 @@ mod tests {
         assert!(p.iter().all(|s| is_legal(s.duration, Timeframe::H1)));
         let p = plan(Timeframe::D1, start, start + 3 * 365 * DAY);
         assert_eq!(p.len(), 3);
+    }
+
+    #[test]
+    fn weekend_segments_are_known_closed_per_asset_class() {
+        let sat = ts(datetime!(2024-03-09 0:00 UTC));
+        let sun = sat + DAY;
+        let fri = sat - DAY;
+        // Forex: Saturday closed; Sunday opens at 21:00/22:00 UTC.
+        assert!(in_weekend_closure(AssetClass::Forex, false, sat, sun));
+        assert!(!in_weekend_closure(
+            AssetClass::Forex,
+            false,
+            sun,
+            sun + DAY
+        ));
+        assert!(!in_weekend_closure(AssetClass::Forex, false, fri, sat));
+        // Stocks: all of Saturday and Sunday; with extended hours Saturday 00:00–01:00 UTC may
+        // still hold Friday-evening bars in winter.
+        assert!(in_weekend_closure(AssetClass::Stock, true, sat, sun));
+        assert!(in_weekend_closure(AssetClass::Stock, true, sun, sun + DAY));
+        assert!(!in_weekend_closure(AssetClass::Stock, false, sat, sun));
+        assert!(in_weekend_closure(AssetClass::Stock, false, sun, sun + DAY));
+        assert!(!in_weekend_closure(AssetClass::Stock, true, fri, sat));
+        // Longer windows that span a trading day are never skipped.
+        assert!(!in_weekend_closure(AssetClass::Stock, true, fri, sun + DAY));
+        // Any weekday of the week works as the reference.
+        let wed = ts(datetime!(2024-03-13 12:00 UTC));
+        assert!(!in_weekend_closure(
+            AssetClass::Forex,
+            false,
+            wed,
+            wed + 3_600
+        ));
+        let next_sat = sat + 7 * DAY;
+        assert!(in_weekend_closure(
+            AssetClass::Future,
+            false,
+            next_sat,
+            next_sat + DAY
+        ));
     }
 
     #[test]
