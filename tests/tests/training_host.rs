@@ -236,6 +236,50 @@ async fn wait_running(client: &mut Client, id: &str) {
     .expect("training starts");
 }
 
+/// Waits for the session's first checkpoint; returns its epoch.
+async fn wait_for_checkpoint(client: &mut Client, id: &str) -> i32 {
+    let mut stream = client
+        .watch_training(WatchTrainingRequest {
+            session_id: id.into(),
+            after_sequence: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::timeout(WAIT, async {
+        while let Some(item) = stream.message().await.unwrap() {
+            if let Some(Event::CheckpointSaved(c)) = item.event.unwrap().event {
+                return c.epoch;
+            }
+        }
+        panic!("the session ended without a checkpoint");
+    })
+    .await
+    .expect("a checkpoint is written")
+}
+
+/// The epoch of the session's first EpochProgress event.
+async fn first_epoch_of(client: &mut Client, id: &str) -> i32 {
+    let mut stream = client
+        .watch_training(WatchTrainingRequest {
+            session_id: id.into(),
+            after_sequence: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::timeout(WAIT, async {
+        while let Some(item) = stream.message().await.unwrap() {
+            if let Some(Event::EpochProgress(p)) = item.event.unwrap().event {
+                return p.epoch;
+            }
+        }
+        panic!("the session ended before an epoch");
+    })
+    .await
+    .expect("an epoch finishes")
+}
+
 #[tokio::test]
 async fn a_session_trains_to_completion_and_evaluate_reproduces_its_test_metrics() {
     let mut s = stack(700, "2").await;
@@ -610,13 +654,17 @@ async fn a_session_running_when_the_host_is_killed_is_interrupted_after_restart(
         .unwrap()
         .into_inner()
         .session_id;
-    wait_running(&mut s.client, &id).await;
+    let checkpoint_epoch = wait_for_checkpoint(&mut s.client, &id).await;
     s.host.signal("KILL");
     s.host.wait().await;
 
     let (mut host, mut client) = start_host(&s.data.url(), s.models.path(), "1").await;
     let session = get(&mut client, &id).await;
     assert_eq!(session.state(), TrainingState::Interrupted);
+    assert!(
+        session.last_checkpoint_epoch >= checkpoint_epoch,
+        "{session:?}"
+    );
     let events = watch_all(&mut client, &id, None).await;
     assert_eq!(states(&events).last(), Some(&TrainingState::Interrupted));
     let listed = client
@@ -629,7 +677,7 @@ async fn a_session_running_when_the_host_is_killed_is_interrupted_after_restart(
         .into_inner();
     assert_eq!(listed.total_size, 1);
 
-    // Resumable: a new session reruns the interrupted one's request.
+    // Resumable: a new session reruns the interrupted one's request from its checkpoint.
     let resumed = client
         .start_training(StartTrainingRequest {
             resume_from_session_id: Some(id.clone()),
@@ -641,13 +689,25 @@ async fn a_session_running_when_the_host_is_killed_is_interrupted_after_restart(
     let again = get(&mut client, &resumed.session_id).await;
     assert_eq!(again.resumed_from_session_id, id);
     assert_eq!(again.epochs, 500);
-    client
+    let first_epoch = first_epoch_of(&mut client, &resumed.session_id).await;
+    assert_eq!(
+        first_epoch,
+        session.last_checkpoint_epoch + 1,
+        "training continues after the checkpoint"
+    );
+    let cancelled = client
         .cancel_training(CancelTrainingRequest {
             session_id: resumed.session_id,
             reason: String::new(),
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    assert_eq!(cancelled.state(), TrainingState::Cancelled);
+    assert!(
+        cancelled.checkpoint_epoch >= first_epoch,
+        "cancel keeps the checkpoint: {cancelled:?}"
+    );
     host.signal("TERM");
     host.wait().await;
 }

@@ -11,6 +11,7 @@
 //! batches with dropout off; the learning-rate schedule and early stopping are applied per
 //! epoch.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use burn::grad_clipping::GradientClippingConfig;
@@ -19,6 +20,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::optim::decay::WeightDecayConfig;
 use burn::optim::momentum::MomentumConfig;
 use burn::optim::{AdamConfig, GradientsParams, Optimizer, RmsPropConfig, SgdConfig};
+use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor};
 use serde::{Deserialize, Serialize};
@@ -47,6 +49,14 @@ pub enum Progress {
     Epoch(EpochMetrics),
 }
 
+/// Writes the weights of the model being trained to `path` (burn's named MessagePack, full
+/// precision; the recorder sets the `.mpk` extension).
+pub type SaveWeights<'s> = &'s dyn Fn(&Path) -> Result<()>;
+
+/// Called after each epoch with the epoch (1-based) and a [`SaveWeights`] for the weights as
+/// they are then.
+pub type OnCheckpoint<'a> = &'a mut dyn FnMut(usize, SaveWeights<'_>) -> Result<()>;
+
 /// How a caller steers a training run.
 #[derive(Default)]
 pub struct TrainControl<'a> {
@@ -54,6 +64,14 @@ pub struct TrainControl<'a> {
     /// Checked between batches; when set, training stops with [`StrategyError::Cancelled`].
     pub cancel: Option<&'a AtomicBool>,
     pub progress: Option<&'a mut dyn FnMut(&Progress)>,
+    /// Called after each epoch with the epoch (1-based) and a function that saves the current
+    /// weights: how a caller keeps checkpoints.
+    pub checkpoint: Option<OnCheckpoint<'a>>,
+    /// Continue from a checkpoint: its weights file and the epochs it had completed. Training
+    /// goes on at the next epoch with the same batch order as an uninterrupted run; the
+    /// optimizer state (e.g. Adam's moments), the learning-rate schedule and early stopping
+    /// start fresh, and `history` holds the resumed epochs only.
+    pub resume: Option<(PathBuf, usize)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -257,8 +275,23 @@ impl<B: AutodiffBackend> Run<'_, B> {
         let mut best: Option<(usize, f64, Mlp<B::InnerBackend>)> = None;
         let mut epochs_without_improvement = 0;
         let mut stopped_early = false;
+        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+        let mut first_epoch = 1;
+        if let Some((path, done)) = control.resume.take() {
+            model = model
+                .load_file(path.clone(), &recorder, self.device)
+                .map_err(|e| StrategyError::Weights {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })?;
+            // Replay the skipped epochs' shuffles so the batch order continues unchanged.
+            for _ in 0..done.min(epochs) {
+                shuffle(&mut order, &mut rng);
+            }
+            first_epoch = done + 1;
+        }
 
-        for epoch in 1..=epochs {
+        for epoch in first_epoch..=epochs {
             shuffle(&mut order, &mut rng);
             let lr = schedule.current();
             let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
@@ -333,6 +366,18 @@ impl<B: AutodiffBackend> Run<'_, B> {
             }
             schedule.after_epoch(validation.loss);
             history.push(metrics);
+            if let Some(checkpoint) = control.checkpoint.as_mut() {
+                let save = |path: &Path| {
+                    model
+                        .valid()
+                        .save_file(path.to_path_buf(), &recorder)
+                        .map_err(|e| StrategyError::Weights {
+                            path: path.display().to_string(),
+                            message: e.to_string(),
+                        })
+                };
+                checkpoint(epoch, &save)?;
+            }
             if let Some(e) = early
                 && epochs_without_improvement >= e.patience
             {

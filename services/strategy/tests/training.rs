@@ -208,6 +208,7 @@ fn progress_is_reported_and_cancellation_stops_between_batches() {
             seed: 1,
             cancel: None,
             progress: Some(&mut record),
+            ..TrainControl::default()
         },
     )
     .unwrap();
@@ -239,6 +240,7 @@ fn progress_is_reported_and_cancellation_stops_between_batches() {
             seed: 1,
             cancel: Some(&cancel),
             progress: Some(&mut stop_after_three),
+            ..TrainControl::default()
         },
     );
     assert!(matches!(result, Err(StrategyError::Cancelled)));

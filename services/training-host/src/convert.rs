@@ -115,8 +115,7 @@ pub fn session(r: &SessionRecord, queue_position: usize) -> pb::TrainingSession 
         model_id: r.model_id.clone(),
         error: r.error.clone(),
         device: spec.device.clone(),
-        // Checkpoints are not written yet (see the README): resuming restarts from epoch 1.
-        last_checkpoint_epoch: 0,
+        last_checkpoint_epoch: r.last_checkpoint_epoch as i32,
         labels: spec
             .labels
             .iter()
@@ -180,6 +179,10 @@ pub fn event(session_id: &str, e: &Event) -> pb::TrainingEvent {
             accuracy: b.accuracy,
             eta_ms: b.eta_ms,
             samples_per_second: b.samples_per_second,
+        }),
+        EventKind::CheckpointSaved { epoch, path } => E::CheckpointSaved(pb::CheckpointSaved {
+            epoch: *epoch as i32,
+            path: path.clone(),
         }),
         EventKind::ModelSaved { model_id, path } => E::ModelSaved(pb::ModelSaved {
             model_id: model_id.clone(),

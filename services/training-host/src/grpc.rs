@@ -222,7 +222,7 @@ impl TrainingService for TrainingGrpc {
         let record = self.manager.cancel(&req.session_id, &req.reason).await?;
         Ok(Response::new(pb::CancelTrainingResponse {
             state: convert::state(record.state) as i32,
-            checkpoint_epoch: 0,
+            checkpoint_epoch: record.last_checkpoint_epoch as i32,
             session: Some(convert::session(&record, 0)),
         }))
     }

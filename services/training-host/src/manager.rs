@@ -166,6 +166,7 @@ impl SessionManager {
             loaded_first_ms: 0,
             loaded_end_ms: 0,
             last_sequence: 0,
+            last_checkpoint_epoch: 0,
         };
         let session = Arc::new(Session::new(record, Vec::new()));
         {
@@ -228,6 +229,13 @@ impl SessionManager {
         } else {
             spec::resolve(request, &self.inner.config.strategies_dir)?
         };
+        let checkpoint = crate::runner::checkpoint_stem(&self.inner.config.models_dir, &earlier.id);
+        if earlier.last_checkpoint_epoch > 0 && checkpoint.with_extension("mpk").is_file() {
+            spec.resume_checkpoint = Some((
+                checkpoint.display().to_string(),
+                earlier.last_checkpoint_epoch,
+            ));
+        }
         spec.resumed_from = Some(earlier.id);
         Ok(spec)
     }

@@ -53,6 +53,10 @@ pub struct SessionSpec {
     pub device: String,
     pub labels: BTreeMap<String, String>,
     pub resumed_from: Option<String>,
+    /// The checkpoint the session continues from: weights file (without `.mpk`) and the epochs
+    /// it holds.
+    #[serde(default)]
+    pub resume_checkpoint: Option<(String, u32)>,
 }
 
 /// Metrics as reported (epoch-level while running, final when completed).
@@ -125,6 +129,10 @@ pub enum EventKind {
     },
     Epoch(EpochEvent),
     Batch(BatchEvent),
+    CheckpointSaved {
+        epoch: u32,
+        path: String,
+    },
     ModelSaved {
         model_id: String,
         path: String,
@@ -173,6 +181,9 @@ pub struct SessionRecord {
     pub loaded_first_ms: i64,
     pub loaded_end_ms: i64,
     pub last_sequence: i64,
+    /// Epoch of the latest checkpoint; 0 when none.
+    #[serde(default)]
+    pub last_checkpoint_epoch: u32,
 }
 
 /// A session file: the record and its retained events.

@@ -2,7 +2,7 @@
 //! thread so the async runtime (health, status, watch calls) never waits on it.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use burn::backend::Autodiff;
 use ktrdr_strategy::artifacts::ModelStore;
 use ktrdr_strategy::dataset::{SymbolBars, build_datasets};
 use ktrdr_strategy::model::CpuBackend;
-use ktrdr_strategy::training::{Progress, TrainControl, TrainingMetrics, train};
+use ktrdr_strategy::training::{Progress, SaveWeights, TrainControl, TrainingMetrics, train};
 use ktrdr_strategy::{LoadedStrategy, StrategyError};
 use serde::{Deserialize, Serialize};
 
@@ -18,6 +18,17 @@ use crate::error::{Result, TrainingError};
 use crate::persist::SessionStore;
 use crate::record::{BatchEvent, EpochEvent, EventKind, Metrics, State};
 use crate::session::Session;
+
+/// Where a session's checkpoints live, beside the registry.
+pub const CHECKPOINTS_DIR: &str = "_checkpoints";
+
+/// The latest checkpoint of `session_id`, without the `.mpk` extension burn adds.
+pub fn checkpoint_stem(models_dir: &Path, session_id: &str) -> PathBuf {
+    models_dir
+        .join(CHECKPOINTS_DIR)
+        .join(session_id)
+        .join("checkpoint")
+}
 
 /// Batch progress events at most this often.
 const BATCH_EVENT_INTERVAL: Duration = Duration::from_millis(250);
@@ -179,6 +190,45 @@ impl Job<'_> {
                 );
             }
         };
+        // Each epoch's weights replace the previous checkpoint (written beside it, then
+        // renamed), so a cancelled or interrupted session can be resumed.
+        let stem = checkpoint_stem(models_dir, &session.id);
+        let mut on_checkpoint =
+            |epoch: usize, save: SaveWeights<'_>| -> ktrdr_strategy::Result<()> {
+                let io = |e: std::io::Error| StrategyError::Io {
+                    path: stem.display().to_string(),
+                    message: e.to_string(),
+                };
+                if let Some(dir) = stem.parent() {
+                    std::fs::create_dir_all(dir).map_err(io)?;
+                }
+                let staging = stem.with_file_name("staging");
+                save(&staging)?;
+                std::fs::rename(staging.with_extension("mpk"), stem.with_extension("mpk"))
+                    .map_err(io)?;
+                session.emit(
+                    EventKind::CheckpointSaved {
+                        epoch: epoch as u32,
+                        path: stem.with_extension("mpk").display().to_string(),
+                    },
+                    store,
+                );
+                Ok(())
+            };
+        let resume = record
+            .spec
+            .resume_checkpoint
+            .as_ref()
+            .map(|(path, epoch)| (PathBuf::from(path), *epoch as usize));
+        if let Some((_, epoch)) = &resume {
+            session.emit(
+                EventKind::Log {
+                    level: "info".to_owned(),
+                    message: format!("resuming from the checkpoint of epoch {epoch}"),
+                },
+                store,
+            );
+        }
         let device = Default::default();
         let trained = train::<Autodiff<CpuBackend>>(
             &strategy,
@@ -188,6 +238,8 @@ impl Job<'_> {
                 seed: record.spec.seed,
                 cancel: Some(session.cancel_flag()),
                 progress: Some(&mut on_progress),
+                checkpoint: Some(&mut on_checkpoint),
+                resume,
             },
         )?;
         let training_time_ms = started.elapsed().as_millis() as i64;
@@ -231,6 +283,10 @@ impl Job<'_> {
             },
             store,
         );
+        // The model is in the registry now; its checkpoint has served its purpose.
+        if let Some(dir) = stem.parent() {
+            let _ = std::fs::remove_dir_all(dir);
+        }
         session.emit(EventKind::FinalMetrics(metrics), store);
         session.emit(
             EventKind::StateChanged {
@@ -250,9 +306,11 @@ fn samples_processed_total(epoch: usize, in_epoch: usize, per_epoch: usize) -> f
 
 /// The gRPC-facing metrics of a finished run.
 pub fn final_metrics(m: &TrainingMetrics, samples: [usize; 3], training_time_ms: i64) -> Metrics {
+    // By epoch number: a resumed run's history starts after its checkpoint.
     let best = m
         .history
-        .get(m.best_epoch.saturating_sub(1))
+        .iter()
+        .find(|e| e.epoch == m.best_epoch)
         .or(m.history.last());
     let mut out = evaluation_metrics(&m.test);
     out.train_loss = best.map_or(f64::NAN, |e| e.train_loss);

@@ -21,7 +21,8 @@ const WATCH_BUFFER: usize = 256;
 pub struct Session {
     pub id: String,
     state: Mutex<Inner>,
-    /// Serialises file writes so a newer snapshot is never overwritten by an older one.
+    /// Serialises emits, so a newer file snapshot is never overwritten by an older one and
+    /// watchers get events in sequence order.
     persist: Mutex<()>,
     tx: broadcast::Sender<Event>,
     cancel: AtomicBool,
@@ -89,11 +90,13 @@ impl Session {
         }
     }
 
-    /// Records `kind` as the next event, applies it to the record, tells watchers and (except
-    /// for batch progress) writes the session file. Returns the event.
+    /// Records `kind` as the next event, applies it to the record, writes the session file
+    /// (except for batch progress) and then tells watchers: an event a watcher has seen is on
+    /// disk, even if the host is killed right after. Returns the event.
     pub fn emit(&self, kind: EventKind, store: &SessionStore) -> Event {
         let persist = !matches!(kind, EventKind::Batch(_));
-        let _writing = persist.then(|| lock(&self.persist));
+        // One emit at a time per session: file snapshots and live events stay in order.
+        let _emitting = lock(&self.persist);
         let (event, file) = {
             let mut inner = lock(&self.state);
             let now = now_ms();
@@ -118,9 +121,6 @@ impl Session {
                 }
             }
             inner.events.push_back(event.clone());
-            // Sent under the lock: a watcher that subscribes under the same lock sees every
-            // event exactly once, either in the ring or live.
-            let _ = self.tx.send(event.clone());
             let file = persist.then(|| SessionFile {
                 record: inner.record.clone(),
                 events: inner
@@ -137,6 +137,9 @@ impl Session {
         {
             tracing::error!(session = %self.id, error = %e, "cannot write the session file");
         }
+        // A watcher that subscribed after the event entered the ring sees it twice (ring and
+        // live); watchers skip sequence numbers they have already sent.
+        let _ = self.tx.send(event.clone());
         event
     }
 
@@ -204,6 +207,7 @@ fn apply(record: &mut SessionRecord, event: &Event) {
             record.eta_ms = b.eta_ms;
         }
         EventKind::ModelSaved { model_id, .. } => record.model_id = model_id.clone(),
+        EventKind::CheckpointSaved { epoch, .. } => record.last_checkpoint_epoch = *epoch,
         EventKind::FinalMetrics(m) => record.metrics = Some(m.clone()),
         EventKind::DataLoaded { .. } | EventKind::Log { .. } => {}
     }
@@ -233,6 +237,7 @@ pub(crate) mod tests {
                 device: "cpu".into(),
                 labels: Default::default(),
                 resumed_from: None,
+                resume_checkpoint: None,
             },
             state: State::Queued,
             created_at_ms: 1,
@@ -247,6 +252,7 @@ pub(crate) mod tests {
             loaded_first_ms: 0,
             loaded_end_ms: 0,
             last_sequence: 0,
+            last_checkpoint_epoch: 0,
         }
     }
 

@@ -189,10 +189,9 @@ pub fn resolve(request: &pb::StartTrainingRequest, strategies_dir: &Path) -> Res
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect::<BTreeMap<_, _>>(),
-        resumed_from: request
-            .resume_from_session_id
-            .clone()
-            .filter(|s| !s.is_empty()),
+        // Set by the manager, which knows the earlier session.
+        resumed_from: None,
+        resume_checkpoint: None,
     };
     // The overrides must still give a valid strategy (e.g. fuzzy sets for every timeframe).
     strategy_of(&spec)?;
