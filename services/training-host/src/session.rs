@@ -121,6 +121,13 @@ impl Session {
                 }
             }
             inner.events.push_back(event.clone());
+            // A finished session keeps only what its file keeps: finished sessions accumulate
+            // for the life of the host, batch progress of old runs is of no use.
+            if event.new_state().is_some_and(State::is_terminal) {
+                inner
+                    .events
+                    .retain(|e| !matches!(e.kind, EventKind::Batch(_)));
+            }
             let file = persist.then(|| SessionFile {
                 record: inner.record.clone(),
                 events: inner
@@ -316,6 +323,13 @@ pub(crate) mod tests {
         );
         let next = live.try_recv().unwrap();
         assert_eq!(next.sequence, 3);
+        let (kept, ended) = session.events_after(0);
+        assert!(ended);
+        assert_eq!(
+            kept.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+            [3],
+            "batch progress is dropped once the session ends"
+        );
         assert_eq!(session.state(), State::Cancelled);
         assert!(session.record().finished_at_ms > 0);
     }
