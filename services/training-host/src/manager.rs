@@ -73,6 +73,15 @@ impl SessionManager {
             let state = file.record.state;
             let session = Arc::new(Session::new(file.record, file.events));
             if !state.is_terminal() {
+                // The session file lags behind checkpoints by up to a second; the epoch file
+                // written with the weights is exact.
+                let stem = crate::runner::checkpoint_stem(&config.models_dir, &session.id);
+                if let Some(epoch) = std::fs::read_to_string(stem.with_extension("epoch"))
+                    .ok()
+                    .and_then(|e| e.trim().parse::<u32>().ok())
+                {
+                    session.update(|r| r.last_checkpoint_epoch = epoch);
+                }
                 session.emit(
                     EventKind::StateChanged {
                         from: Some(state),
@@ -230,11 +239,13 @@ impl SessionManager {
             spec::resolve(request, &self.inner.config.strategies_dir)?
         };
         let checkpoint = crate::runner::checkpoint_stem(&self.inner.config.models_dir, &earlier.id);
-        if earlier.last_checkpoint_epoch > 0 && checkpoint.with_extension("mpk").is_file() {
-            spec.resume_checkpoint = Some((
-                checkpoint.display().to_string(),
-                earlier.last_checkpoint_epoch,
-            ));
+        // The epoch file is written with the weights; the session record may lag behind it.
+        let epoch = std::fs::read_to_string(checkpoint.with_extension("epoch"))
+            .ok()
+            .and_then(|e| e.trim().parse::<u32>().ok())
+            .unwrap_or(earlier.last_checkpoint_epoch);
+        if epoch > 0 && checkpoint.with_extension("mpk").is_file() {
+            spec.resume_checkpoint = Some((checkpoint.display().to_string(), epoch));
         }
         spec.resumed_from = Some(earlier.id);
         Ok(spec)

@@ -206,6 +206,9 @@ impl Job<'_> {
                 save(&staging)?;
                 std::fs::rename(staging.with_extension("mpk"), stem.with_extension("mpk"))
                     .map_err(io)?;
+                // The epoch beside the weights: the session file may lag behind (it is written
+                // at most once a second during training).
+                std::fs::write(stem.with_extension("epoch"), epoch.to_string()).map_err(io)?;
                 session.emit(
                     EventKind::CheckpointSaved {
                         epoch: epoch as u32,

@@ -4,6 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use ktrdr_common::status::now_ms;
 use tokio::sync::broadcast;
@@ -14,6 +15,9 @@ use crate::record::{Event, EventKind, SessionFile, SessionRecord, State};
 /// Events kept per session. Batch progress is throttled to a few per second and is the first
 /// to go when the ring is full, so state changes and epoch metrics of even long runs stay.
 pub const MAX_EVENTS: usize = 2_000;
+/// Progress events (epochs, checkpoints, logs) are written to the session file at most this
+/// often; state changes always.
+const PERSIST_INTERVAL: Duration = Duration::from_secs(1);
 /// Live events buffered per watcher before it lags (it then catches up from the ring).
 const WATCH_BUFFER: usize = 256;
 
@@ -23,7 +27,7 @@ pub struct Session {
     state: Mutex<Inner>,
     /// Serialises emits, so a newer file snapshot is never overwritten by an older one and
     /// watchers get events in sequence order.
-    persist: Mutex<()>,
+    persist: Mutex<Option<Instant>>,
     tx: broadcast::Sender<Event>,
     cancel: AtomicBool,
     cancel_reason: Mutex<String>,
@@ -48,7 +52,7 @@ impl Session {
                 record,
                 events: events.into(),
             }),
-            persist: Mutex::new(()),
+            persist: Mutex::new(None),
             tx,
             cancel: AtomicBool::new(false),
             cancel_reason: Mutex::new(String::new()),
@@ -94,9 +98,17 @@ impl Session {
     /// (except for batch progress) and then tells watchers: an event a watcher has seen is on
     /// disk, even if the host is killed right after. Returns the event.
     pub fn emit(&self, kind: EventKind, store: &SessionStore) -> Event {
-        let persist = !matches!(kind, EventKind::Batch(_));
         // One emit at a time per session: file snapshots and live events stay in order.
-        let _emitting = lock(&self.persist);
+        let mut last_write = lock(&self.persist);
+        let persist = match kind {
+            EventKind::Batch(_) => false,
+            EventKind::StateChanged { .. }
+            | EventKind::ModelSaved { .. }
+            | EventKind::FinalMetrics(_) => true,
+            // Epochs can take milliseconds: an fsync each would dominate short runs. The next
+            // state change writes whatever was skipped.
+            _ => last_write.is_none_or(|t| t.elapsed() >= PERSIST_INTERVAL),
+        };
         let (event, file) = {
             let mut inner = lock(&self.state);
             let now = now_ms();
@@ -139,10 +151,11 @@ impl Session {
             });
             (event, file)
         };
-        if let Some(file) = file
-            && let Err(e) = store.save(&file)
-        {
-            tracing::error!(session = %self.id, error = %e, "cannot write the session file");
+        if let Some(file) = file {
+            *last_write = Some(Instant::now());
+            if let Err(e) = store.save(&file) {
+                tracing::error!(session = %self.id, error = %e, "cannot write the session file");
+            }
         }
         // A watcher that subscribed after the event entered the ring sees it twice (ring and
         // live); watchers skip sequence numbers they have already sent.
