@@ -290,6 +290,11 @@ async fn a_session_trains_to_completion_and_evaluate_reproduces_its_test_metrics
         .unwrap()
         .into_inner();
     assert!(!started.session_id.is_empty());
+    assert_eq!(
+        (started.state(), started.queue_position),
+        (TrainingState::LoadingData, 0),
+        "a free slot starts the session at once"
+    );
 
     let events = watch_all(&mut s.client, &started.session_id, None).await;
     let sequences: Vec<i64> = events.iter().map(|e| e.sequence).collect();

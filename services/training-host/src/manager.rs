@@ -253,15 +253,30 @@ impl SessionManager {
 
     /// Hands free slots to queued sessions, oldest first.
     fn schedule(&self) {
-        let mut sessions = lock(&self.inner.sessions);
-        while sessions.active < self.inner.config.max_concurrent_sessions {
-            let Some(id) = sessions.queue.pop_front() else {
-                break;
-            };
-            let Some(session) = sessions.by_id.get(&id).cloned() else {
-                continue;
-            };
-            sessions.active += 1;
+        let mut starting = Vec::new();
+        {
+            let mut sessions = lock(&self.inner.sessions);
+            while sessions.active < self.inner.config.max_concurrent_sessions {
+                let Some(id) = sessions.queue.pop_front() else {
+                    break;
+                };
+                let Some(session) = sessions.by_id.get(&id).cloned() else {
+                    continue;
+                };
+                sessions.active += 1;
+                starting.push(session);
+            }
+        }
+        for session in starting {
+            // Before the task runs, so StartTraining already answers LOADING_DATA.
+            session.emit(
+                EventKind::StateChanged {
+                    from: Some(State::Queued),
+                    to: State::LoadingData,
+                    reason: "training slot free".to_owned(),
+                },
+                &self.inner.store,
+            );
             let manager = self.clone();
             tokio::spawn(async move {
                 manager.run(session).await;
@@ -273,14 +288,6 @@ impl SessionManager {
 
     async fn run(&self, session: Arc<Session>) {
         let store = &self.inner.store;
-        session.emit(
-            EventKind::StateChanged {
-                from: Some(State::Queued),
-                to: State::LoadingData,
-                reason: "training slot free".to_owned(),
-            },
-            store,
-        );
         let outcome = match self.load_bars(&session).await {
             Ok(bars) => self.train(session.clone(), bars).await,
             Err(e) => Err(e),
