@@ -532,6 +532,57 @@ async fn cancel_stops_a_running_session_promptly() {
         .into_inner()
         .session_id;
     wait_running(&mut s.client, &id).await;
+
+    // With the one slot taken, the next session queues; cancelling it ends it at once.
+    let queued = s
+        .client
+        .start_training(request(1, 32))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        (queued.state(), queued.queue_position),
+        (TrainingState::Queued, 1)
+    );
+    let listed = s
+        .client
+        .list_trainings(ListTrainingsRequest {
+            states: vec![TrainingState::Queued as i32],
+            strategy_name: "tiny_rsi".into(),
+            symbol: "EURUSD".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.sessions.len(), 1);
+    assert_eq!(listed.sessions[0].queue_position, 1);
+    let other = s
+        .client
+        .list_trainings(ListTrainingsRequest {
+            strategy_name: "other".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(other.total_size, 0);
+    let dequeued = s
+        .client
+        .cancel_training(CancelTrainingRequest {
+            session_id: queued.session_id.clone(),
+            reason: String::new(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(dequeued.state(), TrainingState::Cancelled);
+    let events = watch_all(&mut s.client, &queued.session_id, None).await;
+    assert_eq!(
+        states(&events),
+        [TrainingState::Queued, TrainingState::Cancelled]
+    );
+
     let asked = Instant::now();
     let cancelled = tokio::time::timeout(
         WAIT,
