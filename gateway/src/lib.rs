@@ -6,7 +6,9 @@ pub mod api;
 pub mod config;
 pub mod data;
 pub mod orchestrator;
+mod routing;
 pub mod stats;
+pub mod training;
 
 use std::sync::Arc;
 
@@ -17,12 +19,12 @@ use ktrdr_common::with_message_limits;
 use ktrdr_proto::data::v1::data_service_server::DataServiceServer;
 use ktrdr_proto::gateway::v1::gateway_service_server::GatewayServiceServer;
 use ktrdr_proto::training::v1::training_service_server::TrainingServiceServer;
-use ktrdr_training_host::api::TrainingApi;
 
 use crate::api::GatewayApi;
 use crate::config::GatewayConfig;
 use crate::data::DataManager;
 use crate::orchestrator::ServiceOrchestrator;
+use crate::training::TrainingManager;
 
 /// The binary's name, in logs and error messages.
 pub const BINARY: &str = "ktrdr-gateway";
@@ -32,7 +34,8 @@ pub const BINARY: &str = "ktrdr-gateway";
 pub fn server(config: GatewayConfig) -> Result<GrpcServer, ServiceError> {
     let pool = ChannelPool::new(ChannelOptions::default());
     let data = DataManager::new(&config, &pool)?;
-    let managers: Vec<Arc<dyn ServiceOrchestrator>> = vec![data.clone()];
+    let training = TrainingManager::new(&config, &pool)?;
+    let managers: Vec<Arc<dyn ServiceOrchestrator>> = vec![data.clone(), training.clone()];
     let gateway = GatewayApi::new(BINARY, managers, config.server.listen_addr);
     let grpc = GrpcServer::new(BINARY, config.server.clone());
     let limits = grpc.config().clone();
@@ -47,7 +50,7 @@ pub fn server(config: GatewayConfig) -> Result<GrpcServer, ServiceError> {
             &limits
         ))
         .add_service(with_message_limits!(
-            TrainingServiceServer::new(TrainingApi::new(BINARY)),
+            TrainingServiceServer::from_arc(training),
             &limits
         )))
 }

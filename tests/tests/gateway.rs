@@ -185,3 +185,73 @@ async fn a_data_service_that_is_down_is_unavailable_with_retry_info_and_a_hint()
     assert!(!backend.healthy);
     assert_eq!(backend.errors_by_code["Unavailable"], 1);
 }
+
+#[tokio::test]
+async fn the_public_training_api_is_routed_to_the_training_host() {
+    use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
+    use ktrdr_proto::training::v1::{GetTrainingRequest, ListModelsRequest};
+
+    let models = tempfile::tempdir().unwrap();
+    let host = ServiceProcess::start(
+        "ktrdr-training-host",
+        &[("KTRDR_MODELS_DIR", models.path().to_str().unwrap())],
+    )
+    .await;
+    let gateway = ServiceProcess::start(
+        "ktrdr-gateway",
+        &[("TRAINING_HOST_SERVICE_URL", host.url().as_str())],
+    )
+    .await;
+    let mut training = TrainingServiceClient::new(gateway.channel().await);
+    let listed = training
+        .list_models(ListModelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(listed.models.is_empty());
+    // The host's own errors pass through unchanged.
+    let missing = training
+        .get_training(GetTrainingRequest {
+            session_id: "no-such-session".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+
+    let config = GatewayServiceClient::new(gateway.channel().await)
+        .get_configuration(GetConfigurationRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let manager = config
+        .managers
+        .iter()
+        .find(|m| m.manager == "training")
+        .unwrap();
+    assert_eq!(manager.mode(), ManagerMode::HostService);
+    assert_eq!(manager.env["TRAINING_HOST_SERVICE_URL"], host.url());
+    assert!(manager.healthy, "{}", manager.health_message);
+    assert_eq!(manager.stats.as_ref().unwrap().calls, 2);
+}
+
+#[tokio::test]
+async fn a_training_host_that_is_down_is_unavailable_with_the_fix_in_the_message() {
+    use ktrdr_proto::training::v1::ListModelsRequest;
+    use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
+
+    let gateway = ServiceProcess::start(
+        "ktrdr-gateway",
+        &[("TRAINING_HOST_SERVICE_URL", "http://127.0.0.1:9")],
+    )
+    .await;
+    let status = TrainingServiceClient::new(gateway.channel().await)
+        .list_models(ListModelsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    assert_eq!(
+        status.message(),
+        "Training host service unavailable at http://127.0.0.1:9 — start ktrdr-training-host or set USE_TRAINING_HOST_SERVICE=false to train in the gateway"
+    );
+    assert!(status.get_error_details().retry_info().is_some());
+}
