@@ -22,9 +22,6 @@ use tonic_health::pb::health_client::HealthClient;
 const SESSIONS: usize = 64;
 const BARS: usize = 2_000;
 const EPOCHS: i32 = 5;
-/// 2024-01-01 00:00 UTC
-const T0: i64 = 1_704_067_200_000;
-const HOUR: i64 = 3_600_000;
 
 const STRATEGY: &str = r#"
 name: "bench_rsi"
@@ -52,32 +49,8 @@ training:
   data_split: { train: 0.7, validation: 0.15, test: 0.15 }
 "#;
 
-/// The same seeded random walk with trending regimes as the system tests.
 fn bars(n: usize, seed: u64) -> BarColumns {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut c = BarColumns::default();
-    let (mut price, mut drift) = (100.0_f64, 0.0);
-    for i in 0..n {
-        if next() < 0.03 {
-            drift = [-0.0015, 0.0, 0.0015][(next() * 3.0) as usize % 3];
-        }
-        let open = price;
-        price *= 1.0 + drift + (next() - 0.5) * 0.008;
-        c.timestamp_ms.push(T0 + i as i64 * HOUR);
-        c.open.push(open);
-        c.high.push(open.max(price) * (1.0 + next() * 0.002));
-        c.low.push(open.min(price) * (1.0 - next() * 0.002));
-        c.close.push(price);
-        c.volume.push(1000.0 + next() * 100.0);
-    }
-    c
+    ktrdr_system_tests::fixtures::trending_hourly_bars(n, seed)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -255,3 +255,99 @@ async fn a_training_host_that_is_down_is_unavailable_with_the_fix_in_the_message
     );
     assert!(status.get_error_details().retry_info().is_some());
 }
+
+#[tokio::test]
+async fn with_everything_in_process_the_gateway_stores_bars_and_trains_a_model() {
+    use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
+    use ktrdr_proto::training::v1::{
+        GetTrainingRequest, ListModelsRequest, StartTrainingRequest, TrainingState,
+        WatchTrainingRequest, start_training_request::Strategy,
+    };
+    use ktrdr_system_tests::fixtures::{TINY_STRATEGY, trending_hourly_bars};
+
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    // In-process training reads bars through the gateway's own DataService, so the gateway needs
+    // a known port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let gateway = ServiceProcess::start(
+        "ktrdr-gateway",
+        &[
+            ("KTRDR_LISTEN_ADDR", addr.as_str()),
+            ("USE_DATA_SERVICE", "false"),
+            ("USE_TRAINING_HOST_SERVICE", "false"),
+            ("KTRDR_DATA_DIR", data_dir.path().to_str().unwrap()),
+            ("KTRDR_MODELS_DIR", models.path().to_str().unwrap()),
+        ],
+    )
+    .await;
+    let channel = gateway.channel().await;
+    let batch = BarBatch {
+        symbol: "EURUSD".into(),
+        timeframe: "1h".into(),
+        payload: Some(bar_batch::Payload::Columns(trending_hourly_bars(600, 7))),
+        bar_count: 0,
+    };
+    DataServiceClient::new(channel.clone())
+        .write_bars(tokio_stream::iter([WriteBarsRequest {
+            batch: Some(batch),
+            ..Default::default()
+        }]))
+        .await
+        .unwrap();
+
+    let mut training = TrainingServiceClient::new(channel.clone());
+    let started = training
+        .start_training(StartTrainingRequest {
+            strategy: Some(Strategy::StrategyYaml(TINY_STRATEGY.into())),
+            epochs: Some(2),
+            seed: Some(3),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut events = training
+        .watch_training(WatchTrainingRequest {
+            session_id: started.session_id.clone(),
+            after_sequence: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::timeout(std::time::Duration::from_secs(240), async {
+        while events.message().await.unwrap().is_some() {}
+    })
+    .await
+    .expect("the session ends");
+    let session = training
+        .get_training(GetTrainingRequest {
+            session_id: started.session_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    assert_eq!(
+        session.state(),
+        TrainingState::Completed,
+        "{}",
+        session.error
+    );
+    let listed = training
+        .list_models(ListModelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.models.len(), 1);
+    assert!(
+        models.path().join("_sessions").is_dir(),
+        "sessions persist under the models dir"
+    );
+}

@@ -33,61 +33,10 @@ const HOUR: i64 = 3_600_000;
 /// Longest a whole session or a wait may take on a loaded machine.
 const WAIT: Duration = Duration::from_secs(240);
 
-/// A small strategy: two indicators, one hidden layer, no early stopping.
-const STRATEGY: &str = r#"
-name: "tiny_rsi"
-training_data:
-  symbols: { mode: "single", symbol: "EURUSD" }
-  timeframes: { mode: "single", timeframe: "1h" }
-indicators:
-  - { name: "rsi", period: 14, source: "close" }
-  - { name: "ema", period: 10, source: "close" }
-fuzzy_sets:
-  rsi:
-    low: { type: "triangular", parameters: [0, 20, 45] }
-    mid: { type: "triangular", parameters: [30, 50, 70] }
-    high: { type: "triangular", parameters: [55, 80, 100] }
-  ema:
-    below: { type: "triangular", parameters: [0.97, 0.99, 1.0] }
-    above: { type: "triangular", parameters: [1.0, 1.01, 1.03] }
-model:
-  type: "mlp"
-  architecture: { hidden_layers: [8], activation: "relu", dropout: 0.0 }
-  features: { lookback_periods: 1 }
-  training: { learning_rate: 0.01, batch_size: 32, epochs: 3, optimizer: "adam" }
-training:
-  labels: { source: "zigzag", zigzag_threshold: 0.01 }
-  data_split: { train: 0.7, validation: 0.15, test: 0.15 }
-"#;
+use ktrdr_system_tests::fixtures::TINY_STRATEGY as STRATEGY;
 
-/// `n` hourly bars from T0: a seeded random walk with trending regimes (SplitMix64, as
-/// ktrdr-strategy's generator), so ZigZag finds segments.
 fn bars(n: usize, seed: u64) -> BarColumns {
-    let mut state = seed;
-    let mut next = move || {
-        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let mut c = BarColumns::default();
-    let (mut price, mut drift) = (100.0_f64, 0.0);
-    for i in 0..n {
-        if next() < 0.03 {
-            drift = [-0.0015, 0.0, 0.0015][(next() * 3.0) as usize % 3];
-        }
-        let open = price;
-        price *= 1.0 + drift + (next() - 0.5) * 0.008;
-        let close = price;
-        c.timestamp_ms.push(T0 + i as i64 * HOUR);
-        c.open.push(open);
-        c.high.push(open.max(close) * (1.0 + next() * 0.002));
-        c.low.push(open.min(close) * (1.0 - next() * 0.002));
-        c.close.push(close);
-        c.volume.push(1000.0 + next() * 100.0);
-    }
-    c
+    ktrdr_system_tests::fixtures::trending_hourly_bars(n, seed)
 }
 
 struct Stack {
