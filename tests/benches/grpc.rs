@@ -151,7 +151,7 @@ async fn main() {
     for (name, times) in [
         ("grpc.health.v1.Health/Check (OK)", &ok_path),
         (
-            "DataService/GetCoverage (UNIMPLEMENTED + ErrorInfo)",
+            "DataService/GetCoverage, empty request (INVALID_ARGUMENT + BadRequest)",
             &error_path,
         ),
     ] {
