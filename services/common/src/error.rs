@@ -87,6 +87,22 @@ pub enum ServiceError {
         message: String,
         metadata: HashMap<String, String>,
     },
+    /// The caller lacks a right or subscription the call needs (e.g. IB market-data
+    /// permissions): `PERMISSION_DENIED` + `ErrorInfo`.
+    #[error("{message}")]
+    PermissionDenied {
+        reason: String,
+        message: String,
+        metadata: HashMap<String, String>,
+    },
+    /// The operation was interrupted by a conflict or by the upstream dropping it; retrying the
+    /// whole operation may succeed: `ABORTED` + `ErrorInfo`.
+    #[error("{message}")]
+    Aborted {
+        reason: String,
+        message: String,
+        metadata: HashMap<String, String>,
+    },
     /// The work was cancelled: `CANCELLED`.
     #[error("{message}")]
     Cancelled { message: String },
@@ -178,6 +194,22 @@ impl ServiceError {
         }
     }
 
+    pub fn permission_denied(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::PermissionDenied {
+            reason: reason.into(),
+            message: message.into(),
+            metadata: HashMap::new(),
+        }
+    }
+
+    pub fn aborted(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Aborted {
+            reason: reason.into(),
+            message: message.into(),
+            metadata: HashMap::new(),
+        }
+    }
+
     pub fn unimplemented(method: impl Into<String>, server: impl Into<String>) -> Self {
         Self::Unimplemented {
             method: method.into(),
@@ -196,7 +228,9 @@ impl ServiceError {
         if let Self::NotFound { metadata, .. }
         | Self::AlreadyExists { metadata, .. }
         | Self::ResourceExhausted { metadata, .. }
-        | Self::FailedPrecondition { metadata, .. } = &mut self
+        | Self::FailedPrecondition { metadata, .. }
+        | Self::PermissionDenied { metadata, .. }
+        | Self::Aborted { metadata, .. } = &mut self
         {
             metadata.insert(key.into(), value.into());
         }
@@ -213,6 +247,8 @@ impl ServiceError {
             Self::ResourceExhausted { .. } => Code::ResourceExhausted,
             Self::DeadlineExceeded { .. } => Code::DeadlineExceeded,
             Self::FailedPrecondition { .. } => Code::FailedPrecondition,
+            Self::PermissionDenied { .. } => Code::PermissionDenied,
+            Self::Aborted { .. } => Code::Aborted,
             Self::Cancelled { .. } => Code::Cancelled,
             Self::Unimplemented { .. } => Code::Unimplemented,
             Self::Internal { .. } => Code::Internal,
@@ -223,7 +259,7 @@ impl ServiceError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable { .. } | Self::ResourceExhausted { .. }
+            Self::Unavailable { .. } | Self::ResourceExhausted { .. } | Self::Aborted { .. }
         )
     }
 }
@@ -252,6 +288,12 @@ impl From<ServiceError> for Status {
                 reason, metadata, ..
             }
             | ServiceError::FailedPrecondition {
+                reason, metadata, ..
+            }
+            | ServiceError::PermissionDenied {
+                reason, metadata, ..
+            }
+            | ServiceError::Aborted {
                 reason, metadata, ..
             } => {
                 details.set_error_info(reason, ERROR_DOMAIN, metadata);
@@ -422,6 +464,31 @@ mod tests {
             s.get_error_details().error_info().unwrap().reason,
             "MODEL_EXISTS"
         );
+    }
+
+    #[test]
+    fn permission_denied_and_aborted_have_error_info() {
+        let s = status(
+            ServiceError::permission_denied("IB_NO_PERMISSION", "no market data subscription")
+                .with_metadata("ib_code", "354"),
+        );
+        assert_eq!(s.code(), Code::PermissionDenied);
+        let info = s.get_error_details().error_info().cloned().unwrap();
+        assert_eq!(
+            (info.reason.as_str(), info.metadata["ib_code"].as_str()),
+            ("IB_NO_PERMISSION", "354")
+        );
+        let s = status(ServiceError::aborted(
+            "IB_QUERY_DROPPED",
+            "IB dropped the query",
+        ));
+        assert_eq!(s.code(), Code::Aborted);
+        assert_eq!(
+            s.get_error_details().error_info().unwrap().reason,
+            "IB_QUERY_DROPPED"
+        );
+        assert!(ServiceError::aborted("R", "m").is_retryable());
+        assert!(!ServiceError::permission_denied("R", "m").is_retryable());
     }
 
     #[test]

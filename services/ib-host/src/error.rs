@@ -130,7 +130,7 @@ impl From<IbError> for ServiceError {
             }
             IbError::NoData { .. } => ServiceError::not_found("IB_NO_DATA", message),
             IbError::Permission { .. } => {
-                ServiceError::failed_precondition("IB_NO_PERMISSION", message)
+                ServiceError::permission_denied("IB_NO_PERMISSION", message)
             }
             IbError::Rejected { code, .. } => ServiceError::invalid_argument(
                 "request",
@@ -138,6 +138,10 @@ impl From<IbError> for ServiceError {
             ),
             // 322: IB failed while processing a valid request; nothing the caller can fix.
             IbError::Ib { code: 322, .. } => ServiceError::internal(message),
+            // 366: IB no longer knows the query (it dropped or cancelled it); a retry may work.
+            IbError::Ib { code: 366, .. } => {
+                ServiceError::aborted("IB_QUERY_DROPPED", message).with_metadata("ib_code", "366")
+            }
             IbError::Ib { code, .. } => ServiceError::failed_precondition("IB_ERROR", message)
                 .with_metadata("ib_code", code.to_string()),
             IbError::Timeout(_) => ServiceError::DeadlineExceeded { message },
@@ -199,7 +203,16 @@ mod tests {
                 a,
                 ""
             )),
-            Code::FailedPrecondition
+            Code::PermissionDenied
+        );
+        assert_eq!(
+            code(IbError::from_code(
+                366,
+                "No historical data query found for ticker id:1",
+                a,
+                ""
+            )),
+            Code::Aborted
         );
         assert_eq!(
             code(IbError::from_code(322, "Error processing request", a, "")),
