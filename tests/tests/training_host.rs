@@ -162,53 +162,38 @@ async fn get(client: &mut Client, id: &str) -> pb::TrainingSession {
 
 /// Waits until the session reports RUNNING with at least one batch done.
 async fn wait_running(client: &mut Client, id: &str) {
-    let mut stream = client
-        .watch_training(WatchTrainingRequest {
-            session_id: id.into(),
-            after_sequence: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    tokio::time::timeout(WAIT, async {
-        while let Some(item) = stream.message().await.unwrap() {
-            if matches!(
-                item.event.unwrap().event,
-                Some(Event::BatchProgress(_) | Event::EpochProgress(_))
-            ) {
-                return;
-            }
-        }
-        panic!("the session ended before training");
+    first_event(client, id, "training starts", |e| {
+        matches!(e, Event::BatchProgress(_) | Event::EpochProgress(_)).then_some(())
     })
     .await
-    .expect("training starts");
 }
 
 /// Waits for the session's first checkpoint; returns its epoch.
 async fn wait_for_checkpoint(client: &mut Client, id: &str) -> i32 {
-    let mut stream = client
-        .watch_training(WatchTrainingRequest {
-            session_id: id.into(),
-            after_sequence: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    tokio::time::timeout(WAIT, async {
-        while let Some(item) = stream.message().await.unwrap() {
-            if let Some(Event::CheckpointSaved(c)) = item.event.unwrap().event {
-                return c.epoch;
-            }
-        }
-        panic!("the session ended without a checkpoint");
+    first_event(client, id, "a checkpoint is written", |e| match e {
+        Event::CheckpointSaved(c) => Some(c.epoch),
+        _ => None,
     })
     .await
-    .expect("a checkpoint is written")
 }
 
 /// The epoch of the session's first EpochProgress event.
 async fn first_epoch_of(client: &mut Client, id: &str) -> i32 {
+    first_event(client, id, "an epoch finishes", |e| match e {
+        Event::EpochProgress(p) => Some(p.epoch),
+        _ => None,
+    })
+    .await
+}
+
+/// Watches the session from its start until `pick` accepts an event; panics with `what` if the
+/// stream ends (or the wait runs out) first.
+async fn first_event<T>(
+    client: &mut Client,
+    id: &str,
+    what: &str,
+    pick: impl Fn(Event) -> Option<T>,
+) -> T {
     let mut stream = client
         .watch_training(WatchTrainingRequest {
             session_id: id.into(),
@@ -217,16 +202,17 @@ async fn first_epoch_of(client: &mut Client, id: &str) -> i32 {
         .await
         .unwrap()
         .into_inner();
-    tokio::time::timeout(WAIT, async {
+    let found = tokio::time::timeout(WAIT, async {
         while let Some(item) = stream.message().await.unwrap() {
-            if let Some(Event::EpochProgress(p)) = item.event.unwrap().event {
-                return p.epoch;
+            if let Some(found) = item.event.unwrap().event.and_then(&pick) {
+                return Some(found);
             }
         }
-        panic!("the session ended before an epoch");
+        None
     })
     .await
-    .expect("an epoch finishes")
+    .unwrap_or_else(|_| panic!("timed out waiting: {what}"));
+    found.unwrap_or_else(|| panic!("the session ended first: {what}"))
 }
 
 #[tokio::test]

@@ -212,29 +212,35 @@ impl DataService for DataApi {
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
         tokio::task::spawn_blocking(move || {
             let tf = timeframe.to_string();
-            let (mut ipc_index, mut so_far_ipc) = (0i32, 0i64);
-            let mut index = 0i32;
-            let mut so_far = 0i64;
-            let mut send = |bars: Bars| -> bool {
-                so_far += bars.len() as i64;
-                let item = bars
-                    .into_batch(&symbol, &tf, encoding)
-                    .map(|batch| pb::ReadBarsResponse {
-                        batch: Some(batch),
-                        batch_index: index,
-                        bars_so_far: so_far,
-                        total_bars: total as i64,
-                    })
-                    .map_err(encoding_error);
-                index += 1;
-                tx.blocking_send(item).is_ok()
-            };
+            let (mut index, mut so_far) = (0i32, 0i64);
+            let mut emit =
+                |payload: Result<common::bar_batch::Payload, arrow_schema::ArrowError>,
+                 count: usize|
+                 -> bool {
+                    so_far += count as i64;
+                    let item = payload
+                        .map(|payload| pb::ReadBarsResponse {
+                            batch: Some(common::BarBatch {
+                                symbol: symbol.clone(),
+                                timeframe: tf.clone(),
+                                payload: Some(payload),
+                                bar_count: count as i64,
+                            }),
+                            batch_index: index,
+                            bars_so_far: so_far,
+                            total_bars: total as i64,
+                        })
+                        .map_err(encoding_error);
+                    index += 1;
+                    tx.blocking_send(item).is_ok()
+                };
             let result = match (from_end, limit) {
                 (true, Some(limit)) => snapshot.read_tail(start, end, limit).map(|tail| {
                     let mut offset = 0;
                     while offset < tail.len() {
                         let to = (offset + batch_bars).min(tail.len());
-                        if !send(tail.slice(offset, to)) {
+                        let chunk = tail.slice(offset, to);
+                        if !emit(chunk.into_payload(encoding), to - offset) {
                             break;
                         }
                         offset = to;
@@ -244,30 +250,19 @@ impl DataService for DataApi {
                 // Arrow out: hand Parquet's record batches straight to the IPC writer.
                 _ if encoding == common::BarEncoding::ArrowIpc => {
                     snapshot.read_range_batches(start, end, batch_bars, limit, &mut |batch| {
-                        let count = batch.num_rows() as i64;
-                        so_far_ipc += count;
-                        let item = Bars::record_batch_to_ipc(&batch)
-                            .map(|bytes| pb::ReadBarsResponse {
-                                batch: Some(common::BarBatch {
-                                    symbol: symbol.clone(),
-                                    timeframe: tf.clone(),
-                                    payload: Some(common::bar_batch::Payload::ArrowIpc(bytes)),
-                                    bar_count: count,
-                                }),
-                                batch_index: ipc_index,
-                                bars_so_far: so_far_ipc,
-                                total_bars: total as i64,
-                            })
-                            .map_err(encoding_error);
-                        ipc_index += 1;
-                        tx.blocking_send(item).is_ok()
+                        let payload = Bars::record_batch_to_ipc(&batch)
+                            .map(common::bar_batch::Payload::ArrowIpc);
+                        emit(payload, batch.num_rows())
                     })
                 }
-                _ => snapshot.read_range(start, end, batch_bars, limit, &mut send),
+                _ => snapshot.read_range(start, end, batch_bars, limit, &mut |bars| {
+                    let count = bars.len();
+                    emit(bars.into_payload(encoding), count)
+                }),
             };
             match result {
                 Ok(0) => {
-                    send(Bars::default());
+                    emit(Bars::default().into_payload(encoding), 0);
                 }
                 Ok(_) => {}
                 Err(e) => {

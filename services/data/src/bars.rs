@@ -225,13 +225,7 @@ impl Bars {
 
     /// Encodes as an Arrow IPC stream: schema, one record batch, end-of-stream.
     pub fn to_ipc(&self) -> Result<Vec<u8>, ArrowError> {
-        let batch = self.to_record_batch()?;
-        let mut out = Vec::with_capacity(self.len() * 48 + 1024);
-        let mut writer = arrow_ipc::writer::StreamWriter::try_new(&mut out, &SCHEMA)?;
-        writer.write(&batch)?;
-        writer.finish()?;
-        drop(writer);
-        Ok(out)
+        Self::record_batch_to_ipc(&self.to_record_batch()?)
     }
 
     /// Encodes a record batch with the bar schema as an Arrow IPC stream, without copying it
@@ -255,6 +249,19 @@ impl Bars {
         Ok(bars)
     }
 
+    /// The bars as a `BarBatch` payload in the requested encoding.
+    pub fn into_payload(
+        self,
+        encoding: common::BarEncoding,
+    ) -> Result<common::bar_batch::Payload, ArrowError> {
+        Ok(match encoding {
+            common::BarEncoding::ArrowIpc => common::bar_batch::Payload::ArrowIpc(self.to_ipc()?),
+            common::BarEncoding::Columns | common::BarEncoding::Unspecified => {
+                common::bar_batch::Payload::Columns(self.into_columns())
+            }
+        })
+    }
+
     /// Wraps the bars as a `BarBatch` in the requested encoding.
     pub fn into_batch(
         self,
@@ -263,16 +270,10 @@ impl Bars {
         encoding: common::BarEncoding,
     ) -> Result<common::BarBatch, ArrowError> {
         let bar_count = self.len() as i64;
-        let payload = match encoding {
-            common::BarEncoding::ArrowIpc => common::bar_batch::Payload::ArrowIpc(self.to_ipc()?),
-            common::BarEncoding::Columns | common::BarEncoding::Unspecified => {
-                common::bar_batch::Payload::Columns(self.into_columns())
-            }
-        };
         Ok(common::BarBatch {
             symbol: symbol.to_owned(),
             timeframe: timeframe.to_owned(),
-            payload: Some(payload),
+            payload: Some(self.into_payload(encoding)?),
             bar_count,
         })
     }

@@ -163,48 +163,29 @@ pub fn validate(mut bars: Bars, timeframe: Timeframe, repair: bool, now_ms: i64)
         );
         let prices = [("open", o), ("high", h), ("low", l), ("close", c)];
 
-        if let Some((field, value)) = prices
+        // Rules a repair cannot fix: the bar is reported, and dropped when repairing.
+        let unfixable = if let Some((field, value)) = prices
             .iter()
             .chain([("volume", v)].iter())
             .find(|(_, x)| !x.is_finite())
         {
-            let found = issue(
+            Some(issue(
                 IssueKind::MissingValue,
                 IssueSeverity::Error,
                 field,
                 None,
                 format!("{field} is {value} at {at} (rule: values must be finite numbers)"),
-            );
-            push(
-                &mut report,
-                i,
-                ts,
-                found,
-                repair.then_some("dropped the bar"),
-            );
-            keep[i] = false;
-            continue;
-        }
-        if let Some((field, value)) = prices.iter().find(|(_, x)| *x <= 0.0) {
-            let found = issue(
+            ))
+        } else if let Some((field, value)) = prices.iter().find(|(_, x)| *x <= 0.0) {
+            Some(issue(
                 IssueKind::NonPositivePrice,
                 IssueSeverity::Error,
                 field,
                 Some(*value),
                 format!("{field} {value} at {at} is not positive (rule: prices > 0)"),
-            );
-            push(
-                &mut report,
-                i,
-                ts,
-                found,
-                repair.then_some("dropped the bar"),
-            );
-            keep[i] = false;
-            continue;
-        }
-        if !timeframe.is_aligned(ts) {
-            let found = issue(
+            ))
+        } else if !timeframe.is_aligned(ts) {
+            Some(issue(
                 IssueKind::MisalignedTimestamp,
                 IssueSeverity::Error,
                 "timestamp_ms",
@@ -212,25 +193,19 @@ pub fn validate(mut bars: Bars, timeframe: Timeframe, repair: bool, now_ms: i64)
                 format!(
                     "timestamp {at} is not the start of a {timeframe} bar (rule: timestamps aligned to the timeframe)"
                 ),
-            );
-            push(
-                &mut report,
-                i,
-                ts,
-                found,
-                repair.then_some("dropped the bar"),
-            );
-            keep[i] = false;
-            continue;
-        }
-        if ts > now_ms + ktrdr_common::market::DAY_MS {
-            let found = issue(
+            ))
+        } else if ts > now_ms + ktrdr_common::market::DAY_MS {
+            Some(issue(
                 IssueKind::FutureTimestamp,
                 IssueSeverity::Error,
                 "timestamp_ms",
                 None,
                 format!("timestamp {at} is in the future (rule: no bars after now)"),
-            );
+            ))
+        } else {
+            None
+        };
+        if let Some(found) = unfixable {
             push(
                 &mut report,
                 i,
