@@ -1,42 +1,71 @@
-//! `ktrdr.gateway.v1.GatewayService`: the gRPC face of this service.
-//!
-//! Methods whose issue has not landed yet answer `UNIMPLEMENTED` with a message naming the
-//! method and the binary that answered.
+//! `ktrdr.gateway.v1.GatewayService`: the gRPC face of the gateway's own work (configuration,
+//! statistics, load jobs, orchestrated training).
 
 use std::sync::Arc;
 
-use ktrdr_common::error::unimplemented_status;
+use ktrdr_common::error::ServiceError;
 use ktrdr_common::server::ResponseStream;
 use ktrdr_common::status::ProcessIdentity;
+use ktrdr_proto::common::v1::JobState;
 use ktrdr_proto::gateway::v1::{self as pb, gateway_service_server::GatewayService};
+use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
+use crate::load::{self, LoadManager};
 use crate::orchestrator::ServiceOrchestrator;
+use crate::train::TrainFlow;
 
-const SERVICE: &str = "ktrdr.gateway.v1.GatewayService";
+const DEFAULT_PAGE_SIZE: usize = 50;
+const MAX_PAGE_SIZE: usize = 500;
+
+/// `(offset, limit)` of a page; page tokens are offsets into the filtered list.
+fn page(size: i32, token: &str) -> Result<(usize, usize), ServiceError> {
+    let limit = match size {
+        0 => DEFAULT_PAGE_SIZE,
+        n if n > 0 => usize::try_from(n)
+            .unwrap_or(MAX_PAGE_SIZE)
+            .min(MAX_PAGE_SIZE),
+        n => {
+            return Err(ServiceError::invalid_argument(
+                "page_size",
+                format!("{n} is negative"),
+            ));
+        }
+    };
+    let offset = if token.is_empty() {
+        0
+    } else {
+        token.parse().map_err(|_| {
+            ServiceError::invalid_argument(
+                "page_token",
+                "not a token from a previous ListLoads response",
+            )
+        })?
+    };
+    Ok((offset, limit))
+}
 
 /// Implements `GatewayService` over the gateway's managers.
 pub struct GatewayApi {
-    server: &'static str,
     managers: Vec<Arc<dyn ServiceOrchestrator>>,
+    loads: Arc<LoadManager>,
+    train: Arc<TrainFlow>,
     identity: ProcessIdentity,
 }
 
 impl GatewayApi {
     pub fn new(
-        server: &'static str,
         managers: Vec<Arc<dyn ServiceOrchestrator>>,
+        loads: Arc<LoadManager>,
+        train: Arc<TrainFlow>,
         listen_addr: impl ToString,
     ) -> Self {
         Self {
-            server,
             managers,
+            loads,
+            train,
             identity: ProcessIdentity::new("gateway", listen_addr),
         }
-    }
-
-    fn unimplemented<T>(&self, method: &str) -> Result<T, Status> {
-        Err(unimplemented_status(SERVICE, method, self.server))
     }
 }
 
@@ -74,47 +103,80 @@ impl GatewayService for GatewayApi {
 
     async fn load_data(
         &self,
-        _request: Request<pb::LoadDataRequest>,
+        request: Request<pb::LoadDataRequest>,
     ) -> Result<Response<Self::LoadDataStream>, Status> {
-        self.unimplemented("LoadData")
+        let (job, joined) = self.loads.start(request.get_ref()).await?;
+        let stream = load::events(&job, joined)
+            .map(|event| event.map(|event| pb::LoadDataResponse { event: Some(event) }));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     type WatchLoadStream = ResponseStream<pb::WatchLoadResponse>;
 
     async fn watch_load(
         &self,
-        _request: Request<pb::WatchLoadRequest>,
+        request: Request<pb::WatchLoadRequest>,
     ) -> Result<Response<Self::WatchLoadStream>, Status> {
-        self.unimplemented("WatchLoad")
+        let job = self.loads.get(&request.get_ref().job_id)?;
+        let stream = load::events(&job, false)
+            .map(|event| event.map(|event| pb::WatchLoadResponse { event: Some(event) }));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn get_load(
         &self,
-        _request: Request<pb::GetLoadRequest>,
+        request: Request<pb::GetLoadRequest>,
     ) -> Result<Response<pb::GetLoadResponse>, Status> {
-        self.unimplemented("GetLoad")
+        let job = self.loads.get(&request.get_ref().job_id)?;
+        Ok(Response::new(pb::GetLoadResponse {
+            job: Some(job.describe()),
+        }))
     }
 
     async fn list_loads(
         &self,
-        _request: Request<pb::ListLoadsRequest>,
+        request: Request<pb::ListLoadsRequest>,
     ) -> Result<Response<pb::ListLoadsResponse>, Status> {
-        self.unimplemented("ListLoads")
+        let req = request.into_inner();
+        let states: Vec<JobState> = req
+            .states
+            .iter()
+            .map(|s| JobState::try_from(*s).unwrap_or(JobState::Unspecified))
+            .filter(|s| *s != JobState::Unspecified)
+            .collect();
+        let jobs = self.loads.list(&states, &req.symbol, &req.timeframe);
+        let (offset, limit) = page(req.page_size, &req.page_token)?;
+        let total_size = i32::try_from(jobs.len()).unwrap_or(i32::MAX);
+        let next = offset + limit;
+        let next_page_token = if next < jobs.len() {
+            next.to_string()
+        } else {
+            String::new()
+        };
+        Ok(Response::new(pb::ListLoadsResponse {
+            jobs: jobs.into_iter().skip(offset).take(limit).collect(),
+            next_page_token,
+            total_size,
+        }))
     }
 
     async fn cancel_load(
         &self,
-        _request: Request<pb::CancelLoadRequest>,
+        request: Request<pb::CancelLoadRequest>,
     ) -> Result<Response<pb::CancelLoadResponse>, Status> {
-        self.unimplemented("CancelLoad")
+        let job = self.loads.cancel(&request.get_ref().job_id).await?;
+        Ok(Response::new(pb::CancelLoadResponse {
+            state: job.state,
+            job: Some(job),
+        }))
     }
 
     type TrainStrategyStream = ResponseStream<pb::TrainStrategyResponse>;
 
     async fn train_strategy(
         &self,
-        _request: Request<pb::TrainStrategyRequest>,
+        request: Request<pb::TrainStrategyRequest>,
     ) -> Result<Response<Self::TrainStrategyStream>, Status> {
-        self.unimplemented("TrainStrategy")
+        self.train.start(request).map(Response::new)
     }
 }

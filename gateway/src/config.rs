@@ -4,8 +4,10 @@
 use ktrdr_common::config::{
     ConfigError, Env, ServerConfig, VarDoc, env_help, loopback, server_var_docs,
 };
+use std::time::Duration;
+
 use ktrdr_data::config::StoreConfig;
-use ktrdr_ib_host::config::IbConnectionConfig;
+use ktrdr_ib_host::config::{IbBehaviour, IbConnectionConfig};
 use ktrdr_training_host::config::TrainingConfig;
 
 /// Default gRPC port of `ktrdr-gateway`.
@@ -100,13 +102,99 @@ impl RoutingConfig {
     }
 }
 
+/// How the gateway calls its backends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CallPolicy {
+    /// Deadline of a unary backend call when the caller set none.
+    pub default_timeout: Duration,
+    /// Retries of an idempotent call answered `UNAVAILABLE`.
+    pub retries: u32,
+    /// Backoff before the first retry; doubles for each further one, with full jitter.
+    pub retry_backoff: Duration,
+    /// How often DNS names in `*_URL` are resolved again (new replicas join the balance).
+    pub dns_refresh: Duration,
+}
+
+impl Default for CallPolicy {
+    fn default() -> Self {
+        Self {
+            default_timeout: Duration::from_secs(30),
+            retries: 3,
+            retry_backoff: Duration::from_millis(100),
+            dns_refresh: Duration::from_secs(30),
+        }
+    }
+}
+
+impl CallPolicy {
+    pub const VARS: &[VarDoc] = &[
+        VarDoc {
+            name: "GATEWAY_CALL_TIMEOUT_MS",
+            default: "30000",
+            meaning: "deadline of a unary backend call when the caller set none (a caller's deadline is passed on as is)",
+        },
+        VarDoc {
+            name: "GATEWAY_RETRIES",
+            default: "3",
+            meaning: "retries of an idempotent backend call answered UNAVAILABLE",
+        },
+        VarDoc {
+            name: "GATEWAY_RETRY_BACKOFF_MS",
+            default: "100",
+            meaning: "pause before the first retry; doubles for each further one, with full jitter",
+        },
+        VarDoc {
+            name: "GATEWAY_DNS_REFRESH_MS",
+            default: "30000",
+            meaning: "how often host names in *_URL are resolved again, so new replicas (e.g. pods behind a headless Service) get calls",
+        },
+    ];
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let defaults = Self::default();
+        Ok(Self {
+            default_timeout: env.millis(
+                "GATEWAY_CALL_TIMEOUT_MS",
+                defaults.default_timeout,
+                Duration::from_millis(10),
+                Duration::from_secs(24 * 3600),
+            )?,
+            retries: u32::try_from(env.u64_in("GATEWAY_RETRIES", 3, 0, 10)?).unwrap_or(3),
+            retry_backoff: env.millis(
+                "GATEWAY_RETRY_BACKOFF_MS",
+                defaults.retry_backoff,
+                Duration::from_millis(1),
+                Duration::from_secs(60),
+            )?,
+            dns_refresh: env.millis(
+                "GATEWAY_DNS_REFRESH_MS",
+                defaults.dns_refresh,
+                Duration::from_millis(100),
+                Duration::from_secs(3600),
+            )?,
+        })
+    }
+}
+
+/// `KTRDR_AUTH_TOKEN`: when set, every public RPC but health needs it as a bearer token.
+pub const AUTH_TOKEN_VAR: VarDoc = VarDoc {
+    name: "KTRDR_AUTH_TOKEN",
+    default: "(unset: no auth)",
+    meaning: "when set, every RPC but health and reflection needs `authorization: Bearer <token>`; otherwise UNAUTHENTICATED",
+};
+
 /// Everything `ktrdr-gateway` reads.
 #[derive(Debug, Clone)]
 pub struct GatewayConfig {
     pub server: ServerConfig,
     pub routing: RoutingConfig,
+    pub calls: CallPolicy,
+    /// `KTRDR_AUTH_TOKEN`; `None` = no authentication.
+    pub auth_token: Option<String>,
     /// Used when `USE_IB_HOST_SERVICE=false`.
     pub ib: IbConnectionConfig,
+    /// Pacing and timeouts of the in-process IB host (`USE_IB_HOST_SERVICE=false`).
+    pub ib_behaviour: IbBehaviour,
     /// Used when `USE_DATA_SERVICE=false`.
     pub store: StoreConfig,
     /// Used when `USE_TRAINING_HOST_SERVICE=false`.
@@ -118,7 +206,13 @@ impl GatewayConfig {
         Ok(Self {
             server: ServerConfig::from_env(env, loopback(DEFAULT_PORT))?,
             routing: RoutingConfig::from_env(env)?,
+            calls: CallPolicy::from_env(env)?,
+            auth_token: env
+                .get(AUTH_TOKEN_VAR.name)
+                .filter(|token| !token.is_empty())
+                .map(str::to_owned),
             ib: IbConnectionConfig::from_env(env)?,
+            ib_behaviour: IbBehaviour::from_env(env)?,
             store: StoreConfig::from_env(env)?,
             training: TrainingConfig::from_env(env)?,
         })
@@ -128,7 +222,10 @@ impl GatewayConfig {
     pub fn help() -> String {
         let mut vars = server_var_docs("127.0.0.1:50051");
         vars.extend_from_slice(RoutingConfig::VARS);
+        vars.extend_from_slice(CallPolicy::VARS);
+        vars.push(AUTH_TOKEN_VAR);
         vars.extend_from_slice(IbConnectionConfig::VARS);
+        vars.extend_from_slice(IbBehaviour::VARS);
         vars.extend_from_slice(StoreConfig::VARS);
         vars.extend_from_slice(TrainingConfig::VARS);
         env_help(&vars)

@@ -5,9 +5,12 @@ use std::sync::Arc;
 
 use ktrdr_common::client::ChannelPool;
 use ktrdr_common::error::ServiceError;
+use ktrdr_common::market::Timeframe;
 use ktrdr_common::server::ResponseStream;
 use ktrdr_data::api::DataApi;
+use ktrdr_data::bars::Bars;
 use ktrdr_data::store::Store;
+use ktrdr_proto::common::v1::BarBatch;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{self as pb, data_service_server::DataService};
 use tonic::transport::Channel;
@@ -44,8 +47,45 @@ impl DataManager {
         let hint =
             "start ktrdr-data or set USE_DATA_SERVICE=false to open the store in the gateway";
         Ok(Arc::new(Self {
-            routed: Routed::new(route, backend, "Data", hint),
+            routed: Routed::new(route, backend, config.calls, "Data", hint),
         }))
+    }
+}
+
+impl DataManager {
+    /// Stores one segment of bars fetched from IB (validated in REPAIR mode, so one bad bar
+    /// does not cost the segment), routed like every call. Writing the same bars again gives
+    /// the same store, so the call is retried like an idempotent one.
+    pub async fn write_segment(
+        &self,
+        batch: BarBatch,
+        source: &str,
+    ) -> Result<pb::WriteBarsResponse, Status> {
+        let routed = &self.routed;
+        match &routed.backend {
+            Backend::Local(local) => {
+                let timeframe = Timeframe::parse_field("batch.timeframe", &batch.timeframe)?;
+                let bars = Bars::from_batch_payload(batch.payload)
+                    .map_err(|e| ServiceError::invalid_argument("batch.payload", e.to_string()))?;
+                routed
+                    .observe(local.write(batch.symbol, timeframe, true, source.to_owned(), bars))
+                    .await
+            }
+            Backend::Remote { channel, .. } => {
+                let message = pb::WriteBarsRequest {
+                    batch: Some(batch),
+                    validation_mode: pb::ValidationMode::Repair as i32,
+                    source: source.to_owned(),
+                };
+                let call = || {
+                    let mut client = client(channel.clone());
+                    let mut request = Request::new(tokio_stream::iter([message.clone()]));
+                    request.set_timeout(routed.policy.default_timeout);
+                    async move { client.write_bars(request).await.map(Response::into_inner) }
+                };
+                routed.observe(routed.retrying(true, call)).await
+            }
+        }
     }
 }
 

@@ -13,6 +13,7 @@ async fn main() -> anyhow::Result<()> {
     Args::parse();
     let config = ktrdr_common::config::load_or_exit(ktrdr_gateway::BINARY, GatewayConfig::from_env);
     ktrdr_common::logging::init_for(&config.server);
-    ktrdr_gateway::server(config)?.serve().await?;
+    let gateway = ktrdr_gateway::gateway(config)?;
+    ktrdr_gateway::serve(gateway).await?;
     Ok(())
 }

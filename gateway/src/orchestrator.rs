@@ -50,6 +50,11 @@ pub trait ServiceOrchestrator: Send + Sync {
 
     /// Probes the host service's health (`SERVING` for its service); in-process is healthy.
     async fn health(&self) -> (bool, String) {
+        self.remote_health().await
+    }
+
+    /// The host service's health check; in-process counts as healthy.
+    async fn remote_health(&self) -> (bool, String) {
         let Some(channel) = self.channel() else {
             return (true, "in-process".to_owned());
         };

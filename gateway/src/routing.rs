@@ -1,19 +1,37 @@
 //! What every routed capability shares: the host service's channel or the in-process
-//! implementation, call statistics, deadline-carrying forwarding, one retry of idempotent calls
-//! on `UNAVAILABLE`, and the error a caller gets when the host service is down.
+//! implementation, call statistics, deadline-carrying forwarding (with a default deadline for
+//! unary calls), retries of idempotent calls on `UNAVAILABLE` with exponential backoff and
+//! jitter, and the error a caller gets when the host service is down.
 
 use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
+use ktrdr_common::deadline;
 use ktrdr_common::error::ServiceError;
 use tonic::Status;
+use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-use crate::config::Route;
+use crate::config::{CallPolicy, Route};
 use crate::stats::BackendStats;
 
-const RETRY_BACKOFF: Duration = Duration::from_millis(100);
+/// A uniformly random duration in `[0, max]` ("full jitter"), so retries of many callers after
+/// one outage do not arrive in lockstep. `RandomState` is seeded randomly per instance, which is
+/// all the randomness this needs.
+fn jitter(max: Duration) -> Duration {
+    let random = std::collections::hash_map::RandomState::new()
+        .build_hasher()
+        .finish();
+    let nanos = u64::try_from(max.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(random % nanos.saturating_add(1))
+}
+
+/// The pause before retry number `attempt` (0-based): `base · 2^attempt`, jittered.
+pub fn retry_delay(base: Duration, attempt: u32) -> Duration {
+    jitter(base.saturating_mul(1 << attempt.min(16)))
+}
 
 /// Where a capability's calls go.
 pub enum Backend<L> {
@@ -25,6 +43,7 @@ pub struct Routed<L> {
     pub route: Route,
     pub backend: Backend<L>,
     pub stats: BackendStats,
+    pub policy: CallPolicy,
     /// e.g. `Data`, `Training host`: the start of the "… service unavailable at URL" message.
     label: &'static str,
     /// What to do when the host service is down.
@@ -32,14 +51,31 @@ pub struct Routed<L> {
 }
 
 impl<L> Routed<L> {
-    pub fn new(route: Route, backend: Backend<L>, label: &'static str, hint: &'static str) -> Self {
+    pub fn new(
+        route: Route,
+        backend: Backend<L>,
+        policy: CallPolicy,
+        label: &'static str,
+        hint: &'static str,
+    ) -> Self {
         Self {
             route,
             backend,
             stats: BackendStats::default(),
+            policy,
             label,
             hint,
         }
+    }
+
+    /// The downstream request of a unary call: the caller's deadline when it set one, else the
+    /// default, plus the caller's metadata.
+    pub fn unary_request<T>(&self, metadata: &MetadataMap, message: T) -> tonic::Request<T> {
+        let mut request = deadline::forward(metadata, message);
+        if deadline::incoming_timeout(metadata).is_none() {
+            request.set_timeout(self.policy.default_timeout);
+        }
+        request
     }
 
     pub fn channel(&self) -> Option<Channel> {
@@ -58,6 +94,13 @@ impl<L> Routed<L> {
             Backend::Remote { url, .. } if transport_failure => {
                 ServiceError::service_unavailable(self.label, url.clone(), self.hint).into()
             }
+            Backend::Remote { url, .. } if status.code() == tonic::Code::DeadlineExceeded => {
+                Status::deadline_exceeded(format!(
+                    "{} service at {url} did not answer in time: {}",
+                    self.label,
+                    status.message()
+                ))
+            }
             _ => status,
         }
     }
@@ -74,20 +117,24 @@ impl<L> Routed<L> {
         result
     }
 
-    /// Runs `call`, and once more after a short pause if it is `idempotent` and the host
-    /// service was unavailable.
+    /// Runs `call`; if it is `idempotent` and the host service was unavailable, again up to
+    /// `policy.retries` times with exponential backoff and jitter.
     pub async fn retrying<T, F, Fut>(&self, idempotent: bool, call: F) -> Result<T, Status>
     where
         F: Fn() -> Fut,
         Fut: Future<Output = Result<T, Status>>,
     {
-        let result = call().await;
-        if idempotent && matches!(&result, Err(s) if s.code() == tonic::Code::Unavailable) {
+        let mut attempt = 0;
+        loop {
+            let result = call().await;
+            let unavailable = matches!(&result, Err(s) if s.code() == tonic::Code::Unavailable);
+            if !(idempotent && unavailable) || attempt >= self.policy.retries {
+                return result;
+            }
             self.stats.retried();
-            tokio::time::sleep(RETRY_BACKOFF).await;
-            return call().await;
+            tokio::time::sleep(retry_delay(self.policy.retry_backoff, attempt)).await;
+            attempt += 1;
         }
-        result
     }
 }
 
@@ -102,7 +149,7 @@ macro_rules! routed_unary {
                 let (metadata, _, message) = $request.into_parts();
                 let call = || {
                     let mut client = $client(channel.clone());
-                    let request = ktrdr_common::deadline::forward(&metadata, message.clone());
+                    let request = routed.unary_request(&metadata, message.clone());
                     async move { client.$method(request).await }
                 };
                 routed.observe(routed.retrying($idempotent, call)).await
@@ -160,3 +207,22 @@ macro_rules! routed_client_stream {
 }
 
 pub(crate) use {routed_client_stream, routed_server_stream, routed_unary};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_delays_stay_within_the_doubling_bound() {
+        let base = Duration::from_millis(100);
+        for attempt in 0..5 {
+            let bound = base * 2u32.pow(attempt);
+            for _ in 0..50 {
+                assert!(retry_delay(base, attempt) <= bound);
+            }
+        }
+        // Jitter: not every delay is the same.
+        let delays: std::collections::HashSet<_> = (0..50).map(|_| retry_delay(base, 3)).collect();
+        assert!(delays.len() > 1);
+    }
+}

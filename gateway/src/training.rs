@@ -2,9 +2,12 @@
 //! either to `ktrdr-training-host` (one URL, or a comma list balanced across hosts) or to
 //! training sessions run in the gateway process (CPU).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use ktrdr_common::client::ChannelPool;
+use ktrdr_common::deadline;
 use ktrdr_common::error::ServiceError;
 use ktrdr_common::server::ResponseStream;
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
@@ -14,14 +17,20 @@ use ktrdr_training_host::grpc::TrainingGrpc;
 use ktrdr_training_host::manager::SessionManager;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
+use tonic_types::StatusExt;
 
 use crate::config::{GatewayConfig, Route};
 use crate::orchestrator::ServiceOrchestrator;
+use crate::replicas::Replicas;
 use crate::routing::{Backend, Routed, routed_server_stream, routed_unary};
 use crate::stats::BackendStats;
 
 pub struct TrainingManager {
     routed: Routed<TrainingGrpc>,
+    /// The training hosts, one channel each (`None` when training runs in-process).
+    replicas: Option<Arc<Replicas>>,
+    /// Which host runs each session started through this gateway.
+    owners: Mutex<HashMap<String, String>>,
 }
 
 fn client(channel: Channel) -> TrainingServiceClient<Channel> {
@@ -30,11 +39,23 @@ fn client(channel: Channel) -> TrainingServiceClient<Channel> {
         .max_encoding_message_size(usize::MAX)
 }
 
+/// Sessions whose host is remembered; older entries are looked up on every host again.
+const OWNERS_KEPT: usize = 10_000;
+
+const HINT: &str =
+    "start ktrdr-training-host or set USE_TRAINING_HOST_SERVICE=false to train in the gateway";
+
 impl TrainingManager {
     pub fn new(config: &GatewayConfig, pool: &ChannelPool) -> Result<Arc<Self>, ServiceError> {
         let route = config.routing.training.clone();
+        let mut replicas = None;
         let backend = if route.use_host_service {
             let url = route.urls.join(",");
+            replicas = Some(Replicas::start(
+                &route.urls,
+                pool.clone(),
+                config.calls.dns_refresh,
+            )?);
             Backend::Remote {
                 channel: pool.channel(&url)?,
                 url,
@@ -55,14 +76,139 @@ impl TrainingManager {
             };
             let sessions = SessionManager::open(
                 config.training.clone(),
-                BarSource::new(pool.clone(), &data_urls),
+                BarSource::new(pool.clone(), &data_urls)
+                    .with_bearer_token(config.auth_token.as_deref()),
             );
             Backend::Local(TrainingGrpc::new(sessions, config.server.listen_addr))
         };
-        let hint = "start ktrdr-training-host or set USE_TRAINING_HOST_SERVICE=false to train in the gateway";
         Ok(Arc::new(Self {
-            routed: Routed::new(route, backend, "Training host", hint),
+            routed: Routed::new(route, backend, config.calls, "Training host", HINT),
+            replicas,
+            owners: Mutex::new(HashMap::new()),
         }))
+    }
+
+    fn remember(&self, session_id: &str, url: &str) {
+        let mut owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
+        if owners.len() >= OWNERS_KEPT {
+            owners.clear();
+        }
+        owners.insert(session_id.to_owned(), url.to_owned());
+    }
+
+    /// The host that runs `session_id`, as far as this gateway knows.
+    pub fn host_of(&self, session_id: &str) -> String {
+        self.owner(session_id)
+            .unwrap_or_else(|| self.routed.route.urls.join(","))
+    }
+
+    fn owner(&self, session_id: &str) -> Option<String> {
+        self.owners
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(session_id)
+            .cloned()
+    }
+
+    /// A transport failure of one host, as the error convention wants it.
+    fn enrich(url: &str, status: Status) -> Status {
+        let transport_failure = status.code() == tonic::Code::Unavailable
+            && status.get_error_details().error_info().is_none();
+        if transport_failure {
+            ServiceError::service_unavailable("Training host", url.to_owned(), HINT).into()
+        } else {
+            status
+        }
+    }
+
+    /// Calls one host, with statistics and the caller's deadline (or the default).
+    async fn call<T, F, Fut>(&self, url: &str, channel: Channel, call: F) -> Result<T, Status>
+    where
+        F: FnOnce(TrainingServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        self.routed
+            .observe(async {
+                call(client(channel))
+                    .await
+                    .map_err(|s| Self::enrich(url, s))
+            })
+            .await
+            .map(Response::into_inner)
+    }
+
+    /// Calls the hosts in turn until one knows the thing asked about (not `NOT_FOUND`);
+    /// `owner` goes first. Returns the answer and the host that gave it.
+    async fn on_the_host_that_has<T, F, Fut>(
+        &self,
+        replicas: &Replicas,
+        owner: Option<String>,
+        call: F,
+    ) -> Result<(T, String), Status>
+    where
+        F: Fn(TrainingServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let mut hosts = replicas.rotation();
+        if let Some(owner) = owner
+            && let Some(i) = hosts.iter().position(|(u, _)| *u == owner)
+        {
+            hosts[..=i].rotate_right(1);
+        }
+        let mut last = Status::not_found("no training host is configured");
+        for (url, channel) in hosts {
+            match self.call(&url, channel, &call).await {
+                Ok(answer) => return Ok((answer, url)),
+                Err(status) if status.code() == tonic::Code::NotFound => last = status,
+                Err(status) => return Err(status),
+            }
+        }
+        Err(last)
+    }
+
+    /// A session call: on the session's host.
+    async fn on_session_host<T, F, Fut>(
+        &self,
+        replicas: &Replicas,
+        session_id: &str,
+        call: F,
+    ) -> Result<T, Status>
+    where
+        F: Fn(TrainingServiceClient<Channel>) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let (answer, url) = self
+            .on_the_host_that_has(replicas, self.owner(session_id), call)
+            .await?;
+        self.remember(session_id, &url);
+        Ok(answer)
+    }
+}
+
+/// `(offset, limit)` of a page over a merged list; tokens are offsets.
+fn page(size: i32, token: &str) -> Result<(usize, usize), Status> {
+    let limit = match size {
+        n if n <= 0 => 50,
+        n => usize::try_from(n).unwrap_or(500).min(500),
+    };
+    let offset = if token.is_empty() {
+        0
+    } else {
+        token.parse().map_err(|_| {
+            Status::from(ServiceError::invalid_argument(
+                "page_token",
+                "not a token from a previous response",
+            ))
+        })?
+    };
+    Ok((offset, limit))
+}
+
+fn next_token(offset: usize, limit: usize, total: usize) -> String {
+    if offset + limit < total {
+        (offset + limit).to_string()
+    } else {
+        String::new()
     }
 }
 
@@ -72,7 +218,29 @@ impl TrainingService for TrainingManager {
         &self,
         request: Request<pb::StartTrainingRequest>,
     ) -> Result<Response<pb::StartTrainingResponse>, Status> {
-        routed_unary!(&self.routed, client, request, start_training, false)
+        let Some(replicas) = &self.replicas else {
+            return routed_unary!(&self.routed, client, request, start_training, false);
+        };
+        // New sessions go round robin; a host that cannot be reached is skipped.
+        let (metadata, _, message) = request.into_parts();
+        let mut last = Status::unavailable("no training host is configured");
+        for (url, channel) in replicas.rotation() {
+            let request = self.routed.unary_request(&metadata, message.clone());
+            match self
+                .call(&url, channel, |mut c| async move {
+                    c.start_training(request).await
+                })
+                .await
+            {
+                Ok(started) => {
+                    self.remember(&started.session_id, &url);
+                    return Ok(Response::new(started));
+                }
+                Err(status) if status.code() == tonic::Code::Unavailable => last = status,
+                Err(status) => return Err(status),
+            }
+        }
+        Err(last)
     }
 
     type WatchTrainingStream = ResponseStream<pb::WatchTrainingResponse>;
@@ -81,57 +249,183 @@ impl TrainingService for TrainingManager {
         &self,
         request: Request<pb::WatchTrainingRequest>,
     ) -> Result<Response<Self::WatchTrainingStream>, Status> {
-        routed_server_stream!(&self.routed, client, request, watch_training)
+        let Some(replicas) = &self.replicas else {
+            return routed_server_stream!(&self.routed, client, request, watch_training);
+        };
+        let (metadata, _, message) = request.into_parts();
+        let session_id = message.session_id.clone();
+        let stream = self
+            .on_session_host(replicas, &session_id, |mut c| {
+                let request = deadline::forward(&metadata, message.clone());
+                async move { c.watch_training(request).await }
+            })
+            .await?;
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn get_training(
         &self,
         request: Request<pb::GetTrainingRequest>,
     ) -> Result<Response<pb::GetTrainingResponse>, Status> {
-        routed_unary!(&self.routed, client, request, get_training, true)
+        let Some(replicas) = &self.replicas else {
+            return routed_unary!(&self.routed, client, request, get_training, true);
+        };
+        let (metadata, _, message) = request.into_parts();
+        let session_id = message.session_id.clone();
+        self.on_session_host(replicas, &session_id, |mut c| {
+            let request = self.routed.unary_request(&metadata, message.clone());
+            async move { c.get_training(request).await }
+        })
+        .await
+        .map(Response::new)
     }
 
     async fn list_trainings(
         &self,
         request: Request<pb::ListTrainingsRequest>,
     ) -> Result<Response<pb::ListTrainingsResponse>, Status> {
-        routed_unary!(&self.routed, client, request, list_trainings, true)
+        let replicas = match &self.replicas {
+            Some(r) if r.all().len() > 1 => r,
+            _ => return routed_unary!(&self.routed, client, request, list_trainings, true),
+        };
+        // Several hosts: every session of every host, newest first, paged here.
+        let (metadata, _, message) = request.into_parts();
+        let (offset, limit) = page(message.page_size, &message.page_token)?;
+        let mut sessions = Vec::new();
+        for (url, channel) in replicas.all() {
+            let request = self.routed.unary_request(
+                &metadata,
+                pb::ListTrainingsRequest {
+                    page_size: 500,
+                    page_token: String::new(),
+                    ..message.clone()
+                },
+            );
+            let answer = self
+                .call(&url, channel, |mut c| async move {
+                    c.list_trainings(request).await
+                })
+                .await?;
+            for session in &answer.sessions {
+                self.remember(&session.session_id, &url);
+            }
+            sessions.extend(answer.sessions);
+        }
+        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at_ms));
+        let total = sessions.len();
+        Ok(Response::new(pb::ListTrainingsResponse {
+            sessions: sessions.into_iter().skip(offset).take(limit).collect(),
+            next_page_token: next_token(offset, limit, total),
+            total_size: i32::try_from(total).unwrap_or(i32::MAX),
+        }))
     }
 
     async fn cancel_training(
         &self,
         request: Request<pb::CancelTrainingRequest>,
     ) -> Result<Response<pb::CancelTrainingResponse>, Status> {
-        // Cancelling is idempotent, so it may be retried.
-        routed_unary!(&self.routed, client, request, cancel_training, true)
+        let Some(replicas) = &self.replicas else {
+            // Cancelling is idempotent, so it may be retried.
+            return routed_unary!(&self.routed, client, request, cancel_training, true);
+        };
+        let (metadata, _, message) = request.into_parts();
+        let session_id = message.session_id.clone();
+        self.on_session_host(replicas, &session_id, |mut c| {
+            let request = self.routed.unary_request(&metadata, message.clone());
+            async move { c.cancel_training(request).await }
+        })
+        .await
+        .map(Response::new)
     }
 
     async fn evaluate_model(
         &self,
         request: Request<pb::EvaluateModelRequest>,
     ) -> Result<Response<pb::EvaluateModelResponse>, Status> {
-        routed_unary!(&self.routed, client, request, evaluate_model, true)
+        let Some(replicas) = &self.replicas else {
+            return routed_unary!(&self.routed, client, request, evaluate_model, true);
+        };
+        let (metadata, _, message) = request.into_parts();
+        self.on_the_host_that_has(replicas, None, |mut c| {
+            let request = self.routed.unary_request(&metadata, message.clone());
+            async move { c.evaluate_model(request).await }
+        })
+        .await
+        .map(|(answer, _)| Response::new(answer))
     }
 
     async fn predict(
         &self,
         request: Request<pb::PredictRequest>,
     ) -> Result<Response<pb::PredictResponse>, Status> {
-        routed_unary!(&self.routed, client, request, predict, true)
+        let Some(replicas) = &self.replicas else {
+            return routed_unary!(&self.routed, client, request, predict, true);
+        };
+        let (metadata, _, message) = request.into_parts();
+        self.on_the_host_that_has(replicas, None, |mut c| {
+            let request = self.routed.unary_request(&metadata, message.clone());
+            async move { c.predict(request).await }
+        })
+        .await
+        .map(|(answer, _)| Response::new(answer))
     }
 
     async fn list_models(
         &self,
         request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
-        routed_unary!(&self.routed, client, request, list_models, true)
+        let replicas = match &self.replicas {
+            Some(r) if r.all().len() > 1 => r,
+            _ => return routed_unary!(&self.routed, client, request, list_models, true),
+        };
+        let (metadata, _, message) = request.into_parts();
+        let (offset, limit) = page(message.page_size, &message.page_token)?;
+        let mut models = Vec::new();
+        for (url, channel) in replicas.all() {
+            let request = self.routed.unary_request(
+                &metadata,
+                pb::ListModelsRequest {
+                    page_size: 500,
+                    page_token: String::new(),
+                    ..message.clone()
+                },
+            );
+            let answer = self
+                .call(&url, channel, |mut c| async move {
+                    c.list_models(request).await
+                })
+                .await?;
+            models.extend(answer.models);
+        }
+        // Hosts sharing one models volume list the same models once.
+        models.sort_by(|a, b| {
+            b.created_at_ms
+                .cmp(&a.created_at_ms)
+                .then(a.model_id.cmp(&b.model_id))
+        });
+        models.dedup_by(|a, b| a.model_id == b.model_id);
+        let total = models.len();
+        Ok(Response::new(pb::ListModelsResponse {
+            models: models.into_iter().skip(offset).take(limit).collect(),
+            next_page_token: next_token(offset, limit, total),
+            total_size: i32::try_from(total).unwrap_or(i32::MAX),
+        }))
     }
 
     async fn get_model(
         &self,
         request: Request<pb::GetModelRequest>,
     ) -> Result<Response<pb::GetModelResponse>, Status> {
-        routed_unary!(&self.routed, client, request, get_model, true)
+        let Some(replicas) = &self.replicas else {
+            return routed_unary!(&self.routed, client, request, get_model, true);
+        };
+        let (metadata, _, message) = request.into_parts();
+        self.on_the_host_that_has(replicas, None, |mut c| {
+            let request = self.routed.unary_request(&metadata, message.clone());
+            async move { c.get_model(request).await }
+        })
+        .await
+        .map(|(answer, _)| Response::new(answer))
     }
 
     async fn get_status(

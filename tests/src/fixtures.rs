@@ -61,3 +61,15 @@ training:
   labels: { source: "zigzag", zigzag_threshold: 0.01 }
   data_split: { train: 0.7, validation: 0.15, test: 0.15 }
 "#;
+
+/// Midnight UTC of a calendar date, as epoch milliseconds.
+pub fn utc_ms(year: i32, month: u8, day: u8) -> i64 {
+    let (y, m, d) = (i64::from(year), i64::from(month), i64::from(day));
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    (era * 146_097 + doe - 719_468) * 86_400_000
+}

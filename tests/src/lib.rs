@@ -7,9 +7,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod fixtures;
+pub mod stack;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +27,7 @@ pub const SERVICE_BINARIES: &[(&str, &[&str])] = &[
             "ktrdr.gateway.v1.GatewayService",
             "ktrdr.data.v1.DataService",
             "ktrdr.training.v1.TrainingService",
+            "ktrdr.ib.v1.IbHostService",
         ],
     ),
     ("ktrdr-data", &["ktrdr.data.v1.DataService"]),
@@ -36,6 +38,13 @@ pub const SERVICE_BINARIES: &[(&str, &[&str])] = &[
     ),
     ("ktrdr-ib-sim", &["ktrdr.ib.v1.IbSimService"]),
 ];
+
+/// The repository's root directory (for `strategies/` and other shipped files).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
 
 /// Longest wait for a binary to start listening or to exit; generous for a loaded CI machine.
 pub const PROCESS_WAIT: Duration = Duration::from_secs(60);

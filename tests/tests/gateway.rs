@@ -179,8 +179,8 @@ async fn a_data_service_that_is_down_is_unavailable_with_retry_info_and_a_hint()
     let backend = stats.backends.iter().find(|b| b.backend == "data").unwrap();
     assert_eq!(
         (backend.calls, backend.errors, backend.retries),
-        (1, 1, 1),
-        "a read is retried once"
+        (1, 1, 3),
+        "a read is retried GATEWAY_RETRIES (3) times"
     );
     assert!(!backend.healthy);
     assert_eq!(backend.errors_by_code["Unavailable"], 1);

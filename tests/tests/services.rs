@@ -69,33 +69,31 @@ async fn reflection_v1alpha_services(channel: Channel) -> BTreeSet<String> {
 }
 
 /// Calls one method of each binary whose issue has not landed yet; `None` for binaries whose
-/// every method is implemented.
-async fn call_unimplemented(binary: &str, channel: Channel) -> Option<(String, tonic::Status)> {
-    use ktrdr_proto::gateway;
-    let (method, result) = match binary {
-        "ktrdr-gateway" => (
-            "ktrdr.gateway.v1.GatewayService/GetLoad",
-            gateway::v1::gateway_service_client::GatewayServiceClient::new(channel)
-                .get_load(gateway::v1::GetLoadRequest::default())
-                .await
-                .map(drop),
-        ),
-        "ktrdr-ib-host" => return None,
-        "ktrdr-ib-sim" | "ktrdr-data" | "ktrdr-training-host" => return None,
+/// every method is implemented (all of them now; kept for the next contract that grows).
+async fn call_unimplemented(binary: &str, _channel: Channel) -> Option<(String, tonic::Status)> {
+    match binary {
+        "ktrdr-gateway"
+        | "ktrdr-ib-host"
+        | "ktrdr-ib-sim"
+        | "ktrdr-data"
+        | "ktrdr-training-host" => None,
         other => panic!("no unimplemented call known for {other}"),
-    };
-    Some((
-        method.to_owned(),
-        result.expect_err("the method is a stub for now"),
-    ))
+    }
 }
 
 #[tokio::test]
 async fn every_binary_serves_health_reflection_and_its_api_then_stops_on_sigterm() {
     for (binary, services) in SERVICE_BINARIES {
         // ib-sim's TWS socket on a free port, so parallel tests never collide on 4002; ib-host
-        // pointed where no IB listens (port 1), so its API is NOT_SERVING until IB is there.
-        let env = [("IB_SIM_ADDR", "127.0.0.1:0"), ("IB_PORT", "1")];
+        // pointed where no IB listens (port 1), so its API is NOT_SERVING until IB is there;
+        // the gateway's backends pointed where nothing listens, so its APIs are NOT_SERVING.
+        let env = [
+            ("IB_SIM_ADDR", "127.0.0.1:0"),
+            ("IB_PORT", "1"),
+            ("IB_HOST_SERVICE_URL", "http://127.0.0.1:1"),
+            ("DATA_SERVICE_URL", "http://127.0.0.1:1"),
+            ("TRAINING_HOST_SERVICE_URL", "http://127.0.0.1:1"),
+        ];
         let mut process = ServiceProcess::start(binary, &env).await;
         let channel = process.channel().await;
 
@@ -105,7 +103,7 @@ async fn every_binary_serves_health_reflection_and_its_api_then_stops_on_sigterm
             "{binary} overall health"
         );
         for service in *services {
-            let want = if *service == "ktrdr.ib.v1.IbHostService" {
+            let want = if *service == "ktrdr.ib.v1.IbHostService" || *binary == "ktrdr-gateway" {
                 ServingStatus::NotServing
             } else {
                 ServingStatus::Serving

@@ -106,6 +106,10 @@ pub enum ServiceError {
     /// The work was cancelled: `CANCELLED`.
     #[error("{message}")]
     Cancelled { message: String },
+    /// The caller did not prove who it is (missing or wrong bearer token): `UNAUTHENTICATED` +
+    /// `ErrorInfo`.
+    #[error("{message}")]
+    Unauthenticated { reason: String, message: String },
     /// The method exists in the contract but this build does not serve it yet: `UNIMPLEMENTED`.
     #[error("{method} is not implemented yet by {server}")]
     Unimplemented {
@@ -217,6 +221,13 @@ impl ServiceError {
         }
     }
 
+    pub fn unauthenticated(reason: impl Into<String>, message: impl Into<String>) -> Self {
+        Self::Unauthenticated {
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::Internal {
             message: message.into(),
@@ -250,6 +261,7 @@ impl ServiceError {
             Self::PermissionDenied { .. } => Code::PermissionDenied,
             Self::Aborted { .. } => Code::Aborted,
             Self::Cancelled { .. } => Code::Cancelled,
+            Self::Unauthenticated { .. } => Code::Unauthenticated,
             Self::Unimplemented { .. } => Code::Unimplemented,
             Self::Internal { .. } => Code::Internal,
         }
@@ -326,6 +338,9 @@ impl From<ServiceError> for Status {
                 let metadata =
                     HashMap::from([("method".to_owned(), method), ("server".to_owned(), server)]);
                 details.set_error_info("NOT_IMPLEMENTED", ERROR_DOMAIN, metadata);
+            }
+            ServiceError::Unauthenticated { reason, .. } => {
+                details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
             }
             ServiceError::DeadlineExceeded { .. }
             | ServiceError::Cancelled { .. }

@@ -137,19 +137,21 @@ impl DataApi {
         };
         Ok((symbol, timeframe, repair, source, bars))
     }
-}
 
-#[tonic::async_trait]
-impl DataService for DataApi {
-    async fn write_bars(
+    /// Validates (rejecting, or repairing when `repair`) and stores decoded bars: the work of
+    /// WriteBars once its stream is read, also called directly by the gateway when it runs the
+    /// store in process.
+    pub async fn write(
         &self,
-        request: Request<Streaming<pb::WriteBarsRequest>>,
-    ) -> Result<Response<pb::WriteBarsResponse>, Status> {
-        let mut stream = request.into_inner();
-        let (symbol, timeframe, repair, source, bars) = Self::collect_write(&mut stream).await?;
+        symbol: String,
+        timeframe: Timeframe,
+        repair: bool,
+        source: String,
+        bars: Bars,
+    ) -> Result<pb::WriteBarsResponse, Status> {
         let store = self.store.clone();
         let received = bars.len() as i64;
-        let (symbol_out, response_symbol) = (symbol.clone(), symbol.clone());
+        let (symbol_out, response_symbol) = (symbol.clone(), symbol);
         let (outcome, report) = blocking(move || {
             let (clean, report) = validate::validate(bars, timeframe, repair, now_ms());
             if !repair && report.has_errors() {
@@ -161,7 +163,7 @@ impl DataService for DataApi {
             Ok((outcome, report))
         })
         .await?;
-        Ok(Response::new(pb::WriteBarsResponse {
+        Ok(pb::WriteBarsResponse {
             symbol: response_symbol,
             timeframe: timeframe.to_string(),
             bars_received: received,
@@ -172,7 +174,21 @@ impl DataService for DataApi {
             issues: report.returned_issues(MAX_ISSUES_RETURNED),
             issues_total: report.issues.len() as i64,
             coverage: Some(coverage_summary(&outcome)),
-        }))
+        })
+    }
+}
+
+#[tonic::async_trait]
+impl DataService for DataApi {
+    async fn write_bars(
+        &self,
+        request: Request<Streaming<pb::WriteBarsRequest>>,
+    ) -> Result<Response<pb::WriteBarsResponse>, Status> {
+        let mut stream = request.into_inner();
+        let (symbol, timeframe, repair, source, bars) = Self::collect_write(&mut stream).await?;
+        self.write(symbol, timeframe, repair, source, bars)
+            .await
+            .map(Response::new)
     }
 
     type ReadBarsStream = ResponseStream<pb::ReadBarsResponse>;

@@ -19,6 +19,8 @@ const PING_TIMEOUT: Duration = Duration::from_secs(3);
 pub struct BarSource {
     pool: ChannelPool,
     urls: String,
+    /// `authorization` header value, when the data API sits behind an authenticating gateway.
+    authorization: Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>,
 }
 
 impl BarSource {
@@ -26,7 +28,25 @@ impl BarSource {
         Self {
             pool,
             urls: urls.join(","),
+            authorization: None,
         }
+    }
+
+    /// Sends `authorization: Bearer <token>` with every call (a token that is not valid
+    /// header text is ignored, and the server will say the token is missing).
+    pub fn with_bearer_token(mut self, token: Option<&str>) -> Self {
+        self.authorization = token.and_then(|t| format!("Bearer {t}").parse().ok());
+        self
+    }
+
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        request
     }
 
     pub fn url(&self) -> &str {
@@ -63,7 +83,12 @@ impl BarSource {
     /// Fails with `DataUnavailable` when the data service does not answer.
     pub async fn ping(&self) -> Result<()> {
         let mut client = self.client()?;
-        match tokio::time::timeout(PING_TIMEOUT, client.get_status(GetStatusRequest {})).await {
+        match tokio::time::timeout(
+            PING_TIMEOUT,
+            client.get_status(self.request(GetStatusRequest {})),
+        )
+        .await
+        {
             Ok(Ok(_)) => Ok(()),
             // Any failure of a status call means the service cannot serve bars now (a dropped
             // connection surfaces as UNAVAILABLE, UNKNOWN or CANCELLED depending on timing).
@@ -104,7 +129,7 @@ impl BarSource {
             timeframe: timeframe.to_owned(),
             url: self.urls.clone(),
         };
-        let mut stream = match client.read_bars(request).await {
+        let mut stream = match client.read_bars(self.request(request)).await {
             Ok(response) => response.into_inner(),
             Err(status) if status.code() == Code::NotFound => return Err(missing()),
             Err(status) => return Err(self.status_error(&status)),

@@ -1,0 +1,134 @@
+//! `IbManager`: the gateway's way to Interactive Brokers, routed by `USE_IB_HOST_SERVICE` either
+//! to `ktrdr-ib-host` over one pooled channel or to an IB connection the gateway opens itself.
+//! The gateway also serves `IbHostService`, so head timestamps and contract lookups are one
+//! call away for users (bars should go through `LoadData`, which stores them).
+
+use std::sync::Arc;
+
+use ktrdr_common::client::ChannelPool;
+use ktrdr_common::error::ServiceError;
+use ktrdr_common::server::ResponseStream;
+use ktrdr_common::status::ProcessIdentity;
+use ktrdr_ib_host::api::IbHostApi;
+use ktrdr_ib_host::host::IbHost;
+use ktrdr_proto::ib::v1::ib_host_service_client::IbHostServiceClient;
+use ktrdr_proto::ib::v1::{self as pb, ib_host_service_server::IbHostService};
+use tonic::transport::Channel;
+use tonic::{Request, Response, Status};
+
+use crate::config::{GatewayConfig, Route};
+use crate::orchestrator::ServiceOrchestrator;
+use crate::routing::{Backend, Routed, routed_server_stream, routed_unary};
+use crate::stats::BackendStats;
+
+pub struct IbManager {
+    routed: Routed<IbHostApi>,
+    /// The in-process host (`USE_IB_HOST_SERVICE=false`), whose connection is its health.
+    local_host: Option<Arc<IbHost>>,
+}
+
+fn client(channel: Channel) -> IbHostServiceClient<Channel> {
+    IbHostServiceClient::new(channel)
+        .max_decoding_message_size(usize::MAX)
+        .max_encoding_message_size(usize::MAX)
+}
+
+impl IbManager {
+    pub fn new(config: &GatewayConfig, pool: &ChannelPool) -> Result<Arc<Self>, ServiceError> {
+        let route = config.routing.ib.clone();
+        let mut local_host = None;
+        let backend = if route.use_host_service {
+            let url = route.urls.join(",");
+            Backend::Remote {
+                channel: pool.channel(&url)?,
+                url,
+            }
+        } else {
+            let host = ktrdr_ib_host::connect(
+                config.ib.clone(),
+                config.ib_behaviour,
+                ProcessIdentity::new("gateway", config.server.listen_addr),
+            );
+            local_host = Some(Arc::clone(&host));
+            Backend::Local(IbHostApi::new(host))
+        };
+        let hint = "start ktrdr-ib-host or set USE_IB_HOST_SERVICE=false to connect to IB from the gateway";
+        Ok(Arc::new(Self {
+            routed: Routed::new(route, backend, config.calls, "IB host", hint),
+            local_host,
+        }))
+    }
+}
+
+#[tonic::async_trait]
+impl IbHostService for IbManager {
+    type FetchBarsStream = ResponseStream<pb::FetchBarsResponse>;
+
+    async fn fetch_bars(
+        &self,
+        request: Request<pb::FetchBarsRequest>,
+    ) -> Result<Response<Self::FetchBarsStream>, Status> {
+        routed_server_stream!(&self.routed, client, request, fetch_bars)
+    }
+
+    async fn get_head_timestamp(
+        &self,
+        request: Request<pb::GetHeadTimestampRequest>,
+    ) -> Result<Response<pb::GetHeadTimestampResponse>, Status> {
+        routed_unary!(&self.routed, client, request, get_head_timestamp, true)
+    }
+
+    async fn lookup_contract(
+        &self,
+        request: Request<pb::LookupContractRequest>,
+    ) -> Result<Response<pb::LookupContractResponse>, Status> {
+        routed_unary!(&self.routed, client, request, lookup_contract, true)
+    }
+
+    async fn get_status(
+        &self,
+        request: Request<pb::GetStatusRequest>,
+    ) -> Result<Response<pb::GetStatusResponse>, Status> {
+        routed_unary!(&self.routed, client, request, get_status, true)
+    }
+}
+
+#[tonic::async_trait]
+impl ServiceOrchestrator for IbManager {
+    fn manager(&self) -> &'static str {
+        "ib"
+    }
+    fn service(&self) -> &'static str {
+        "ktrdr.ib.v1.IbHostService"
+    }
+    fn env_prefix(&self) -> &'static str {
+        "IB_HOST_SERVICE"
+    }
+    fn default_url(&self) -> &'static str {
+        "http://localhost:50052"
+    }
+    fn route(&self) -> &Route {
+        &self.routed.route
+    }
+    fn stats(&self) -> &BackendStats {
+        &self.routed.stats
+    }
+    fn channel(&self) -> Option<Channel> {
+        self.routed.channel()
+    }
+
+    async fn health(&self) -> (bool, String) {
+        match &self.local_host {
+            Some(host) => {
+                let connected = *host.source().watch_ready().borrow();
+                let detail = if connected {
+                    "in-process: connected to IB"
+                } else {
+                    "in-process: not connected to IB (reconnecting)"
+                };
+                (connected, detail.to_owned())
+            }
+            None => self.remote_health().await,
+        }
+    }
+}

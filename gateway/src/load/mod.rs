@@ -1,0 +1,384 @@
+//! Data loads as jobs: `LoadData` validates the symbol, clamps to the head timestamp, finds what
+//! the store lacks, and runs a job that fetches it segment by segment from IB and stores each
+//! segment as it arrives. Loads of different datasets run in parallel; a second load of the same
+//! dataset joins the running one. Jobs can be watched, listed and cancelled.
+
+pub mod job;
+pub mod plan;
+mod run;
+
+use std::collections::{HashMap, VecDeque};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use futures_util::Stream;
+use ktrdr_common::error::ServiceError;
+use ktrdr_common::market::{Timeframe, symbol_field, time_range};
+use ktrdr_common::status::now_ms;
+use ktrdr_data::calendar::Calendar;
+use ktrdr_data::coverage::classify_gap;
+use ktrdr_proto::common::v1::JobState;
+use ktrdr_proto::data::v1::data_service_server::DataService;
+use ktrdr_proto::data::v1::{GapKind, GetCoverageRequest};
+use ktrdr_proto::gateway::v1::{LoadDataRequest, LoadEvent, LoadJob, LoadMode};
+use ktrdr_proto::ib::v1::ib_host_service_server::IbHostService;
+use ktrdr_proto::ib::v1::{GetHeadTimestampRequest, LookupContractRequest};
+use tokio::sync::broadcast::error::RecvError;
+use tonic::{Code, Request, Status};
+
+use self::job::{Job, JobSpec};
+use self::plan::{PlanInput, StoredGap};
+pub use self::run::Backends;
+use self::run::{Planned, warning};
+
+/// Finished jobs kept for GetLoad/ListLoads.
+const FINISHED_JOBS_KEPT: usize = 500;
+/// How long CancelLoad waits for the job to stop before answering.
+const CANCEL_WAIT: Duration = Duration::from_secs(2);
+/// Gaps asked of the data service when planning.
+const MAX_PLANNED_GAPS: i32 = 100_000;
+
+/// A stream of a job's events, ending with an error status when the job failed.
+pub type EventStream = Pin<Box<dyn Stream<Item = Result<LoadEvent, Status>> + Send>>;
+
+#[derive(Default)]
+struct Registry {
+    jobs: HashMap<String, Arc<Job>>,
+    /// Job ids, oldest first.
+    order: VecDeque<String>,
+    /// The running job of each dataset.
+    running: HashMap<(String, Timeframe), String>,
+}
+
+pub struct LoadManager {
+    backends: Backends,
+    registry: Mutex<Registry>,
+}
+
+/// A validated `LoadDataRequest`.
+fn spec_of(request: &LoadDataRequest) -> Result<JobSpec, ServiceError> {
+    let symbol = symbol_field("symbol", &request.symbol)?;
+    let timeframe = Timeframe::parse_field("timeframe", &request.timeframe)?;
+    time_range("range", request.range.as_ref())?;
+    let mode = match LoadMode::try_from(request.mode) {
+        Ok(LoadMode::Unspecified) => LoadMode::Tail,
+        Ok(mode) => mode,
+        Err(_) => {
+            return Err(ServiceError::invalid_argument(
+                "mode",
+                format!(
+                    "unknown mode {}; use LOAD_MODE_LOCAL, LOAD_MODE_TAIL, LOAD_MODE_BACKFILL or LOAD_MODE_FULL",
+                    request.mode
+                ),
+            ));
+        }
+    };
+    Ok(JobSpec {
+        symbol,
+        timeframe,
+        mode,
+        range: request.range.unwrap_or_default(),
+        fill_gaps: request.fill_gaps,
+    })
+}
+
+fn nonzero(ms: i64) -> Option<i64> {
+    (ms != 0).then_some(ms)
+}
+
+impl LoadManager {
+    pub fn new(backends: Backends) -> Arc<Self> {
+        Arc::new(Self {
+            backends,
+            registry: Mutex::new(Registry::default()),
+        })
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn running(&self, spec: &JobSpec) -> Option<Arc<Job>> {
+        let registry = self.registry();
+        let id = registry
+            .running
+            .get(&(spec.symbol.clone(), spec.timeframe))?;
+        registry.jobs.get(id).cloned()
+    }
+
+    /// Starts a load, or joins the running load of the same dataset (`true`).
+    pub async fn start(
+        self: &Arc<Self>,
+        request: &LoadDataRequest,
+    ) -> Result<(Arc<Job>, bool), Status> {
+        let spec = spec_of(request)?;
+        if let Some(job) = self.running(&spec) {
+            return Ok((job, true));
+        }
+        let planned = self.plan(&spec, request).await?;
+
+        let job = Job::new(ktrdr_training_host::spec::new_session_id(), spec.clone());
+        {
+            let mut registry = self.registry();
+            let key = (spec.symbol.clone(), spec.timeframe);
+            // Another call may have started the same dataset while this one planned.
+            if let Some(existing) = registry
+                .running
+                .get(&key)
+                .and_then(|id| registry.jobs.get(id))
+            {
+                return Ok((Arc::clone(existing), true));
+            }
+            registry.running.insert(key, job.id.clone());
+            registry.jobs.insert(job.id.clone(), Arc::clone(&job));
+            registry.order.push_back(job.id.clone());
+            Self::expire(&mut registry);
+        }
+        let manager = Arc::clone(self);
+        let running = Arc::clone(&job);
+        let backends = self.backends.clone();
+        tokio::spawn(async move {
+            run::run(Arc::clone(&running), backends, planned).await;
+            let mut registry = manager.registry();
+            let key = (running.spec.symbol.clone(), running.spec.timeframe);
+            if registry.running.get(&key) == Some(&running.id) {
+                registry.running.remove(&key);
+            }
+        });
+        Ok((job, false))
+    }
+
+    /// Drops the oldest finished jobs beyond the retention limit.
+    fn expire(registry: &mut Registry) {
+        while registry.order.len() > FINISHED_JOBS_KEPT {
+            let Some(oldest) = registry
+                .order
+                .iter()
+                .position(|id| registry.jobs.get(id).is_none_or(|j| j.is_terminal()))
+            else {
+                return;
+            };
+            if let Some(id) = registry.order.remove(oldest) {
+                registry.jobs.remove(&id);
+            }
+        }
+    }
+
+    /// Validates the symbol, finds the head timestamp and what the store holds, and plans.
+    async fn plan(&self, spec: &JobSpec, request: &LoadDataRequest) -> Result<Planned, Status> {
+        let mut warnings = Vec::new();
+        let (instrument, head_ms) = if spec.mode == LoadMode::Local {
+            (None, None)
+        } else {
+            let lookup = self
+                .backends
+                .ib
+                .lookup_contract(Request::new(LookupContractRequest {
+                    symbol: spec.symbol.clone(),
+                    instrument_type: request.instrument_type,
+                    exchange: String::new(),
+                    currency: String::new(),
+                    refresh: false,
+                }))
+                .await?
+                .into_inner();
+            let instrument = lookup.instruments.into_iter().next();
+            let head = self
+                .backends
+                .ib
+                .get_head_timestamp(Request::new(GetHeadTimestampRequest {
+                    symbol: spec.symbol.clone(),
+                    instrument_type: instrument
+                        .as_ref()
+                        .map_or(request.instrument_type, |i| i.instrument_type),
+                    exchange: String::new(),
+                    currency: String::new(),
+                    what_to_show: request.what_to_show,
+                    use_rth: request.use_rth,
+                    con_id: instrument.as_ref().map_or(0, |i| i.con_id),
+                    refresh: false,
+                }))
+                .await;
+            let head_ms = match head {
+                Ok(head) => Some(head.into_inner().head_timestamp_ms),
+                Err(status) if status.code() == Code::Unavailable => return Err(status),
+                Err(status) => {
+                    warnings.push(warning(
+                        "NO_HEAD_TIMESTAMP",
+                        format!(
+                            "IB gave no head timestamp ({}); the start is not clamped",
+                            status.message()
+                        ),
+                        &[],
+                    ));
+                    None
+                }
+            };
+            (instrument, head_ms)
+        };
+
+        let coverage = self
+            .backends
+            .data
+            .get_coverage(Request::new(GetCoverageRequest {
+                symbol: spec.symbol.clone(),
+                timeframe: spec.timeframe.to_string(),
+                range: None,
+                unexpected_only: false,
+                max_gaps: Some(MAX_PLANNED_GAPS),
+            }))
+            .await;
+        let coverage = match coverage {
+            Ok(c) => Some(c.into_inner()),
+            Err(status) if status.code() == Code::NotFound => None,
+            Err(status) => return Err(status),
+        };
+        let stored = coverage
+            .as_ref()
+            .filter(|c| c.bar_count > 0)
+            .map(|c| (c.first_ms, c.last_ms));
+        let gaps = coverage
+            .as_ref()
+            .map(|c| {
+                c.gaps
+                    .iter()
+                    .map(|g| StoredGap {
+                        span: g.range.map_or((0, 0), |r| (r.start_ms, r.end_ms)),
+                        kind: GapKind::try_from(g.kind).unwrap_or(GapKind::Unexpected),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if coverage.as_ref().is_some_and(|c| c.gaps_truncated) {
+            warnings.push(warning(
+                "GAPS_TRUNCATED",
+                format!("more than {MAX_PLANNED_GAPS} gaps stored; only the first are planned"),
+                &[],
+            ));
+        }
+        let calendar = Calendar::for_symbol(&spec.symbol);
+        let timeframe = spec.timeframe;
+        let expects_bars = move |(start, end): plan::Span| {
+            classify_gap(calendar, timeframe, timeframe.bar_start(start), end).expected_missing_bars
+                > 0
+        };
+        let plan = plan::plan(
+            &PlanInput {
+                mode: spec.mode,
+                timeframe: spec.timeframe,
+                start: nonzero(spec.range.start_ms),
+                end: nonzero(spec.range.end_ms),
+                now_ms: now_ms(),
+                head_ms,
+                stored,
+                gaps,
+                fill_gaps: spec.fill_gaps,
+            },
+            &expects_bars,
+        );
+        Ok(Planned {
+            instrument,
+            head_ms,
+            bars_cached_before: coverage.as_ref().map_or(0, |c| c.bar_count),
+            plan,
+            what_to_show: request.what_to_show,
+            use_rth: request.use_rth,
+            warnings,
+        })
+    }
+
+    pub fn get(&self, job_id: &str) -> Result<Arc<Job>, ServiceError> {
+        self.registry().jobs.get(job_id).cloned().ok_or_else(|| {
+            ServiceError::not_found(
+                "LOAD_JOB_NOT_FOUND",
+                format!(
+                    "no load job {job_id:?} (finished jobs are kept for the latest {FINISHED_JOBS_KEPT}); list them with ListLoads"
+                ),
+            )
+            .with_metadata("job_id", job_id)
+        })
+    }
+
+    /// Jobs matching the filters, newest first.
+    pub fn list(&self, states: &[JobState], symbol: &str, timeframe: &str) -> Vec<LoadJob> {
+        let jobs: Vec<Arc<Job>> = {
+            let registry = self.registry();
+            registry
+                .order
+                .iter()
+                .rev()
+                .filter_map(|id| registry.jobs.get(id).cloned())
+                .collect()
+        };
+        let symbol = symbol.trim().to_uppercase();
+        jobs.into_iter()
+            .map(|job| job.describe())
+            .filter(|j| states.is_empty() || states.iter().any(|s| *s as i32 == j.state))
+            .filter(|j| symbol.is_empty() || j.symbol == symbol)
+            .filter(|j| timeframe.is_empty() || j.timeframe == timeframe)
+            .collect()
+    }
+
+    /// Cancels a job and waits (briefly) until it has stopped.
+    pub async fn cancel(&self, job_id: &str) -> Result<LoadJob, ServiceError> {
+        let job = self.get(job_id)?;
+        if !job.is_terminal() {
+            let mut events = job.subscribe();
+            job.cancel.cancel();
+            let _ = tokio::time::timeout(CANCEL_WAIT, async {
+                while !job.is_terminal() {
+                    if let Err(RecvError::Closed) = events.live.recv().await {
+                        return;
+                    }
+                }
+            })
+            .await;
+        }
+        Ok(job.describe())
+    }
+}
+
+/// The events of `job` for one caller: the snapshot, then live events up to the summary, then
+/// the failure status if the job failed. A task forwards them, and stops when the caller goes.
+pub fn events(job: &Arc<Job>, joined: bool) -> EventStream {
+    let subscription = job.subscribe();
+    let job = Arc::clone(job);
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(async move {
+        let _guard = subscription.guard;
+        let mut live = subscription.live;
+        let relabel = |event: LoadEvent| {
+            if joined {
+                job::as_joined(&event)
+            } else {
+                event
+            }
+        };
+        let mut finished = false;
+        for event in subscription.snapshot {
+            finished |= job::is_summary(&event);
+            if tx.send(Ok(relabel(event))).await.is_err() {
+                return;
+            }
+        }
+        while !finished {
+            let batch = match live.recv().await {
+                Ok(event) => vec![event],
+                // Fell behind the live buffer: resume from the latest snapshot.
+                Err(RecvError::Lagged(_)) => job.latest(),
+                Err(RecvError::Closed) => break,
+            };
+            for event in batch {
+                finished |= job::is_summary(&event);
+                if tx.send(Ok(relabel(event))).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if let Some(status) = job.failure() {
+            let _ = tx.send(Err(status)).await;
+        }
+    });
+    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+}

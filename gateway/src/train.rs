@@ -1,0 +1,219 @@
+//! `TrainStrategy`: make sure the data exists (a load per symbol × timeframe), start the
+//! session on a training host (or in-process), and relay its events until it ends.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ktrdr_common::error::ServiceError;
+use ktrdr_common::server::ResponseStream;
+use ktrdr_proto::common::v1::JobState;
+use ktrdr_proto::gateway::v1::{
+    self as pb, DataLoadEvent, LoadDataRequest, LoadMode, TrainingStarted, load_event,
+    train_strategy_request, train_strategy_response,
+};
+use ktrdr_proto::training::v1::training_service_server::TrainingService;
+use ktrdr_proto::training::v1::{
+    StartTrainingRequest, WatchTrainingRequest, start_training_request,
+};
+use ktrdr_training_host::spec;
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Status};
+
+use crate::load::{self, LoadManager};
+use crate::orchestrator::ServiceOrchestrator;
+use crate::training::TrainingManager;
+
+type Sender = mpsc::Sender<Result<pb::TrainStrategyResponse, Status>>;
+
+pub struct TrainFlow {
+    loads: Arc<LoadManager>,
+    training: Arc<TrainingManager>,
+    strategies_dir: PathBuf,
+}
+
+fn event(event: train_strategy_response::Event) -> pb::TrainStrategyResponse {
+    pb::TrainStrategyResponse { event: Some(event) }
+}
+
+impl TrainFlow {
+    pub fn new(
+        loads: Arc<LoadManager>,
+        training: Arc<TrainingManager>,
+        strategies_dir: PathBuf,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            loads,
+            training,
+            strategies_dir,
+        })
+    }
+
+    /// Validates the request (the strategy, symbols, timeframes, overrides) before anything
+    /// starts, then runs the flow in a task that feeds the caller's stream.
+    pub fn start(
+        self: &Arc<Self>,
+        request: Request<pb::TrainStrategyRequest>,
+    ) -> Result<ResponseStream<pb::TrainStrategyResponse>, Status> {
+        let (metadata, _, request) = request.into_parts();
+        let yaml = match &request.strategy {
+            Some(train_strategy_request::Strategy::StrategyYaml(yaml)) => yaml.clone(),
+            Some(train_strategy_request::Strategy::StrategyName(name)) => {
+                spec::read_named_strategy(&self.strategies_dir, name).map_err(Status::from)?
+            }
+            None => {
+                return Err(ServiceError::invalid_argument(
+                    "strategy",
+                    "give strategy_yaml (the YAML text) or strategy_name (a file under the gateway's strategies/)",
+                )
+                .into());
+            }
+        };
+        let start = StartTrainingRequest {
+            strategy: Some(start_training_request::Strategy::StrategyYaml(yaml)),
+            symbols: request.symbols.clone(),
+            timeframes: request.timeframes.clone(),
+            range: request.range,
+            epochs: request.epochs,
+            seed: request.seed,
+            batch_size: request.batch_size,
+            learning_rate: request.learning_rate,
+            device: request.device.clone(),
+            resume_from_session_id: request.resume_from_session_id.clone(),
+            labels: request.labels.clone(),
+        };
+        // The device is the training host's to judge (it may have a GPU this process lacks).
+        let checked = spec::resolve(
+            &StartTrainingRequest {
+                device: None,
+                ..start.clone()
+            },
+            &self.strategies_dir,
+        )
+        .map_err(Status::from)?;
+        let data_mode = match LoadMode::try_from(request.data_mode) {
+            Ok(LoadMode::Unspecified) => LoadMode::Tail,
+            Ok(mode) => mode,
+            Err(_) => {
+                return Err(ServiceError::invalid_argument(
+                    "data_mode",
+                    format!("unknown load mode {}", request.data_mode),
+                )
+                .into());
+            }
+        };
+        let loads: Vec<LoadDataRequest> = checked
+            .symbols
+            .iter()
+            .flat_map(|symbol| {
+                checked
+                    .timeframes
+                    .iter()
+                    .map(move |timeframe| LoadDataRequest {
+                        symbol: symbol.clone(),
+                        timeframe: timeframe.clone(),
+                        mode: data_mode as i32,
+                        range: request.range,
+                        fill_gaps: request.fill_gaps,
+                        ..LoadDataRequest::default()
+                    })
+            })
+            .collect();
+        let (tx, rx) = mpsc::channel(64);
+        let flow = Arc::clone(self);
+        tokio::spawn(async move {
+            if let Err(status) = flow.run(loads, start, metadata, &tx).await {
+                let _ = tx.send(Err(status)).await;
+            }
+        });
+        Ok(Box::pin(ReceiverStream::new(rx)))
+    }
+
+    /// The flow; `Ok` also when the caller went away (nothing more to tell anyone).
+    async fn run(
+        &self,
+        loads: Vec<LoadDataRequest>,
+        start: StartTrainingRequest,
+        metadata: MetadataMap,
+        tx: &Sender,
+    ) -> Result<(), Status> {
+        for request in loads {
+            if !self.load(&request, tx).await? {
+                return Ok(());
+            }
+        }
+
+        let mut start_request = Request::new(start);
+        *start_request.metadata_mut() = metadata.clone();
+        let started = self
+            .training
+            .start_training(start_request)
+            .await?
+            .into_inner();
+        let local = !self.training.route().use_host_service;
+        let announce = event(train_strategy_response::Event::TrainingStarted(
+            TrainingStarted {
+                session_id: started.session_id.clone(),
+                state: started.state,
+                queue_position: started.queue_position,
+                local,
+                training_host_url: if local {
+                    String::new()
+                } else {
+                    self.training.host_of(&started.session_id)
+                },
+            },
+        ));
+        if tx.send(Ok(announce)).await.is_err() {
+            return Ok(());
+        }
+
+        let mut watch = Request::new(WatchTrainingRequest {
+            session_id: started.session_id,
+            after_sequence: None,
+        });
+        *watch.metadata_mut() = metadata;
+        let mut events = self.training.watch_training(watch).await?.into_inner();
+        while let Some(item) = events.next().await {
+            let Some(training) = item?.event else {
+                continue;
+            };
+            let message = event(train_strategy_response::Event::Training(training));
+            if tx.send(Ok(message)).await.is_err() {
+                return Ok(());
+            }
+        }
+        Ok(())
+    }
+
+    /// One load, relayed; `false` when the caller went away. A load that does not complete
+    /// ends the flow with its error.
+    async fn load(&self, request: &LoadDataRequest, tx: &Sender) -> Result<bool, Status> {
+        let (job, joined) = self.loads.start(request).await?;
+        let mut events = load::events(&job, joined);
+        while let Some(item) = events.next().await {
+            let load_event = item?;
+            let cancelled = matches!(
+                &load_event.event,
+                Some(load_event::Event::Summary(s)) if s.state() == JobState::Cancelled
+            );
+            let message = event(train_strategy_response::Event::DataLoad(DataLoadEvent {
+                symbol: request.symbol.clone(),
+                timeframe: request.timeframe.clone(),
+                event: Some(load_event),
+            }));
+            if tx.send(Ok(message)).await.is_err() {
+                return Ok(false);
+            }
+            if cancelled {
+                return Err(Status::cancelled(format!(
+                    "the data load of {} {} (job {}) was cancelled, so training did not start",
+                    request.symbol, request.timeframe, job.id
+                )));
+            }
+        }
+        Ok(true)
+    }
+}

@@ -1,0 +1,708 @@
+//! The gateway's orchestrated flows end to end, with every real binary (ib-sim, ib-host, data,
+//! training-host, gateway): tail, backfill and full loads, training, the same flows with the
+//! gateway running each capability in process, backends killed mid-flow, joins and cancels.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use ktrdr_proto::common::v1::{BarColumns, JobState, TimeRange, bar_batch};
+use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+use ktrdr_proto::data::v1::{GetCoverageRequest, ReadBarsRequest};
+use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
+use ktrdr_proto::gateway::v1::{
+    LoadDataRequest, LoadMode, LoadProgress, LoadStarted, LoadSummary, TrainStrategyRequest,
+    load_event, train_strategy_request, train_strategy_response,
+};
+use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
+use ktrdr_proto::training::v1::{ListModelsRequest, TrainingState, training_event};
+use ktrdr_system_tests::fixtures::{TINY_STRATEGY, utc_ms};
+use ktrdr_system_tests::stack::{FAST_PACING, InProcess, Stack};
+use tonic::transport::Channel;
+use tonic::{Code, Status};
+
+const HOUR: i64 = 3_600_000;
+/// Bound on any one flow in these tests; generous for a loaded 2-core machine.
+const FLOW: Duration = Duration::from_secs(300);
+
+/// Everything one LoadData call streamed.
+#[derive(Debug)]
+struct LoadRun {
+    started: LoadStarted,
+    progress: Vec<LoadProgress>,
+    summary: Option<LoadSummary>,
+    error: Option<Status>,
+}
+
+fn request(symbol: &str, timeframe: &str, mode: LoadMode, start: i64, end: i64) -> LoadDataRequest {
+    LoadDataRequest {
+        symbol: symbol.into(),
+        timeframe: timeframe.into(),
+        mode: mode as i32,
+        range: Some(TimeRange {
+            start_ms: start,
+            end_ms: end,
+        }),
+        ..Default::default()
+    }
+}
+
+async fn load(channel: &Channel, request: LoadDataRequest) -> LoadRun {
+    let mut stream = GatewayServiceClient::new(channel.clone())
+        .load_data(request)
+        .await
+        .expect("LoadData accepted")
+        .into_inner();
+    collect(&mut stream).await
+}
+
+async fn collect(
+    stream: &mut tonic::Streaming<ktrdr_proto::gateway::v1::LoadDataResponse>,
+) -> LoadRun {
+    let mut run = LoadRun {
+        started: LoadStarted::default(),
+        progress: Vec::new(),
+        summary: None,
+        error: None,
+    };
+    tokio::time::timeout(FLOW, async {
+        loop {
+            match stream.message().await {
+                Ok(Some(item)) => match item.event.and_then(|e| e.event) {
+                    Some(load_event::Event::Started(s)) => run.started = s,
+                    Some(load_event::Event::Progress(p)) => run.progress.push(p),
+                    Some(load_event::Event::Summary(s)) => run.summary = Some(s),
+                    None => {}
+                },
+                Ok(None) => break,
+                Err(status) => {
+                    run.error = Some(status);
+                    break;
+                }
+            }
+        }
+    })
+    .await
+    .expect("the load ends");
+    run
+}
+
+fn completed(run: &LoadRun) -> &LoadSummary {
+    let summary = run.summary.as_ref().expect("a summary");
+    assert_eq!(summary.state(), JobState::Completed, "{run:#?}");
+    assert!(run.error.is_none(), "{run:#?}");
+    summary
+}
+
+async fn read(channel: &Channel, symbol: &str, timeframe: &str) -> BarColumns {
+    let mut stream = DataServiceClient::new(channel.clone())
+        .read_bars(ReadBarsRequest {
+            symbol: symbol.into(),
+            timeframe: timeframe.into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = BarColumns::default();
+    while let Some(item) = stream.message().await.unwrap() {
+        if let Some(bar_batch::Payload::Columns(c)) = item.batch.unwrap().payload {
+            out.timestamp_ms.extend(c.timestamp_ms);
+            out.open.extend(c.open);
+            out.high.extend(c.high);
+            out.low.extend(c.low);
+            out.close.extend(c.close);
+            out.volume.extend(c.volume);
+        }
+    }
+    out
+}
+
+fn bars_within(bars: &BarColumns, start: i64, end: i64) -> usize {
+    bars.timestamp_ms
+        .iter()
+        .filter(|t| (start..end).contains(*t))
+        .count()
+}
+
+/// Trains the tiny strategy through TrainStrategy; returns the final training state.
+async fn train(channel: &Channel) -> (TrainingState, String, usize, bool) {
+    let mut stream = GatewayServiceClient::new(channel.clone())
+        .train_strategy(TrainStrategyRequest {
+            strategy: Some(train_strategy_request::Strategy::StrategyYaml(
+                TINY_STRATEGY.into(),
+            )),
+            range: Some(TimeRange {
+                start_ms: utc_ms(2023, 9, 1),
+                end_ms: utc_ms(2024, 3, 1),
+            }),
+            epochs: Some(2),
+            seed: Some(3),
+            ..Default::default()
+        })
+        .await
+        .expect("TrainStrategy accepted")
+        .into_inner();
+    let (mut state, mut reason, mut load_events, mut started) =
+        (TrainingState::Unspecified, String::new(), 0, false);
+    tokio::time::timeout(FLOW, async {
+        while let Some(item) = stream.message().await.expect("the flow succeeds") {
+            match item.event.unwrap() {
+                train_strategy_response::Event::DataLoad(e) => {
+                    assert_eq!((e.symbol.as_str(), e.timeframe.as_str()), ("EURUSD", "1h"));
+                    load_events += 1;
+                }
+                train_strategy_response::Event::TrainingStarted(s) => {
+                    assert!(!s.session_id.is_empty());
+                    started = true;
+                }
+                train_strategy_response::Event::Training(e) => {
+                    if let Some(training_event::Event::StateChanged(c)) = e.event {
+                        state = c.to_state();
+                        reason = c.reason;
+                    }
+                }
+            }
+        }
+    })
+    .await
+    .expect("the training ends");
+    (state, reason, load_events, started)
+}
+
+/// Runs every flow on `stack`; returns the bars each left in the store.
+async fn flows(stack: &Stack) -> Vec<BarColumns> {
+    let ch = stack.gateway_channel().await;
+
+    // A tail load into an empty store, then a tail that continues after the last bar.
+    let first = load(
+        &ch,
+        request(
+            "AAPL",
+            "1h",
+            LoadMode::Tail,
+            utc_ms(2024, 3, 4),
+            utc_ms(2024, 3, 16),
+        ),
+    )
+    .await;
+    let first_summary = completed(&first);
+    assert_eq!(first.started.bars_cached_before, 0);
+    assert!(first_summary.bars_written > 50, "{first:#?}");
+    assert_eq!(first.started.segments.len(), 1);
+    let tail = load(
+        &ch,
+        request("AAPL", "1h", LoadMode::Tail, 0, utc_ms(2024, 3, 23)),
+    )
+    .await;
+    let tail_summary = completed(&tail);
+    assert_eq!(tail.started.bars_cached_before, first_summary.bar_count);
+    assert!(
+        tail.started.segments[0].start_ms > first_summary.last_ms,
+        "{tail:#?}"
+    );
+    assert!(tail_summary.bar_count > first_summary.bar_count);
+    assert!(tail.progress.iter().any(|p| p.segments_done == 1));
+
+    // A backfill (with fill_gaps) that fills a gap left between two loads.
+    let (gap_start, gap_end) = (utc_ms(2024, 1, 16), utc_ms(2024, 1, 20));
+    completed(
+        &load(
+            &ch,
+            request(
+                "MSFT",
+                "1h",
+                LoadMode::Tail,
+                utc_ms(2024, 1, 8),
+                utc_ms(2024, 1, 13),
+            ),
+        )
+        .await,
+    );
+    completed(
+        &load(
+            &ch,
+            request(
+                "MSFT",
+                "1h",
+                LoadMode::Tail,
+                utc_ms(2024, 1, 22),
+                utc_ms(2024, 1, 27),
+            ),
+        )
+        .await,
+    );
+    assert_eq!(
+        bars_within(&read(&ch, "MSFT", "1h").await, gap_start, gap_end),
+        0
+    );
+    let coverage = DataServiceClient::new(ch.clone())
+        .get_coverage(GetCoverageRequest {
+            symbol: "MSFT".into(),
+            timeframe: "1h".into(),
+            unexpected_only: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        coverage
+            .gaps
+            .iter()
+            .any(|g| g.range.unwrap().start_ms < gap_end),
+        "the gap is unexpected: {coverage:#?}"
+    );
+    let mut backfill = request(
+        "MSFT",
+        "1h",
+        LoadMode::Backfill,
+        utc_ms(2024, 1, 8),
+        utc_ms(2024, 1, 27),
+    );
+    backfill.fill_gaps = true;
+    let backfill = load(&ch, backfill).await;
+    completed(&backfill);
+    assert!(
+        backfill
+            .started
+            .segments
+            .iter()
+            .any(|s| s.start_ms <= gap_start && s.end_ms >= gap_end - 8 * HOUR),
+        "{backfill:#?}"
+    );
+    assert!(bars_within(&read(&ch, "MSFT", "1h").await, gap_start, gap_end) > 30);
+
+    // A full load from the head timestamp.
+    let full = load(&ch, request("ES", "1d", LoadMode::Full, 0, 0)).await;
+    let full_summary = completed(&full);
+    let head = full.started.head_timestamp_ms;
+    assert!(head > 0);
+    let range = full.started.range.unwrap();
+    assert_eq!(range.start_ms, head - head.rem_euclid(86_400_000));
+    assert!(full_summary.first_ms >= range.start_ms);
+    assert!(full_summary.bar_count > 100, "{full_summary:#?}");
+    assert_eq!(
+        full.started.segments.len(),
+        full_summary.segments_fetched as usize
+    );
+
+    // A training run: data loaded first, then a session that completes with a model.
+    let (state, reason, load_events, started) = train(&ch).await;
+    assert!(load_events >= 2 && started);
+    assert_eq!(state, TrainingState::Completed, "{reason}");
+    let models = TrainingServiceClient::new(ch.clone())
+        .list_models(ListModelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(models.models.len(), 1);
+
+    let mut stored = Vec::new();
+    for (symbol, timeframe) in [
+        ("AAPL", "1h"),
+        ("MSFT", "1h"),
+        ("ES", "1d"),
+        ("EURUSD", "1h"),
+    ] {
+        stored.push(read(&ch, symbol, timeframe).await);
+    }
+    stored
+}
+
+#[tokio::test]
+async fn every_flow_gives_the_same_bars_through_host_services_and_in_process() {
+    let remote = Stack::start(InProcess::NONE, 1, FAST_PACING).await;
+    let through_services = flows(&remote).await;
+    drop(remote);
+    let local = Stack::start(InProcess::ALL, 0, FAST_PACING).await;
+    let in_process = flows(&local).await;
+    assert_eq!(through_services, in_process);
+}
+
+/// ib-sim answers slowly, so a load of many segments is still running when a backend dies.
+const SLOW_SIM: &[(&str, &str)] = &[
+    ("IB_SIM_PACING", "false"),
+    ("IB_PACING", "false"),
+    ("IB_SIM_REPLY_DELAY_MS", "150"),
+];
+
+/// Waits until the load has finished `segments` segments; returns the stream to drain later.
+async fn until_segments_done(
+    channel: &Channel,
+    request: LoadDataRequest,
+    segments: i32,
+) -> tonic::Streaming<ktrdr_proto::gateway::v1::LoadDataResponse> {
+    let mut stream = GatewayServiceClient::new(channel.clone())
+        .load_data(request)
+        .await
+        .unwrap()
+        .into_inner();
+    tokio::time::timeout(FLOW, async {
+        loop {
+            let item = stream.message().await.unwrap().expect("still running");
+            if let Some(load_event::Event::Progress(p)) = item.event.and_then(|e| e.event)
+                && p.segments_done >= segments
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("segments done");
+    stream
+}
+
+#[tokio::test]
+async fn a_killed_backend_is_unavailable_by_name_and_the_rerun_fetches_only_what_is_missing() {
+    let mut stack = Stack::start(InProcess::NONE, 0, SLOW_SIM).await;
+    let ch = stack.gateway_channel().await;
+    let (start, end) = (utc_ms(2023, 1, 1), utc_ms(2024, 1, 1));
+    let year = || request("SPY", "1h", LoadMode::Tail, start, end);
+
+    // The data service dies mid-load: the load fails UNAVAILABLE naming it.
+    let mut stream = until_segments_done(&ch, year(), 3).await;
+    let data = stack.data.take().unwrap();
+    let (data_addr, data_url) = (data.addr, data.url());
+    data.signal("KILL");
+    let failed = collect(&mut stream).await;
+    let error = failed.error.expect("the load fails");
+    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+    assert!(
+        error
+            .message()
+            .contains(&format!("Data service unavailable at {data_url}")),
+        "{error:?}"
+    );
+    assert_eq!(failed.summary.unwrap().state(), JobState::Failed);
+
+    // Restarted on its address and directory: what was stored is intact and contiguous.
+    let data = ktrdr_system_tests::ServiceProcess::start(
+        "ktrdr-data",
+        &[
+            ("KTRDR_LISTEN_ADDR", data_addr.to_string().as_str()),
+            ("KTRDR_DATA_DIR", stack.data_dir.path().to_str().unwrap()),
+        ],
+    )
+    .await;
+    stack.data = Some(data);
+    let kept = read(&ch, "SPY", "1h").await;
+    assert!(
+        !kept.timestamp_ms.is_empty(),
+        "segments stored before the kill are kept"
+    );
+    let last_kept = *kept.timestamp_ms.last().unwrap();
+
+    // The re-run fetches only after what is stored, and IB sees only those requests.
+    let before = stack.sim_historical_requests().await;
+    let rerun = load(&ch, year()).await;
+    let summary = completed(&rerun);
+    assert!(
+        rerun
+            .started
+            .segments
+            .iter()
+            .all(|s| s.start_ms > last_kept),
+        "{rerun:#?}"
+    );
+    assert!(rerun.started.segments.len() < 13, "{rerun:#?}");
+    // At most the planned IB requests reach IB (ib-host answers a request identical to one it
+    // made seconds ago, the segment whose write failed, from its cache).
+    let sent = stack.sim_historical_requests().await - before;
+    assert!(
+        sent > 0 && sent <= i64::from(summary.ib_requests),
+        "{sent} {summary:#?}"
+    );
+    let all = read(&ch, "SPY", "1h").await;
+    assert!(all.timestamp_ms.windows(2).all(|w| w[0] < w[1]));
+    assert_eq!(
+        &all.timestamp_ms[..kept.timestamp_ms.len()],
+        &kept.timestamp_ms[..]
+    );
+
+    // ib-host dies mid-load: UNAVAILABLE naming it; the store still reads.
+    let mut stream = until_segments_done(
+        &ch,
+        request("SPY", "1h", LoadMode::Backfill, utc_ms(2021, 1, 1), 0),
+        1,
+    )
+    .await;
+    let ib_host = stack.ib_host.take().unwrap();
+    let ib_url = ib_host.url();
+    ib_host.signal("KILL");
+    let failed = collect(&mut stream).await;
+    let error = failed.error.expect("the load fails");
+    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+    assert!(
+        error
+            .message()
+            .contains(&format!("IB host service unavailable at {ib_url}")),
+        "{error:?}"
+    );
+    let after = read(&ch, "SPY", "1h").await;
+    assert!(after.timestamp_ms.len() >= all.timestamp_ms.len());
+    assert!(after.timestamp_ms.windows(2).all(|w| w[0] < w[1]));
+}
+
+#[tokio::test]
+async fn a_second_load_of_a_dataset_joins_the_first_and_cancel_stops_it_for_everyone() {
+    let stack = Stack::start(InProcess::NONE, 0, SLOW_SIM).await;
+    let ch = stack.gateway_channel().await;
+    let year = || {
+        request(
+            "AAPL",
+            "1h",
+            LoadMode::Tail,
+            utc_ms(2022, 1, 1),
+            utc_ms(2024, 1, 1),
+        )
+    };
+    let mut first = until_segments_done(&ch, year(), 1).await;
+    let mut gateway = GatewayServiceClient::new(ch.clone());
+    let mut second = gateway.load_data(year()).await.unwrap().into_inner();
+    let joined = match second
+        .message()
+        .await
+        .unwrap()
+        .unwrap()
+        .event
+        .unwrap()
+        .event
+        .unwrap()
+    {
+        load_event::Event::Started(s) => s,
+        other => panic!("first event {other:?}"),
+    };
+    assert!(joined.joined);
+
+    // Another dataset runs in parallel.
+    let other = load(
+        &ch,
+        request(
+            "MSFT",
+            "1d",
+            LoadMode::Tail,
+            utc_ms(2023, 1, 1),
+            utc_ms(2023, 6, 1),
+        ),
+    )
+    .await;
+    completed(&other);
+
+    let listed = gateway
+        .list_loads(ktrdr_proto::gateway::v1::ListLoadsRequest {
+            states: vec![JobState::Running as i32],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.jobs.len(), 1);
+    assert_eq!(listed.jobs[0].job_id, joined.job_id);
+    assert!(listed.jobs[0].watchers >= 2);
+
+    let cancelled = gateway
+        .cancel_load(ktrdr_proto::gateway::v1::CancelLoadRequest {
+            job_id: joined.job_id.clone(),
+            reason: "test".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(cancelled.state(), JobState::Cancelled);
+    for stream in [&mut first, &mut second] {
+        let run = collect(stream).await;
+        assert_eq!(run.summary.unwrap().state(), JobState::Cancelled);
+        assert!(run.error.is_none());
+    }
+    let job = gateway
+        .get_load(ktrdr_proto::gateway::v1::GetLoadRequest {
+            job_id: joined.job_id,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(job.state(), JobState::Cancelled);
+    let summary = job.summary.unwrap();
+    assert!(summary.segments_fetched >= 1);
+    // What was fetched before the cancel is kept.
+    assert_eq!(
+        read(&ch, "AAPL", "1h").await.timestamp_ms.len() as i64,
+        summary.bar_count
+    );
+
+    let unknown = gateway
+        .get_load(ktrdr_proto::gateway::v1::GetLoadRequest {
+            job_id: "nope".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(unknown.code(), Code::NotFound);
+    let bad = gateway
+        .load_data(request("AAPL", "2h", LoadMode::Tail, 0, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let unknown_symbol = gateway
+        .load_data(request("NOPE", "1h", LoadMode::Tail, 0, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(unknown_symbol.code(), Code::NotFound, "{unknown_symbol:?}");
+}
+
+/// Adds the bearer token to every call.
+fn bearer(
+    token: &'static str,
+) -> impl FnMut(tonic::Request<()>) -> Result<tonic::Request<()>, Status> + Clone {
+    move |mut request: tonic::Request<()>| {
+        request
+            .metadata_mut()
+            .insert("authorization", format!("Bearer {token}").parse().unwrap());
+        Ok(request)
+    }
+}
+
+#[tokio::test]
+async fn configuration_reflects_the_environment_sessions_spread_over_two_hosts_and_auth_is_enforced()
+ {
+    use ktrdr_proto::common::v1::BarBatch;
+    use ktrdr_proto::data::v1::WriteBarsRequest;
+    use ktrdr_proto::gateway::v1::{GetConfigurationRequest, ManagerMode};
+    use ktrdr_proto::training::v1::{
+        GetTrainingRequest, ListTrainingsRequest, StartTrainingRequest, WatchTrainingRequest,
+        start_training_request::Strategy,
+    };
+    use ktrdr_system_tests::fixtures::trending_hourly_bars;
+    use tonic_types::StatusExt;
+
+    let stack = Stack::start(InProcess::NONE, 2, &[("KTRDR_AUTH_TOKEN", "s3cret")]).await;
+    let ch = stack.gateway_channel().await;
+
+    // Without the token (or with a wrong one): UNAUTHENTICATED, saying what to send.
+    let denied = GatewayServiceClient::new(ch.clone())
+        .get_configuration(GetConfigurationRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), Code::Unauthenticated);
+    assert!(
+        denied.message().contains("authorization: Bearer"),
+        "{denied:?}"
+    );
+    assert_eq!(
+        denied.get_error_details().error_info().unwrap().reason,
+        "MISSING_TOKEN"
+    );
+    let wrong = GatewayServiceClient::with_interceptor(ch.clone(), bearer("guess"))
+        .get_configuration(GetConfigurationRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Code::Unauthenticated);
+    let no_token_data = DataServiceClient::new(ch.clone())
+        .get_coverage(GetCoverageRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(no_token_data.code(), Code::Unauthenticated);
+    // Health needs no token.
+    let health = tonic_health::pb::health_client::HealthClient::new(ch.clone())
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "ktrdr.training.v1.TrainingService".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        health.status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+
+    // The configuration reflects the environment.
+    let config = GatewayServiceClient::with_interceptor(ch.clone(), bearer("s3cret"))
+        .get_configuration(GetConfigurationRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let managers: Vec<&str> = config.managers.iter().map(|m| m.manager.as_str()).collect();
+    assert_eq!(managers, ["data", "training", "ib"]);
+    let hosts: Vec<String> = stack.training_hosts.iter().map(|h| h.url()).collect();
+    let training = &config.managers[1];
+    assert_eq!(training.mode(), ManagerMode::HostService);
+    assert_eq!(training.urls, hosts);
+    assert_eq!(training.env["TRAINING_HOST_SERVICE_URL"], hosts.join(","));
+    assert_eq!(training.env["USE_TRAINING_HOST_SERVICE"], "true");
+    assert!(training.healthy, "{training:#?}");
+    let data = &config.managers[0];
+    assert_eq!(data.url, stack.data.as_ref().unwrap().url());
+    assert!(config.managers.iter().all(|m| m.healthy), "{config:#?}");
+
+    // Two sessions through one gateway land on both hosts, and each is followed on its host.
+    let batch = BarBatch {
+        symbol: "EURUSD".into(),
+        timeframe: "1h".into(),
+        payload: Some(bar_batch::Payload::Columns(trending_hourly_bars(600, 7))),
+        bar_count: 0,
+    };
+    DataServiceClient::with_interceptor(ch.clone(), bearer("s3cret"))
+        .write_bars(tokio_stream::iter([WriteBarsRequest {
+            batch: Some(batch),
+            ..Default::default()
+        }]))
+        .await
+        .unwrap();
+    let mut gateway_training =
+        TrainingServiceClient::with_interceptor(ch.clone(), bearer("s3cret"));
+    let mut sessions = Vec::new();
+    for seed in [1, 2] {
+        let started = gateway_training
+            .start_training(StartTrainingRequest {
+                strategy: Some(Strategy::StrategyYaml(TINY_STRATEGY.into())),
+                epochs: Some(1),
+                seed: Some(seed),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        sessions.push(started.session_id);
+    }
+    for host in &stack.training_hosts {
+        let listed = TrainingServiceClient::new(host.channel().await)
+            .list_trainings(ListTrainingsRequest::default())
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(listed.sessions.len(), 1, "each host runs one session");
+    }
+    for session_id in &sessions {
+        let mut events = gateway_training
+            .watch_training(WatchTrainingRequest {
+                session_id: session_id.clone(),
+                after_sequence: None,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        tokio::time::timeout(FLOW, async {
+            while events.message().await.unwrap().is_some() {}
+        })
+        .await
+        .expect("the session ends");
+        let session = gateway_training
+            .get_training(GetTrainingRequest {
+                session_id: session_id.clone(),
+            })
+            .await
+            .unwrap()
+            .into_inner()
+            .session
+            .unwrap();
+        assert_eq!(session.state(), TrainingState::Completed, "{session:#?}");
+    }
+    let merged = gateway_training
+        .list_trainings(ListTrainingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(merged.total_size, 2);
+}
