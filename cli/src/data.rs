@@ -20,7 +20,7 @@ use serde_json::json;
 
 use crate::error::CliError;
 use crate::json::{self as to_json, job_state, short_name};
-use crate::output::{Format, Table, human_bytes, number, print, print_json, print_json_line};
+use crate::output::{Format, Table, human_bytes, number, print, print_json, print_json_line, say};
 use crate::time::{human_duration, iso, iso_json, iso_or_dash};
 use crate::{Context, RangeArgs, parse_symbol, parse_timeframe};
 
@@ -646,18 +646,21 @@ impl LoadView {
         match &event.event {
             Some(load_event::Event::Started(s)) => {
                 self.bar.set_length(s.segments.len() as u64);
-                self.bar.println(format!(
-                    "{}: load job {}{} ({} segment(s) to fetch, {} bars stored before)",
-                    self.label,
-                    event.job_id,
-                    if s.joined {
-                        " (joined a running load)"
-                    } else {
-                        ""
-                    },
-                    s.segments.len(),
-                    s.bars_cached_before,
-                ));
+                say(
+                    &self.bar,
+                    &format!(
+                        "{}: load job {}{} ({} segment(s) to fetch, {} bars stored before)",
+                        self.label,
+                        event.job_id,
+                        if s.joined {
+                            " (joined a running load)"
+                        } else {
+                            ""
+                        },
+                        s.segments.len(),
+                        s.bars_cached_before,
+                    ),
+                );
             }
             Some(load_event::Event::Progress(p)) => {
                 self.bar.set_length(p.segments_total.max(0) as u64);
@@ -671,8 +674,10 @@ impl LoadView {
                 self.bar
                     .set_message(format!("{} bars{eta}  {}", p.bars_fetched, p.step));
                 for warning in &p.warnings {
-                    self.bar
-                        .println(format!("warning {}: {}", warning.code, warning.message));
+                    say(
+                        &self.bar,
+                        &format!("warning {}: {}", warning.code, warning.message),
+                    );
                 }
             }
             Some(load_event::Event::Summary(_)) => self.bar.finish_and_clear(),

@@ -45,12 +45,18 @@ impl Table {
     pub fn render(&self) -> String {
         let columns = self.header.len();
         let mut widths: Vec<usize> = self.header.iter().map(|h| h.chars().count()).collect();
+        // A column is right-aligned when every cell is a number or "-", and one is a number.
         let mut numeric = vec![true; columns];
+        let mut has_number = vec![false; columns];
         for row in &self.rows {
             for (i, cell) in row.iter().enumerate().take(columns) {
                 widths[i] = widths[i].max(cell.chars().count());
-                numeric[i] &= looks_numeric(cell);
+                numeric[i] &= cell == "-" || looks_numeric(cell);
+                has_number[i] |= looks_numeric(cell);
             }
+        }
+        for (numeric, has_number) in numeric.iter_mut().zip(has_number) {
+            *numeric &= has_number;
         }
         let mut out = String::new();
         let mut line = |cells: &[String]| {
@@ -91,7 +97,7 @@ impl Table {
 }
 
 fn looks_numeric(cell: &str) -> bool {
-    cell == "-" || cell.parse::<f64>().is_ok() || cell.trim_end_matches('%').parse::<f64>().is_ok()
+    cell.parse::<f64>().is_ok() || cell.trim_end_matches('%').parse::<f64>().is_ok()
 }
 
 fn csv_cell(cell: &str) -> String {
@@ -120,6 +126,26 @@ pub fn print_json(value: &serde_json::Value) -> Result<(), CliError> {
 /// Writes one JSON object on one line to stdout (streams: JSON Lines).
 pub fn print_json_line(value: &serde_json::Value) -> Result<(), CliError> {
     print(&format!("{value}\n"))
+}
+
+/// Prints one line of progress text on stdout, above any progress bar (which is hidden while it
+/// prints). Lines go to stdout whether or not stderr is a terminal, so logs and pipes keep them.
+pub fn say(bar: &indicatif::ProgressBar, text: &str) {
+    bar.suspend(|| {
+        let mut stdout = std::io::stdout().lock();
+        // A closed stdout (e.g. `| head`) must not abort the command over a progress line.
+        let _ = writeln!(stdout, "{text}");
+        let _ = stdout.flush();
+    });
+}
+
+/// [`say`] for a group of bars.
+pub fn say_multi(bars: &indicatif::MultiProgress, text: &str) {
+    bars.suspend(|| {
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{text}");
+        let _ = stdout.flush();
+    });
 }
 
 /// A price or other float as the shortest text that reads back to the same value.

@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::data::{LoadView, Mode, cancel_load, summary_text};
 use crate::error::CliError;
 use crate::json::{self as to_json, short_name, training_state};
-use crate::output::{Table, percent, print, print_json, print_json_line};
+use crate::output::{Table, percent, print, print_json, print_json_line, say, say_multi};
 use crate::time::{human_duration, iso_or_dash};
 use crate::{Context, RangeArgs, parse_symbol, parse_timeframe};
 
@@ -158,7 +158,7 @@ impl TrainingView {
 
     fn line(&self, text: String) {
         if !self.json {
-            self.bar.println(text);
+            say(&self.bar, &text);
         }
     }
 
@@ -453,8 +453,9 @@ pub async fn train(ctx: &Context, args: TrainArgs) -> Result<(), CliError> {
                     &load_event.event
                     && !ctx.json
                 {
-                    let _ = bars.println(
-                        summary_text(&load.symbol, &load.timeframe, job_id, summary).trim_end(),
+                    say_multi(
+                        &bars,
+                        &summary_text(&load.symbol, &load.timeframe, job_id, summary).trim_end(),
                     );
                 }
             }
@@ -470,20 +471,23 @@ pub async fn train(ctx: &Context, args: TrainArgs) -> Result<(), CliError> {
                         "training_host_url": started.training_host_url,
                     }))?;
                 } else {
-                    let _ = bars.println(format!(
-                        "training session {} started {}{} — Ctrl+C cancels it",
-                        started.session_id,
-                        if started.local {
-                            "in the gateway".to_owned()
-                        } else {
-                            format!("on {}", started.training_host_url)
-                        },
-                        if started.queue_position > 0 {
-                            format!(", queued at position {}", started.queue_position)
-                        } else {
-                            String::new()
-                        }
-                    ));
+                    say_multi(
+                        &bars,
+                        &format!(
+                            "training session {} started {}{} — Ctrl+C cancels it",
+                            started.session_id,
+                            if started.local {
+                                "in the gateway".to_owned()
+                            } else {
+                                format!("on {}", started.training_host_url)
+                            },
+                            if started.queue_position > 0 {
+                                format!(", queued at position {}", started.queue_position)
+                            } else {
+                                String::new()
+                            }
+                        ),
+                    );
                 }
             }
             train_strategy_response::Event::Training(event) => {
