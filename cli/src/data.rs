@@ -22,7 +22,7 @@ use crate::error::CliError;
 use crate::json::{self as to_json, job_state, short_name};
 use crate::output::{Format, Table, human_bytes, number, print, print_json, print_json_line, say};
 use crate::time::{human_duration, iso, iso_json, iso_or_dash};
-use crate::{Context, RangeArgs, parse_symbol, parse_timeframe};
+use crate::{Context, CtrlC, RangeArgs, parse_symbol, parse_timeframe};
 
 /// Bytes per ImportCsv message: well under the 16 MiB message limit, big enough to be cheap.
 const CSV_CHUNK_BYTES: usize = 1 << 20;
@@ -613,6 +613,8 @@ fn file_name_of(path: &Path) -> String {
 pub struct LoadView {
     bar: ProgressBar,
     label: String,
+    /// JSON mode: no text lines (stdout carries JSON Lines only).
+    json: bool,
 }
 
 impl LoadView {
@@ -623,10 +625,10 @@ impl LoadView {
         } else {
             ProgressBar::new(0)
         };
-        Self::with_bar(bar, label)
+        Self::with_bar(bar, label, json)
     }
 
-    pub fn with_bar(bar: ProgressBar, label: &str) -> Self {
+    pub fn with_bar(bar: ProgressBar, label: &str, json: bool) -> Self {
         let style = ProgressStyle::with_template(
             "{spinner} {prefix} [{bar:30}] {pos}/{len} segments  {msg}",
         )
@@ -638,6 +640,13 @@ impl LoadView {
         Self {
             bar,
             label: label.to_owned(),
+            json,
+        }
+    }
+
+    fn say(&self, text: &str) {
+        if !self.json {
+            say(&self.bar, text);
         }
     }
 
@@ -646,21 +655,18 @@ impl LoadView {
         match &event.event {
             Some(load_event::Event::Started(s)) => {
                 self.bar.set_length(s.segments.len() as u64);
-                say(
-                    &self.bar,
-                    &format!(
-                        "{}: load job {}{} ({} segment(s) to fetch, {} bars stored before)",
-                        self.label,
-                        event.job_id,
-                        if s.joined {
-                            " (joined a running load)"
-                        } else {
-                            ""
-                        },
-                        s.segments.len(),
-                        s.bars_cached_before,
-                    ),
-                );
+                self.say(&format!(
+                    "{}: load job {}{} ({} segment(s) to fetch, {} bars stored before)",
+                    self.label,
+                    event.job_id,
+                    if s.joined {
+                        " (joined a running load)"
+                    } else {
+                        ""
+                    },
+                    s.segments.len(),
+                    s.bars_cached_before,
+                ));
             }
             Some(load_event::Event::Progress(p)) => {
                 self.bar.set_length(p.segments_total.max(0) as u64);
@@ -674,10 +680,7 @@ impl LoadView {
                 self.bar
                     .set_message(format!("{} bars{eta}  {}", p.bars_fetched, p.step));
                 for warning in &p.warnings {
-                    say(
-                        &self.bar,
-                        &format!("warning {}: {}", warning.code, warning.message),
-                    );
+                    self.say(&format!("warning {}: {}", warning.code, warning.message));
                 }
             }
             Some(load_event::Event::Summary(_)) => self.bar.finish_and_clear(),
@@ -735,14 +738,13 @@ async fn load(ctx: &Context, args: LoadArgs) -> Result<(), CliError> {
     let label = format!("{} {}", dataset.symbol, dataset.timeframe);
     let view = LoadView::new(ctx.json, &label);
     let mut job_id = String::new();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut ctrl_c = CtrlC::listen()?;
 
     let mut gateway = ctx.gateway();
     let call = gateway.load_data(request);
     let mut stream = tokio::select! {
         response = call => response.map_err(|s| ctx.error(s))?.into_inner(),
-        _ = &mut ctrl_c => {
+        _ = ctrl_c.pressed() => {
             view.abandon();
             return Err(CliError::Interrupted("interrupted before the load started".to_owned()));
         }
@@ -750,7 +752,7 @@ async fn load(ctx: &Context, args: LoadArgs) -> Result<(), CliError> {
     loop {
         let message = tokio::select! {
             message = stream.message() => message.map_err(|s| ctx.error(s))?,
-            _ = &mut ctrl_c => {
+            _ = ctrl_c.pressed() => {
                 view.abandon();
                 return Err(cancel_load(ctx, &job_id).await);
             }

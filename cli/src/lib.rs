@@ -180,6 +180,35 @@ impl Context {
     }
 }
 
+/// Ctrl+C, listened for from the moment this is created. `tokio::signal::ctrl_c()` installs its
+/// handler only when first polled, so a Ctrl+C arriving before that would take the default action
+/// and kill the process without cancelling the job it started.
+pub struct CtrlC {
+    #[cfg(unix)]
+    signal: tokio::signal::unix::Signal,
+}
+
+impl CtrlC {
+    pub fn listen() -> Result<Self, CliError> {
+        #[cfg(unix)]
+        {
+            let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+                .map_err(|e| CliError::Failed(format!("cannot listen for Ctrl+C: {e}")))?;
+            Ok(Self { signal })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// Resolves when Ctrl+C is pressed.
+    pub async fn pressed(&mut self) {
+        #[cfg(unix)]
+        self.signal.recv().await;
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Runs one parsed command line; prints errors on stderr and returns the exit code.
 pub async fn run(cli: Cli) -> ExitCode {
     let json = cli.json;

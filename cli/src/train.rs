@@ -21,7 +21,7 @@ use crate::error::CliError;
 use crate::json::{self as to_json, short_name, training_state};
 use crate::output::{Table, percent, print, print_json, print_json_line, say, say_multi};
 use crate::time::{human_duration, iso_or_dash};
-use crate::{Context, RangeArgs, parse_symbol, parse_timeframe};
+use crate::{Context, CtrlC, RangeArgs, parse_symbol, parse_timeframe};
 
 #[derive(Debug, Args)]
 pub struct TrainArgs {
@@ -403,14 +403,13 @@ pub async fn train(ctx: &Context, args: TrainArgs) -> Result<(), CliError> {
     let mut view = TrainingView::new(ctx.json, bars.add(ProgressBar::new(0)));
     // One bar per (symbol, timeframe) load, in the order the loads start.
     let mut loads: BTreeMap<(String, String), (LoadView, String)> = BTreeMap::new();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut ctrl_c = CtrlC::listen()?;
 
     let mut gateway = ctx.gateway();
     let call = gateway.train_strategy(request);
     let mut stream = tokio::select! {
         response = call => response.map_err(|s| ctx.error(s))?.into_inner(),
-        _ = &mut ctrl_c => {
+        _ = ctrl_c.pressed() => {
             return Err(CliError::Interrupted("interrupted before training started".to_owned()));
         }
     };
@@ -418,7 +417,7 @@ pub async fn train(ctx: &Context, args: TrainArgs) -> Result<(), CliError> {
     loop {
         let message = tokio::select! {
             message = stream.message() => message.map_err(|s| ctx.error(s))?,
-            _ = &mut ctrl_c => {
+            _ = ctrl_c.pressed() => {
                 let _ = bars.clear();
                 return Err(interrupt_training(ctx, &session_id, &loads).await);
             }
@@ -443,7 +442,7 @@ pub async fn train(ctx: &Context, args: TrainArgs) -> Result<(), CliError> {
                 let (view, job_id) = loads.entry(key).or_insert_with(|| {
                     let label = format!("{} {}", load.symbol, load.timeframe);
                     let bar = bars.insert_before(&view.bar, ProgressBar::new(0));
-                    (LoadView::with_bar(bar, &label), String::new())
+                    (LoadView::with_bar(bar, &label, ctx.json), String::new())
                 });
                 if !load_event.job_id.is_empty() {
                     job_id.clone_from(&load_event.job_id);
@@ -455,7 +454,7 @@ pub async fn train(ctx: &Context, args: TrainArgs) -> Result<(), CliError> {
                 {
                     say_multi(
                         &bars,
-                        &summary_text(&load.symbol, &load.timeframe, job_id, summary).trim_end(),
+                        summary_text(&load.symbol, &load.timeframe, job_id, summary).trim_end(),
                     );
                 }
             }
@@ -688,8 +687,7 @@ async fn watch(ctx: &Context, session_id: &str) -> Result<(), CliError> {
         ProgressBar::new(0)
     };
     let mut view = TrainingView::new(ctx.json, bar);
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
+    let mut ctrl_c = CtrlC::listen()?;
     let mut training = ctx.training();
     let call = training.watch_training(WatchTrainingRequest {
         session_id: session_id.to_owned(),
@@ -702,12 +700,12 @@ async fn watch(ctx: &Context, session_id: &str) -> Result<(), CliError> {
     };
     let mut stream = tokio::select! {
         response = call => response.map_err(|s| ctx.error(s))?.into_inner(),
-        _ = &mut ctrl_c => return Err(stopped()),
+        _ = ctrl_c.pressed() => return Err(stopped()),
     };
     loop {
         let message = tokio::select! {
             message = stream.message() => message.map_err(|s| ctx.error(s))?,
-            _ = &mut ctrl_c => return Err(stopped()),
+            _ = ctrl_c.pressed() => return Err(stopped()),
         };
         let Some(event) = message.and_then(|m| m.event) else {
             break;

@@ -692,6 +692,32 @@ async fn trainings_and_models_commands_follow_a_real_session() {
         .unwrap()
         .into_inner()
         .session_id;
+    // Ctrl+C while watching stops the watch (130), not the session.
+    let mut watching = RunningCli::spawn(&url, &["--json", "trainings", "watch", &long]);
+    let first = watching.next_json_line().await.expect("a first event");
+    assert_eq!(first["session_id"], long.as_str());
+    watching.interrupt();
+    let run = watching.finish().await;
+    assert_eq!(run.code, Some(130), "{run}");
+    assert!(run.stderr.contains("stopped watching"), "{run}");
+    let state = training
+        .get_training(GetTrainingRequest {
+            session_id: long.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap()
+        .state();
+    assert!(
+        matches!(
+            state,
+            TrainingState::Queued | TrainingState::LoadingData | TrainingState::Running
+        ),
+        "{state:?}"
+    );
+
     let run = ktrdr(&url, &["trainings", "cancel", &long]).await;
     assert_eq!(run.code, Some(0), "{run}");
     assert!(
