@@ -45,6 +45,8 @@ run: $(if $(filter debug dev,$(PROFILE)),build,build-release) ## build and start
 	@echo
 	@echo "The ktrdr stack is up (logs and pids in ./run). Try:"
 	@echo "  $(BIN_DIR)/ktrdr health                      # the gateway, via KTRDR_GATEWAY_URL (default http://localhost:50051)"
+	@echo "  $(BIN_DIR)/ktrdr config                      # how the gateway reaches data, training, IB"
+	@echo "  $(BIN_DIR)/ktrdr data list                   # stored datasets; ktrdr --help lists every command"
 	@echo "  grpcurl -plaintext localhost:50051 list"
 	@echo "  grpcurl -plaintext localhost:50051 describe ktrdr.gateway.v1.GatewayService"
 	@echo "  grpcurl -plaintext -d '{\"service\":\"ktrdr.data.v1.DataService\"}' localhost:50054 grpc.health.v1.Health/Check"
