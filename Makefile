@@ -12,7 +12,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 PROFILE ?= release
 BIN_DIR := $(TARGET_DIR)/$(if $(filter debug dev,$(PROFILE)),debug,release)
 
-.PHONY: help build build-release test lint fmt run stop status bench clean
+.PHONY: help build build-release test lint fmt run stop status bench clean python-stubs
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,13 +23,14 @@ build: ## debug build of every binary
 build-release: ## release build of every binary
 	$(CARGO) build --workspace --bins --release
 
-test: build ## every test: unit, cross-service (real binaries on loopback), grpcurl walkthrough
+test: build ## every test: unit, cross-service (real binaries on loopback), grpcurl walkthrough, Python client
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
 	  $(CARGO) test --workspace --no-fail-fast; \
 	fi
 	BIN_DIR=$(TARGET_DIR)/debug scripts/grpcurl-walkthrough.sh
+	BIN_DIR=$(TARGET_DIR)/debug python3 clients/python/test_client.py
 
 lint: ## cargo fmt --check, clippy -D warnings, buf lint
 	$(CARGO) fmt --all --check
@@ -44,6 +45,8 @@ run: $(if $(filter debug dev,$(PROFILE)),build,build-release) ## build and start
 	@echo
 	@echo "The ktrdr stack is up (logs and pids in ./run). Try:"
 	@echo "  $(BIN_DIR)/ktrdr health                      # the gateway, via KTRDR_GATEWAY_URL (default http://localhost:50051)"
+	@echo "  $(BIN_DIR)/ktrdr config                      # how the gateway reaches data, training, IB"
+	@echo "  $(BIN_DIR)/ktrdr data list                   # stored datasets; ktrdr --help lists every command"
 	@echo "  grpcurl -plaintext localhost:50051 list"
 	@echo "  grpcurl -plaintext localhost:50051 describe ktrdr.gateway.v1.GatewayService"
 	@echo "  grpcurl -plaintext -d '{\"service\":\"ktrdr.data.v1.DataService\"}' localhost:50054 grpc.health.v1.Health/Check"
@@ -57,6 +60,9 @@ status: ## what the stack runs and its health
 
 bench: ## run the benchmarks (release) and write BENCHMARKS.md
 	scripts/bench.sh
+
+python-stubs: ## generate the Python gRPC stubs into clients/python/generated (needs grpcio-tools)
+	clients/python/generate.sh
 
 clean: ## remove build output and the run directory
 	$(CARGO) clean

@@ -218,6 +218,144 @@ pub async fn run_to_exit(
     )
 }
 
+/// What a finished `ktrdr` run printed, and how it exited.
+#[derive(Debug)]
+pub struct CliRun {
+    /// The exit code; `None` when a signal ended it.
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliRun {
+    /// stdout as one JSON document (`--json` of a one-shot command).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{self}"))
+    }
+
+    /// stdout as JSON Lines (`--json` of a streaming command).
+    pub fn json_lines(&self) -> Vec<serde_json::Value> {
+        self.stdout
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str(l)
+                    .unwrap_or_else(|e| panic!("line {l:?} is not JSON ({e}):\n{self}"))
+            })
+            .collect()
+    }
+
+    /// stderr as the one JSON error object `--json` prints there.
+    pub fn stderr_json(&self) -> serde_json::Value {
+        serde_json::from_str(self.stderr.trim())
+            .unwrap_or_else(|e| panic!("stderr is not one JSON object ({e}):\n{self}"))
+    }
+}
+
+impl std::fmt::Display for CliRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit code {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+fn cli_command(url: &str, args: &[&str]) -> Command {
+    let mut command = Command::new(bin_path("ktrdr"));
+    command
+        .args(args)
+        .env("KTRDR_GATEWAY_URL", url)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// Runs the `ktrdr` CLI against the gateway at `url` until it exits.
+pub async fn ktrdr(url: &str, args: &[&str]) -> CliRun {
+    let output = tokio::time::timeout(PROCESS_WAIT * 4, cli_command(url, args).output())
+        .await
+        .unwrap_or_else(|_| panic!("ktrdr {args:?} did not exit"))
+        .expect("run ktrdr");
+    CliRun {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// A `ktrdr` command still running (streams; Ctrl+C tests): read its stdout line by line,
+/// interrupt it, collect the rest.
+pub struct RunningCli {
+    child: Child,
+    stdout: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    seen: Vec<String>,
+}
+
+impl RunningCli {
+    pub fn spawn(url: &str, args: &[&str]) -> Self {
+        let mut command = cli_command(url, args);
+        command.stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = command.spawn().expect("spawn ktrdr");
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout")).lines();
+        Self {
+            child,
+            stdout,
+            seen: Vec::new(),
+        }
+    }
+
+    /// The next stdout line as JSON; `None` at the end of the output.
+    pub async fn next_json_line(&mut self) -> Option<serde_json::Value> {
+        let line = tokio::time::timeout(PROCESS_WAIT * 4, self.stdout.next_line())
+            .await
+            .expect("ktrdr printed nothing for too long")
+            .expect("read ktrdr stdout")?;
+        self.seen.push(line.clone());
+        Some(serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?} is not JSON: {e}")))
+    }
+
+    /// Sends SIGINT, as Ctrl+C in a terminal does.
+    pub fn interrupt(&self) {
+        let pid = self.child.id().expect("ktrdr still running");
+        let status = std::process::Command::new("kill")
+            .arg("-INT")
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -INT {pid} failed");
+    }
+
+    /// Waits for the exit; everything printed (stdout lines already read included).
+    pub async fn finish(mut self) -> CliRun {
+        let mut rest = Vec::new();
+        while let Ok(Some(line)) = tokio::time::timeout(PROCESS_WAIT * 4, self.stdout.next_line())
+            .await
+            .expect("ktrdr did not close its stdout")
+        {
+            rest.push(line);
+        }
+        let mut stderr = String::new();
+        if let Some(mut pipe) = self.child.stderr.take() {
+            use tokio::io::AsyncReadExt;
+            let _ = pipe.read_to_string(&mut stderr).await;
+        }
+        let status = tokio::time::timeout(PROCESS_WAIT, self.child.wait())
+            .await
+            .expect("ktrdr did not exit")
+            .expect("wait for ktrdr");
+        self.seen.extend(rest);
+        CliRun {
+            code: status.code(),
+            stdout: self.seen.join("\n"),
+            stderr,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

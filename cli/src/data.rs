@@ -1,0 +1,825 @@
+//! `ktrdr data …`: load bars from IB through the gateway, import CSV files, and look at what the
+//! store holds (bars, coverage, gaps, datasets). Everything goes through the gateway, which
+//! serves the public `DataService` and routes it to the data service.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand, ValueEnum};
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use ktrdr_proto::common::v1::{BarColumns, BarEncoding, bar_batch};
+use ktrdr_proto::data::v1::{
+    GapKind, GetCoverageRequest, GetCoverageResponse, ImportCsvOptions, ImportCsvRequest,
+    ListDatasetsRequest, ReadBarsRequest, ValidationMode, import_csv_request,
+};
+use ktrdr_proto::gateway::v1::{
+    CancelLoadRequest, LoadDataRequest, LoadEvent, LoadMode, load_event,
+};
+use serde_json::json;
+
+use crate::error::CliError;
+use crate::json::{self as to_json, job_state, short_name};
+use crate::output::{Format, Table, human_bytes, number, print, print_json, print_json_line, say};
+use crate::time::{human_duration, iso, iso_json, iso_or_dash};
+use crate::{Context, CtrlC, RangeArgs, parse_symbol, parse_timeframe};
+
+/// Bytes per ImportCsv message: well under the 16 MiB message limit, big enough to be cheap.
+const CSV_CHUNK_BYTES: usize = 1 << 20;
+
+#[derive(Debug, Subcommand)]
+pub enum DataCommand {
+    /// Load bars from IB into the store (GatewayService.LoadData), with a progress bar.
+    /// Ctrl+C cancels the load job and exits with 130.
+    Load(LoadArgs),
+    /// Print stored bars (DataService.ReadBars).
+    Show(ShowArgs),
+    /// First and last stored bar and the bar count (DataService.GetCoverage).
+    Range(DatasetArgs),
+    /// Gaps in the stored bars, classified against the trading calendar.
+    Gaps(GapsArgs),
+    /// List the stored datasets.
+    List(ListArgs),
+    /// Import a CSV file in the original ktrdr format (`SYMBOL_tf.csv`) into the store.
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DatasetArgs {
+    /// Symbol, e.g. AAPL, EURUSD.
+    #[arg(value_parser = parse_symbol)]
+    pub symbol: String,
+    /// Timeframe: 1m, 5m, 15m, 30m, 1h, 4h, 1d, 1w.
+    #[arg(short = 't', long, value_parser = parse_timeframe)]
+    pub timeframe: String,
+    #[command(flatten)]
+    pub range: RangeArgs,
+}
+
+/// How `data load` decides what to fetch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    /// Fetch nothing; report what is stored.
+    Local,
+    /// Bars newer than the last stored one (an empty store: the last 30 days).
+    Tail,
+    /// Bars older than the first stored one, back to --start or the head timestamp.
+    Backfill,
+    /// Backfill, fill unexpected gaps, and tail.
+    Full,
+}
+
+impl Mode {
+    pub fn to_proto(self) -> LoadMode {
+        match self {
+            Mode::Local => LoadMode::Local,
+            Mode::Tail => LoadMode::Tail,
+            Mode::Backfill => LoadMode::Backfill,
+            Mode::Full => LoadMode::Full,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// What to fetch.
+    #[arg(short = 'm', long, value_enum, default_value_t = Mode::Tail)]
+    pub mode: Mode,
+    /// Also fetch unexpected gaps inside the stored data (full always does).
+    #[arg(long)]
+    pub fill_gaps: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// Print at most N bars: the first N of the range, or the last N with --tail.
+    #[arg(short = 'n', long, value_name = "N")]
+    pub limit: Option<i64>,
+    /// With --limit: the last N bars instead of the first.
+    #[arg(long, requires = "limit")]
+    pub tail: bool,
+    /// Output format (--json is the same as --format json).
+    #[arg(short = 'f', long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct GapsArgs {
+    #[command(flatten)]
+    pub dataset: DatasetArgs,
+    /// List only UNEXPECTED gaps (missing data while the market was open).
+    #[arg(long)]
+    pub unexpected: bool,
+    /// List at most N gaps (the counts still cover all of them).
+    #[arg(long, value_name = "N")]
+    pub max: Option<i32>,
+}
+
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    /// Only datasets of this symbol.
+    #[arg(long, value_parser = parse_symbol)]
+    pub symbol: Option<String>,
+    /// Only datasets of this timeframe.
+    #[arg(short = 't', long, value_parser = parse_timeframe)]
+    pub timeframe: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The CSV file; symbol and timeframe come from a `SYMBOL_tf.csv` name unless given.
+    pub file: PathBuf,
+    /// Symbol to import as (default: from the file name).
+    #[arg(long, value_parser = parse_symbol)]
+    pub symbol: Option<String>,
+    /// Timeframe to import as (default: from the file name).
+    #[arg(short = 't', long, value_parser = parse_timeframe)]
+    pub timeframe: Option<String>,
+    /// IANA time zone of timestamps without an offset (default UTC).
+    #[arg(long)]
+    pub timezone: Option<String>,
+    /// Repair what can be repaired and drop the rest instead of rejecting the file.
+    #[arg(long)]
+    pub repair: bool,
+    /// Parse and validate only; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete the stored dataset first instead of merging.
+    #[arg(long)]
+    pub replace: bool,
+}
+
+pub async fn run(ctx: &Context, command: DataCommand) -> Result<(), CliError> {
+    match command {
+        DataCommand::Load(args) => load(ctx, args).await,
+        DataCommand::Show(args) => show(ctx, args).await,
+        DataCommand::Range(args) => range(ctx, args).await,
+        DataCommand::Gaps(args) => gaps(ctx, args).await,
+        DataCommand::List(args) => list(ctx, args).await,
+        DataCommand::Import(args) => import(ctx, args).await,
+    }
+}
+
+// ---- show ----------------------------------------------------------------------------------
+
+async fn show(ctx: &Context, args: ShowArgs) -> Result<(), CliError> {
+    if let Some(limit) = args.limit
+        && limit < 0
+    {
+        return Err(CliError::Usage(format!("--limit {limit} must be >= 0")));
+    }
+    let dataset = &args.dataset;
+    let request = ReadBarsRequest {
+        symbol: dataset.symbol.clone(),
+        timeframe: dataset.timeframe.clone(),
+        range: dataset.range.to_proto()?,
+        limit: args.limit,
+        from_end: args.tail,
+        // Columns: no Arrow decoder needed here, and the CLI prints row by row anyway.
+        encoding: BarEncoding::Columns as i32,
+        max_bars_per_batch: None,
+    };
+    let mut stream = ctx
+        .data()
+        .read_bars(request)
+        .await
+        .map_err(|s| ctx.error(s))?
+        .into_inner();
+    let mut bars = BarColumns::default();
+    while let Some(item) = stream.message().await.map_err(|s| ctx.error(s))? {
+        let payload = item.batch.and_then(|b| b.payload);
+        match payload {
+            Some(bar_batch::Payload::Columns(c)) => {
+                bars.timestamp_ms.extend(c.timestamp_ms);
+                bars.open.extend(c.open);
+                bars.high.extend(c.high);
+                bars.low.extend(c.low);
+                bars.close.extend(c.close);
+                bars.volume.extend(c.volume);
+            }
+            Some(bar_batch::Payload::ArrowIpc(_)) => {
+                return Err(CliError::Failed(
+                    "the server answered ReadBars with Arrow IPC although columns were asked for"
+                        .to_owned(),
+                ));
+            }
+            None => {}
+        }
+    }
+    let format = if ctx.json { Format::Json } else { args.format };
+    let n = bars.timestamp_ms.len();
+    let column = |values: &[f64], i: usize| values.get(i).copied().unwrap_or(f64::NAN);
+    match format {
+        Format::Json => {
+            let rows: Vec<_> = (0..n)
+                .map(|i| {
+                    json!({
+                        "timestamp": iso(bars.timestamp_ms[i]),
+                        "timestamp_ms": bars.timestamp_ms[i],
+                        "open": column(&bars.open, i),
+                        "high": column(&bars.high, i),
+                        "low": column(&bars.low, i),
+                        "close": column(&bars.close, i),
+                        "volume": column(&bars.volume, i),
+                    })
+                })
+                .collect();
+            print_json(&json!({
+                "symbol": dataset.symbol,
+                "timeframe": dataset.timeframe,
+                "count": n,
+                "bars": rows,
+            }))
+        }
+        Format::Table | Format::Csv => {
+            let mut table = Table::new(["timestamp", "open", "high", "low", "close", "volume"]);
+            for i in 0..n {
+                table.row([
+                    iso(bars.timestamp_ms[i]),
+                    number(column(&bars.open, i)),
+                    number(column(&bars.high, i)),
+                    number(column(&bars.low, i)),
+                    number(column(&bars.close, i)),
+                    number(column(&bars.volume, i)),
+                ]);
+            }
+            if format == Format::Csv {
+                // The original ktrdr CSV format: `data import` reads it back.
+                print(&table.render_csv())
+            } else {
+                print(&table.render())?;
+                eprintln!("{n} bar(s) of {} {}", dataset.symbol, dataset.timeframe);
+                Ok(())
+            }
+        }
+    }
+}
+
+// ---- range / gaps --------------------------------------------------------------------------
+
+async fn coverage(
+    ctx: &Context,
+    dataset: &DatasetArgs,
+    unexpected_only: bool,
+    max_gaps: Option<i32>,
+) -> Result<GetCoverageResponse, CliError> {
+    let request = GetCoverageRequest {
+        symbol: dataset.symbol.clone(),
+        timeframe: dataset.timeframe.clone(),
+        range: dataset.range.to_proto()?,
+        unexpected_only,
+        max_gaps,
+    };
+    Ok(ctx
+        .data()
+        .get_coverage(ctx.request(request))
+        .await
+        .map_err(|s| ctx.error(s))?
+        .into_inner())
+}
+
+async fn range(ctx: &Context, args: DatasetArgs) -> Result<(), CliError> {
+    // Gaps are not needed here; ask for none so a long history costs nothing to answer.
+    let c = coverage(ctx, &args, true, Some(0)).await?;
+    if ctx.json {
+        return print_json(&json!({
+            "symbol": c.symbol,
+            "timeframe": c.timeframe,
+            "first": iso_json(c.first_ms),
+            "last": iso_json(c.last_ms),
+            "first_ms": c.first_ms,
+            "last_ms": c.last_ms,
+            "bar_count": c.bar_count,
+            "calendar": c.calendar,
+            "time_zone": c.time_zone,
+        }));
+    }
+    print(&format!(
+        "{} {}\n  first  {}\n  last   {}\n  bars   {}\n",
+        c.symbol,
+        c.timeframe,
+        iso_or_dash(c.first_ms),
+        iso_or_dash(c.last_ms),
+        c.bar_count
+    ))
+}
+
+fn gap_kind(kind: GapKind) -> String {
+    short_name(kind.as_str_name(), "GAP_KIND_")
+}
+
+async fn gaps(ctx: &Context, args: GapsArgs) -> Result<(), CliError> {
+    let c = coverage(ctx, &args.dataset, args.unexpected, args.max).await?;
+    if ctx.json {
+        let gaps: Vec<_> = c
+            .gaps
+            .iter()
+            .map(|g| {
+                json!({
+                    "range": to_json::range(g.range.as_ref()),
+                    "kind": gap_kind(g.kind()),
+                    "missing_bars": g.missing_bars,
+                    "expected_missing_bars": g.expected_missing_bars,
+                })
+            })
+            .collect();
+        let counts: Vec<_> = c
+            .gap_counts
+            .iter()
+            .map(|g| {
+                json!({
+                    "kind": gap_kind(g.kind()),
+                    "count": g.count,
+                    "missing_bars": g.missing_bars,
+                })
+            })
+            .collect();
+        return print_json(&json!({
+            "symbol": c.symbol,
+            "timeframe": c.timeframe,
+            "calendar": c.calendar,
+            "time_zone": c.time_zone,
+            "first": iso_json(c.first_ms),
+            "last": iso_json(c.last_ms),
+            "bar_count": c.bar_count,
+            "gaps": gaps,
+            "gap_counts": counts,
+            "gaps_truncated": c.gaps_truncated,
+            "covered": c.covered.iter().map(|r| to_json::range(Some(r))).collect::<Vec<_>>(),
+        }));
+    }
+    let mut text = format!(
+        "{} {} ({}, {}): {} bars from {} to {}\n",
+        c.symbol,
+        c.timeframe,
+        if c.calendar.is_empty() {
+            "no calendar"
+        } else {
+            &c.calendar
+        },
+        if c.time_zone.is_empty() {
+            "UTC"
+        } else {
+            &c.time_zone
+        },
+        c.bar_count,
+        iso_or_dash(c.first_ms),
+        iso_or_dash(c.last_ms),
+    );
+    let counts: Vec<String> = c
+        .gap_counts
+        .iter()
+        .filter(|g| g.count > 0)
+        .map(|g| {
+            format!(
+                "{} {} ({} bars)",
+                g.count,
+                gap_kind(g.kind()),
+                g.missing_bars
+            )
+        })
+        .collect();
+    text.push_str(&format!(
+        "gaps: {}\n",
+        if counts.is_empty() {
+            "none".to_owned()
+        } else {
+            counts.join(", ")
+        }
+    ));
+    if !c.gaps.is_empty() {
+        let mut table = Table::new(["start", "end", "kind", "missing bars", "expected missing"]);
+        for g in &c.gaps {
+            let r = g.range.unwrap_or_default();
+            table.row([
+                iso(r.start_ms),
+                iso(r.end_ms),
+                gap_kind(g.kind()),
+                g.missing_bars.to_string(),
+                g.expected_missing_bars.to_string(),
+            ]);
+        }
+        text.push('\n');
+        text.push_str(&table.render());
+    }
+    if c.gaps_truncated {
+        text.push_str("(list truncated: pass --max or --unexpected)\n");
+    }
+    print(&text)
+}
+
+// ---- list ----------------------------------------------------------------------------------
+
+async fn list(ctx: &Context, args: ListArgs) -> Result<(), CliError> {
+    let mut datasets = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = ctx
+            .data()
+            .list_datasets(ctx.request(ListDatasetsRequest {
+                symbol: args.symbol.clone().unwrap_or_default(),
+                timeframe: args.timeframe.clone().unwrap_or_default(),
+                page_size: 1000,
+                page_token: page_token.clone(),
+            }))
+            .await
+            .map_err(|s| ctx.error(s))?
+            .into_inner();
+        datasets.extend(page.datasets);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    if ctx.json {
+        let rows: Vec<_> = datasets
+            .iter()
+            .map(|d| {
+                json!({
+                    "symbol": d.symbol,
+                    "timeframe": d.timeframe,
+                    "first": iso_json(d.first_ms),
+                    "last": iso_json(d.last_ms),
+                    "bar_count": d.bar_count,
+                    "size_bytes": d.size_bytes,
+                    "updated": iso_json(d.updated_at_ms),
+                    "partitions": d.partitions,
+                    "source": d.source,
+                })
+            })
+            .collect();
+        return print_json(&json!({ "datasets": rows }));
+    }
+    if datasets.is_empty() {
+        return print(
+            "no datasets stored (load some with `ktrdr data load` or `ktrdr data import`)\n",
+        );
+    }
+    let mut table = Table::new([
+        "symbol",
+        "timeframe",
+        "first",
+        "last",
+        "bars",
+        "size",
+        "source",
+    ]);
+    for d in &datasets {
+        table.row([
+            d.symbol.clone(),
+            d.timeframe.clone(),
+            iso_or_dash(d.first_ms),
+            iso_or_dash(d.last_ms),
+            d.bar_count.to_string(),
+            human_bytes(d.size_bytes),
+            d.source.clone(),
+        ]);
+    }
+    print(&table.render())
+}
+
+// ---- import --------------------------------------------------------------------------------
+
+async fn import(ctx: &Context, args: ImportArgs) -> Result<(), CliError> {
+    let file = tokio::fs::File::open(&args.file)
+        .await
+        .map_err(|e| CliError::Usage(format!("cannot open {}: {e}", args.file.display())))?;
+    let file_name = file_name_of(&args.file);
+    let options = ImportCsvOptions {
+        symbol: args.symbol.clone().unwrap_or_default(),
+        timeframe: args.timeframe.clone().unwrap_or_default(),
+        file_name: file_name.clone(),
+        server_path: String::new(),
+        timezone: args.timezone.clone().unwrap_or_default(),
+        validation_mode: if args.repair {
+            ValidationMode::Repair
+        } else {
+            ValidationMode::Reject
+        } as i32,
+        dry_run: args.dry_run,
+        replace_existing: args.replace,
+    };
+    let first = ImportCsvRequest {
+        part: Some(import_csv_request::Part::Options(options)),
+    };
+    // The file is streamed in chunks as the call sends them, so its size does not matter.
+    let chunks = futures_util::stream::unfold(Some(file), |file| async move {
+        use tokio::io::AsyncReadExt;
+        let mut file = file?;
+        let mut buffer = vec![0u8; CSV_CHUNK_BYTES];
+        let mut filled = 0;
+        while filled < buffer.len() {
+            match file.read(&mut buffer[filled..]).await {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                // A read error ends the stream early; the server then sees a truncated file and
+                // reports the last line as bad, which names the problem well enough.
+                Err(_) => break,
+            }
+        }
+        if filled == 0 {
+            return None;
+        }
+        buffer.truncate(filled);
+        let next = ImportCsvRequest {
+            part: Some(import_csv_request::Part::Chunk(buffer)),
+        };
+        Some((next, Some(file)))
+    });
+    let requests = futures_util::stream::iter([first]).chain(chunks);
+    let response = ctx
+        .data()
+        .import_csv(requests)
+        .await
+        .map_err(|s| ctx.error(s))?
+        .into_inner();
+    let coverage = response.coverage.unwrap_or_default();
+    if ctx.json {
+        return print_json(&json!({
+            "file": args.file.display().to_string(),
+            "symbol": response.symbol,
+            "timeframe": response.timeframe,
+            "rows_read": response.rows_read,
+            "bars_written": response.bars_written,
+            "bars_replaced": response.bars_replaced,
+            "rows_skipped": response.rows_skipped,
+            "detected_columns": response.detected_columns,
+            "timestamp_column": response.timestamp_column,
+            "timestamp_format": response.timestamp_format,
+            "issues_total": response.issues_total,
+            "issues": response.issues.iter().map(|i| json!({
+                "kind": short_name(i.kind().as_str_name(), "ISSUE_KIND_"),
+                "severity": short_name(i.severity().as_str_name(), "ISSUE_SEVERITY_"),
+                "row": i.row,
+                "field": i.field,
+                "message": i.message,
+                "repair": i.repair,
+            })).collect::<Vec<_>>(),
+            "dry_run": response.dry_run,
+            "coverage": {
+                "first": iso_json(coverage.first_ms),
+                "last": iso_json(coverage.last_ms),
+                "bar_count": coverage.bar_count,
+            },
+        }));
+    }
+    let mut text = format!(
+        "{}{file_name} → {} {}: {} rows read, {} bars written ({} replaced), {} skipped\n  timestamps: column {:?}, format {}\n  stored: {} bars from {} to {}\n",
+        if response.dry_run { "dry run: " } else { "" },
+        response.symbol,
+        response.timeframe,
+        response.rows_read,
+        response.bars_written,
+        response.bars_replaced,
+        response.rows_skipped,
+        response.timestamp_column,
+        response.timestamp_format,
+        coverage.bar_count,
+        iso_or_dash(coverage.first_ms),
+        iso_or_dash(coverage.last_ms),
+    );
+    for issue in &response.issues {
+        text.push_str(&format!(
+            "  {} line {}: {}{}\n",
+            short_name(issue.severity().as_str_name(), "ISSUE_SEVERITY_"),
+            issue.row.map_or("-".to_owned(), |r| r.to_string()),
+            issue.message,
+            if issue.repair.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", issue.repair)
+            }
+        ));
+    }
+    if response.issues_total > response.issues.len() as i64 {
+        text.push_str(&format!("  … {} issues in all\n", response.issues_total));
+    }
+    print(&text)
+}
+
+fn file_name_of(path: &Path) -> String {
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
+// ---- load ----------------------------------------------------------------------------------
+
+/// Draws one load job: a bar over its segments with bars fetched and the server's ETA.
+pub struct LoadView {
+    bar: ProgressBar,
+    label: String,
+    /// JSON mode: no text lines (stdout carries JSON Lines only).
+    json: bool,
+}
+
+impl LoadView {
+    /// A bar on stderr (drawn only on a terminal), hidden in JSON mode.
+    pub fn new(json: bool, label: &str) -> Self {
+        let bar = if json {
+            ProgressBar::hidden()
+        } else {
+            ProgressBar::new(0)
+        };
+        Self::with_bar(bar, label, json)
+    }
+
+    pub fn with_bar(bar: ProgressBar, label: &str, json: bool) -> Self {
+        let style = ProgressStyle::with_template(
+            "{spinner} {prefix} [{bar:30}] {pos}/{len} segments  {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> ");
+        bar.set_style(style);
+        bar.set_prefix(label.to_owned());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Self {
+            bar,
+            label: label.to_owned(),
+            json,
+        }
+    }
+
+    fn say(&self, text: &str) {
+        if !self.json {
+            say(&self.bar, text);
+        }
+    }
+
+    /// Updates the bar; returns the summary once the job ends.
+    pub fn on_event(&self, event: &LoadEvent) {
+        match &event.event {
+            Some(load_event::Event::Started(s)) => {
+                self.bar.set_length(s.segments.len() as u64);
+                self.say(&format!(
+                    "{}: load job {}{} ({} segment(s) to fetch, {} bars stored before)",
+                    self.label,
+                    event.job_id,
+                    if s.joined {
+                        " (joined a running load)"
+                    } else {
+                        ""
+                    },
+                    s.segments.len(),
+                    s.bars_cached_before,
+                ));
+            }
+            Some(load_event::Event::Progress(p)) => {
+                self.bar.set_length(p.segments_total.max(0) as u64);
+                self.bar.set_position(p.segments_done.max(0) as u64);
+                let eta = p
+                    .progress
+                    .as_ref()
+                    .and_then(|g| g.eta_ms)
+                    .map(|ms| format!("  ETA {}", human_duration(ms)))
+                    .unwrap_or_default();
+                self.bar
+                    .set_message(format!("{} bars{eta}  {}", p.bars_fetched, p.step));
+                for warning in &p.warnings {
+                    self.say(&format!("warning {}: {}", warning.code, warning.message));
+                }
+            }
+            Some(load_event::Event::Summary(_)) => self.bar.finish_and_clear(),
+            None => {}
+        }
+    }
+
+    pub fn abandon(&self) {
+        self.bar.abandon();
+    }
+}
+
+/// The summary of a finished load, as text.
+pub fn summary_text(
+    symbol: &str,
+    timeframe: &str,
+    job_id: &str,
+    s: &ktrdr_proto::gateway::v1::LoadSummary,
+) -> String {
+    let mut text = format!(
+        "{symbol} {timeframe}: {} — {} bars fetched, {} written, {} segment(s) fetched, {} failed, {} IB request(s) in {}\n  stored: {} bars from {} to {}  (job {job_id})\n",
+        job_state(s.state()),
+        s.bars_fetched,
+        s.bars_written,
+        s.segments_fetched,
+        s.segments_failed,
+        s.ib_requests,
+        human_duration(s.elapsed_ms),
+        s.bar_count,
+        iso_or_dash(s.first_ms),
+        iso_or_dash(s.last_ms),
+    );
+    if !s.error.is_empty() {
+        text.push_str(&format!("  error: {}\n", s.error));
+    }
+    for warning in &s.warnings {
+        text.push_str(&format!(
+            "  warning {}: {}\n",
+            warning.code, warning.message
+        ));
+    }
+    text
+}
+
+async fn load(ctx: &Context, args: LoadArgs) -> Result<(), CliError> {
+    let dataset = &args.dataset;
+    let request = LoadDataRequest {
+        symbol: dataset.symbol.clone(),
+        timeframe: dataset.timeframe.clone(),
+        mode: args.mode.to_proto() as i32,
+        range: dataset.range.to_proto()?,
+        fill_gaps: args.fill_gaps,
+        ..Default::default()
+    };
+    let label = format!("{} {}", dataset.symbol, dataset.timeframe);
+    let view = LoadView::new(ctx.json, &label);
+    let mut job_id = String::new();
+    let mut ctrl_c = CtrlC::listen()?;
+
+    let mut gateway = ctx.gateway();
+    let call = gateway.load_data(request);
+    let mut stream = tokio::select! {
+        response = call => response.map_err(|s| ctx.error(s))?.into_inner(),
+        _ = ctrl_c.pressed() => {
+            view.abandon();
+            return Err(CliError::Interrupted("interrupted before the load started".to_owned()));
+        }
+    };
+    loop {
+        let message = tokio::select! {
+            message = stream.message() => message.map_err(|s| ctx.error(s))?,
+            _ = ctrl_c.pressed() => {
+                view.abandon();
+                return Err(cancel_load(ctx, &job_id).await);
+            }
+        };
+        let Some(event) = message.and_then(|m| m.event) else {
+            return Err(CliError::Failed(format!(
+                "the load stream of {label} ended without a summary"
+            )));
+        };
+        if !event.job_id.is_empty() {
+            job_id.clone_from(&event.job_id);
+        }
+        if ctx.json {
+            print_json_line(&to_json::load_event(&event))?;
+        }
+        view.on_event(&event);
+        if let Some(load_event::Event::Summary(summary)) = &event.event {
+            if !ctx.json {
+                print(&summary_text(
+                    &dataset.symbol,
+                    &dataset.timeframe,
+                    &job_id,
+                    summary,
+                ))?;
+            }
+            return match summary.state() {
+                ktrdr_proto::common::v1::JobState::Completed => Ok(()),
+                state => Err(CliError::Failed(format!(
+                    "load job {job_id} of {label} ended {}{}",
+                    job_state(state),
+                    if summary.error.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {}", summary.error)
+                    }
+                ))),
+            };
+        }
+    }
+}
+
+/// Cancels load job `job_id` after Ctrl+C; the error to exit with (130, or what went wrong).
+pub async fn cancel_load(ctx: &Context, job_id: &str) -> CliError {
+    if job_id.is_empty() {
+        return CliError::Interrupted("interrupted before the load job started".to_owned());
+    }
+    let mut request = tonic::Request::new(CancelLoadRequest {
+        job_id: job_id.to_owned(),
+        reason: "Ctrl+C in the ktrdr CLI".to_owned(),
+    });
+    request.set_timeout(Duration::from_secs(10));
+    match ctx.gateway().cancel_load(request).await {
+        Ok(response) => {
+            let state = job_state(response.into_inner().state());
+            if ctx.json {
+                // Best effort: stdout may be closed already when the user interrupts a pipe.
+                let _ = print_json_line(&json!({
+                    "event": "interrupted",
+                    "job_id": job_id,
+                    "state": state,
+                }));
+            }
+            CliError::Interrupted(format!("interrupted: load job {job_id} is {state}"))
+        }
+        Err(status) => CliError::Interrupted(format!(
+            "interrupted, but cancelling load job {job_id} failed: {} — cancel it with grpcurl (GatewayService/CancelLoad)",
+            ctx.error(status)
+        )),
+    }
+}

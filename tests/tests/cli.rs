@@ -1,0 +1,1040 @@
+//! The `ktrdr` CLI as a real process against a real gateway, data service and training host:
+//! each command's text and `--json` output, exit codes (usage, unreachable gateway, server
+//! error), CSV import seen by show/range/gaps/list, strategy validation, completions, and Ctrl+C
+//! cancelling a load job or a training session on the server.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+
+use ktrdr_proto::common::v1::{BarBatch, bar_batch};
+use ktrdr_proto::data::v1::WriteBarsRequest;
+use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+use ktrdr_proto::gateway::v1::GetLoadRequest;
+use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
+use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
+use ktrdr_proto::training::v1::{
+    GetTrainingRequest, StartTrainingRequest, TrainingState, start_training_request::Strategy,
+};
+use ktrdr_system_tests::fixtures::{TINY_STRATEGY, trending_hourly_bars};
+use ktrdr_system_tests::{RunningCli, ServiceProcess, ktrdr};
+
+/// Nothing listens on port 9 (discard) on loopback.
+const NOBODY: &str = "http://127.0.0.1:9";
+
+/// 2024-01-01 (a Monday) 00:00 UTC.
+const T0: i64 = 1_704_067_200_000;
+const HOUR: i64 = 3_600_000;
+
+fn iso(ms: i64) -> String {
+    let secs = ms / 1000;
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Only January 2024 is used here.
+    format!(
+        "2024-01-{:02}T{:02}:{:02}:00Z",
+        days - 19_723 + 1,
+        rem / 3600,
+        rem % 3600 / 60
+    )
+}
+
+/// Hourly EURUSD bars Monday 2024-01-01 to Thursday 2024-01-04 in the original ktrdr CSV format,
+/// without Wednesday 10:00–14:00 (an UNEXPECTED gap of 5 bars): 91 bars.
+fn write_original_csv(dir: &Path) -> std::path::PathBuf {
+    let mut text = String::from("timestamp,open,high,low,close,volume\n");
+    for i in 0..96 {
+        let t = T0 + i * HOUR;
+        if (58..63).contains(&i) {
+            continue;
+        }
+        let open = 1.1 + i as f64 * 0.001;
+        let close = open + 0.0005;
+        text.push_str(&format!(
+            "{},{open},{},{},{close},{}\n",
+            iso(t),
+            close + 0.001,
+            open - 0.001,
+            1000 + i
+        ));
+    }
+    let path = dir.join("EURUSD_1h.csv");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+async fn data_and_gateway(data_dir: &Path) -> (ServiceProcess, ServiceProcess) {
+    let data = ServiceProcess::start(
+        "ktrdr-data",
+        &[("KTRDR_DATA_DIR", data_dir.to_str().unwrap())],
+    )
+    .await;
+    let gateway = ServiceProcess::start(
+        "ktrdr-gateway",
+        &[
+            ("DATA_SERVICE_URL", data.url().as_str()),
+            ("TRAINING_HOST_SERVICE_URL", NOBODY),
+            ("IB_HOST_SERVICE_URL", NOBODY),
+        ],
+    )
+    .await;
+    (data, gateway)
+}
+
+// ---- no server needed ----------------------------------------------------------------------
+
+#[tokio::test]
+async fn usage_errors_exit_with_2_before_calling_anyone() {
+    for args in [
+        &["data", "show", "AAPL", "-t", "3h"][..],
+        &["data", "show", "AAPL"],
+        &["data", "show", "AAPL", "-t", "1h", "--start", "yesterday"],
+        &[
+            "data",
+            "show",
+            "AAPL",
+            "-t",
+            "1h",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-01",
+        ],
+        &["data", "load", "AAPL", "-t", "1h", "-m", "sideways"],
+        &["train", "no/such/strategy.yaml"],
+        &["frobnicate"],
+    ] {
+        // The URL leads nowhere: a usage error must be found first.
+        let run = ktrdr(NOBODY, args).await;
+        assert_eq!(run.code, Some(2), "{args:?}\n{run}");
+        assert!(!run.stderr.is_empty(), "{args:?} says why\n{run}");
+    }
+    let run = ktrdr(NOBODY, &["data", "show", "AAPL", "-t", "3h"]).await;
+    assert!(
+        run.stderr.contains("1m, 5m, 15m, 30m, 1h, 4h, 1d, 1w"),
+        "{run}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_gateway_exits_with_3_and_says_what_to_do() {
+    for args in [
+        &["data", "list"][..],
+        &["config"],
+        &["data", "show", "AAPL", "-t", "1h"],
+        &["trainings", "list"],
+        &["models", "list"],
+    ] {
+        let run = ktrdr(NOBODY, args).await;
+        assert_eq!(run.code, Some(3), "{args:?}\n{run}");
+        assert!(
+            run.stderr.contains(
+                "cannot reach the gateway at http://127.0.0.1:9 — start it with `make run` or set KTRDR_GATEWAY_URL"
+            ),
+            "{args:?}\n{run}"
+        );
+    }
+    let run = ktrdr(NOBODY, &["--json", "data", "list"]).await;
+    assert_eq!(run.code, Some(3), "{run}");
+    assert!(run.stdout.is_empty(), "{run}");
+    let error = &run.stderr_json()["error"];
+    assert_eq!(error["kind"], "connection");
+    assert_eq!(error["exit_code"], 3);
+    // health keeps its own codes: 3 for unreachable too.
+    assert_eq!(ktrdr(NOBODY, &["health"]).await.code, Some(3));
+}
+
+#[tokio::test]
+async fn completions_are_printed_for_bash_zsh_and_fish() {
+    for shell in ["bash", "zsh", "fish"] {
+        let run = ktrdr(NOBODY, &["completions", shell]).await;
+        assert_eq!(run.code, Some(0), "{run}");
+        assert!(run.stdout.len() > 1000, "{shell}: {run}");
+        assert!(run.stdout.contains("ktrdr"), "{shell}");
+    }
+    let bash = ktrdr(NOBODY, &["completions", "bash"]).await;
+    assert!(bash.stdout.contains("complete -F"), "{bash}");
+    assert!(
+        bash.stdout.contains("trainings"),
+        "subcommands are completed"
+    );
+}
+
+#[tokio::test]
+async fn strategies_validate_accepts_the_shipped_strategies_and_rejects_a_broken_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files: Vec<String> = std::fs::read_dir(root.join("strategies"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .map(|p| p.to_str().unwrap().to_owned())
+        .collect();
+    files.sort();
+    assert!(!files.is_empty());
+    let mut args = vec!["strategies", "validate"];
+    args.extend(files.iter().map(String::as_str));
+    let run = ktrdr(NOBODY, &args).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(run.stdout.matches(": OK").count(), files.len(), "{run}");
+    assert!(run.stdout.contains("rsi_bollinger_single"), "{run}");
+
+    let one = files
+        .iter()
+        .find(|f| f.ends_with("rsi_bollinger_single.yaml"))
+        .unwrap();
+    let run = ktrdr(NOBODY, &["--json", "strategies", "validate", one]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let report = run.json();
+    assert_eq!(report["valid"], true);
+    assert_eq!(report["name"], "rsi_bollinger_single");
+    assert_eq!(report["symbols"][0], "EURUSD");
+    assert_eq!(report["timeframes"][0], "1h");
+    assert!(report["indicators"].as_array().unwrap().len() >= 2);
+
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.yaml");
+    std::fs::write(
+        &broken,
+        TINY_STRATEGY.replace("dropout: 0.0", "dropout: \"lots\""),
+    )
+    .unwrap();
+    let run = ktrdr(
+        NOBODY,
+        &["strategies", "validate", broken.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stdout.contains("INVALID"), "{run}");
+    assert!(run.stdout.contains("model.architecture.dropout"), "{run}");
+
+    let run = ktrdr(
+        NOBODY,
+        &["--json", "strategies", "validate", broken.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{run}");
+    let report = run.json();
+    assert_eq!(report["valid"], false);
+    assert_eq!(report["error"]["path"], "model.architecture.dropout");
+
+    let missing = ktrdr(NOBODY, &["strategies", "validate", "/no/such.yaml"]).await;
+    assert_eq!(missing.code, Some(1), "{missing}");
+}
+
+// ---- gateway + data service ----------------------------------------------------------------
+
+#[tokio::test]
+async fn an_imported_csv_is_seen_by_show_range_gaps_and_list() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let (_data, gateway) = data_and_gateway(data_dir.path()).await;
+    let url = gateway.url();
+    let csv = write_original_csv(files.path());
+    let csv = csv.to_str().unwrap();
+
+    // import: symbol and timeframe from the file name
+    let run = ktrdr(&url, &["data", "import", csv]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(
+        run.stdout
+            .contains("EURUSD_1h.csv → EURUSD 1h: 91 rows read, 91 bars written"),
+        "{run}"
+    );
+    let run = ktrdr(&url, &["--json", "data", "import", csv]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let imported = run.json();
+    assert_eq!(imported["symbol"], "EURUSD");
+    assert_eq!(imported["timeframe"], "1h");
+    assert_eq!(imported["bars_replaced"], 91, "a second import merges");
+    assert_eq!(imported["coverage"]["bar_count"], 91);
+
+    // show: table, JSON, CSV (the original format), limits and ranges
+    let run = ktrdr(
+        &url,
+        &["data", "show", "EURUSD", "-t", "1h", "--limit", "3"],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{run}");
+    assert!(lines[0].starts_with("timestamp"), "{run}");
+    assert!(lines[1].starts_with("2024-01-01T00:00:00Z"), "{run}");
+    assert!(lines[1].contains("1.1"), "{run}");
+
+    let run = ktrdr(&url, &["--json", "data", "show", "EURUSD", "-t", "1h"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let shown = run.json();
+    assert_eq!(shown["count"], 91);
+    let bars = shown["bars"].as_array().unwrap();
+    assert_eq!(bars.len(), 91);
+    assert_eq!(bars[0]["timestamp"], "2024-01-01T00:00:00Z");
+    assert_eq!(bars[0]["timestamp_ms"], T0);
+    assert_eq!(bars[0]["open"], 1.1);
+    assert_eq!(bars[0]["volume"], 1000.0);
+    for key in ["open", "high", "low", "close", "volume"] {
+        assert!(bars[90][key].is_f64(), "{key}");
+    }
+
+    let run = ktrdr(
+        &url,
+        &[
+            "data", "show", "EURUSD", "-t", "1h", "--format", "csv", "--limit", "2", "--tail",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let lines: Vec<&str> = run.stdout.lines().collect();
+    assert_eq!(lines[0], "timestamp,open,high,low,close,volume");
+    assert_eq!(lines.len(), 3, "{run}");
+    assert!(lines[2].starts_with("2024-01-04T23:00:00Z,"), "{run}");
+
+    let run = ktrdr(
+        &url,
+        &[
+            "--json",
+            "data",
+            "show",
+            "EURUSD",
+            "-t",
+            "1h",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-02T03:00:00Z",
+        ],
+    )
+    .await;
+    let shown = run.json();
+    assert_eq!(shown["count"], 3, "{run}");
+    assert_eq!(shown["bars"][0]["timestamp"], "2024-01-02T00:00:00Z");
+    let epoch_ms = (T0 + 24 * HOUR).to_string();
+    let run = ktrdr(
+        &url,
+        &[
+            "--json", "data", "show", "EURUSD", "-t", "1h", "--start", &epoch_ms, "-n", "1",
+        ],
+    )
+    .await;
+    assert_eq!(
+        run.json()["bars"][0]["timestamp"],
+        "2024-01-02T00:00:00Z",
+        "epoch ms are accepted"
+    );
+
+    // range
+    let run = ktrdr(&url, &["data", "range", "EURUSD", "-t", "1h"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("first  2024-01-01T00:00:00Z"), "{run}");
+    assert!(run.stdout.contains("last   2024-01-04T23:00:00Z"), "{run}");
+    assert!(run.stdout.contains("bars   91"), "{run}");
+    let range = ktrdr(&url, &["--json", "data", "range", "EURUSD", "-t", "1h"])
+        .await
+        .json();
+    assert_eq!(range["first"], "2024-01-01T00:00:00Z");
+    assert_eq!(range["last"], "2024-01-04T23:00:00Z");
+    assert_eq!(range["first_ms"], T0);
+    assert_eq!(range["bar_count"], 91);
+
+    // gaps: the five missing Wednesday hours
+    let run = ktrdr(&url, &["data", "gaps", "EURUSD", "-t", "1h"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("1 UNEXPECTED (5 bars)"), "{run}");
+    assert!(
+        run.stdout
+            .contains("2024-01-03T10:00:00Z  2024-01-03T15:00:00Z  UNEXPECTED"),
+        "{run}"
+    );
+    let gaps = ktrdr(
+        &url,
+        &[
+            "--json",
+            "data",
+            "gaps",
+            "EURUSD",
+            "-t",
+            "1h",
+            "--unexpected",
+        ],
+    )
+    .await
+    .json();
+    let list = gaps["gaps"].as_array().unwrap();
+    assert_eq!(list.len(), 1, "{gaps}");
+    assert_eq!(list[0]["kind"], "UNEXPECTED");
+    assert_eq!(list[0]["missing_bars"], 5);
+    assert_eq!(list[0]["range"]["start"], "2024-01-03T10:00:00Z");
+
+    // list
+    let run = ktrdr(&url, &["data", "list"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(
+        run.stdout.lines().nth(1).unwrap().starts_with("EURUSD  1h"),
+        "{run}"
+    );
+    let listed = ktrdr(&url, &["--json", "data", "list"]).await.json();
+    let datasets = listed["datasets"].as_array().unwrap();
+    assert_eq!(datasets.len(), 1);
+    assert_eq!(datasets[0]["symbol"], "EURUSD");
+    assert_eq!(datasets[0]["timeframe"], "1h");
+    assert_eq!(datasets[0]["bar_count"], 91);
+    assert_eq!(datasets[0]["last"], "2024-01-04T23:00:00Z");
+
+    // import with flags overriding the file name
+    let other = files.path().join("export.csv");
+    std::fs::copy(csv, &other).unwrap();
+    let run = ktrdr(
+        &url,
+        &[
+            "--json",
+            "data",
+            "import",
+            other.to_str().unwrap(),
+            "--symbol",
+            "gbp/usd",
+            "-t",
+            "1h",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(run.json()["symbol"], "GBPUSD");
+}
+
+#[tokio::test]
+async fn server_errors_exit_with_4_and_show_the_servers_message() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let (_data, gateway) = data_and_gateway(data_dir.path()).await;
+    let url = gateway.url();
+
+    let run = ktrdr(&url, &["data", "show", "MSFT", "-t", "1h"]).await;
+    assert_eq!(run.code, Some(4), "{run}");
+    assert!(run.stderr.contains("NOT_FOUND"), "{run}");
+    assert!(run.stderr.contains("MSFT"), "{run}");
+
+    let run = ktrdr(&url, &["--json", "data", "range", "MSFT", "-t", "1h"]).await;
+    assert_eq!(run.code, Some(4), "{run}");
+    let error = &run.stderr_json()["error"];
+    assert_eq!(error["kind"], "server");
+    assert_eq!(error["code"], "NOT_FOUND");
+    assert_eq!(error["exit_code"], 4);
+
+    // A CSV row breaking a rule: INVALID_ARGUMENT naming the line.
+    let bad = files.path().join("AAPL_1h.csv");
+    std::fs::write(
+        &bad,
+        "timestamp,open,high,low,close,volume\n\
+         2024-01-02T14:00:00Z,10,11,9,10.5,100\n\
+         2024-01-02T15:00:00Z,10,9,8,10.5,100\n",
+    )
+    .unwrap();
+    let run = ktrdr(&url, &["data", "import", bad.to_str().unwrap()]).await;
+    assert_eq!(run.code, Some(4), "{run}");
+    assert!(run.stderr.contains("INVALID_ARGUMENT"), "{run}");
+    assert!(run.stderr.contains("high"), "{run}");
+
+    // The training host is down: the gateway answers UNAVAILABLE itself, a server error.
+    let run = ktrdr(&url, &["models", "list"]).await;
+    assert_eq!(run.code, Some(4), "{run}");
+    assert!(run.stderr.contains("UNAVAILABLE"), "{run}");
+    assert!(run.stderr.contains("USE_TRAINING_HOST_SERVICE"), "{run}");
+
+    let run = ktrdr(NOBODY, &["data", "import", "/no/such/file.csv"]).await;
+    assert_eq!(run.code, Some(2), "a missing file is a usage error\n{run}");
+}
+
+#[tokio::test]
+async fn config_lists_the_managers_and_health_reports_serving() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (data, gateway) = data_and_gateway(data_dir.path()).await;
+    let url = gateway.url();
+    let run = ktrdr(&url, &["config"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("host_service"), "{run}");
+    let data_line = run
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("data "))
+        .unwrap_or_else(|| panic!("no data row\n{run}"));
+    assert!(data_line.contains(&data.url()), "{run}");
+
+    let config = ktrdr(&url, &["--json", "config"]).await.json();
+    let managers = config["managers"].as_array().unwrap();
+    let data_manager = managers.iter().find(|m| m["manager"] == "data").unwrap();
+    assert_eq!(data_manager["mode"], "HOST_SERVICE");
+    assert_eq!(data_manager["url"], data.url().as_str());
+    assert_eq!(data_manager["env"]["USE_DATA_SERVICE"], "true");
+    assert_eq!(config["gateway"]["name"], "gateway");
+
+    let health = ktrdr(&url, &["--json", "health"]).await;
+    assert_eq!(health.code, Some(0), "{health}");
+    assert_eq!(health.json()["status"], "SERVING");
+}
+
+// ---- gateway + data service + training host ------------------------------------------------
+
+#[tokio::test]
+async fn trainings_and_models_commands_follow_a_real_session() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let data = ServiceProcess::start(
+        "ktrdr-data",
+        &[("KTRDR_DATA_DIR", data_dir.path().to_str().unwrap())],
+    )
+    .await;
+    let host = ServiceProcess::start(
+        "ktrdr-training-host",
+        &[
+            ("DATA_SERVICE_URL", data.url().as_str()),
+            ("KTRDR_MODELS_DIR", models.path().to_str().unwrap()),
+            (
+                "KTRDR_STRATEGIES_DIR",
+                models.path().join("none").to_str().unwrap(),
+            ),
+        ],
+    )
+    .await;
+    let gateway = ServiceProcess::start(
+        "ktrdr-gateway",
+        &[
+            ("DATA_SERVICE_URL", data.url().as_str()),
+            ("TRAINING_HOST_SERVICE_URL", host.url().as_str()),
+            ("IB_HOST_SERVICE_URL", NOBODY),
+        ],
+    )
+    .await;
+    let url = gateway.url();
+    let channel = gateway.channel().await;
+    DataServiceClient::new(channel.clone())
+        .write_bars(tokio_stream::iter([WriteBarsRequest {
+            batch: Some(BarBatch {
+                symbol: "EURUSD".into(),
+                timeframe: "1h".into(),
+                payload: Some(bar_batch::Payload::Columns(trending_hourly_bars(600, 7))),
+                bar_count: 0,
+            }),
+            ..Default::default()
+        }]))
+        .await
+        .unwrap();
+
+    let run = ktrdr(&url, &["trainings", "list"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("no training sessions"), "{run}");
+
+    // Sessions are started through the gateway's TrainingService (what `train` does after its
+    // data loads); the CLI follows them.
+    let mut training = TrainingServiceClient::new(channel.clone());
+    let session_id = training
+        .start_training(StartTrainingRequest {
+            strategy: Some(Strategy::StrategyYaml(TINY_STRATEGY.into())),
+            epochs: Some(2),
+            seed: Some(3),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session_id;
+
+    // watch follows the session to its end.
+    let run = ktrdr(&url, &["--json", "trainings", "watch", &session_id]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let events = run.json_lines();
+    assert!(
+        events
+            .iter()
+            .all(|e| e["session_id"] == session_id.as_str())
+    );
+    let epochs: Vec<_> = events.iter().filter(|e| e["event"] == "epoch").collect();
+    assert_eq!(epochs.len(), 2, "{run}");
+    assert!(epochs[1]["train_loss"].is_f64());
+    assert!(epochs[1]["train_accuracy"].is_f64());
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "state_changed");
+    assert_eq!(last["to"], "COMPLETED");
+    let model_id = events.iter().find(|e| e["event"] == "model_saved").unwrap()["model_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // Watching a finished session replays it: text mode shows each epoch and the metrics.
+    let run = ktrdr(&url, &["trainings", "watch", &session_id]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("epoch 2/2"), "{run}");
+    assert!(
+        run.stdout
+            .contains(&format!("session {session_id} COMPLETED: model {model_id}")),
+        "{run}"
+    );
+    assert!(run.stdout.contains("test"), "{run}");
+
+    let run = ktrdr(&url, &["trainings", "list"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains(&session_id), "{run}");
+    assert!(run.stdout.contains("COMPLETED"), "{run}");
+    let listed = ktrdr(
+        &url,
+        &["--json", "trainings", "list", "--state", "completed"],
+    )
+    .await
+    .json();
+    assert_eq!(listed["sessions"][0]["session_id"], session_id.as_str());
+    assert_eq!(listed["sessions"][0]["strategy_name"], "tiny_rsi");
+    assert_eq!(listed["sessions"][0]["model_id"], model_id.as_str());
+    let none = ktrdr(&url, &["--json", "trainings", "list", "--state", "running"])
+        .await
+        .json();
+    assert_eq!(none["sessions"].as_array().unwrap().len(), 0);
+
+    let run = ktrdr(&url, &["trainings", "show", &session_id]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("state       COMPLETED"), "{run}");
+    assert!(
+        run.stdout.contains(&format!("model       {model_id}")),
+        "{run}"
+    );
+    let shown = ktrdr(&url, &["--json", "trainings", "show", &session_id])
+        .await
+        .json();
+    assert_eq!(shown["state"], "COMPLETED");
+    assert_eq!(shown["epochs"], 2);
+    assert_eq!(shown["seed"], 3);
+    assert!(shown["metrics"]["test_accuracy"].is_f64());
+
+    // Cancelling a finished session changes nothing (idempotent).
+    let cancelled = ktrdr(&url, &["--json", "trainings", "cancel", &session_id])
+        .await
+        .json();
+    assert_eq!(cancelled["state"], "COMPLETED");
+
+    let missing = ktrdr(&url, &["trainings", "show", "no-such-session"]).await;
+    assert_eq!(missing.code, Some(4), "{missing}");
+    assert!(missing.stderr.contains("NOT_FOUND"), "{missing}");
+
+    // models
+    let run = ktrdr(&url, &["models", "list"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains(&model_id), "{run}");
+    let listed = ktrdr(&url, &["--json", "models", "list", "--symbol", "EURUSD"])
+        .await
+        .json();
+    assert_eq!(listed["models"][0]["model_id"], model_id.as_str());
+    assert_eq!(listed["models"][0]["symbols"][0], "EURUSD");
+
+    let run = ktrdr(&url, &["models", "show", &model_id, "--yaml"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("strategy    tiny_rsi"), "{run}");
+    assert!(
+        run.stdout.contains("name: \"tiny_rsi\""),
+        "the YAML follows\n{run}"
+    );
+    let shown = ktrdr(&url, &["--json", "models", "show", &model_id])
+        .await
+        .json();
+    assert_eq!(shown["training_session_id"], session_id.as_str());
+    assert!(shown["parameter_count"].as_i64().unwrap() > 0);
+    assert!(!shown["feature_names"].as_array().unwrap().is_empty());
+
+    let evaluated = ktrdr(&url, &["--json", "models", "evaluate", &model_id]).await;
+    assert_eq!(evaluated.code, Some(0), "{evaluated}");
+    let evaluated = evaluated.json();
+    assert!(evaluated["bars_evaluated"].as_i64().unwrap() > 0);
+    assert!(evaluated["metrics"]["test_accuracy"].is_f64());
+    let run = ktrdr(&url, &["models", "evaluate", &model_id]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("bar(s) evaluated"), "{run}");
+
+    let predicted = ktrdr(
+        &url,
+        &[
+            "--json", "models", "predict", &model_id, "--symbol", "EURUSD", "--limit", "5",
+        ],
+    )
+    .await;
+    assert_eq!(predicted.code, Some(0), "{predicted}");
+    let predicted = predicted.json();
+    let rows = predicted["predictions"].as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    for row in rows {
+        assert!(["BUY", "HOLD", "SELL"].contains(&row["signal"].as_str().unwrap()));
+        let total = row["prob_buy"].as_f64().unwrap()
+            + row["prob_hold"].as_f64().unwrap()
+            + row["prob_sell"].as_f64().unwrap();
+        assert!((total - 1.0).abs() < 1e-3, "{row}");
+    }
+    let run = ktrdr(
+        &url,
+        &[
+            "models", "predict", &model_id, "--symbol", "EURUSD", "-n", "3", "-f", "csv",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert_eq!(
+        run.stdout.lines().next(),
+        Some("timestamp,signal,prob_buy,prob_hold,prob_sell")
+    );
+    assert_eq!(run.stdout.lines().count(), 4, "{run}");
+
+    let missing = ktrdr(&url, &["models", "show", "tiny_rsi/NOPE_1h_v9"]).await;
+    assert_eq!(missing.code, Some(4), "{missing}");
+
+    // trainings cancel on a running session: CANCELLED on the server.
+    let long = training
+        .start_training(StartTrainingRequest {
+            strategy: Some(Strategy::StrategyYaml(TINY_STRATEGY.into())),
+            epochs: Some(10_000),
+            batch_size: Some(4),
+            seed: Some(3),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session_id;
+    // Ctrl+C while watching stops the watch (130), not the session.
+    let mut watching = RunningCli::spawn(&url, &["--json", "trainings", "watch", &long]);
+    let first = watching.next_json_line().await.expect("a first event");
+    assert_eq!(first["session_id"], long.as_str());
+    watching.interrupt();
+    let run = watching.finish().await;
+    assert_eq!(run.code, Some(130), "{run}");
+    assert!(run.stderr.contains("stopped watching"), "{run}");
+    let state = training
+        .get_training(GetTrainingRequest {
+            session_id: long.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap()
+        .state();
+    assert!(
+        matches!(
+            state,
+            TrainingState::Queued | TrainingState::LoadingData | TrainingState::Running
+        ),
+        "{state:?}"
+    );
+
+    let run = ktrdr(&url, &["trainings", "cancel", &long]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(
+        run.stdout.contains(&format!("session {long}: CANCELLED")),
+        "{run}"
+    );
+    let state = training
+        .get_training(GetTrainingRequest {
+            session_id: long.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap()
+        .state();
+    assert_eq!(state, TrainingState::Cancelled);
+    // watch of a cancelled session: exit 1, says how it ended.
+    let run = ktrdr(&url, &["trainings", "watch", &long]).await;
+    assert_eq!(run.code, Some(1), "{run}");
+    assert!(run.stderr.contains("CANCELLED"), "{run}");
+}
+
+// ---- LoadData / TrainStrategy (gateway issue 7) --------------------------------------------
+
+/// ib-sim → ib-host → gateway ← data (and a training host when asked), for loads and training.
+/// ib-sim delays each reply by `reply_delay_ms` so a load lasts long enough to be interrupted.
+struct IbStack {
+    _sim: ServiceProcess,
+    _ib_host: ServiceProcess,
+    data: ServiceProcess,
+    _training_host: Option<ServiceProcess>,
+    gateway: ServiceProcess,
+    _data_dir: tempfile::TempDir,
+    models: tempfile::TempDir,
+}
+
+async fn ib_stack(reply_delay_ms: &str, with_training_host: bool) -> IbStack {
+    use ktrdr_proto::ib::v1 as ib;
+    let sim = ServiceProcess::start(
+        "ktrdr-ib-sim",
+        &[
+            ("IB_SIM_ADDR", "127.0.0.1:0"),
+            ("IB_SIM_PACING", "false"),
+            ("IB_SIM_REPLY_DELAY_MS", reply_delay_ms),
+        ],
+    )
+    .await;
+    let tws = ib::ib_sim_service_client::IbSimServiceClient::new(sim.channel().await)
+        .get_sim_status(ib::GetSimStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .tws_listen_addr;
+    let port = tws.rsplit(':').next().unwrap().to_owned();
+    let ib_host = ServiceProcess::start(
+        "ktrdr-ib-host",
+        &[
+            ("IB_HOST", "127.0.0.1"),
+            ("IB_PORT", port.as_str()),
+            ("IB_PACING", "false"),
+        ],
+    )
+    .await;
+    let data_dir = tempfile::tempdir().unwrap();
+    let models = tempfile::tempdir().unwrap();
+    let data = ServiceProcess::start(
+        "ktrdr-data",
+        &[("KTRDR_DATA_DIR", data_dir.path().to_str().unwrap())],
+    )
+    .await;
+    let training_host = if with_training_host {
+        Some(
+            ServiceProcess::start(
+                "ktrdr-training-host",
+                &[
+                    ("DATA_SERVICE_URL", data.url().as_str()),
+                    ("KTRDR_MODELS_DIR", models.path().to_str().unwrap()),
+                ],
+            )
+            .await,
+        )
+    } else {
+        None
+    };
+    let training_url = training_host
+        .as_ref()
+        .map_or(NOBODY.to_owned(), ServiceProcess::url);
+    let gateway = ServiceProcess::start(
+        "ktrdr-gateway",
+        &[
+            ("DATA_SERVICE_URL", data.url().as_str()),
+            ("IB_HOST_SERVICE_URL", ib_host.url().as_str()),
+            ("TRAINING_HOST_SERVICE_URL", training_url.as_str()),
+        ],
+    )
+    .await;
+    IbStack {
+        _sim: sim,
+        _ib_host: ib_host,
+        data,
+        _training_host: training_host,
+        gateway,
+        _data_dir: data_dir,
+        models,
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs gateway LoadData (issue 7)"]
+async fn data_load_streams_progress_to_a_summary() {
+    let stack = ib_stack("0", false).await;
+    let url = stack.gateway.url();
+    let run = ktrdr(
+        &url,
+        &[
+            "--json",
+            "data",
+            "load",
+            "AAPL",
+            "-t",
+            "1h",
+            "-m",
+            "tail",
+            "--start",
+            "2024-01-02",
+            "--end",
+            "2024-01-20",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let events = run.json_lines();
+    assert_eq!(events[0]["event"], "started", "{run}");
+    let job_id = events[0]["job_id"].as_str().unwrap().to_owned();
+    let last = events.last().unwrap();
+    assert_eq!(last["event"], "summary");
+    assert_eq!(last["state"], "COMPLETED");
+    assert_eq!(last["job_id"], job_id.as_str());
+    assert!(last["bars_written"].as_i64().unwrap() > 0);
+
+    // The bars are in the store: the other data commands see them.
+    let range = ktrdr(&url, &["--json", "data", "range", "AAPL", "-t", "1h"])
+        .await
+        .json();
+    assert_eq!(range["bar_count"], last["bar_count"]);
+
+    let run = ktrdr(&url, &["data", "load", "AAPL", "-t", "1h", "-m", "local"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("AAPL 1h: COMPLETED"), "{run}");
+}
+
+#[tokio::test]
+#[ignore = "needs gateway LoadData (issue 7)"]
+async fn ctrl_c_during_data_load_cancels_the_job_and_exits_130() {
+    let stack = ib_stack("500", false).await;
+    let url = stack.gateway.url();
+    let mut cli = RunningCli::spawn(
+        &url,
+        &[
+            "--json",
+            "data",
+            "load",
+            "AAPL",
+            "-t",
+            "5m",
+            "-m",
+            "backfill",
+            "--start",
+            "2023-01-02",
+            "--end",
+            "2024-01-02",
+        ],
+    );
+    let started = cli.next_json_line().await.expect("a started event");
+    assert_eq!(started["event"], "started", "{started}");
+    let job_id = started["job_id"].as_str().unwrap().to_owned();
+    cli.interrupt();
+    let run = cli.finish().await;
+    assert_eq!(run.code, Some(130), "{run}");
+    let last = run.json_lines().pop().unwrap();
+    assert_eq!(last["event"], "interrupted", "{run}");
+    assert_eq!(last["job_id"], job_id.as_str());
+
+    let job = GatewayServiceClient::new(stack.gateway.channel().await)
+        .get_load(GetLoadRequest {
+            job_id: job_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(
+        job.state(),
+        ktrdr_proto::common::v1::JobState::Cancelled,
+        "{job:?}"
+    );
+}
+
+/// The IB stack with a training host, 600 hourly EURUSD bars stored and the tiny strategy in a
+/// file.
+async fn training_stack() -> (IbStack, std::path::PathBuf) {
+    let stack = ib_stack("0", true).await;
+    DataServiceClient::new(stack.data.channel().await)
+        .write_bars(tokio_stream::iter([WriteBarsRequest {
+            batch: Some(BarBatch {
+                symbol: "EURUSD".into(),
+                timeframe: "1h".into(),
+                payload: Some(bar_batch::Payload::Columns(trending_hourly_bars(600, 7))),
+                bar_count: 0,
+            }),
+            ..Default::default()
+        }]))
+        .await
+        .unwrap();
+    let strategy = stack.models.path().join("tiny.yaml");
+    std::fs::write(&strategy, TINY_STRATEGY).unwrap();
+    (stack, strategy)
+}
+
+#[tokio::test]
+#[ignore = "needs gateway TrainStrategy (issue 7)"]
+async fn train_loads_then_trains_and_prints_the_metrics() {
+    let (stack, strategy) = training_stack().await;
+    let url = stack.gateway.url();
+    let run = ktrdr(
+        &url,
+        &[
+            "--json",
+            "train",
+            strategy.to_str().unwrap(),
+            "--epochs",
+            "2",
+            "--seed",
+            "3",
+            "--data-mode",
+            "local",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let events = run.json_lines();
+    let started = events
+        .iter()
+        .find(|e| e["event"] == "training_started")
+        .unwrap_or_else(|| panic!("no training_started\n{run}"));
+    let session_id = started["session_id"].as_str().unwrap();
+    assert_eq!(
+        events.iter().filter(|e| e["event"] == "epoch").count(),
+        2,
+        "{run}"
+    );
+    let last = events.last().unwrap();
+    assert_eq!(
+        (last["event"].as_str(), last["to"].as_str()),
+        (Some("state_changed"), Some("COMPLETED"))
+    );
+    assert_eq!(last["session_id"], session_id);
+
+    let run = ktrdr(
+        &url,
+        &[
+            "train",
+            strategy.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--data-mode",
+            "local",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("COMPLETED: model tiny_rsi/"), "{run}");
+}
+
+#[tokio::test]
+#[ignore = "needs gateway TrainStrategy (issue 7)"]
+async fn ctrl_c_during_train_cancels_the_session_and_exits_130() {
+    let (stack, strategy) = training_stack().await;
+    let url = stack.gateway.url();
+    let mut cli = RunningCli::spawn(
+        &url,
+        &[
+            "--json",
+            "train",
+            strategy.to_str().unwrap(),
+            "--epochs",
+            "10000",
+            "--batch-size",
+            "4",
+            "--data-mode",
+            "local",
+        ],
+    );
+    let session_id = loop {
+        let event = cli
+            .next_json_line()
+            .await
+            .expect("a training_started event");
+        if event["event"] == "training_started" {
+            break event["session_id"].as_str().unwrap().to_owned();
+        }
+    };
+    cli.interrupt();
+    let run = cli.finish().await;
+    assert_eq!(run.code, Some(130), "{run}");
+    let last = run.json_lines().pop().unwrap();
+    assert_eq!(last["event"], "interrupted", "{run}");
+    assert_eq!(last["session_id"], session_id.as_str());
+
+    let session = TrainingServiceClient::new(stack.gateway.channel().await)
+        .get_training(GetTrainingRequest { session_id })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    assert_eq!(session.state(), TrainingState::Cancelled);
+}
