@@ -827,7 +827,6 @@ async fn ib_stack(reply_delay_ms: &str, with_training_host: bool) -> IbStack {
 }
 
 #[tokio::test]
-#[ignore = "needs gateway LoadData (issue 7)"]
 async fn data_load_streams_progress_to_a_summary() {
     let stack = ib_stack("0", false).await;
     let url = stack.gateway.url();
@@ -871,7 +870,6 @@ async fn data_load_streams_progress_to_a_summary() {
 }
 
 #[tokio::test]
-#[ignore = "needs gateway LoadData (issue 7)"]
 async fn ctrl_c_during_data_load_cancels_the_job_and_exits_130() {
     let stack = ib_stack("500", false).await;
     let url = stack.gateway.url();
@@ -940,7 +938,6 @@ async fn training_stack() -> (IbStack, std::path::PathBuf) {
 }
 
 #[tokio::test]
-#[ignore = "needs gateway TrainStrategy (issue 7)"]
 async fn train_loads_then_trains_and_prints_the_metrics() {
     let (stack, strategy) = training_stack().await;
     let url = stack.gateway.url();
@@ -995,7 +992,6 @@ async fn train_loads_then_trains_and_prints_the_metrics() {
 }
 
 #[tokio::test]
-#[ignore = "needs gateway TrainStrategy (issue 7)"]
 async fn ctrl_c_during_train_cancels_the_session_and_exits_130() {
     let (stack, strategy) = training_stack().await;
     let url = stack.gateway.url();
