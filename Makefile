@@ -40,8 +40,10 @@ lint: ## cargo fmt --check, clippy -D warnings, buf lint
 fmt: ## format the Rust code
 	$(CARGO) fmt --all
 
-run: $(if $(filter debug dev,$(PROFILE)),build,build-release) ## build and start ib-sim, ib-host, data, training-host and gateway; wait for health
+run: $(if $(filter debug dev,$(PROFILE)),build,build-release) ## build, start ib-sim, ib-host, data, training-host and gateway, then load, train and evaluate the example strategy
 	BIN_DIR=$(BIN_DIR) scripts/stack.sh start
+	@echo
+	BIN_DIR=$(BIN_DIR) scripts/main-job.sh
 	@echo
 	@echo "The ktrdr stack is up (logs and pids in ./run). Try:"
 	@echo "  $(BIN_DIR)/ktrdr health                      # the gateway, via KTRDR_GATEWAY_URL (default http://localhost:50051)"

@@ -140,6 +140,44 @@ pub struct Context {
     pub json: bool,
     pub timeout: Duration,
     channel: Channel,
+    auth: Bearer,
+}
+
+/// The gateway's clients carry `authorization: Bearer $KTRDR_AUTH_TOKEN` when it is set.
+pub type Authed = tonic::service::interceptor::InterceptedService<Channel, Bearer>;
+
+/// Adds the bearer token (if any) to every call.
+#[derive(Clone)]
+pub struct Bearer(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl Bearer {
+    fn from_env() -> Result<Self, CliError> {
+        match std::env::var("KTRDR_AUTH_TOKEN") {
+            Ok(token) if !token.is_empty() => format!("Bearer {token}")
+                .parse()
+                .map(|v| Self(Some(v)))
+                .map_err(|_| {
+                    CliError::Usage(
+                        "KTRDR_AUTH_TOKEN must be printable ASCII (it is sent as a header)".into(),
+                    )
+                }),
+            _ => Ok(Self(None)),
+        }
+    }
+}
+
+impl tonic::service::Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
 }
 
 impl Context {
@@ -152,19 +190,20 @@ impl Context {
             json,
             timeout,
             channel,
+            auth: Bearer::from_env()?,
         })
     }
 
-    pub fn gateway(&self) -> GatewayServiceClient<Channel> {
-        GatewayServiceClient::new(self.channel.clone())
+    pub fn gateway(&self) -> GatewayServiceClient<Authed> {
+        GatewayServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
-    pub fn data(&self) -> DataServiceClient<Channel> {
-        DataServiceClient::new(self.channel.clone())
+    pub fn data(&self) -> DataServiceClient<Authed> {
+        DataServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
-    pub fn training(&self) -> TrainingServiceClient<Channel> {
-        TrainingServiceClient::new(self.channel.clone())
+    pub fn training(&self) -> TrainingServiceClient<Authed> {
+        TrainingServiceClient::with_interceptor(self.channel.clone(), self.auth.clone())
     }
 
     /// A one-shot request with the invocation's deadline.

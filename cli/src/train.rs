@@ -297,12 +297,16 @@ impl TrainingView {
 /// matrix when there are some.
 pub fn metrics_text(m: &TrainingMetrics) -> String {
     let mut text = String::new();
+    // Metrics of an evaluation (no training ran) have only the evaluated split.
+    let trained = m.epochs_run > 0;
     let mut table = Table::new(["split", "loss", "accuracy"]);
-    table.row([
-        "train".to_owned(),
-        format!("{:.4}", m.train_loss),
-        percent(m.train_accuracy),
-    ]);
+    if trained {
+        table.row([
+            "train".to_owned(),
+            format!("{:.4}", m.train_loss),
+            percent(m.train_accuracy),
+        ]);
+    }
     if let (Some(loss), Some(accuracy)) = (m.val_loss, m.val_accuracy) {
         table.row([
             "validation".to_owned(),
@@ -347,6 +351,10 @@ pub fn metrics_text(m: &TrainingMetrics) -> String {
         for line in matrix.render().lines() {
             text.push_str(&format!("  {line}\n"));
         }
+    }
+    if !trained {
+        text.push_str(&format!("\n  {} samples evaluated\n", m.test_samples));
+        return text;
     }
     text.push_str(&format!(
         "\n  best epoch {} of {} run{}; {} train / {} validation / {} test samples; trained in {}\n",

@@ -276,7 +276,14 @@ fn cli_command(url: &str, args: &[&str]) -> Command {
 
 /// Runs the `ktrdr` CLI against the gateway at `url` until it exits.
 pub async fn ktrdr(url: &str, args: &[&str]) -> CliRun {
-    let output = tokio::time::timeout(PROCESS_WAIT * 4, cli_command(url, args).output())
+    ktrdr_with_env(url, args, &[]).await
+}
+
+/// [`ktrdr`] with extra environment variables (e.g. `KTRDR_AUTH_TOKEN`).
+pub async fn ktrdr_with_env(url: &str, args: &[&str], env: &[(&str, &str)]) -> CliRun {
+    let mut command = cli_command(url, args);
+    command.envs(env.iter().copied());
+    let output = tokio::time::timeout(PROCESS_WAIT * 4, command.output())
         .await
         .unwrap_or_else(|_| panic!("ktrdr {args:?} did not exit"))
         .expect("run ktrdr");

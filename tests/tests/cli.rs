@@ -470,6 +470,29 @@ async fn config_lists_the_managers_and_health_reports_serving() {
     assert_eq!(health.json()["status"], "SERVING");
 }
 
+#[tokio::test]
+async fn with_auth_on_the_gateway_the_cli_sends_ktrdr_auth_token() {
+    let gateway = ServiceProcess::start(
+        "ktrdr-gateway",
+        &[
+            ("KTRDR_AUTH_TOKEN", "s3cret"),
+            ("DATA_SERVICE_URL", NOBODY),
+            ("TRAINING_HOST_SERVICE_URL", NOBODY),
+            ("IB_HOST_SERVICE_URL", NOBODY),
+        ],
+    )
+    .await;
+    let url = gateway.url();
+    let denied = ktrdr(&url, &["config"]).await;
+    assert_eq!(denied.code, Some(4), "{denied}");
+    assert!(denied.stderr.contains("authorization: Bearer"), "{denied}");
+    let allowed =
+        ktrdr_system_tests::ktrdr_with_env(&url, &["config"], &[("KTRDR_AUTH_TOKEN", "s3cret")])
+            .await;
+    assert_eq!(allowed.code, Some(0), "{allowed}");
+    assert!(allowed.stdout.contains("training"), "{allowed}");
+}
+
 // ---- gateway + data service + training host ------------------------------------------------
 
 #[tokio::test]

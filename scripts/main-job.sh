@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The main job of `make run`, through the gateway with the ktrdr CLI: load the example strategy's
+# bars from IB (ib-sim by default) into the store, train the strategy, then evaluate the model
+# on its held-out test bars and print the metrics.
+#
+#   STRATEGY          strategy file (default strategies/rsi_bollinger_single.yaml)
+#   MAIN_JOB_START    first bar to load and train on (default 2023-01-01)
+#   MAIN_JOB_END      end of the range, exclusive (default 2024-07-01)
+#   MAIN_JOB_EPOCHS   override of the strategy's epochs (default: the strategy's)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+BIN_DIR=${BIN_DIR:-target/release}
+KTRDR="$BIN_DIR/ktrdr"
+STRATEGY=${STRATEGY:-strategies/rsi_bollinger_single.yaml}
+START=${MAIN_JOB_START:-2023-01-01}
+END=${MAIN_JOB_END:-2024-07-01}
+EPOCHS=${MAIN_JOB_EPOCHS:-}
+
+echo "==> ktrdr train $STRATEGY --start $START --end $END${EPOCHS:+ --epochs $EPOCHS}"
+echo "    (loads the strategy's symbols and timeframes from IB through the gateway, then trains)"
+"$KTRDR" train "$STRATEGY" --start "$START" --end "$END" ${EPOCHS:+--epochs "$EPOCHS"}
+
+name=$(sed -n 's/^name: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$STRATEGY" | head -n 1)
+model=$("$KTRDR" --json models list | python3 -c '
+import json, sys
+name = sys.argv[1]
+models = [m for m in json.load(sys.stdin)["models"] if m["strategy_name"] == name]
+print(models[0]["model_id"] if models else "")
+' "$name")
+[[ -n $model ]] || { echo "no model of strategy $name was saved" >&2; exit 1; }
+
+echo
+echo "==> ktrdr models evaluate $model   (its held-out test bars)"
+"$KTRDR" models evaluate "$model"
