@@ -13,6 +13,8 @@ Checked, for every overlay and for deploy/compose.yaml and the Dockerfiles:
 - KTRDR_LISTEN_ADDR listens on 0.0.0.0 and the binary's own port; the container port named
   `grpc`, the native gRPC liveness/readiness probes and the Service all use that port; readiness
   names a gRPC service the binary serves;
+- KTRDR_METRICS_ADDR (default: the gRPC port + 1000) is the container port named `metrics` and
+  the pod's prometheus.io/port scrape annotation;
 - *_SERVICE_URL point at a Service (and port) that selects the right Deployment, the training
   hosts' Service is headless; IB_HOST/IB_PORT reach ib-sim's TWS port (dev) or are the only
   egress the NetworkPolicies give ib-host (prod);
@@ -54,6 +56,9 @@ URL_VARS = {
     "TRAINING_HOST_SERVICE_URL": "ktrdr-training-host",
 }
 
+# The metrics port is the gRPC port + this unless KTRDR_METRICS_ADDR says otherwise (see --help).
+METRICS_OFFSET = 1000
+
 # Variables the manifests set ahead of the code that reads them: name → why. Reported, not failed.
 PENDING: dict[str, str] = {
     "KTRDR_AUTH_TOKEN": "the gateway's token check is not implemented yet",
@@ -87,6 +92,8 @@ def binary_vars(bin_dir: Path) -> dict[str, dict[str, str]]:
                 found[m.group(1)] = default.group(1) if default else ""
         if "KTRDR_LISTEN_ADDR" not in found:
             sys.exit(f"{binary} --help lists no KTRDR_LISTEN_ADDR; cannot check against it")
+        if f"port + {METRICS_OFFSET}" not in found.get("KTRDR_METRICS_ADDR", ""):
+            fail(binary, f"--help no longer documents the metrics default as the gRPC port + {METRICS_OFFSET}")
         port = int(found["KTRDR_LISTEN_ADDR"].rsplit(":", 1)[1])
         if port != BINARIES[binary][0]:
             fail(binary, f"--help says it listens on port {port}, this check expects {BINARIES[binary][0]}")
@@ -101,6 +108,20 @@ def check_var(where: str, binary: str, name: str, reads: dict[str, dict[str, str
         notes.append(f"{where}: {name} is not read by {binary} yet ({PENDING[name]})")
         return
     fail(where, f"{name} is not a variable {binary} reads (see `{binary} --help`)")
+
+
+def metrics_port(where: str, env: dict, binary: str) -> int | None:
+    """The metrics port a container's environment gives `binary` (None: off)."""
+    value = env.get("KTRDR_METRICS_ADDR")
+    if value is None:
+        return BINARIES[binary][0] + METRICS_OFFSET
+    if value.lower() == "off":
+        return None
+    host, _, port = value.rpartition(":")
+    if host != "0.0.0.0" or not port.isdigit():
+        fail(where, f"KTRDR_METRICS_ADDR={value}: containers must serve metrics on 0.0.0.0:PORT")
+        return None
+    return int(port)
 
 
 def listen_port(where: str, value: str, binary: str) -> int | None:
@@ -253,6 +274,13 @@ def check_overlay(r: Rendered, reads: dict[str, dict[str, str]]) -> None:
         ports = {p.get("name"): p["containerPort"] for p in c.get("ports", [])}
         if ports.get("grpc") != port:
             fail(where, f"container port 'grpc' is {ports.get('grpc')}, {name} serves on {port}")
+        mport = metrics_port(where, env, name)
+        annotations = dep["spec"]["template"]["metadata"].get("annotations", {})
+        if mport is not None:
+            if ports.get("metrics") != mport:
+                fail(where, f"container port 'metrics' is {ports.get('metrics')}, metrics are served on {mport}")
+            if annotations.get("prometheus.io/scrape") != "true" or annotations.get("prometheus.io/port") != str(mport):
+                fail(where, f"pod needs prometheus.io/scrape \"true\" and prometheus.io/port \"{mport}\"")
         for probe_kind in ("livenessProbe", "readinessProbe"):
             probe = c.get(probe_kind, {}).get("grpc")
             if probe is None:
@@ -381,12 +409,21 @@ def check_network(r: Rendered) -> None:
             rule
             for p in pols.values()
             if p["spec"]["podSelector"].get("matchLabels", {}).get("app.kubernetes.io/name") == target
+            or p["spec"]["podSelector"] == {}
             for rule in p["spec"].get("ingress", [])
         ]
+        metrics = BINARIES[target][0] + METRICS_OFFSET
         if not rules:
             fail(r.name, f"no ingress rule for {target}: nothing could call it")
         for rule in rules:
             peers = rule.get("from")
+            rule_ports = rule.get("ports", [])
+            if rule_ports and peers and all(
+                p.get("port", 0) <= metrics <= p.get("endPort", p.get("port", 0))
+                and not p.get("port", 0) <= BINARIES[target][0] <= p.get("endPort", p.get("port", 0))
+                for p in rule_ports
+            ) and all(set(peer) == {"namespaceSelector"} for peer in peers):
+                continue  # Prometheus scraping the metrics port
             if not peers:
                 fail(r.name, f"{target} accepts traffic from anywhere; only {sorted(callers)} may call it")
                 continue
@@ -421,6 +458,9 @@ def check_compose(reads: dict[str, dict[str, str]]) -> None:
         for var in env:
             check_var(where, binary, var, reads)
         port = listen_port(where, env.get("KTRDR_LISTEN_ADDR", ""), binary)
+        mport = metrics_port(where, env, binary)
+        if mport is not None and str(mport) not in [str(x) for x in s.get("expose", [])]:
+            fail(where, f"does not expose its metrics port {mport}")
         health = " ".join(s.get("healthcheck", {}).get("test", []))
         if port and f"127.0.0.1:{port}" not in health:
             fail(where, f"the healthcheck does not probe port {port}")
@@ -484,6 +524,10 @@ def check_dockerfiles() -> None:
                 port = listen_port(where, listen.group(1), binary)
                 if port and not re.search(rf"EXPOSE\s.*\b{port}\b", "\n".join(stages[target])):
                     fail(where, f"does not EXPOSE {port}")
+            metrics = re.search(r"KTRDR_METRICS_ADDR=(\S+)", " ".join(stages[target]))
+            mport = metrics_port(where, {"KTRDR_METRICS_ADDR": metrics.group(1)} if metrics else {}, binary)
+            if mport and not re.search(rf"EXPOSE\s.*\b{mport}\b", "\n".join(stages[target])):
+                fail(where, f"does not EXPOSE its metrics port {mport}")
 
 
 def main() -> int:

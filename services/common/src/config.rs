@@ -230,6 +230,9 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// `KTRDR_SHUTDOWN_GRACE_MS`: how long in-flight calls may finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// `KTRDR_METRICS_ADDR`: where Prometheus metrics are served; `None` when `off`. Defaults
+    /// to the gRPC address with the port + 1000 (port 0 when the gRPC port is 0).
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 /// The documentation of the variables [`ServerConfig`] reads, given the binary's default port.
@@ -260,7 +263,22 @@ pub fn server_var_docs(default_listen: &'static str) -> Vec<VarDoc> {
             default: "10000",
             meaning: "how long in-flight calls may finish after SIGTERM/SIGINT",
         },
+        VarDoc {
+            name: "KTRDR_METRICS_ADDR",
+            default: "the gRPC address with port + 1000",
+            meaning: "where Prometheus metrics are served (GET /metrics); off disables them",
+        },
     ]
+}
+
+/// The default metrics address: the gRPC address with the port + 1000, or port 0 (a free port)
+/// when the gRPC port is 0 or too high.
+pub fn default_metrics_addr(listen_addr: SocketAddr) -> SocketAddr {
+    let port = match listen_addr.port() {
+        0 => 0,
+        port => port.checked_add(1000).unwrap_or(0),
+    };
+    SocketAddr::new(listen_addr.ip(), port)
 }
 
 impl ServerConfig {
@@ -287,8 +305,14 @@ impl ServerConfig {
             64 * 1024,
             1024 * 1024 * 1024,
         )?;
+        let listen_addr = env.socket_addr("KTRDR_LISTEN_ADDR", default_listen)?;
+        let metrics_addr = match env.get("KTRDR_METRICS_ADDR") {
+            Some(raw) if raw.eq_ignore_ascii_case("off") => None,
+            _ => Some(env.socket_addr("KTRDR_METRICS_ADDR", default_metrics_addr(listen_addr))?),
+        };
         Ok(Self {
-            listen_addr: env.socket_addr("KTRDR_LISTEN_ADDR", default_listen)?,
+            listen_addr,
+            metrics_addr,
             log_format,
             log_filter,
             max_message_bytes: usize::try_from(max_message_bytes)
@@ -403,6 +427,31 @@ mod tests {
         assert_eq!(config.log_filter, "info");
         assert_eq!(config.max_message_bytes, 16 * 1024 * 1024);
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(config.metrics_addr, Some(loopback(51054)));
+        let any_port = ServerConfig::from_env(&env(&[]), loopback(0)).unwrap();
+        assert_eq!(any_port.metrics_addr, Some(loopback(0)));
+    }
+
+    #[test]
+    fn metrics_follow_the_listen_address_unless_set_or_off() {
+        let read = |pairs: &[(&str, &str)]| {
+            ServerConfig::from_env(&env(pairs), loopback(50051))
+                .unwrap()
+                .metrics_addr
+        };
+        assert_eq!(
+            read(&[("KTRDR_LISTEN_ADDR", "0.0.0.0:50052")]),
+            Some("0.0.0.0:51052".parse().unwrap())
+        );
+        assert_eq!(
+            read(&[("KTRDR_METRICS_ADDR", "0.0.0.0:9000")]),
+            Some("0.0.0.0:9000".parse().unwrap())
+        );
+        assert_eq!(read(&[("KTRDR_METRICS_ADDR", "OFF")]), None);
+        assert_eq!(
+            read(&[("KTRDR_LISTEN_ADDR", "127.0.0.1:65000")]),
+            Some(loopback(0))
+        );
     }
 
     #[test]
@@ -433,6 +482,7 @@ mod tests {
             ("RUST_LOG", "info,[["),
             ("KTRDR_MAX_MESSAGE_BYTES", "12"),
             ("KTRDR_SHUTDOWN_GRACE_MS", "soon"),
+            ("KTRDR_METRICS_ADDR", "9090"),
         ] {
             let err = ServerConfig::from_env(&env(&[(var, bad)]), loopback(1)).unwrap_err();
             assert_eq!(err.variable, var);

@@ -1,10 +1,12 @@
-//! A tower layer that writes one log line per RPC when it completes: method, gRPC code, latency
-//! and peer. The code of a streaming call is only known from its trailers, so the response body
-//! is wrapped and the line is written when the trailers pass (or when the client goes away).
+//! A tower layer that writes one log line per RPC when it completes (method, gRPC code, latency
+//! and peer) and records it in the RPC metrics ([`crate::metrics`]). The code of a streaming call
+//! is only known from its trailers, so the response body is wrapped and the call is finished when
+//! the trailers pass (or when the client goes away).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -15,14 +17,28 @@ use tonic::Code;
 use tonic::transport::server::TcpConnectInfo;
 
 /// Adds [`RpcLog`] around a service.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RpcLogLayer;
+#[derive(Debug, Clone, Default)]
+pub struct RpcLogLayer {
+    /// The gRPC services the server mounts; metrics label other paths `unknown`.
+    served: Arc<[&'static str]>,
+}
+
+impl RpcLogLayer {
+    pub fn new(served: impl IntoIterator<Item = &'static str>) -> Self {
+        Self {
+            served: served.into_iter().collect(),
+        }
+    }
+}
 
 impl<S> tower_layer::Layer<S> for RpcLogLayer {
     type Service = RpcLog<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RpcLog { inner }
+        RpcLog {
+            inner,
+            served: Arc::clone(&self.served),
+        }
     }
 }
 
@@ -30,6 +46,7 @@ impl<S> tower_layer::Layer<S> for RpcLogLayer {
 #[derive(Debug, Clone)]
 pub struct RpcLog<S> {
     inner: S,
+    served: Arc<[&'static str]>,
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for RpcLog<S>
@@ -54,6 +71,7 @@ where
             method: req.uri().path().to_owned(),
             peer,
             start: Instant::now(),
+            served: Arc::clone(&self.served),
         };
         LoggedFuture {
             inner: self.inner.call(req),
@@ -66,6 +84,7 @@ struct CallRecord {
     method: String,
     peer: Option<SocketAddr>,
     start: Instant,
+    served: Arc<[&'static str]>,
 }
 
 impl CallRecord {
@@ -76,7 +95,9 @@ impl CallRecord {
     }
 
     fn finish(self, code: Code, message: &str) {
-        let latency_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = self.start.elapsed();
+        crate::metrics::record_rpc(&self.method, &self.served, code, elapsed);
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
         let method = self.method.as_str();
         macro_rules! line {
