@@ -168,7 +168,7 @@ def container_env(r: Rendered, container: dict) -> dict[str, str | None]:
         if "configMapKeyRef" in ref:
             cm, key = ref["configMapKeyRef"]["name"], ref["configMapKeyRef"]["key"]
             data = r.kind("ConfigMap").get(cm, {}).get("data", {})
-            if key not in data:
+            if key not in data and not ref["configMapKeyRef"].get("optional"):
                 fail(r.name, f"{var['name']} reads key {key} of ConfigMap {cm}, which does not exist")
             env[var["name"]] = data.get(key)
         elif "secretKeyRef" in ref:

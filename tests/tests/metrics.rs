@@ -33,7 +33,13 @@ fn own_metrics(binary: &str) -> &'static [&'static str] {
 #[tokio::test]
 async fn every_binary_serves_metrics_and_its_rpc_counters_move() {
     for (binary, _) in SERVICE_BINARIES {
-        let service = ServiceProcess::start(binary, &[]).await;
+        // ib-sim's TWS port on a free port too; ib-host pointed at a closed port (no IB here).
+        let env: &[(&str, &str)] = match *binary {
+            "ktrdr-ib-sim" => &[("IB_SIM_ADDR", "127.0.0.1:0")],
+            "ktrdr-ib-host" => &[("IB_PORT", "1")],
+            _ => &[],
+        };
+        let service = ServiceProcess::start(binary, env).await;
         let metrics = service
             .metrics_addr
             .unwrap_or_else(|| panic!("{binary} logged no metrics address:\n{}", service.logs()));

@@ -233,6 +233,46 @@ pub struct ServerConfig {
     /// `KTRDR_METRICS_ADDR`: where Prometheus metrics are served; `None` when `off`. Defaults
     /// to the gRPC address with the port + 1000 (port 0 when the gRPC port is 0).
     pub metrics_addr: Option<SocketAddr>,
+    /// OpenTelemetry trace export.
+    pub telemetry: TelemetryConfig,
+}
+
+/// Where and how often traces are exported (OTLP/gRPC); off without an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. `http://otel-collector:4317`.
+    pub otlp_endpoint: Option<String>,
+    /// `OTEL_BSP_SCHEDULE_DELAY`: how often batched spans are sent.
+    pub export_interval: Duration,
+}
+
+impl TelemetryConfig {
+    pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let otlp_endpoint = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            None => None,
+            Some(raw) => match parse_url_list(raw).as_deref() {
+                Some([one]) => Some(one.clone()),
+                _ => {
+                    return Err(ConfigError::new(
+                        "OTEL_EXPORTER_OTLP_ENDPOINT",
+                        raw,
+                        "one http(s) URL of an OTLP/gRPC collector such as http://localhost:4317",
+                    ));
+                }
+            },
+        };
+        Ok(Self {
+            otlp_endpoint,
+            export_interval: env.millis(
+                "OTEL_BSP_SCHEDULE_DELAY",
+                Self::DEFAULT_EXPORT_INTERVAL,
+                Duration::from_millis(10),
+                Duration::from_secs(300),
+            )?,
+        })
+    }
 }
 
 /// The documentation of the variables [`ServerConfig`] reads, given the binary's default port.
@@ -262,6 +302,16 @@ pub fn server_var_docs(default_listen: &'static str) -> Vec<VarDoc> {
             name: "KTRDR_SHUTDOWN_GRACE_MS",
             default: "10000",
             meaning: "how long in-flight calls may finish after SIGTERM/SIGINT",
+        },
+        VarDoc {
+            name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+            default: "",
+            meaning: "OTLP/gRPC collector to export traces to, e.g. http://otel-collector:4317; unset: no tracing",
+        },
+        VarDoc {
+            name: "OTEL_BSP_SCHEDULE_DELAY",
+            default: "5000",
+            meaning: "how often batched trace spans are exported, in milliseconds",
         },
         VarDoc {
             name: "KTRDR_METRICS_ADDR",
@@ -313,6 +363,7 @@ impl ServerConfig {
         Ok(Self {
             listen_addr,
             metrics_addr,
+            telemetry: TelemetryConfig::from_env(env)?,
             log_format,
             log_filter,
             max_message_bytes: usize::try_from(max_message_bytes)
@@ -428,6 +479,20 @@ mod tests {
         assert_eq!(config.max_message_bytes, 16 * 1024 * 1024);
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
         assert_eq!(config.metrics_addr, Some(loopback(51054)));
+        assert_eq!(config.telemetry.otlp_endpoint, None);
+        let traced = ServerConfig::from_env(
+            &env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+                ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ]),
+            loopback(1),
+        )
+        .unwrap();
+        assert_eq!(
+            traced.telemetry.otlp_endpoint.as_deref(),
+            Some("http://collector:4317")
+        );
+        assert_eq!(traced.telemetry.export_interval, Duration::from_millis(100));
         let any_port = ServerConfig::from_env(&env(&[]), loopback(0)).unwrap();
         assert_eq!(any_port.metrics_addr, Some(loopback(0)));
     }
@@ -483,6 +548,8 @@ mod tests {
             ("KTRDR_MAX_MESSAGE_BYTES", "12"),
             ("KTRDR_SHUTDOWN_GRACE_MS", "soon"),
             ("KTRDR_METRICS_ADDR", "9090"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "0"),
         ] {
             let err = ServerConfig::from_env(&env(&[(var, bad)]), loopback(1)).unwrap_err();
             assert_eq!(err.variable, var);

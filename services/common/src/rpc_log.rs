@@ -15,6 +15,8 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tonic::Code;
 use tonic::transport::server::TcpConnectInfo;
+use tracing::Instrument;
+use tracing::instrument::Instrumented;
 
 /// Adds [`RpcLog`] around a service.
 #[derive(Debug, Clone, Default)]
@@ -56,7 +58,7 @@ where
 {
     type Response = Response<LoggedBody<ResBody>>;
     type Error = S::Error;
-    type Future = LoggedFuture<S::Future>;
+    type Future = LoggedFuture<Instrumented<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -67,20 +69,24 @@ where
             .extensions()
             .get::<TcpConnectInfo>()
             .and_then(TcpConnectInfo::remote_addr);
+        let span = crate::telemetry::server_span(req.uri().path(), req.headers());
         let call = CallRecord {
+            span: span.clone(),
             method: req.uri().path().to_owned(),
             peer,
             start: Instant::now(),
             served: Arc::clone(&self.served),
         };
         LoggedFuture {
-            inner: self.inner.call(req),
+            inner: span.in_scope(|| self.inner.call(req)).instrument(span),
             call: Some(call),
         }
     }
 }
 
 struct CallRecord {
+    /// The RPC's trace span (disabled unless tracing is on); ends with the record.
+    span: tracing::Span,
     method: String,
     peer: Option<SocketAddr>,
     start: Instant,
@@ -96,6 +102,7 @@ impl CallRecord {
 
     fn finish(self, code: Code, message: &str) {
         let elapsed = self.start.elapsed();
+        crate::telemetry::record_code(&self.span, code);
         crate::metrics::record_rpc(&self.method, &self.served, code, elapsed);
         let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
