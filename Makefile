@@ -12,7 +12,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 PROFILE ?= release
 BIN_DIR := $(TARGET_DIR)/$(if $(filter debug dev,$(PROFILE)),debug,release)
 
-.PHONY: help build build-release test lint fmt run stop status bench clean python-stubs
+.PHONY: help build build-release test lint fmt run stop status bench clean python-stubs k8s-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -23,7 +23,7 @@ build: ## debug build of every binary
 build-release: ## release build of every binary
 	$(CARGO) build --workspace --bins --release
 
-test: build ## every test: unit, cross-service (real binaries on loopback), grpcurl walkthrough, Python client
+test: build ## every test: unit, cross-service (real binaries on loopback), grpcurl walkthrough, Python client, k8s-check
 	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
 	  $(CARGO) nextest run --workspace --no-fail-fast; \
 	else \
@@ -31,6 +31,10 @@ test: build ## every test: unit, cross-service (real binaries on loopback), grpc
 	fi
 	BIN_DIR=$(TARGET_DIR)/debug scripts/grpcurl-walkthrough.sh
 	BIN_DIR=$(TARGET_DIR)/debug python3 clients/python/test_client.py
+	BIN_DIR=$(TARGET_DIR)/debug scripts/k8s-check.sh
+
+k8s-check: build ## render every k8s overlay, validate it offline, check ports/probes/variables against the binaries
+	BIN_DIR=$(TARGET_DIR)/debug scripts/k8s-check.sh
 
 lint: ## cargo fmt --check, clippy -D warnings, buf lint
 	$(CARGO) fmt --all --check

@@ -12,7 +12,8 @@ struct Args {}
 async fn main() -> anyhow::Result<()> {
     Args::parse();
     let config = ktrdr_common::config::load_or_exit(ktrdr_gateway::BINARY, GatewayConfig::from_env);
-    ktrdr_common::logging::init_for(&config.server);
+    // Dropped at the end of main: flushes the trace spans still batched.
+    let _telemetry = ktrdr_common::logging::init_for(ktrdr_gateway::BINARY, &config.server);
     let gateway = ktrdr_gateway::gateway(config)?;
     ktrdr_gateway::serve(gateway).await?;
     Ok(())

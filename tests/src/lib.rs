@@ -77,6 +77,8 @@ pub fn bin_path(binary: &str) -> PathBuf {
 pub struct ServiceProcess {
     pub binary: String,
     pub addr: SocketAddr,
+    /// Where it serves Prometheus metrics (`KTRDR_METRICS_ADDR`; a free port unless `env` says).
+    pub metrics_addr: Option<SocketAddr>,
     child: Child,
     log: Arc<Mutex<Vec<String>>>,
     log_reader: Option<tokio::task::JoinHandle<()>>,
@@ -89,6 +91,7 @@ impl ServiceProcess {
         let mut command = Command::new(bin_path(binary));
         command
             .env("KTRDR_LISTEN_ADDR", "127.0.0.1:0")
+            .env("KTRDR_METRICS_ADDR", "127.0.0.1:0")
             .env("RUST_LOG", "info")
             .env("KTRDR_LOG_FORMAT", "text")
             .env("NO_COLOR", "1")
@@ -125,9 +128,12 @@ impl ServiceProcess {
                 log.lock().unwrap().join("\n")
             ),
         };
+        // The metrics line comes before the listening line.
+        let metrics_addr = log.lock().unwrap().iter().find_map(|l| metrics_addr(l));
         Self {
             binary: binary.to_owned(),
             addr,
+            metrics_addr,
             child,
             log,
             log_reader: Some(log_reader),
@@ -194,6 +200,46 @@ impl ServiceProcess {
 fn listening_addr(line: &str) -> Option<SocketAddr> {
     let (_, rest) = line.split_once("listening on ")?;
     rest.split_whitespace().next()?.parse().ok()
+}
+
+/// The address in a "… serving metrics on http://127.0.0.1:PORT/metrics" log line.
+fn metrics_addr(line: &str) -> Option<SocketAddr> {
+    let (_, rest) = line.split_once("serving metrics on http://")?;
+    rest.split('/').next()?.parse().ok()
+}
+
+/// Scrapes the metrics endpoint at `addr` (`GET /metrics`); returns the body.
+pub async fn scrape(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect to the metrics endpoint {addr}: {e}"));
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (head, body) = response
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("not an HTTP response: {response}"));
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_owned()
+}
+
+/// The value of the sample `name{labels}` (labels as printed, in order) in a scrape, 0 if absent.
+pub fn sample(scrape: &str, series: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
 }
 
 /// Runs `binary` to completion with `args` and `env`; returns (exit status, stdout, stderr).
@@ -375,5 +421,15 @@ mod tests {
             Some("127.0.0.1:41234".parse().unwrap())
         );
         assert_eq!(listening_addr("nothing here"), None);
+        let line = "INFO ktrdr_common::server: ktrdr-data serving metrics on http://127.0.0.1:41235/metrics addr=127.0.0.1:41235";
+        assert_eq!(metrics_addr(line), Some("127.0.0.1:41235".parse().unwrap()));
+        assert_eq!(listening_addr(line), None);
+    }
+
+    #[test]
+    fn reads_a_sample_by_series() {
+        let scrape = "# TYPE a counter\na_total{x=\"1\"} 3\na_total{x=\"2\"} 5\n# EOF\n";
+        assert_eq!(sample(scrape, "a_total{x=\"2\"}"), 5.0);
+        assert_eq!(sample(scrape, "a_total{x=\"3\"}"), 0.0);
     }
 }

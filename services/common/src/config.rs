@@ -230,6 +230,49 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// `KTRDR_SHUTDOWN_GRACE_MS`: how long in-flight calls may finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
+    /// `KTRDR_METRICS_ADDR`: where Prometheus metrics are served; `None` when `off`. Defaults
+    /// to the gRPC address with the port + 1000 (port 0 when the gRPC port is 0).
+    pub metrics_addr: Option<SocketAddr>,
+    /// OpenTelemetry trace export.
+    pub telemetry: TelemetryConfig,
+}
+
+/// Where and how often traces are exported (OTLP/gRPC); off without an endpoint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`, e.g. `http://otel-collector:4317`.
+    pub otlp_endpoint: Option<String>,
+    /// `OTEL_BSP_SCHEDULE_DELAY`: how often batched spans are sent.
+    pub export_interval: Duration,
+}
+
+impl TelemetryConfig {
+    pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let otlp_endpoint = match env.get("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            None => None,
+            Some(raw) => match parse_url_list(raw).as_deref() {
+                Some([one]) => Some(one.clone()),
+                _ => {
+                    return Err(ConfigError::new(
+                        "OTEL_EXPORTER_OTLP_ENDPOINT",
+                        raw,
+                        "one http(s) URL of an OTLP/gRPC collector such as http://localhost:4317",
+                    ));
+                }
+            },
+        };
+        Ok(Self {
+            otlp_endpoint,
+            export_interval: env.millis(
+                "OTEL_BSP_SCHEDULE_DELAY",
+                Self::DEFAULT_EXPORT_INTERVAL,
+                Duration::from_millis(10),
+                Duration::from_secs(300),
+            )?,
+        })
+    }
 }
 
 /// The documentation of the variables [`ServerConfig`] reads, given the binary's default port.
@@ -260,7 +303,32 @@ pub fn server_var_docs(default_listen: &'static str) -> Vec<VarDoc> {
             default: "10000",
             meaning: "how long in-flight calls may finish after SIGTERM/SIGINT",
         },
+        VarDoc {
+            name: "OTEL_EXPORTER_OTLP_ENDPOINT",
+            default: "",
+            meaning: "OTLP/gRPC collector to export traces to, e.g. http://otel-collector:4317; unset: no tracing",
+        },
+        VarDoc {
+            name: "OTEL_BSP_SCHEDULE_DELAY",
+            default: "5000",
+            meaning: "how often batched trace spans are exported, in milliseconds",
+        },
+        VarDoc {
+            name: "KTRDR_METRICS_ADDR",
+            default: "the gRPC address with port + 1000",
+            meaning: "where Prometheus metrics are served (GET /metrics); off disables them",
+        },
     ]
+}
+
+/// The default metrics address: the gRPC address with the port + 1000, or port 0 (a free port)
+/// when the gRPC port is 0 or too high.
+pub fn default_metrics_addr(listen_addr: SocketAddr) -> SocketAddr {
+    let port = match listen_addr.port() {
+        0 => 0,
+        port => port.checked_add(1000).unwrap_or(0),
+    };
+    SocketAddr::new(listen_addr.ip(), port)
 }
 
 impl ServerConfig {
@@ -287,8 +355,15 @@ impl ServerConfig {
             64 * 1024,
             1024 * 1024 * 1024,
         )?;
+        let listen_addr = env.socket_addr("KTRDR_LISTEN_ADDR", default_listen)?;
+        let metrics_addr = match env.get("KTRDR_METRICS_ADDR") {
+            Some(raw) if raw.eq_ignore_ascii_case("off") => None,
+            _ => Some(env.socket_addr("KTRDR_METRICS_ADDR", default_metrics_addr(listen_addr))?),
+        };
         Ok(Self {
-            listen_addr: env.socket_addr("KTRDR_LISTEN_ADDR", default_listen)?,
+            listen_addr,
+            metrics_addr,
+            telemetry: TelemetryConfig::from_env(env)?,
             log_format,
             log_filter,
             max_message_bytes: usize::try_from(max_message_bytes)
@@ -403,6 +478,45 @@ mod tests {
         assert_eq!(config.log_filter, "info");
         assert_eq!(config.max_message_bytes, 16 * 1024 * 1024);
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
+        assert_eq!(config.metrics_addr, Some(loopback(51054)));
+        assert_eq!(config.telemetry.otlp_endpoint, None);
+        let traced = ServerConfig::from_env(
+            &env(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+                ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+            ]),
+            loopback(1),
+        )
+        .unwrap();
+        assert_eq!(
+            traced.telemetry.otlp_endpoint.as_deref(),
+            Some("http://collector:4317")
+        );
+        assert_eq!(traced.telemetry.export_interval, Duration::from_millis(100));
+        let any_port = ServerConfig::from_env(&env(&[]), loopback(0)).unwrap();
+        assert_eq!(any_port.metrics_addr, Some(loopback(0)));
+    }
+
+    #[test]
+    fn metrics_follow_the_listen_address_unless_set_or_off() {
+        let read = |pairs: &[(&str, &str)]| {
+            ServerConfig::from_env(&env(pairs), loopback(50051))
+                .unwrap()
+                .metrics_addr
+        };
+        assert_eq!(
+            read(&[("KTRDR_LISTEN_ADDR", "0.0.0.0:50052")]),
+            Some("0.0.0.0:51052".parse().unwrap())
+        );
+        assert_eq!(
+            read(&[("KTRDR_METRICS_ADDR", "0.0.0.0:9000")]),
+            Some("0.0.0.0:9000".parse().unwrap())
+        );
+        assert_eq!(read(&[("KTRDR_METRICS_ADDR", "OFF")]), None);
+        assert_eq!(
+            read(&[("KTRDR_LISTEN_ADDR", "127.0.0.1:65000")]),
+            Some(loopback(0))
+        );
     }
 
     #[test]
@@ -433,6 +547,9 @@ mod tests {
             ("RUST_LOG", "info,[["),
             ("KTRDR_MAX_MESSAGE_BYTES", "12"),
             ("KTRDR_SHUTDOWN_GRACE_MS", "soon"),
+            ("KTRDR_METRICS_ADDR", "9090"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "0"),
         ] {
             let err = ServerConfig::from_env(&env(&[(var, bad)]), loopback(1)).unwrap_err();
             assert_eq!(err.variable, var);

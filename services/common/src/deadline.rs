@@ -41,6 +41,8 @@ pub fn forward<T>(metadata: &MetadataMap, message: T) -> tonic::Request<T> {
             request.metadata_mut().insert(key.clone(), value.clone());
         }
     }
+    // With tracing on, the downstream call is a child of this service's span.
+    crate::telemetry::inject(request.metadata_mut());
     request
 }
 

@@ -4,7 +4,9 @@
 //! - [`error`]: one error type, mapped once to `tonic::Status` with `google.rpc` details;
 //! - [`server`]: the gRPC server every binary runs (health, reflection, RPC logs, limits, drain);
 //! - [`client`]: pooled, lazily connected channels to other services;
-//! - [`logging`]: `tracing` set-up (`RUST_LOG`, text or JSON).
+//! - [`logging`]: `tracing` set-up (`RUST_LOG`, text or JSON);
+//! - [`telemetry`]: OpenTelemetry traces across services (W3C trace context), when configured;
+//! - [`metrics`]: Prometheus metrics (RPC counts and latencies, the services' own) on their own port.
 
 pub mod client;
 pub mod config;
@@ -12,9 +14,11 @@ pub mod deadline;
 pub mod error;
 pub mod logging;
 pub mod market;
+pub mod metrics;
 mod rpc_log;
 pub mod server;
 pub mod status;
+pub mod telemetry;
 
-pub use config::{ConfigError, Env, ServerConfig};
+pub use config::{ConfigError, Env, ServerConfig, TelemetryConfig};
 pub use error::ServiceError;

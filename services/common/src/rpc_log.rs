@@ -1,10 +1,12 @@
-//! A tower layer that writes one log line per RPC when it completes: method, gRPC code, latency
-//! and peer. The code of a streaming call is only known from its trailers, so the response body
-//! is wrapped and the line is written when the trailers pass (or when the client goes away).
+//! A tower layer that writes one log line per RPC when it completes (method, gRPC code, latency
+//! and peer) and records it in the RPC metrics ([`crate::metrics`]). The code of a streaming call
+//! is only known from its trailers, so the response body is wrapped and the call is finished when
+//! the trailers pass (or when the client goes away).
 
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 use std::time::Instant;
 
@@ -13,16 +15,32 @@ use http_body::{Body, Frame, SizeHint};
 use pin_project_lite::pin_project;
 use tonic::Code;
 use tonic::transport::server::TcpConnectInfo;
+use tracing::Instrument;
+use tracing::instrument::Instrumented;
 
 /// Adds [`RpcLog`] around a service.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct RpcLogLayer;
+#[derive(Debug, Clone, Default)]
+pub struct RpcLogLayer {
+    /// The gRPC services the server mounts; metrics label other paths `unknown`.
+    served: Arc<[&'static str]>,
+}
+
+impl RpcLogLayer {
+    pub fn new(served: impl IntoIterator<Item = &'static str>) -> Self {
+        Self {
+            served: served.into_iter().collect(),
+        }
+    }
+}
 
 impl<S> tower_layer::Layer<S> for RpcLogLayer {
     type Service = RpcLog<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        RpcLog { inner }
+        RpcLog {
+            inner,
+            served: Arc::clone(&self.served),
+        }
     }
 }
 
@@ -30,6 +48,7 @@ impl<S> tower_layer::Layer<S> for RpcLogLayer {
 #[derive(Debug, Clone)]
 pub struct RpcLog<S> {
     inner: S,
+    served: Arc<[&'static str]>,
 }
 
 impl<S, ReqBody, ResBody> tower_service::Service<Request<ReqBody>> for RpcLog<S>
@@ -39,7 +58,7 @@ where
 {
     type Response = Response<LoggedBody<ResBody>>;
     type Error = S::Error;
-    type Future = LoggedFuture<S::Future>;
+    type Future = LoggedFuture<Instrumented<S::Future>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -50,22 +69,28 @@ where
             .extensions()
             .get::<TcpConnectInfo>()
             .and_then(TcpConnectInfo::remote_addr);
+        let span = crate::telemetry::server_span(req.uri().path(), req.headers());
         let call = CallRecord {
+            span: span.clone(),
             method: req.uri().path().to_owned(),
             peer,
             start: Instant::now(),
+            served: Arc::clone(&self.served),
         };
         LoggedFuture {
-            inner: self.inner.call(req),
+            inner: span.in_scope(|| self.inner.call(req)).instrument(span),
             call: Some(call),
         }
     }
 }
 
 struct CallRecord {
+    /// The RPC's trace span (disabled unless tracing is on); ends with the record.
+    span: tracing::Span,
     method: String,
     peer: Option<SocketAddr>,
     start: Instant,
+    served: Arc<[&'static str]>,
 }
 
 impl CallRecord {
@@ -76,7 +101,10 @@ impl CallRecord {
     }
 
     fn finish(self, code: Code, message: &str) {
-        let latency_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        let elapsed = self.start.elapsed();
+        crate::telemetry::record_code(&self.span, code);
+        crate::metrics::record_rpc(&self.method, &self.served, code, elapsed);
+        let latency_ms = elapsed.as_secs_f64() * 1000.0;
         let peer = self.peer.map(|p| p.to_string()).unwrap_or_default();
         let method = self.method.as_str();
         macro_rules! line {

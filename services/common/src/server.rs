@@ -2,7 +2,8 @@
 //!
 //! [`GrpcServer`] always mounts `grpc.health.v1` (overall and per-service status) and server
 //! reflection in both v1 and v1alpha (grpcurl 1.8 only speaks v1alpha), with the `google.rpc`
-//! descriptors registered so grpcurl can print error details. Every RPC gets one log line. On
+//! descriptors registered so grpcurl can print error details. Every RPC gets one log line and is
+//! counted in the Prometheus metrics, served on [`ServerConfig::metrics_addr`]. On
 //! SIGTERM/SIGINT health turns NOT_SERVING, the listener closes and in-flight calls get
 //! [`ServerConfig::shutdown_grace`] to finish.
 
@@ -33,6 +34,13 @@ pub enum ServerError {
         "cannot listen on {addr}: {source} (is another process using it? set KTRDR_LISTEN_ADDR)"
     )]
     Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error(
+        "cannot serve metrics on {addr}: {source} (is another process using it? set KTRDR_METRICS_ADDR, or off)"
+    )]
+    MetricsBind {
         addr: SocketAddr,
         source: std::io::Error,
     },
@@ -118,6 +126,19 @@ impl GrpcServer {
             .local_addr()
             .map_err(|source| ServerError::Bind { addr, source })?;
 
+        let metrics = match self.config.metrics_addr {
+            None => None,
+            Some(addr) => {
+                let listener = crate::metrics::bind(addr)
+                    .await
+                    .map_err(|source| ServerError::MetricsBind { addr, source })?;
+                let local = listener
+                    .local_addr()
+                    .map_err(|source| ServerError::MetricsBind { addr, source })?;
+                Some((listener, local))
+            }
+        };
+
         let mut routes = self.routes;
         routes.add_service(reflection_v1(&self.descriptor_sets, &self.service_names)?);
         routes.add_service(reflection_v1alpha(
@@ -135,6 +156,7 @@ impl GrpcServer {
             config: self.config,
             listener,
             local_addr,
+            metrics,
             routes,
             service_names: self.service_names,
             health: self.health,
@@ -205,6 +227,7 @@ pub struct BoundServer {
     config: ServerConfig,
     listener: TcpListener,
     local_addr: SocketAddr,
+    metrics: Option<(TcpListener, SocketAddr)>,
     routes: RoutesBuilder,
     service_names: Vec<&'static str>,
     health: HealthReporter,
@@ -216,6 +239,11 @@ impl BoundServer {
         self.local_addr
     }
 
+    /// The address metrics are served on, if they are.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics.as_ref().map(|(_, addr)| *addr)
+    }
+
     /// Serves until `shutdown` completes, then drains in-flight calls for the grace period.
     pub async fn serve_until(self, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
         let Self {
@@ -223,10 +251,19 @@ impl BoundServer {
             config,
             listener,
             local_addr,
+            metrics,
             routes,
             service_names,
             health,
         } = self;
+        // Logged before "listening on", so whoever waits for that line knows both addresses.
+        let _metrics = metrics.map(|(listener, addr)| {
+            tracing::info!(%addr, "{binary} serving metrics on http://{addr}/metrics");
+            AbortOnDrop(tokio::spawn(crate::metrics::serve(
+                listener,
+                std::future::pending(),
+            )))
+        });
         tracing::info!(
             addr = %local_addr,
             services = ?service_names,
@@ -240,7 +277,12 @@ impl BoundServer {
         let router = Server::builder()
             .http2_keepalive_interval(Some(Duration::from_secs(60)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
-            .layer(RpcLogLayer)
+            .layer(RpcLogLayer::new(
+                INFRASTRUCTURE_SERVICES
+                    .iter()
+                    .copied()
+                    .chain(service_names.iter().copied()),
+            ))
             .add_routes(routes.routes());
         let mut serving = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = drain_rx.await;
@@ -277,6 +319,15 @@ impl BoundServer {
         }
         tracing::info!("{binary} stopped");
         Ok(())
+    }
+}
+
+/// Aborts the task when dropped (the metrics endpoint lives as long as the gRPC server).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

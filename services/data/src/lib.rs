@@ -8,6 +8,7 @@ pub mod config;
 pub mod coverage;
 pub mod csv_io;
 mod import;
+pub mod metrics;
 pub mod resample;
 pub mod store;
 pub mod validate;
@@ -27,6 +28,7 @@ pub const BINARY: &str = "ktrdr-data";
 
 /// The gRPC server of `ktrdr-data` with its API, health and reflection mounted.
 pub fn server(config: DataConfig) -> GrpcServer {
+    metrics::init();
     let grpc = GrpcServer::new(BINARY, config.server.clone());
     let store = Arc::new(Store::new(config.store.data_dir.clone()));
     let api = DataApi::new(store, config.server.listen_addr);

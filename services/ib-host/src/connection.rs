@@ -14,6 +14,7 @@ use tokio::sync::watch;
 
 use crate::config::IbConnectionConfig;
 use crate::error::IbError;
+use crate::metrics;
 
 /// Connection phases, as GetStatus reports them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,12 +256,14 @@ async fn supervise(weak: std::sync::Weak<IbConnection>) {
                     info.connected_since_ms = now_ms();
                     if ever_connected {
                         info.reconnects += 1;
+                        metrics::RECONNECTS.inc();
                     }
                 }
                 ever_connected = true;
                 tracing::info!(%address, client_id, server_version = client.server_version(), "connected to IB");
                 let client = Arc::new(client);
                 conn.set(Some(Arc::clone(&client)), generation, Phase::Connected);
+                metrics::CONNECTED.set(1);
 
                 let notice_conn = Arc::downgrade(&conn);
                 let gen_now = generation;
@@ -292,6 +295,7 @@ async fn supervise(weak: std::sync::Weak<IbConnection>) {
                 let Some(conn) = weak.upgrade() else { return };
                 conn.error(format!("connection to IB at {address} lost"));
                 conn.set(None, generation, Phase::Reconnecting);
+                metrics::CONNECTED.set(0);
                 conn.info_lock().connected_since_ms = 0;
                 // Ends the old session's tasks; a fresh client replaces it.
                 client.disconnect().await;

@@ -15,6 +15,7 @@ pub mod contract;
 pub mod encode;
 pub mod error;
 pub mod host;
+pub mod metrics;
 pub mod pacing;
 pub mod plan;
 pub mod source;
@@ -61,6 +62,7 @@ pub fn start_host(config: &IbHostConfig) -> Arc<IbHost> {
 
 /// The gRPC server of `ktrdr-ib-host` with its API, health and reflection mounted.
 pub fn server(config: &IbHostConfig, host: Arc<IbHost>) -> GrpcServer {
+    metrics::init();
     let grpc = GrpcServer::new(BINARY, config.server.clone());
     let api = with_message_limits!(
         IbHostServiceServer::new(IbHostApi::new(host)),

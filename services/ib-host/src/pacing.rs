@@ -16,6 +16,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use crate::metrics;
+
 /// Pacing settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PacingConfig {
@@ -117,6 +119,7 @@ impl Drop for QueuedGuard<'_> {
         if self.counted {
             let mut s = self.gate.lock();
             s.queued = s.queued.saturating_sub(1);
+            metrics::PACING_QUEUE.set(i64::from(s.queued));
         }
     }
 }
@@ -262,6 +265,7 @@ impl PacingGate {
                         if queued.counted {
                             s.queued = s.queued.saturating_sub(1);
                             queued.counted = false;
+                            metrics::PACING_QUEUE.set(i64::from(s.queued));
                         }
                         return Permit {
                             gate: Arc::clone(self),
@@ -271,12 +275,14 @@ impl PacingGate {
                         if !queued.counted {
                             s.queued += 1;
                             queued.counted = true;
+                            metrics::PACING_QUEUE.set(i64::from(s.queued));
                         }
                         slot
                     }
                 }
             };
             let started = Instant::now();
+            let rule = slot.1;
             match slot {
                 (Some(at), rule) => {
                     on_wait(at.saturating_duration_since(now), rule);
@@ -288,13 +294,18 @@ impl PacingGate {
                     let _ = tokio::time::timeout(Duration::from_secs(1), freed).await;
                 }
             }
-            self.lock().total_wait += started.elapsed();
+            let waited = started.elapsed();
+            self.lock().total_wait += waited;
+            metrics::PACING_WAIT
+                .get_or_create(&[("rule", rule.name())])
+                .observe(waited.as_secs_f64());
         }
     }
 
     /// Counts a 162 pacing violation IB reported despite the gate.
     pub fn record_violation(&self) {
         self.lock().violations += 1;
+        metrics::PACING_VIOLATIONS.inc();
     }
 
     pub fn snapshot(&self) -> PacingSnapshot {

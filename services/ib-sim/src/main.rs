@@ -12,7 +12,8 @@ struct Args {}
 async fn main() -> anyhow::Result<()> {
     Args::parse();
     let config = ktrdr_common::config::load_or_exit(ktrdr_ib_sim::BINARY, IbSimConfig::from_env);
-    ktrdr_common::logging::init_for(&config.server);
+    // Dropped at the end of main: flushes the trace spans still batched.
+    let _telemetry = ktrdr_common::logging::init_for(ktrdr_ib_sim::BINARY, &config.server);
     let (sim, _) = ktrdr_ib_sim::start_tws(&config).await.map_err(|e| {
         anyhow::anyhow!(
             "cannot listen for TWS API clients on {} (IB_SIM_ADDR): {e}",

@@ -9,6 +9,7 @@ pub mod data;
 pub mod error;
 pub mod grpc;
 pub mod manager;
+pub mod metrics;
 pub mod persist;
 pub mod record;
 pub mod registry;
@@ -39,6 +40,7 @@ pub fn session_manager(config: &TrainingHostConfig) -> SessionManager {
 
 /// The gRPC server of `ktrdr-training-host` with its API, health and reflection mounted.
 pub fn server(config: TrainingHostConfig) -> GrpcServer {
+    metrics::init();
     let grpc = GrpcServer::new(BINARY, config.server.clone());
     let manager = session_manager(&config);
     let api = with_message_limits!(

@@ -15,7 +15,8 @@ async fn main() -> anyhow::Result<()> {
         ktrdr_training_host::BINARY,
         TrainingHostConfig::from_env,
     );
-    ktrdr_common::logging::init_for(&config.server);
+    // Dropped at the end of main: flushes the trace spans still batched.
+    let _telemetry = ktrdr_common::logging::init_for(ktrdr_training_host::BINARY, &config.server);
     ktrdr_training_host::server(config).serve().await?;
     Ok(())
 }

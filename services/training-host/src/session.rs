@@ -46,6 +46,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Session {
     pub fn new(record: SessionRecord, events: Vec<Event>) -> Self {
         let (tx, _) = broadcast::channel(WATCH_BUFFER);
+        crate::metrics::session_moved(None, record.state);
         Self {
             id: record.id.clone(),
             state: Mutex::new(Inner {
@@ -195,6 +196,7 @@ fn apply(record: &mut SessionRecord, event: &Event) {
     record.last_sequence = event.sequence;
     match &event.kind {
         EventKind::StateChanged { to, reason, .. } => {
+            crate::metrics::session_moved(Some(record.state), *to);
             record.state = *to;
             if to.is_active() && record.started_at_ms == 0 {
                 record.started_at_ms = event.time_ms;

@@ -398,6 +398,7 @@ impl Dataset {
             });
         }
 
+        let written_bytes: u64 = written.iter().map(|p| p.bytes).sum();
         let mut partitions = parts[..run_start].to_vec();
         partitions.extend(written);
         partitions.extend_from_slice(&parts[run_end..]);
@@ -409,6 +410,8 @@ impl Dataset {
             ..old.manifest.clone()
         };
         manifest.commit(&self.dir)?;
+        crate::metrics::BARS_WRITTEN.inc_by(bars.len() as u64);
+        crate::metrics::BYTES_WRITTEN.inc_by(written_bytes);
 
         let outcome = WriteOutcome {
             bars_written: bars.len() as u64,
