@@ -81,6 +81,7 @@ impl DataManager {
                     let mut client = client(channel.clone());
                     let mut request = Request::new(tokio_stream::iter([message.clone()]));
                     request.set_timeout(routed.policy.default_timeout);
+                    ktrdr_common::telemetry::inject(request.metadata_mut());
                     async move { client.write_bars(request).await.map(Response::into_inner) }
                 };
                 routed.observe(routed.retrying(true, call)).await

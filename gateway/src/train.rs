@@ -123,11 +123,15 @@ impl TrainFlow {
             .collect();
         let (tx, rx) = mpsc::channel(64);
         let flow = Arc::clone(self);
-        tokio::spawn(async move {
-            if let Err(status) = flow.run(loads, start, metadata, &tx).await {
-                let _ = tx.send(Err(status)).await;
-            }
-        });
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                if let Err(status) = flow.run(loads, start, metadata, &tx).await {
+                    let _ = tx.send(Err(status)).await;
+                }
+            },
+            span,
+        ));
         Ok(Box::pin(ReceiverStream::new(rx)))
     }
 

@@ -196,3 +196,74 @@ async fn a_call_through_the_gateway_is_one_trace_across_the_services() {
     assert_eq!(backend.parent_span_id, gw2.span_id);
     assert_ne!(gw2.trace_id, gw.trace_id, "each call is its own trace");
 }
+
+#[tokio::test]
+async fn a_load_data_is_one_trace_over_the_gateway_ib_host_and_data() {
+    use ktrdr_proto::common::v1::TimeRange;
+    use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
+    use ktrdr_proto::gateway::v1::{LoadDataRequest, LoadMode};
+    use ktrdr_system_tests::fixtures::utc_ms;
+    use ktrdr_system_tests::stack::{InProcess, Stack};
+
+    let collector = Collector::default();
+    let endpoint = collector.start().await;
+    let stack = Stack::start(
+        InProcess::NONE,
+        0,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await;
+    let mut stream = GatewayServiceClient::new(stack.gateway_channel().await)
+        .load_data(LoadDataRequest {
+            symbol: "AAPL".into(),
+            timeframe: "1h".into(),
+            mode: LoadMode::Tail as i32,
+            range: Some(TimeRange {
+                start_ms: utc_ms(2024, 3, 4),
+                end_ms: utc_ms(2024, 3, 9),
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while stream.message().await.unwrap().is_some() {}
+
+    let load = collector
+        .trace_of(
+            "ktrdr.gateway.v1.GatewayService/LoadData",
+            &["ktrdr-gateway"],
+        )
+        .await;
+    let root = of(&load, "ktrdr-gateway");
+    assert!(
+        root.parent_span_id.is_empty(),
+        "LoadData is the root: {root:?}"
+    );
+    // Every hop of the load: symbol lookup, head timestamp and bars from ib-host; coverage and
+    // the segment write at the data service.
+    for (method, service) in [
+        ("ktrdr.ib.v1.IbHostService/LookupContract", "ktrdr-ib-host"),
+        (
+            "ktrdr.ib.v1.IbHostService/GetHeadTimestamp",
+            "ktrdr-ib-host",
+        ),
+        ("ktrdr.ib.v1.IbHostService/FetchBars", "ktrdr-ib-host"),
+        ("ktrdr.data.v1.DataService/GetCoverage", "ktrdr-data"),
+        ("ktrdr.data.v1.DataService/WriteBars", "ktrdr-data"),
+    ] {
+        let spans = collector.trace_of(method, &[service]).await;
+        let hop = of(&spans, service);
+        assert_eq!(
+            hop.trace_id, root.trace_id,
+            "{method} is in the LoadData trace: {hop:?}"
+        );
+        assert!(
+            !hop.parent_span_id.is_empty(),
+            "{method} has a parent in the trace"
+        );
+    }
+}

@@ -138,14 +138,19 @@ impl LoadManager {
         let manager = Arc::clone(self);
         let running = Arc::clone(&job);
         let backends = self.backends.clone();
-        tokio::spawn(async move {
-            run::run(Arc::clone(&running), backends, planned).await;
-            let mut registry = manager.registry();
-            let key = (running.spec.symbol.clone(), running.spec.timeframe);
-            if registry.running.get(&key) == Some(&running.id) {
-                registry.running.remove(&key);
-            }
-        });
+        // The job's calls to ib-host and data belong to the trace of the LoadData that started it.
+        let span = tracing::Span::current();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                run::run(Arc::clone(&running), backends, planned).await;
+                let mut registry = manager.registry();
+                let key = (running.spec.symbol.clone(), running.spec.timeframe);
+                if registry.running.get(&key) == Some(&running.id) {
+                    registry.running.remove(&key);
+                }
+            },
+            span,
+        ));
         Ok((job, false))
     }
 
