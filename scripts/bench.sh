@@ -11,6 +11,8 @@ cargo bench -p ktrdr-system-tests --bench grpc 2>/dev/null >"$section"
 echo >>"$section"
 cargo bench -p ktrdr-system-tests --bench data 2>/dev/null >>"$section"
 echo >>"$section"
+cargo bench -p ktrdr-system-tests --bench gateway 2>/dev/null >>"$section"
+echo >>"$section"
 cargo bench -p ktrdr-system-tests --bench training 2>/dev/null >>"$section"
 echo >>"$section"
 cargo bench -p ktrdr-strategy --bench pipeline 2>/dev/null >>"$section"
@@ -35,7 +37,7 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null
   echo
   echo "## Not measured yet"
   echo
-  echo "Training throughput and the gateway's load flow have no benchmarks until their issues"
-  echo "land."
+  echo "The gateway's LoadData end to end (its time is dominated by IB pacing, which ib-sim"
+  echo "scales down in tests), and training on a GPU (no GPU on the benchmark machine)."
 } >BENCHMARKS.md
 echo "wrote BENCHMARKS.md"

@@ -1,0 +1,208 @@
+//! Gateway benchmarks against the real binaries on loopback, each figure next to the same call
+//! made directly to the backend in the same run: the gateway's overhead per unary call (p50/p99),
+//! ReadBars throughput through the gateway, and the `ktrdr` CLI's wall time per invocation
+//! (process start to exit). Prints a Markdown section; `make bench` puts it into BENCHMARKS.md.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use ktrdr_data::bars::Bars;
+use ktrdr_proto::common::v1::{BarBatch, BarEncoding, bar_batch};
+use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+use ktrdr_proto::data::v1::{GetStatusRequest, ReadBarsRequest, ValidationMode, WriteBarsRequest};
+use ktrdr_system_tests::{ServiceProcess, ktrdr};
+use tonic::transport::Channel;
+
+const CALLS: usize = 2_000;
+const WARM_UP: usize = 100;
+const BARS: usize = 5_000_000;
+/// Bars per WriteBars message: under the 16 MiB message limit.
+const CHUNK: usize = 250_000;
+const READS: usize = 3;
+const CLI_RUNS: usize = 20;
+/// 2000-01-03 00:00 UTC.
+const T0: i64 = 946_857_600_000;
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let rank = ((sorted.len() as f64 - 1.0) * p / 100.0).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}
+
+fn client(channel: Channel) -> DataServiceClient<Channel> {
+    DataServiceClient::new(channel).max_decoding_message_size(usize::MAX)
+}
+
+async fn unary_latencies(mut data: DataServiceClient<Channel>) -> Vec<Duration> {
+    for _ in 0..WARM_UP {
+        data.get_status(GetStatusRequest {}).await.unwrap();
+    }
+    let mut times = Vec::with_capacity(CALLS);
+    for _ in 0..CALLS {
+        let t = Instant::now();
+        data.get_status(GetStatusRequest {}).await.unwrap();
+        times.push(t.elapsed());
+    }
+    times.sort();
+    times
+}
+
+/// The best of `READS` full reads, in bars per second.
+async fn read_rate(mut data: DataServiceClient<Channel>) -> f64 {
+    let mut best = 0.0f64;
+    for _ in 0..READS {
+        let started = Instant::now();
+        let mut stream = data
+            .read_bars(ReadBarsRequest {
+                symbol: "BENCH".into(),
+                timeframe: "1m".into(),
+                encoding: BarEncoding::ArrowIpc as i32,
+                max_bars_per_batch: Some(100_000),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        let mut bars = 0usize;
+        while let Some(item) = stream.message().await.unwrap() {
+            bars += item.batch.unwrap().bar_count as usize;
+        }
+        assert_eq!(bars, BARS);
+        best = best.max(bars as f64 / started.elapsed().as_secs_f64());
+    }
+    best
+}
+
+async fn write_minutes(mut data: DataServiceClient<Channel>) {
+    for start in (0..BARS).step_by(CHUNK) {
+        let mut bars = Bars::with_capacity(CHUNK);
+        for i in start..start + CHUNK {
+            let p = 100.0 + (i as f64 * 0.001).sin() * 10.0;
+            bars.push(T0 + i as i64 * 60_000, p, p + 0.5, p - 0.5, p + 0.1, 10.0);
+        }
+        let batch = BarBatch {
+            symbol: "BENCH".into(),
+            timeframe: "1m".into(),
+            payload: Some(bar_batch::Payload::Columns(bars.into_columns())),
+            bar_count: 0,
+        };
+        data.write_bars(tokio_stream::iter([WriteBarsRequest {
+            batch: Some(batch),
+            validation_mode: ValidationMode::Repair as i32,
+            source: "bench".into(),
+        }]))
+        .await
+        .unwrap();
+    }
+}
+
+/// Median wall time of `ktrdr ARGS` over `CLI_RUNS` runs (each must succeed).
+async fn cli_median(url: &str, args: &[&str]) -> Duration {
+    let mut times = Vec::with_capacity(CLI_RUNS);
+    for _ in 0..CLI_RUNS {
+        let t = Instant::now();
+        let run = ktrdr(url, args).await;
+        times.push(t.elapsed());
+        assert_eq!(run.code, Some(0), "{run}");
+    }
+    times.sort();
+    times[times.len() / 2]
+}
+
+#[tokio::main]
+async fn main() {
+    let quiet = ("RUST_LOG", "warn,ktrdr_common::server=info");
+    let dir = tempfile::tempdir().unwrap();
+    let data = ServiceProcess::start(
+        "ktrdr-data",
+        &[quiet, ("KTRDR_DATA_DIR", dir.path().to_str().unwrap())],
+    )
+    .await;
+    let nobody = "http://127.0.0.1:1";
+    let gateway = ServiceProcess::start(
+        "ktrdr-gateway",
+        &[
+            quiet,
+            ("DATA_SERVICE_URL", data.url().as_str()),
+            ("IB_HOST_SERVICE_URL", nobody),
+            ("TRAINING_HOST_SERVICE_URL", nobody),
+        ],
+    )
+    .await;
+    let direct = client(data.channel().await);
+    let through = client(gateway.channel().await);
+
+    let direct_unary = unary_latencies(direct.clone()).await;
+    let gateway_unary = unary_latencies(through.clone()).await;
+
+    write_minutes(direct.clone()).await;
+    let direct_rate = read_rate(direct).await;
+    let gateway_rate = read_rate(through).await;
+
+    let url = gateway.url();
+    let health = cli_median(&url, &["health"]).await;
+    let show = cli_median(
+        &url,
+        &["data", "show", "BENCH", "-t", "1m", "--limit", "100"],
+    )
+    .await;
+
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!("## Gateway ({profile} binaries, loopback)\n");
+    println!(
+        "### Overhead per unary call: `DataService/GetStatus` to `ktrdr-data` directly and through the gateway, one caller, {CALLS} calls after {WARM_UP} warm-up calls\n"
+    );
+    println!("| path | p50 ms | p90 ms | p99 ms | max ms |");
+    println!("|---|---:|---:|---:|---:|");
+    for (name, times) in [
+        ("client → data", &direct_unary),
+        ("client → gateway → data", &gateway_unary),
+    ] {
+        println!(
+            "| {name} | {} | {} | {} | {} |",
+            ms(percentile(times, 50.0)),
+            ms(percentile(times, 90.0)),
+            ms(percentile(times, 99.0)),
+            ms(times[times.len() - 1])
+        );
+    }
+    let overhead = |p: f64| {
+        percentile(&gateway_unary, p).as_secs_f64() * 1000.0
+            - percentile(&direct_unary, p).as_secs_f64() * 1000.0
+    };
+    println!(
+        "\nThe gateway adds {:.3} ms at p50 and {:.3} ms at p99 (one extra loopback hop, routing, statistics).",
+        overhead(50.0),
+        overhead(99.0)
+    );
+    println!(
+        "\n### ReadBars, Arrow IPC, {} M one-minute bars, best of {READS} full reads\n",
+        BARS / 1_000_000
+    );
+    println!("| path | bars/s |");
+    println!("|---|---:|");
+    println!("| client → data | {:.2} M |", direct_rate / 1e6);
+    println!("| client → gateway → data | {:.2} M |", gateway_rate / 1e6);
+    println!(
+        "\nThrough the gateway: {:.0} % of the direct rate (client, gateway and data share the cores).",
+        gateway_rate / direct_rate * 100.0
+    );
+    println!(
+        "\n### `ktrdr` CLI wall time, process start to exit, median of {CLI_RUNS} runs against the gateway\n"
+    );
+    println!("| command | median ms |");
+    println!("|---|---:|");
+    println!("| `ktrdr health` | {} |", ms(health));
+    println!(
+        "| `ktrdr data show BENCH -t 1m --limit 100` | {} |",
+        ms(show)
+    );
+}
