@@ -223,9 +223,12 @@ impl TrainingService for TrainingManager {
         };
         // New sessions go round robin; a host that cannot be reached is skipped.
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         let mut last = Status::unavailable("no training host is configured");
         for (url, channel) in replicas.rotation() {
-            let request = self.routed.unary_request(&metadata, message.clone());
+            let request = self
+                .routed
+                .request_until(deadline, &metadata, message.clone());
             match self
                 .call(&url, channel, |mut c| async move {
                     c.start_training(request).await
@@ -271,9 +274,12 @@ impl TrainingService for TrainingManager {
             return routed_unary!(&self.routed, client, request, get_training, true);
         };
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         let session_id = message.session_id.clone();
         self.on_session_host(replicas, &session_id, |mut c| {
-            let request = self.routed.unary_request(&metadata, message.clone());
+            let request = self
+                .routed
+                .request_until(deadline, &metadata, message.clone());
             async move { c.get_training(request).await }
         })
         .await
@@ -290,10 +296,12 @@ impl TrainingService for TrainingManager {
         };
         // Several hosts: every session of every host, newest first, paged here.
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         let (offset, limit) = page(message.page_size, &message.page_token)?;
         let mut sessions = Vec::new();
         for (url, channel) in replicas.all() {
-            let request = self.routed.unary_request(
+            let request = self.routed.request_until(
+                deadline,
                 &metadata,
                 pb::ListTrainingsRequest {
                     page_size: 500,
@@ -329,9 +337,12 @@ impl TrainingService for TrainingManager {
             return routed_unary!(&self.routed, client, request, cancel_training, true);
         };
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         let session_id = message.session_id.clone();
         self.on_session_host(replicas, &session_id, |mut c| {
-            let request = self.routed.unary_request(&metadata, message.clone());
+            let request = self
+                .routed
+                .request_until(deadline, &metadata, message.clone());
             async move { c.cancel_training(request).await }
         })
         .await
@@ -346,8 +357,11 @@ impl TrainingService for TrainingManager {
             return routed_unary!(&self.routed, client, request, evaluate_model, true);
         };
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         self.on_the_host_that_has(replicas, None, |mut c| {
-            let request = self.routed.unary_request(&metadata, message.clone());
+            let request = self
+                .routed
+                .request_until(deadline, &metadata, message.clone());
             async move { c.evaluate_model(request).await }
         })
         .await
@@ -362,8 +376,11 @@ impl TrainingService for TrainingManager {
             return routed_unary!(&self.routed, client, request, predict, true);
         };
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         self.on_the_host_that_has(replicas, None, |mut c| {
-            let request = self.routed.unary_request(&metadata, message.clone());
+            let request = self
+                .routed
+                .request_until(deadline, &metadata, message.clone());
             async move { c.predict(request).await }
         })
         .await
@@ -379,10 +396,12 @@ impl TrainingService for TrainingManager {
             _ => return routed_unary!(&self.routed, client, request, list_models, true),
         };
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         let (offset, limit) = page(message.page_size, &message.page_token)?;
         let mut models = Vec::new();
         for (url, channel) in replicas.all() {
-            let request = self.routed.unary_request(
+            let request = self.routed.request_until(
+                deadline,
                 &metadata,
                 pb::ListModelsRequest {
                     page_size: 500,
@@ -420,8 +439,11 @@ impl TrainingService for TrainingManager {
             return routed_unary!(&self.routed, client, request, get_model, true);
         };
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         self.on_the_host_that_has(replicas, None, |mut c| {
-            let request = self.routed.unary_request(&metadata, message.clone());
+            let request = self
+                .routed
+                .request_until(deadline, &metadata, message.clone());
             async move { c.get_model(request).await }
         })
         .await
