@@ -15,12 +15,17 @@ Checked, for every overlay and for deploy/compose.yaml and the Dockerfiles:
   names a gRPC service the binary serves;
 - KTRDR_METRICS_ADDR (default: the gRPC port + 1000) is the container port named `metrics` and
   the pod's prometheus.io/port scrape annotation;
-- *_SERVICE_URL point at a Service (and port) that selects the right Deployment, the training
+- *_SERVICE_URL point at a Service (and port) that selects the right workload, the training
   hosts' Service is headless; IB_HOST/IB_PORT reach ib-sim's TWS port (dev) or are the only
   egress the NetworkPolicies give ib-host (prod);
 - only the gateway (and, for data, the training hosts) may reach the host services;
 - restrictive securityContext, resource requests and limits, Secrets and PVCs that exist;
-- the gpu overlay requests nvidia.com/gpu with a node selector and a toleration.
+- the gpu overlay requests nvidia.com/gpu with a node selector and a toleration;
+- the training hosts are a StatefulSet whose serviceName is their headless Service, and each pod
+  keeps its sessions in a directory of its own (KTRDR_SESSIONS_DIR holds $(POD_NAME), POD_NAME
+  is the pod's metadata.name, defined before it) on a mounted volume; every other service is a
+  Deployment; a $(VAR) in any value names a variable defined earlier in the list (Kubernetes
+  leaves it unexpanded otherwise).
 Exit code 1 and one line per violation when anything does not hold.
 """
 
@@ -61,6 +66,10 @@ METRICS_OFFSET = 1000
 
 # Variables the manifests set ahead of the code that reads them: name → why. Reported, not failed.
 PENDING: dict[str, str] = {}
+
+# The binaries that keep per-host state and so run as a StatefulSet; every other one is a
+# Deployment.
+STATEFUL = {"ktrdr-training-host"}
 
 errors: list[str] = []
 notes: list[str] = []
@@ -179,9 +188,32 @@ def container_env(r: Rendered, container: dict) -> dict[str, str | None]:
             else:
                 notes.append(f"{r.name}: Secret {secret} must be created before applying (see the overlay)")
             env[var["name"]] = None
+        elif "fieldRef" in ref:
+            # The downward API: known only in the pod; keep the field path for the checks.
+            env[var["name"]] = f"<fieldRef:{ref['fieldRef']['fieldPath']}>"
         else:
             env[var["name"]] = var.get("value")
     return env
+
+
+def expansion_refs(value: str | None) -> list[str]:
+    """The $(VAR) references Kubernetes expands in an env value ($$( escapes one)."""
+    if not value:
+        return []
+    return re.findall(r"(?<!\$)\$\(([A-Za-z_][A-Za-z0-9_]*)\)", value)
+
+
+def check_expansions(where: str, container: dict) -> set[str]:
+    """Every $(VAR) names a variable defined earlier in `env`; returns the names referenced."""
+    defined: set[str] = set()
+    referenced: set[str] = set()
+    for var in container.get("env", []):
+        for ref in expansion_refs(var.get("value")):
+            referenced.add(ref)
+            if ref not in defined:
+                fail(where, f"{var['name']} uses $({ref}) but {ref} is not defined before it (left unexpanded)")
+        defined.add(var["name"])
+    return referenced
 
 
 def service_port(r: Rendered, host: str, port: int) -> tuple[dict, dict] | None:
@@ -194,9 +226,14 @@ def service_port(r: Rendered, host: str, port: int) -> tuple[dict, dict] | None:
     return None
 
 
-def selected_deployment(r: Rendered, svc: dict) -> str | None:
+def workloads(r: Rendered) -> dict[str, dict]:
+    """Deployments and StatefulSets by name."""
+    return {**r.kind("Deployment"), **r.kind("StatefulSet")}
+
+
+def selected_workload(r: Rendered, svc: dict) -> str | None:
     selector = svc["spec"].get("selector", {})
-    for name, dep in r.kind("Deployment").items():
+    for name, dep in workloads(r).items():
         labels = dep["spec"]["template"]["metadata"].get("labels", {})
         if selector and all(labels.get(k) == v for k, v in selector.items()):
             return name
@@ -214,10 +251,17 @@ def resolve_target_port(dep: dict, target) -> int | None:
 
 
 def check_overlay(r: Rendered, reads: dict[str, dict[str, str]]) -> None:
-    deps = r.kind("Deployment")
+    deps = workloads(r)
     for binary in ("ktrdr-gateway", "ktrdr-ib-host", "ktrdr-data", "ktrdr-training-host"):
-        if binary not in deps:
-            fail(r.name, f"no Deployment {binary}")
+        kind = "StatefulSet" if binary in STATEFUL else "Deployment"
+        if binary not in r.kind(kind):
+            fail(r.name, f"no {kind} {binary}")
+    for name in set(r.kind("Deployment")) & STATEFUL:
+        fail(r.name, f"{name} keeps per-host sessions: it must be a StatefulSet, not a Deployment")
+    for name, sts in r.kind("StatefulSet").items():
+        svc = r.kind("Service").get(sts["spec"].get("serviceName", ""))
+        if svc is None or svc["spec"].get("clusterIP") != "None" or selected_workload(r, svc) != name:
+            fail(r.name, f"StatefulSet {name}: serviceName must be the headless Service that selects it")
     if (r.name == "dev") != ("ktrdr-ib-sim" in deps):
         fail(r.name, "ib-sim runs in the dev overlay only")
 
@@ -234,7 +278,7 @@ def check_overlay(r: Rendered, reads: dict[str, dict[str, str]]) -> None:
     for name, dep in deps.items():
         where = f"{r.name}/{name}"
         if name not in BINARIES:
-            fail(where, "a Deployment that is not one of the ktrdr binaries")
+            fail(where, "a workload that is not one of the ktrdr binaries")
             continue
         port, services = BINARIES[name]
         pod = dep["spec"]["template"]["spec"]
@@ -262,7 +306,12 @@ def check_overlay(r: Rendered, reads: dict[str, dict[str, str]]) -> None:
                 fail(where, f"resources.{part} needs cpu and memory")
 
         env = container_env(r, c)
+        referenced = check_expansions(where, c)
         for var in env:
+            # A downward-API variable that only feeds another's $(VAR) is the pod's, not the
+            # binary's.
+            if (env[var] or "").startswith("<fieldRef:") and var in referenced:
+                continue
             check_var(where, name, var, reads)
         listen = env.get("KTRDR_LISTEN_ADDR")
         if listen is None:
@@ -298,6 +347,8 @@ def check_overlay(r: Rendered, reads: dict[str, dict[str, str]]) -> None:
         for var in ("KTRDR_DATA_DIR", "KTRDR_MODELS_DIR"):
             if env.get(var) and env[var] not in mounts:
                 fail(where, f"{var}={env[var]} is not a mounted volume (the root filesystem is read-only)")
+        if name in STATEFUL:
+            check_sessions_dir(where, env, mounts)
 
         if name == "ktrdr-gateway":
             for var, target in URL_VARS.items():
@@ -319,9 +370,9 @@ def check_overlay(r: Rendered, reads: dict[str, dict[str, str]]) -> None:
 
     for name, svc in r.kind("Service").items():
         where = f"{r.name}/service/{name}"
-        dep_name = selected_deployment(r, svc)
+        dep_name = selected_workload(r, svc)
         if dep_name is None:
-            fail(where, "selects no Deployment")
+            fail(where, "selects no Deployment or StatefulSet")
             continue
         for p in svc["spec"]["ports"]:
             target = resolve_target_port(deps[dep_name], p.get("targetPort", p["port"]))
@@ -334,6 +385,20 @@ def check_overlay(r: Rendered, reads: dict[str, dict[str, str]]) -> None:
         fail(r.name, "the training-host Service must be headless (clusterIP: None) so the gateway balances")
 
     check_network(r)
+
+
+def check_sessions_dir(where: str, env: dict, mounts: set[str]) -> None:
+    """Each training-host pod keeps its sessions apart: a host marks every unfinished session in
+    its sessions directory INTERRUPTED at start, so a shared one lets hosts interrupt each other."""
+    value = env.get("KTRDR_SESSIONS_DIR")
+    if not value:
+        fail(where, "KTRDR_SESSIONS_DIR is not set: every pod would share <models>/_sessions")
+        return
+    per_pod = [ref for ref in expansion_refs(value) if env.get(ref) == "<fieldRef:metadata.name>"]
+    if not per_pod:
+        fail(where, f"KTRDR_SESSIONS_DIR={value} is not per pod: it needs $(POD_NAME) with POD_NAME from metadata.name")
+    if not any(value == m or value.startswith(m.rstrip("/") + "/") for m in mounts):
+        fail(where, f"KTRDR_SESSIONS_DIR={value} is not on a mounted volume (the root filesystem is read-only)")
 
 
 def check_url(r: Rendered, where: str, var: str, value: str | None, target: str) -> None:
@@ -349,7 +414,7 @@ def check_url(r: Rendered, where: str, var: str, value: str | None, target: str)
         if found is None:
             fail(where, f"{var}={url}: no Service {u.hostname} with port {u.port}")
             continue
-        if selected_deployment(r, found[0]) != target:
+        if selected_workload(r, found[0]) != target:
             fail(where, f"{var}={url}: Service {u.hostname} does not select {target}")
 
 
@@ -371,7 +436,7 @@ def check_ib(r: Rendered, where: str, env: dict, deps: dict) -> None:
         fail(where, f"IB_PORT={port} is not a port ib-host may reach ({sorted(allowed_ports)})")
     if "ktrdr-ib-sim" in deps:
         found = service_port(r, host, int(port))
-        if found is None or selected_deployment(r, found[0]) != "ktrdr-ib-sim":
+        if found is None or selected_workload(r, found[0]) != "ktrdr-ib-sim":
             fail(where, f"IB_HOST={host} IB_PORT={port} is not ib-sim's Service")
             return
         sim = deps["ktrdr-ib-sim"]["spec"]["template"]["spec"]["containers"][0]
@@ -401,7 +466,7 @@ def check_network(r: Rendered) -> None:
         "ktrdr-ib-sim": {"ktrdr-ib-host"},
     }
     for target, callers in may_call.items():
-        if target not in r.kind("Deployment"):
+        if target not in workloads(r):
             continue
         rules = [
             rule

@@ -80,6 +80,29 @@ impl Mode {
     }
 }
 
+/// IB's data kind for `data load --what-to-show`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum WhatToShow {
+    Trades,
+    Midpoint,
+    Bid,
+    Ask,
+    BidAsk,
+}
+
+impl WhatToShow {
+    pub fn to_proto(self) -> ktrdr_proto::ib::v1::WhatToShow {
+        use ktrdr_proto::ib::v1::WhatToShow as Pb;
+        match self {
+            WhatToShow::Trades => Pb::Trades,
+            WhatToShow::Midpoint => Pb::Midpoint,
+            WhatToShow::Bid => Pb::Bid,
+            WhatToShow::Ask => Pb::Ask,
+            WhatToShow::BidAsk => Pb::BidAsk,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct LoadArgs {
     #[command(flatten)]
@@ -90,6 +113,12 @@ pub struct LoadArgs {
     /// Also fetch unexpected gaps inside the stored data (full always does).
     #[arg(long)]
     pub fill_gaps: bool,
+    /// Regular trading hours only (IB useRTH); by default outside-hours bars are included.
+    #[arg(long)]
+    pub rth: bool,
+    /// IB data kind; default: the instrument type's default (see ktrdr.ib.v1.WhatToShow).
+    #[arg(long, value_enum)]
+    pub what_to_show: Option<WhatToShow>,
 }
 
 #[derive(Debug, Args)]
@@ -733,6 +762,8 @@ async fn load(ctx: &Context, args: LoadArgs) -> Result<(), CliError> {
         mode: args.mode.to_proto() as i32,
         range: dataset.range.to_proto()?,
         fill_gaps: args.fill_gaps,
+        use_rth: args.rth,
+        what_to_show: args.what_to_show.map_or(0, |w| w.to_proto() as i32),
         ..Default::default()
     };
     let label = format!("{} {}", dataset.symbol, dataset.timeframe);

@@ -91,7 +91,7 @@ impl GatewayService for GatewayApi {
     ) -> Result<Response<pb::GetStatisticsResponse>, Status> {
         let mut backends = Vec::with_capacity(self.managers.len());
         for manager in &self.managers {
-            backends.push(manager.statistics().await);
+            backends.extend(manager.statistics().await);
         }
         Ok(Response::new(pb::GetStatisticsResponse {
             backends,

@@ -99,6 +99,13 @@ pub async fn serve(gateway: Gateway) -> Result<(), ServerError> {
     let Gateway { grpc, health } = gateway;
     let bound = grpc.bind().await?;
     health.check_once().await;
-    tokio::spawn(health.run());
-    bound.serve_until(shutdown_signal()).await
+    let monitor = tokio::spawn(health.run());
+    let shutdown = shutdown_signal();
+    bound
+        .serve_until(async move {
+            shutdown.await;
+            // Draining reports NOT_SERVING; the monitor must not turn it back to SERVING.
+            monitor.abort();
+        })
+        .await
 }

@@ -55,28 +55,9 @@ pub trait ServiceOrchestrator: Send + Sync {
 
     /// The host service's health check; in-process counts as healthy.
     async fn remote_health(&self) -> (bool, String) {
-        let Some(channel) = self.channel() else {
-            return (true, "in-process".to_owned());
-        };
-        let mut request = tonic::Request::new(HealthCheckRequest {
-            service: self.service().to_owned(),
-        });
-        request.set_timeout(HEALTH_PROBE_TIMEOUT);
-        match tokio::time::timeout(
-            HEALTH_PROBE_TIMEOUT,
-            HealthClient::new(channel).check(request),
-        )
-        .await
-        {
-            Ok(Ok(response)) => {
-                let status = response.into_inner().status();
-                (
-                    status == ServingStatus::Serving,
-                    status.as_str_name().to_owned(),
-                )
-            }
-            Ok(Err(status)) => (false, format!("{:?}: {}", status.code(), status.message())),
-            Err(_) => (false, "no answer within 1 s".to_owned()),
+        match self.channel() {
+            Some(channel) => probe(channel, self.service()).await,
+            None => (true, "in-process".to_owned()),
         }
     }
 
@@ -106,9 +87,36 @@ pub trait ServiceOrchestrator: Send + Sync {
         }
     }
 
-    async fn statistics(&self) -> BackendStatistics {
+    /// One entry per backend endpoint (one here; managers of several replicas list each).
+    async fn statistics(&self) -> Vec<BackendStatistics> {
         let (healthy, _) = self.health().await;
-        self.stats()
-            .backend(self.manager(), &self.target(), healthy)
+        vec![
+            self.stats()
+                .backend(self.manager(), &self.target(), healthy),
+        ]
+    }
+}
+
+/// Checks `service`'s health on `channel`: (`SERVING`?, detail).
+pub async fn probe(channel: Channel, service: &str) -> (bool, String) {
+    let mut request = tonic::Request::new(HealthCheckRequest {
+        service: service.to_owned(),
+    });
+    request.set_timeout(HEALTH_PROBE_TIMEOUT);
+    match tokio::time::timeout(
+        HEALTH_PROBE_TIMEOUT,
+        HealthClient::new(channel).check(request),
+    )
+    .await
+    {
+        Ok(Ok(response)) => {
+            let status = response.into_inner().status();
+            (
+                status == ServingStatus::Serving,
+                status.as_str_name().to_owned(),
+            )
+        }
+        Ok(Err(status)) => (false, format!("{:?}: {}", status.code(), status.message())),
+        Err(_) => (false, "no answer within 1 s".to_owned()),
     }
 }

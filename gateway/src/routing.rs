@@ -5,7 +5,7 @@
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ktrdr_common::deadline;
 use ktrdr_common::error::ServiceError;
@@ -68,13 +68,22 @@ impl<L> Routed<L> {
         }
     }
 
-    /// The downstream request of a unary call: the caller's deadline when it set one, else the
-    /// default, plus the caller's metadata.
-    pub fn unary_request<T>(&self, metadata: &MetadataMap, message: T) -> tonic::Request<T> {
+    /// When a unary call received now must be answered: the caller's deadline when it set one,
+    /// else the default.
+    pub fn deadline(&self, metadata: &MetadataMap) -> Instant {
+        Instant::now() + deadline::incoming_timeout(metadata).unwrap_or(self.policy.default_timeout)
+    }
+
+    /// A downstream request with the caller's metadata that must be answered by `deadline`
+    /// (from [`Routed::deadline`]): it carries what remains, so retries never outlive the caller.
+    pub fn request_until<T>(
+        &self,
+        deadline: Instant,
+        metadata: &MetadataMap,
+        message: T,
+    ) -> tonic::Request<T> {
         let mut request = deadline::forward(metadata, message);
-        if deadline::incoming_timeout(metadata).is_none() {
-            request.set_timeout(self.policy.default_timeout);
-        }
+        request.set_timeout(deadline.saturating_duration_since(Instant::now()));
         request
     }
 
@@ -147,9 +156,10 @@ macro_rules! routed_unary {
             $crate::routing::Backend::Local(local) => routed.observe(local.$method($request)).await,
             $crate::routing::Backend::Remote { channel, .. } => {
                 let (metadata, _, message) = $request.into_parts();
+                let deadline = routed.deadline(&metadata);
                 let call = || {
                     let mut client = $client(channel.clone());
-                    let request = routed.unary_request(&metadata, message.clone());
+                    let request = routed.request_until(deadline, &metadata, message.clone());
                     async move { client.$method(request).await }
                 };
                 routed.observe(routed.retrying($idempotent, call)).await
@@ -211,6 +221,35 @@ pub(crate) use {routed_client_stream, routed_server_stream, routed_unary};
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_forwarded_request_carries_what_remains_of_the_callers_deadline() {
+        let routed: Routed<()> = Routed::new(
+            Route {
+                use_host_service: true,
+                urls: vec!["http://127.0.0.1:1".into()],
+            },
+            Backend::Local(()),
+            CallPolicy::default(),
+            "Data",
+            "",
+        );
+        let mut metadata = MetadataMap::new();
+        metadata.insert("grpc-timeout", "5S".parse().unwrap());
+        let deadline = routed.deadline(&metadata);
+        let remaining =
+            |request: &tonic::Request<()>| deadline::incoming_timeout(request.metadata()).unwrap();
+        let first = routed.request_until(deadline, &metadata, ());
+        assert!(remaining(&first) <= Duration::from_secs(5));
+        // After a pause (a retry's backoff) less remains.
+        let later = routed.request_until(deadline - Duration::from_secs(2), &metadata, ());
+        assert!(remaining(&later) <= Duration::from_secs(3));
+        // Without a caller deadline: the default.
+        let none = MetadataMap::new();
+        let default = routed.request_until(routed.deadline(&none), &none, ());
+        assert!(remaining(&default) <= CallPolicy::default().default_timeout);
+        assert!(remaining(&default) > Duration::from_secs(29));
+    }
 
     #[test]
     fn retry_delays_stay_within_the_doubling_bound() {

@@ -10,6 +10,7 @@ use ktrdr_common::client::ChannelPool;
 use ktrdr_common::deadline;
 use ktrdr_common::error::ServiceError;
 use ktrdr_common::server::ResponseStream;
+use ktrdr_proto::gateway::v1::BackendStatistics;
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
 use ktrdr_proto::training::v1::{self as pb, training_service_server::TrainingService};
 use ktrdr_training_host::data::BarSource;
@@ -20,7 +21,7 @@ use tonic::{Request, Response, Status};
 use tonic_types::StatusExt;
 
 use crate::config::{GatewayConfig, Route};
-use crate::orchestrator::ServiceOrchestrator;
+use crate::orchestrator::{ServiceOrchestrator, probe};
 use crate::replicas::Replicas;
 use crate::routing::{Backend, Routed, routed_server_stream, routed_unary};
 use crate::stats::BackendStats;
@@ -31,6 +32,8 @@ pub struct TrainingManager {
     replicas: Option<Arc<Replicas>>,
     /// Which host runs each session started through this gateway.
     owners: Mutex<HashMap<String, String>>,
+    /// Call statistics per training host (GetStatistics lists each replica).
+    per_host: Mutex<HashMap<String, Arc<BackendStats>>>,
 }
 
 fn client(channel: Channel) -> TrainingServiceClient<Channel> {
@@ -85,6 +88,7 @@ impl TrainingManager {
             routed: Routed::new(route, backend, config.calls, "Training host", HINT),
             replicas,
             owners: Mutex::new(HashMap::new()),
+            per_host: Mutex::new(HashMap::new()),
         }))
     }
 
@@ -121,20 +125,29 @@ impl TrainingManager {
         }
     }
 
-    /// Calls one host, with statistics and the caller's deadline (or the default).
+    fn host_stats(&self, url: &str) -> Arc<BackendStats> {
+        let mut per_host = self.per_host.lock().unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(per_host.entry(url.to_owned()).or_default())
+    }
+
+    /// Calls one host, counted for the manager and for that host.
     async fn call<T, F, Fut>(&self, url: &str, channel: Channel, call: F) -> Result<T, Status>
     where
         F: FnOnce(TrainingServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
-        self.routed
+        let host = self.host_stats(url);
+        let (_in_flight, started) = host.start();
+        let result = self
+            .routed
             .observe(async {
                 call(client(channel))
                     .await
                     .map_err(|s| Self::enrich(url, s))
             })
-            .await
-            .map(Response::into_inner)
+            .await;
+        host.finish(started.elapsed(), result.as_ref().map(drop));
+        result.map(Response::into_inner)
     }
 
     /// Calls the hosts in turn until one knows the thing asked about (not `NOT_FOUND`);
@@ -223,9 +236,12 @@ impl TrainingService for TrainingManager {
         };
         // New sessions go round robin; a host that cannot be reached is skipped.
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         let mut last = Status::unavailable("no training host is configured");
         for (url, channel) in replicas.rotation() {
-            let request = self.routed.unary_request(&metadata, message.clone());
+            let request = self
+                .routed
+                .request_until(deadline, &metadata, message.clone());
             match self
                 .call(&url, channel, |mut c| async move {
                     c.start_training(request).await
@@ -271,9 +287,12 @@ impl TrainingService for TrainingManager {
             return routed_unary!(&self.routed, client, request, get_training, true);
         };
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         let session_id = message.session_id.clone();
         self.on_session_host(replicas, &session_id, |mut c| {
-            let request = self.routed.unary_request(&metadata, message.clone());
+            let request = self
+                .routed
+                .request_until(deadline, &metadata, message.clone());
             async move { c.get_training(request).await }
         })
         .await
@@ -290,10 +309,12 @@ impl TrainingService for TrainingManager {
         };
         // Several hosts: every session of every host, newest first, paged here.
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         let (offset, limit) = page(message.page_size, &message.page_token)?;
         let mut sessions = Vec::new();
         for (url, channel) in replicas.all() {
-            let request = self.routed.unary_request(
+            let request = self.routed.request_until(
+                deadline,
                 &metadata,
                 pb::ListTrainingsRequest {
                     page_size: 500,
@@ -329,9 +350,12 @@ impl TrainingService for TrainingManager {
             return routed_unary!(&self.routed, client, request, cancel_training, true);
         };
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         let session_id = message.session_id.clone();
         self.on_session_host(replicas, &session_id, |mut c| {
-            let request = self.routed.unary_request(&metadata, message.clone());
+            let request = self
+                .routed
+                .request_until(deadline, &metadata, message.clone());
             async move { c.cancel_training(request).await }
         })
         .await
@@ -346,8 +370,11 @@ impl TrainingService for TrainingManager {
             return routed_unary!(&self.routed, client, request, evaluate_model, true);
         };
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         self.on_the_host_that_has(replicas, None, |mut c| {
-            let request = self.routed.unary_request(&metadata, message.clone());
+            let request = self
+                .routed
+                .request_until(deadline, &metadata, message.clone());
             async move { c.evaluate_model(request).await }
         })
         .await
@@ -362,8 +389,11 @@ impl TrainingService for TrainingManager {
             return routed_unary!(&self.routed, client, request, predict, true);
         };
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         self.on_the_host_that_has(replicas, None, |mut c| {
-            let request = self.routed.unary_request(&metadata, message.clone());
+            let request = self
+                .routed
+                .request_until(deadline, &metadata, message.clone());
             async move { c.predict(request).await }
         })
         .await
@@ -379,10 +409,12 @@ impl TrainingService for TrainingManager {
             _ => return routed_unary!(&self.routed, client, request, list_models, true),
         };
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         let (offset, limit) = page(message.page_size, &message.page_token)?;
         let mut models = Vec::new();
         for (url, channel) in replicas.all() {
-            let request = self.routed.unary_request(
+            let request = self.routed.request_until(
+                deadline,
                 &metadata,
                 pb::ListModelsRequest {
                     page_size: 500,
@@ -420,8 +452,11 @@ impl TrainingService for TrainingManager {
             return routed_unary!(&self.routed, client, request, get_model, true);
         };
         let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
         self.on_the_host_that_has(replicas, None, |mut c| {
-            let request = self.routed.unary_request(&metadata, message.clone());
+            let request = self
+                .routed
+                .request_until(deadline, &metadata, message.clone());
             async move { c.get_model(request).await }
         })
         .await
@@ -458,5 +493,22 @@ impl ServiceOrchestrator for TrainingManager {
     }
     fn channel(&self) -> Option<Channel> {
         self.routed.channel()
+    }
+
+    /// One entry per training host, each with its own calls, latencies and health.
+    async fn statistics(&self) -> Vec<BackendStatistics> {
+        let Some(replicas) = &self.replicas else {
+            let (healthy, _) = self.health().await;
+            return vec![
+                self.stats()
+                    .backend(self.manager(), &self.target(), healthy),
+            ];
+        };
+        let mut out = Vec::new();
+        for (url, channel) in replicas.all() {
+            let (healthy, _) = probe(channel, self.service()).await;
+            out.push(self.host_stats(&url).backend(self.manager(), &url, healthy));
+        }
+        out
     }
 }

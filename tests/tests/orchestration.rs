@@ -705,4 +705,22 @@ async fn configuration_reflects_the_environment_sessions_spread_over_two_hosts_a
         .unwrap()
         .into_inner();
     assert_eq!(merged.total_size, 2);
+
+    // GetStatistics lists each training host with the calls it received.
+    let stats = GatewayServiceClient::with_interceptor(ch.clone(), bearer("s3cret"))
+        .get_statistics(ktrdr_proto::gateway::v1::GetStatisticsRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let training: Vec<_> = stats
+        .backends
+        .iter()
+        .filter(|b| b.backend == "training")
+        .collect();
+    let urls: Vec<&str> = training.iter().map(|b| b.url.as_str()).collect();
+    assert_eq!(urls, hosts.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        training.iter().all(|b| b.calls >= 2 && b.healthy),
+        "{training:#?}"
+    );
 }

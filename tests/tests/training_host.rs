@@ -58,19 +58,24 @@ async fn start_data() -> (ServiceProcess, tempfile::TempDir) {
 }
 
 async fn start_host(data_url: &str, models: &Path, max: &str) -> (ServiceProcess, Client) {
-    let host = ServiceProcess::start(
-        "ktrdr-training-host",
-        &[
-            ("DATA_SERVICE_URL", data_url),
-            ("KTRDR_MODELS_DIR", models.to_str().unwrap()),
-            (
-                "KTRDR_STRATEGIES_DIR",
-                models.join("no-strategies").to_str().unwrap(),
-            ),
-            ("KTRDR_MAX_CONCURRENT_TRAININGS", max),
-        ],
-    )
-    .await;
+    start_host_with(data_url, models, max, &[]).await
+}
+
+async fn start_host_with(
+    data_url: &str,
+    models: &Path,
+    max: &str,
+    extra: &[(&str, &str)],
+) -> (ServiceProcess, Client) {
+    let strategies = models.join("no-strategies");
+    let mut env = vec![
+        ("DATA_SERVICE_URL", data_url),
+        ("KTRDR_MODELS_DIR", models.to_str().unwrap()),
+        ("KTRDR_STRATEGIES_DIR", strategies.to_str().unwrap()),
+        ("KTRDR_MAX_CONCURRENT_TRAININGS", max),
+    ];
+    env.extend_from_slice(extra);
+    let host = ServiceProcess::start("ktrdr-training-host", &env).await;
     let client = TrainingServiceClient::new(host.channel().await);
     (host, client)
 }
@@ -709,6 +714,69 @@ async fn a_session_running_when_the_host_is_killed_is_interrupted_after_restart(
     );
     host.signal("TERM");
     host.wait().await;
+}
+
+/// The prod overlay: two hosts on one models volume, each with its own KTRDR_SESSIONS_DIR (the
+/// StatefulSet's pod name). A host starting next to a running one leaves its session RUNNING
+/// and does not list it; the restarted host finds its own session again, INTERRUPTED, with the
+/// checkpoint beside it.
+#[tokio::test]
+async fn hosts_sharing_a_models_dir_keep_their_sessions_apart() {
+    let (data, _data_dir) = start_data().await;
+    write_bars(&data, "EURUSD", bars(700, 7)).await;
+    let models = tempfile::tempdir().unwrap();
+    let dir_a = models.path().join("_sessions").join("host-0");
+    let dir_b = models.path().join("_sessions").join("host-1");
+    let env_a = [("KTRDR_SESSIONS_DIR", dir_a.to_str().unwrap())];
+    let env_b = [("KTRDR_SESSIONS_DIR", dir_b.to_str().unwrap())];
+    let (mut host_a, mut a) = start_host_with(&data.url(), models.path(), "1", &env_a).await;
+    let id = a
+        .start_training(request(500, 2))
+        .await
+        .unwrap()
+        .into_inner()
+        .session_id;
+    wait_for_checkpoint(&mut a, &id).await;
+    let checkpoint = dir_a.join("checkpoints").join(&id).join("checkpoint.mpk");
+    assert!(checkpoint.is_file(), "{}", checkpoint.display());
+
+    let (mut host_b, mut b) = start_host_with(&data.url(), models.path(), "1", &env_b).await;
+    assert_eq!(get(&mut a, &id).await.state(), TrainingState::Running);
+    let on_disk: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir_a.join(format!("{id}.json"))).unwrap()).unwrap();
+    assert_eq!(on_disk["record"]["state"], "RUNNING", "{on_disk}");
+    let err = b
+        .get_training(GetTrainingRequest {
+            session_id: id.clone(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::NotFound);
+    let listed = b
+        .list_trainings(ListTrainingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 0, "{listed:?}");
+
+    // Host A's pod restarts under the same name: its session is found again, interrupted.
+    host_a.signal("KILL");
+    host_a.wait().await;
+    let (mut host_a, mut a) = start_host_with(&data.url(), models.path(), "1", &env_a).await;
+    let session = get(&mut a, &id).await;
+    assert_eq!(session.state(), TrainingState::Interrupted);
+    assert!(session.last_checkpoint_epoch >= 1, "{session:?}");
+    // B, still up, was not disturbed and still lists nothing.
+    let listed = b
+        .list_trainings(ListTrainingsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total_size, 0);
+    for host in [&mut host_a, &mut host_b] {
+        host.signal("TERM");
+        host.wait().await;
+    }
 }
 
 #[tokio::test]

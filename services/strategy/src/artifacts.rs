@@ -119,20 +119,9 @@ impl ModelStore {
         std::fs::create_dir_all(&strategy_dir).map_err(|e| io_error(&strategy_dir, e))?;
         let prefix = Self::prefix(strategy)?;
         let version_tag = format!("{prefix}_v");
-        let mut next = 1;
-        for entry in std::fs::read_dir(&strategy_dir).map_err(|e| io_error(&strategy_dir, e))? {
-            let name = entry.map_err(|e| io_error(&strategy_dir, e))?.file_name();
-            if let Some(n) = name
-                .to_str()
-                .and_then(|n| n.strip_prefix(&version_tag))
-                .and_then(|v| v.parse::<usize>().ok())
-            {
-                next = next.max(n + 1);
-            }
-        }
+        let first = next_version(&strategy_dir, &version_tag)?;
+        let (next, dir) = create_version_dir(&strategy_dir, &version_tag, first)?;
         let dir_name = format!("{version_tag}{next}");
-        let dir = strategy_dir.join(&dir_name);
-        std::fs::create_dir(&dir).map_err(|e| io_error(&dir, e))?;
 
         let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
         let weights = dir.join(WEIGHTS_STEM);
@@ -192,11 +181,24 @@ impl ModelStore {
                 },
             },
         )?;
-        // Write then rename: readers never see a half-written pointer.
+        // Write then rename: readers never see a half-written pointer. The staging file is
+        // named after this version so that two savers (hosts sharing the directory) never write
+        // the same one.
         let latest = strategy_dir.join(format!("{prefix}_latest"));
-        let staging = strategy_dir.join(format!(".{prefix}_latest.tmp"));
-        std::fs::write(&staging, &dir_name).map_err(|e| io_error(&staging, e))?;
-        std::fs::rename(&staging, &latest).map_err(|e| io_error(&latest, e))?;
+        let pointed = std::fs::read_to_string(&latest).ok().and_then(|name| {
+            name.trim()
+                .strip_prefix(&version_tag)?
+                .parse::<usize>()
+                .ok()
+        });
+        // A newer version saved meanwhile (by another host) keeps the pointer: the pointer is
+        // written only after a version's files, so it never names an incomplete model. Two
+        // savers that both read an older pointer may still leave it at the lower of the two.
+        if pointed.is_none_or(|n| n < next) {
+            let staging = strategy_dir.join(format!(".{dir_name}.latest.tmp"));
+            std::fs::write(&staging, &dir_name).map_err(|e| io_error(&staging, e))?;
+            std::fs::rename(&staging, &latest).map_err(|e| io_error(&latest, e))?;
+        }
         Ok(dir)
     }
 
@@ -212,6 +214,47 @@ impl ModelStore {
         let name = std::fs::read_to_string(&pointer).map_err(|e| io_error(&pointer, e))?;
         Ok(strategy_dir.join(name.trim()))
     }
+}
+
+/// One more than the highest `<version_tag><N>` in `strategy_dir` (1 when there is none).
+fn next_version(strategy_dir: &Path, version_tag: &str) -> Result<usize> {
+    let mut next = 1;
+    for entry in std::fs::read_dir(strategy_dir).map_err(|e| io_error(strategy_dir, e))? {
+        let name = entry.map_err(|e| io_error(strategy_dir, e))?.file_name();
+        if let Some(n) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(version_tag))
+            .and_then(|v| v.parse::<usize>().ok())
+        {
+            next = next.max(n + 1);
+        }
+    }
+    Ok(next)
+}
+
+/// How many taken version numbers [`create_version_dir`] steps over before giving up.
+const VERSION_ATTEMPTS: usize = 1_000;
+
+/// Claims the version directory `<version_tag><N>` for the first free N from `first` on.
+/// Several hosts may share the models directory and list it at the same moment; `create_dir`
+/// is atomic (also on NFS), so exactly one of them gets each N and the others step to N+1.
+fn create_version_dir(
+    strategy_dir: &Path,
+    version_tag: &str,
+    first: usize,
+) -> Result<(usize, PathBuf)> {
+    for n in first..first.saturating_add(VERSION_ATTEMPTS) {
+        let dir = strategy_dir.join(format!("{version_tag}{n}"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((n, dir)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_error(&dir, e)),
+        }
+    }
+    Err(io_error(
+        strategy_dir,
+        format!("no free version directory {version_tag}{first}..+{VERSION_ATTEMPTS}"),
+    ))
 }
 
 /// One prediction for one base bar.
@@ -346,4 +389,61 @@ pub fn predict_bars<B: Backend>(
             }
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_version_taken_since_the_listing_is_stepped_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let tag = "AAPL_1h_v";
+        assert_eq!(next_version(dir.path(), tag).unwrap(), 1);
+        let (n, path) = create_version_dir(dir.path(), tag, 1).unwrap();
+        assert_eq!((n, path.clone()), (1, dir.path().join("AAPL_1h_v1")));
+        // Another host created v2 and v3 after this one listed the directory (seeing v1 only).
+        for taken in ["AAPL_1h_v2", "AAPL_1h_v3"] {
+            std::fs::create_dir(dir.path().join(taken)).unwrap();
+        }
+        let (n, path) = create_version_dir(dir.path(), tag, 2).unwrap();
+        assert_eq!((n, path), (4, dir.path().join("AAPL_1h_v4")));
+        // Other prefixes and stray files do not count.
+        std::fs::create_dir(dir.path().join("AAPL_4h_v9")).unwrap();
+        std::fs::write(dir.path().join("AAPL_1h_latest"), "AAPL_1h_v4").unwrap();
+        assert_eq!(next_version(dir.path(), tag).unwrap(), 5);
+    }
+
+    #[test]
+    fn a_file_in_the_way_is_an_error_not_a_loop() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("gone");
+        assert!(matches!(
+            create_version_dir(&missing, "X_1h_v", 1),
+            Err(StrategyError::Io { .. })
+        ));
+    }
+
+    /// Many savers that all listed the directory before any of them created a version (the
+    /// worst case for hosts sharing it) still get distinct versions, 1..=n.
+    #[test]
+    fn concurrent_savers_get_distinct_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let savers = 8;
+        let listed = std::sync::Barrier::new(savers);
+        let mut got: Vec<usize> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..savers)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let first = next_version(dir.path(), "M_1d_v").unwrap();
+                        listed.wait();
+                        create_version_dir(dir.path(), "M_1d_v", first).unwrap().0
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        got.sort_unstable();
+        assert_eq!(got, (1..=savers).collect::<Vec<_>>());
+    }
 }

@@ -162,6 +162,22 @@ fn saved_model_reloads_and_predicts_the_same() {
     ] {
         assert!(second.join(file).is_file(), "{file}");
     }
+    // Two hosts sharing the models directory save at once: distinct versions, and the pointer
+    // ends on the newer one.
+    let (a, b) = std::thread::scope(|scope| {
+        let a = scope.spawn(|| ModelStore::new(dir.path()).save(&s, &trained).unwrap());
+        let b = scope.spawn(|| ModelStore::new(dir.path()).save(&s, &trained).unwrap());
+        (a.join().unwrap(), b.join().unwrap())
+    });
+    let mut both = [a, b].map(|p| p.file_name().unwrap().to_string_lossy().into_owned());
+    both.sort();
+    assert_eq!(both, ["AAPL_MSFT_GOOGL_1h_v3", "AAPL_MSFT_GOOGL_1h_v4"]);
+    assert!(
+        store
+            .latest("momentum_multi_symbol", &s.symbols(), Timeframe::H1)
+            .unwrap()
+            .ends_with("AAPL_MSFT_GOOGL_1h_v4")
+    );
 
     let loaded = SavedModel::<CpuBackend>::load(&latest, &Default::default()).unwrap();
     assert_eq!(loaded.metrics, trained.metrics);

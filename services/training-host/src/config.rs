@@ -6,14 +6,19 @@ use ktrdr_common::config::{
     ConfigError, Env, ServerConfig, VarDoc, env_help, loopback, server_var_docs,
 };
 
+use crate::persist::SESSIONS_DIR;
+
 /// Default gRPC port of `ktrdr-training-host`.
 pub const DEFAULT_PORT: u16 = 50053;
 
 /// What training needs wherever it runs (host service or in the gateway).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrainingConfig {
-    /// `KTRDR_MODELS_DIR`: saved models, checkpoints and session records.
+    /// `KTRDR_MODELS_DIR`: saved models (the registry). Several hosts may share it.
     pub models_dir: PathBuf,
+    /// `KTRDR_SESSIONS_DIR`: this host's session records and checkpoints. Never shared: a host
+    /// marks every unfinished session it finds here INTERRUPTED when it starts.
+    pub sessions_dir: PathBuf,
     /// `KTRDR_STRATEGIES_DIR`: where strategies named by `strategy_name` are found.
     pub strategies_dir: PathBuf,
     /// `KTRDR_MAX_CONCURRENT_TRAININGS`: sessions that run at once; the rest queue.
@@ -25,7 +30,12 @@ impl TrainingConfig {
         VarDoc {
             name: "KTRDR_MODELS_DIR",
             default: "./models",
-            meaning: "directory of saved models, checkpoints and session records",
+            meaning: "directory of saved models; hosts may share it",
+        },
+        VarDoc {
+            name: "KTRDR_SESSIONS_DIR",
+            default: "<KTRDR_MODELS_DIR>/_sessions",
+            meaning: "this host's session records and checkpoints; one per host, never shared",
         },
         VarDoc {
             name: "KTRDR_STRATEGIES_DIR",
@@ -41,8 +51,24 @@ impl TrainingConfig {
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let max = env.u64_in("KTRDR_MAX_CONCURRENT_TRAININGS", 4, 1, 256)?;
+        let models_dir = env.path("KTRDR_MODELS_DIR", "./models");
+        let sessions_dir = match env.get("KTRDR_SESSIONS_DIR") {
+            // Kubernetes leaves `$(POD_NAME)` as it is when POD_NAME is not defined before it;
+            // every pod would then share that one literal directory, which is the very clash
+            // this setting exists to avoid.
+            Some(raw) if raw.contains("$(") => {
+                return Err(ConfigError::new(
+                    "KTRDR_SESSIONS_DIR",
+                    raw,
+                    "a path without an unexpanded $(VAR) (define the variable before it)",
+                ));
+            }
+            Some(raw) => PathBuf::from(raw),
+            None => models_dir.join(SESSIONS_DIR),
+        };
         Ok(Self {
-            models_dir: env.path("KTRDR_MODELS_DIR", "./models"),
+            models_dir,
+            sessions_dir,
             strategies_dir: env.path("KTRDR_STRATEGIES_DIR", "./strategies"),
             max_concurrent_sessions: usize::try_from(max).unwrap_or(4),
         })
@@ -90,6 +116,10 @@ mod tests {
         assert_eq!(config.server.listen_addr, loopback(50053));
         assert_eq!(config.training.models_dir, PathBuf::from("./models"));
         assert_eq!(
+            config.training.sessions_dir,
+            PathBuf::from("./models/_sessions")
+        );
+        assert_eq!(
             config.training.strategies_dir,
             PathBuf::from("./strategies")
         );
@@ -101,6 +131,7 @@ mod tests {
     fn reads_every_variable() {
         let env = Env::from_pairs([
             ("KTRDR_MODELS_DIR", "/models"),
+            ("KTRDR_SESSIONS_DIR", "/models/_sessions/host-1"),
             ("KTRDR_STRATEGIES_DIR", "/strategies"),
             ("KTRDR_MAX_CONCURRENT_TRAININGS", "16"),
             (
@@ -110,9 +141,50 @@ mod tests {
         ]);
         let config = TrainingHostConfig::from_env(&env).unwrap();
         assert_eq!(config.training.models_dir, PathBuf::from("/models"));
+        assert_eq!(
+            config.training.sessions_dir,
+            PathBuf::from("/models/_sessions/host-1")
+        );
         assert_eq!(config.training.strategies_dir, PathBuf::from("/strategies"));
         assert_eq!(config.training.max_concurrent_sessions, 16);
         assert_eq!(config.data_service_urls.len(), 2);
+    }
+
+    #[test]
+    fn sessions_follow_the_models_dir_unless_set() {
+        let only_models = Env::from_pairs([("KTRDR_MODELS_DIR", "/shared/models")]);
+        let config = TrainingConfig::from_env(&only_models).unwrap();
+        assert_eq!(
+            config.sessions_dir,
+            PathBuf::from("/shared/models/_sessions")
+        );
+        // Blank is unset, as for every variable.
+        let blank = Env::from_pairs([("KTRDR_MODELS_DIR", "/m"), ("KTRDR_SESSIONS_DIR", " ")]);
+        assert_eq!(
+            TrainingConfig::from_env(&blank).unwrap().sessions_dir,
+            PathBuf::from("/m/_sessions")
+        );
+        // Anywhere, not only under the models directory.
+        let elsewhere = Env::from_pairs([
+            ("KTRDR_MODELS_DIR", "/shared/models"),
+            ("KTRDR_SESSIONS_DIR", "/var/lib/host-a"),
+        ]);
+        let config = TrainingConfig::from_env(&elsewhere).unwrap();
+        assert_eq!(config.models_dir, PathBuf::from("/shared/models"));
+        assert_eq!(config.sessions_dir, PathBuf::from("/var/lib/host-a"));
+    }
+
+    #[test]
+    fn help_documents_the_sessions_dir() {
+        let help = TrainingHostConfig::help();
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with("KTRDR_SESSIONS_DIR"))
+            .expect("KTRDR_SESSIONS_DIR in --help");
+        assert!(
+            line.contains("[default: <KTRDR_MODELS_DIR>/_sessions]"),
+            "{line}"
+        );
     }
 
     #[test]
@@ -121,6 +193,7 @@ mod tests {
             ("KTRDR_MAX_CONCURRENT_TRAININGS", "0"),
             ("KTRDR_MAX_CONCURRENT_TRAININGS", "many"),
             ("DATA_SERVICE_URL", "data:50054"),
+            ("KTRDR_SESSIONS_DIR", "/models/_sessions/$(POD_NAME)"),
         ] {
             let err = TrainingHostConfig::from_env(&Env::from_pairs([(var, bad)])).unwrap_err();
             assert_eq!(err.variable, var);

@@ -3,7 +3,7 @@
 //! At most `max_concurrent_sessions` sessions hold a slot (LOADING_DATA or RUNNING); the rest
 //! wait in a FIFO queue. Data loading is async I/O on the runtime; everything CPU-bound
 //! (features, training, saving) runs on a dedicated OS thread per session. Sessions are written
-//! to `models/_sessions/` on every state change and epoch, and reloaded at start; sessions that
+//! to the sessions directory (`KTRDR_SESSIONS_DIR`, one per host) on every state change and epoch, and reloaded at start; sessions that
 //! were queued or running when the host stopped become INTERRUPTED.
 
 use std::collections::{HashMap, VecDeque};
@@ -67,7 +67,7 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl SessionManager {
     /// Loads the sessions of earlier runs; those that had not finished become INTERRUPTED.
     pub fn open(config: TrainingConfig, data: BarSource) -> Self {
-        let store = SessionStore::new(&config.models_dir);
+        let store = SessionStore::new(&config.sessions_dir);
         let mut sessions = Sessions::default();
         for file in store.load_all() {
             let state = file.record.state;
@@ -75,7 +75,11 @@ impl SessionManager {
             if !state.is_terminal() {
                 // The session file lags behind checkpoints by up to a second; the epoch file
                 // written with the weights is exact.
-                let stem = crate::runner::checkpoint_stem(&config.models_dir, &session.id);
+                let stem = crate::runner::existing_checkpoint_stem(
+                    &config.sessions_dir,
+                    &config.models_dir,
+                    &session.id,
+                );
                 if let Some(epoch) = std::fs::read_to_string(stem.with_extension("epoch"))
                     .ok()
                     .and_then(|e| e.trim().parse::<u32>().ok())
@@ -238,7 +242,11 @@ impl SessionManager {
         } else {
             spec::resolve(request, &self.inner.config.strategies_dir)?
         };
-        let checkpoint = crate::runner::checkpoint_stem(&self.inner.config.models_dir, &earlier.id);
+        let checkpoint = crate::runner::existing_checkpoint_stem(
+            &self.inner.config.sessions_dir,
+            &self.inner.config.models_dir,
+            &earlier.id,
+        );
         // The epoch file is written with the weights; the session record may lag behind it.
         let epoch = std::fs::read_to_string(checkpoint.with_extension("epoch"))
             .ok()
@@ -398,6 +406,7 @@ impl SessionManager {
                     session: &session,
                     store: &inner.store,
                     models_dir: &inner.config.models_dir,
+                    sessions_dir: &inner.config.sessions_dir,
                     save_lock: &inner.save_lock,
                     strategy,
                     bars,
@@ -538,30 +547,39 @@ mod tests {
     use super::*;
     use crate::record::SessionFile;
 
+    fn config(models_dir: &std::path::Path, sessions_dir: PathBuf) -> TrainingConfig {
+        TrainingConfig {
+            models_dir: models_dir.to_owned(),
+            sessions_dir,
+            strategies_dir: models_dir.to_owned(),
+            max_concurrent_sessions: 1,
+        }
+    }
+
+    fn data() -> BarSource {
+        BarSource::new(Default::default(), &["http://127.0.0.1:1".to_owned()])
+    }
+
+    fn save(store: &SessionStore, id: &str, state: State) {
+        let mut record = crate::session::tests::record(id);
+        record.state = state;
+        record.last_sequence = 4;
+        store
+            .save(&SessionFile {
+                record,
+                events: Vec::new(),
+            })
+            .unwrap();
+    }
+
     #[test]
     fn sessions_unfinished_at_the_last_stop_are_interrupted_on_open() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SessionStore::new(dir.path());
-        let mut running = crate::session::tests::record("run");
-        running.state = State::Running;
-        running.last_sequence = 4;
-        let mut done = crate::session::tests::record("done");
-        done.state = State::Completed;
-        for record in [running, done] {
-            store
-                .save(&SessionFile {
-                    record,
-                    events: Vec::new(),
-                })
-                .unwrap();
-        }
-        let config = TrainingConfig {
-            models_dir: dir.path().to_owned(),
-            strategies_dir: dir.path().to_owned(),
-            max_concurrent_sessions: 1,
-        };
-        let data = BarSource::new(Default::default(), &["http://127.0.0.1:1".to_owned()]);
-        let manager = SessionManager::open(config, data);
+        let sessions_dir = dir.path().join(crate::persist::SESSIONS_DIR);
+        let store = SessionStore::new(&sessions_dir);
+        save(&store, "run", State::Running);
+        save(&store, "done", State::Completed);
+        let manager = SessionManager::open(config(dir.path(), sessions_dir), data());
         let (run, _) = manager.get("run").unwrap();
         assert_eq!(run.state, State::Interrupted);
         assert_eq!(run.last_sequence, 5, "sequence numbers continue");
@@ -578,5 +596,73 @@ mod tests {
                 .any(|f| f.record.id == "run" && f.record.state == State::Interrupted)
         );
         assert_eq!(manager.load(), (0, 0));
+    }
+
+    /// Two hosts on one shared models directory, each with its own sessions directory (the
+    /// StatefulSet in k8s/): a host that starts leaves the other's running sessions alone and
+    /// lists only its own.
+    #[test]
+    fn hosts_sharing_a_models_dir_do_not_touch_each_others_sessions() {
+        let models = tempfile::tempdir().unwrap();
+        let dir_a = models.path().join("_sessions").join("host-a");
+        let dir_b = models.path().join("_sessions").join("host-b");
+        let store_a = SessionStore::new(&dir_a);
+        save(&store_a, "a-running", State::Running);
+        let store_b = SessionStore::new(&dir_b);
+        save(&store_b, "b-stale", State::Queued);
+        let before = std::fs::read(dir_a.join("a-running.json")).unwrap();
+
+        let host_b = SessionManager::open(config(models.path(), dir_b.clone()), data());
+
+        // Host B sees, and interrupts, only its own unfinished session.
+        assert_eq!(host_b.get("b-stale").unwrap().0.state, State::Interrupted);
+        assert!(matches!(
+            host_b.get("a-running"),
+            Err(TrainingError::SessionNotFound(_))
+        ));
+        let (listed, total) = host_b.list(&ListFilter::default(), 0, 100);
+        assert_eq!(total, 1);
+        assert_eq!(listed[0].0.id, "b-stale");
+        // Host A's record is byte for byte as host A wrote it: still RUNNING.
+        assert_eq!(std::fs::read(dir_a.join("a-running.json")).unwrap(), before);
+        let a = store_a.load_all();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].record.state, State::Running);
+        // Nothing of B's leaked into A's directory or the shared models directory's top.
+        assert!(!dir_a.join("b-stale.json").exists());
+        assert!(!models.path().join("b-stale.json").exists());
+        // The registry still sees no models: session directories are not strategies.
+        assert!(crate::registry::list(models.path()).is_empty());
+    }
+
+    /// Checkpoints live with the session records; one left by an older host under
+    /// `<models>/_checkpoints` is still found, so an upgrade keeps resumable progress.
+    #[test]
+    fn checkpoints_move_with_the_sessions_dir_and_old_ones_are_still_found() {
+        let models = tempfile::tempdir().unwrap();
+        let sessions = models.path().join("_sessions").join("host-a");
+        let own = crate::runner::checkpoint_stem(&sessions, "s1");
+        assert_eq!(
+            own,
+            sessions.join("checkpoints").join("s1").join("checkpoint")
+        );
+        assert_eq!(
+            crate::runner::existing_checkpoint_stem(&sessions, models.path(), "s1"),
+            own
+        );
+        let legacy = models.path().join("_checkpoints").join("s1");
+        std::fs::create_dir_all(&legacy).unwrap();
+        std::fs::write(legacy.join("checkpoint.epoch"), "3").unwrap();
+        assert_eq!(
+            crate::runner::existing_checkpoint_stem(&sessions, models.path(), "s1"),
+            legacy.join("checkpoint")
+        );
+        // Its own checkpoint wins once there is one.
+        std::fs::create_dir_all(own.parent().unwrap()).unwrap();
+        std::fs::write(own.with_extension("epoch"), "5").unwrap();
+        assert_eq!(
+            crate::runner::existing_checkpoint_stem(&sessions, models.path(), "s1"),
+            own
+        );
     }
 }

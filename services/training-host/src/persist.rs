@@ -1,4 +1,5 @@
-//! Session files: `<models>/_sessions/<id>.json`, written atomically (temp file, fsync,
+//! Session files: `<sessions dir>/<id>.json` (`KTRDR_SESSIONS_DIR`, by default
+//! `<models>/_sessions`), written atomically (temp file, fsync,
 //! rename, fsync of the directory) so a crash leaves either the old or the new file, never a
 //! torn one.
 
@@ -8,8 +9,8 @@ use std::path::{Path, PathBuf};
 use crate::error::{Result, TrainingError};
 use crate::record::SessionFile;
 
-/// The directory of session files under the models directory. The leading `_` keeps it apart
-/// from strategy names in the model registry.
+/// The default directory of session files under the models directory. The leading `_` keeps it
+/// apart from strategy names in the model registry.
 pub const SESSIONS_DIR: &str = "_sessions";
 
 #[derive(Debug, Clone)]
@@ -22,9 +23,11 @@ fn io(path: &Path, e: impl std::fmt::Display) -> TrainingError {
 }
 
 impl SessionStore {
-    pub fn new(models_dir: &Path) -> Self {
+    /// The store of the session files in `sessions_dir` (the directory itself, not the models
+    /// directory above it).
+    pub fn new(sessions_dir: &Path) -> Self {
         Self {
-            dir: models_dir.join(SESSIONS_DIR),
+            dir: sessions_dir.to_owned(),
         }
     }
 

@@ -19,15 +19,40 @@ use crate::persist::SessionStore;
 use crate::record::{BatchEvent, EpochEvent, EventKind, Metrics, State};
 use crate::session::Session;
 
-/// Where a session's checkpoints live, beside the registry.
-pub const CHECKPOINTS_DIR: &str = "_checkpoints";
+/// Where a session's checkpoints live, inside the sessions directory: a checkpoint is only of
+/// use with its session record (resume goes through the session id), so they stay together on
+/// the host that owns both.
+pub const CHECKPOINTS_DIR: &str = "checkpoints";
+
+/// Where checkpoints lived before `KTRDR_SESSIONS_DIR`: `<models>/_checkpoints`.
+const LEGACY_CHECKPOINTS_DIR: &str = "_checkpoints";
 
 /// The latest checkpoint of `session_id`, without the `.mpk` extension burn adds.
-pub fn checkpoint_stem(models_dir: &Path, session_id: &str) -> PathBuf {
-    models_dir
+pub fn checkpoint_stem(sessions_dir: &Path, session_id: &str) -> PathBuf {
+    sessions_dir
         .join(CHECKPOINTS_DIR)
         .join(session_id)
         .join("checkpoint")
+}
+
+/// The checkpoint to resume `session_id` from: its own, or one an earlier version of the host
+/// left under `<models>/_checkpoints` (so an upgrade does not lose interrupted sessions'
+/// progress).
+pub fn existing_checkpoint_stem(
+    sessions_dir: &Path,
+    models_dir: &Path,
+    session_id: &str,
+) -> PathBuf {
+    let stem = checkpoint_stem(sessions_dir, session_id);
+    let legacy = models_dir
+        .join(LEGACY_CHECKPOINTS_DIR)
+        .join(session_id)
+        .join("checkpoint");
+    if !stem.with_extension("epoch").is_file() && legacy.with_extension("epoch").is_file() {
+        legacy
+    } else {
+        stem
+    }
 }
 
 /// Batch progress events at most this often.
@@ -59,6 +84,8 @@ pub struct Job<'a> {
     pub session: &'a Session,
     pub store: &'a SessionStore,
     pub models_dir: &'a Path,
+    /// Checkpoints go under `<sessions_dir>/checkpoints/<id>/`.
+    pub sessions_dir: &'a Path,
     /// Serialises model saves: the registry picks the next version number by listing.
     pub save_lock: &'a Mutex<()>,
     pub strategy: LoadedStrategy,
@@ -71,6 +98,7 @@ impl Job<'_> {
             session,
             store,
             models_dir,
+            sessions_dir,
             save_lock,
             strategy,
             bars,
@@ -192,7 +220,7 @@ impl Job<'_> {
         };
         // Each epoch's weights replace the previous checkpoint (written beside it, then
         // renamed), so a cancelled or interrupted session can be resumed.
-        let stem = checkpoint_stem(models_dir, &session.id);
+        let stem = checkpoint_stem(sessions_dir, &session.id);
         let mut on_checkpoint =
             |epoch: usize, save: SaveWeights<'_>| -> ktrdr_strategy::Result<()> {
                 let io = |e: std::io::Error| StrategyError::Io {
