@@ -203,6 +203,15 @@ async fn flows(stack: &Stack) -> Vec<BarColumns> {
     );
     assert!(tail_summary.bar_count > first_summary.bar_count);
     assert!(tail.progress.iter().any(|p| p.segments_done == 1));
+    let listed = DataServiceClient::new(ch.clone())
+        .list_datasets(ktrdr_proto::data::v1::ListDatasetsRequest {
+            symbol: "AAPL".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.datasets[0].source, "ib", "provenance of loaded bars");
 
     // A backfill (with fill_gaps) that fills a gap left between two loads.
     let (gap_start, gap_end) = (utc_ms(2024, 1, 16), utc_ms(2024, 1, 20));

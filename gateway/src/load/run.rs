@@ -15,7 +15,7 @@ use ktrdr_proto::data::v1::GetCoverageRequest;
 use ktrdr_proto::data::v1::data_service_server::DataService;
 use ktrdr_proto::gateway::v1::{LoadProgress, LoadStarted, LoadSummary};
 use ktrdr_proto::ib::v1::ib_host_service_server::IbHostService;
-use ktrdr_proto::ib::v1::{FetchBarsRequest, fetch_bars_response};
+use ktrdr_proto::ib::v1::{FetchBarsRequest, WhatToShow, fetch_bars_response};
 use tokio_stream::StreamExt;
 use tonic::{Code, Request, Status};
 
@@ -117,6 +117,20 @@ fn classify(status: Status) -> SegmentError {
     } else {
         SegmentError::Skipped(status)
     }
+}
+
+fn source_of(what_to_show: i32, use_rth: bool) -> String {
+    let mut source = "ib".to_owned();
+    if let Ok(kind) = WhatToShow::try_from(what_to_show)
+        && kind != WhatToShow::Unspecified
+    {
+        source.push(':');
+        source.push_str(kind.as_str_name().trim_start_matches("WHAT_TO_SHOW_"));
+    }
+    if use_rth {
+        source.push_str(":rth");
+    }
+    source
 }
 
 /// IB stamps some bars at the session open (e.g. 09:30 New York for hourly stock bars); the
@@ -252,6 +266,13 @@ impl Runner {
         Ok(bars)
     }
 
+    /// Provenance recorded with the dataset (`ktrdr data list` shows it): IB, the data kind
+    /// when one was asked for, and whether only regular trading hours were fetched, e.g.
+    /// `ib`, `ib:MIDPOINT`, `ib:TRADES:rth`.
+    fn source(&self) -> String {
+        source_of(self.planned.what_to_show, self.planned.use_rth)
+    }
+
     /// Stores one fetched segment.
     async fn store(&mut self, mut bars: BarColumns) -> Result<(), SegmentError> {
         if bars.timestamp_ms.is_empty() {
@@ -269,7 +290,7 @@ impl Runner {
         let written = self
             .backends
             .data
-            .write_segment(batch, "ib")
+            .write_segment(batch, &self.source())
             .await
             .map_err(classify)?;
         self.tally.bars_written += written.bars_written;
@@ -457,6 +478,13 @@ mod tests {
         };
         align(&mut columns, Timeframe::H1);
         assert_eq!(columns.timestamp_ms, vec![day + 14 * H, day + 15 * H]);
+    }
+
+    #[test]
+    fn the_source_says_what_was_fetched() {
+        assert_eq!(source_of(0, false), "ib");
+        assert_eq!(source_of(WhatToShow::Midpoint as i32, false), "ib:MIDPOINT");
+        assert_eq!(source_of(WhatToShow::Trades as i32, true), "ib:TRADES:rth");
     }
 
     #[test]
