@@ -267,3 +267,65 @@ async fn a_load_data_is_one_trace_over_the_gateway_ib_host_and_data() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_train_strategy_is_one_trace_down_to_the_training_hosts_bar_reads() {
+    use ktrdr_proto::common::v1::TimeRange;
+    use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
+    use ktrdr_proto::gateway::v1::{TrainStrategyRequest, train_strategy_request};
+    use ktrdr_system_tests::fixtures::{TINY_STRATEGY, utc_ms};
+    use ktrdr_system_tests::stack::{InProcess, Stack};
+
+    let collector = Collector::default();
+    let endpoint = collector.start().await;
+    let stack = Stack::start(
+        InProcess::NONE,
+        1,
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    )
+    .await;
+    let mut stream = GatewayServiceClient::new(stack.gateway_channel().await)
+        .train_strategy(TrainStrategyRequest {
+            strategy: Some(train_strategy_request::Strategy::StrategyYaml(
+                TINY_STRATEGY.into(),
+            )),
+            range: Some(TimeRange {
+                start_ms: utc_ms(2023, 9, 1),
+                end_ms: utc_ms(2024, 3, 1),
+            }),
+            epochs: Some(1),
+            seed: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    while stream.message().await.unwrap().is_some() {}
+
+    let train = collector
+        .trace_of(
+            "ktrdr.gateway.v1.GatewayService/TrainStrategy",
+            &["ktrdr-gateway"],
+        )
+        .await;
+    let root = of(&train, "ktrdr-gateway");
+    for (method, service) in [
+        ("ktrdr.ib.v1.IbHostService/FetchBars", "ktrdr-ib-host"),
+        (
+            "ktrdr.training.v1.TrainingService/StartTraining",
+            "ktrdr-training-host",
+        ),
+        // The session reads its bars from the data service in the same trace.
+        ("ktrdr.data.v1.DataService/ReadBars", "ktrdr-data"),
+    ] {
+        let spans = collector.trace_of(method, &[service]).await;
+        let hop = of(&spans, service);
+        assert_eq!(
+            hop.trace_id, root.trace_id,
+            "{method} is in the TrainStrategy trace: {hop:?}"
+        );
+    }
+}

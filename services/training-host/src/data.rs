@@ -46,6 +46,8 @@ impl BarSource {
                 .metadata_mut()
                 .insert("authorization", value.clone());
         }
+        // With tracing on, the read is part of the trace of the session's StartTraining.
+        ktrdr_common::telemetry::inject(request.metadata_mut());
         request
     }
 

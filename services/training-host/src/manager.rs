@@ -181,7 +181,8 @@ impl SessionManager {
             last_sequence: 0,
             last_checkpoint_epoch: 0,
         };
-        let session = Arc::new(Session::new(record, Vec::new()));
+        let origin = tracing::info_span!("training session", session_id = %record.id);
+        let session = Arc::new(Session::new(record, Vec::new()).traced(origin));
         {
             let mut sessions = lock(&self.inner.sessions);
             if sessions.queue.len() >= MAX_QUEUED {
@@ -286,11 +287,15 @@ impl SessionManager {
                 &self.inner.store,
             );
             let manager = self.clone();
-            tokio::spawn(async move {
-                manager.run(session).await;
-                lock(&manager.inner.sessions).active -= 1;
-                manager.schedule();
-            });
+            let origin = session.take_origin();
+            tokio::spawn(tracing::Instrument::instrument(
+                async move {
+                    manager.run(session).await;
+                    lock(&manager.inner.sessions).active -= 1;
+                    manager.schedule();
+                },
+                origin,
+            ));
         }
     }
 

@@ -31,6 +31,10 @@ pub struct Session {
     tx: broadcast::Sender<Event>,
     cancel: AtomicBool,
     cancel_reason: Mutex<String>,
+    /// A span in the trace of the StartTraining call that created the session, for its run
+    /// (bar reads from the data service included). Taken when the run starts, so it closes
+    /// (and is exported) when the run ends.
+    origin: Mutex<Option<tracing::Span>>,
 }
 
 #[derive(Debug)]
@@ -57,7 +61,21 @@ impl Session {
             tx,
             cancel: AtomicBool::new(false),
             cancel_reason: Mutex::new(String::new()),
+            origin: Mutex::new(None),
         }
+    }
+
+    /// The session, traced as part of `origin` (a span of the call that created it).
+    pub fn traced(self, origin: tracing::Span) -> Self {
+        *lock(&self.origin) = Some(origin);
+        self
+    }
+
+    /// The span to run the session in (none for sessions restored from disk).
+    pub fn take_origin(&self) -> tracing::Span {
+        lock(&self.origin)
+            .take()
+            .unwrap_or_else(tracing::Span::none)
     }
 
     pub fn record(&self) -> SessionRecord {
