@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use ktrdr_common::error::ServiceError;
+use ktrdr_common::paging::Page;
 use ktrdr_common::server::ResponseStream;
 use ktrdr_common::status::ProcessIdentity;
 use ktrdr_proto::common::v1::JobState;
@@ -17,33 +17,6 @@ use crate::train::TrainFlow;
 
 const DEFAULT_PAGE_SIZE: usize = 50;
 const MAX_PAGE_SIZE: usize = 500;
-
-/// `(offset, limit)` of a page; page tokens are offsets into the filtered list.
-fn page(size: i32, token: &str) -> Result<(usize, usize), ServiceError> {
-    let limit = match size {
-        0 => DEFAULT_PAGE_SIZE,
-        n if n > 0 => usize::try_from(n)
-            .unwrap_or(MAX_PAGE_SIZE)
-            .min(MAX_PAGE_SIZE),
-        n => {
-            return Err(ServiceError::invalid_argument(
-                "page_size",
-                format!("{n} is negative"),
-            ));
-        }
-    };
-    let offset = if token.is_empty() {
-        0
-    } else {
-        token.parse().map_err(|_| {
-            ServiceError::invalid_argument(
-                "page_token",
-                "not a token from a previous ListLoads response",
-            )
-        })?
-    };
-    Ok((offset, limit))
-}
 
 /// Implements `GatewayService` over the gateway's managers.
 pub struct GatewayApi {
@@ -145,18 +118,17 @@ impl GatewayService for GatewayApi {
             .filter(|s| *s != JobState::Unspecified)
             .collect();
         let jobs = self.loads.list(&states, &req.symbol, &req.timeframe);
-        let (offset, limit) = page(req.page_size, &req.page_token)?;
-        let total_size = i32::try_from(jobs.len()).unwrap_or(i32::MAX);
-        let next = offset + limit;
-        let next_page_token = if next < jobs.len() {
-            next.to_string()
-        } else {
-            String::new()
-        };
+        let page = Page::parse(
+            req.page_size,
+            &req.page_token,
+            DEFAULT_PAGE_SIZE,
+            MAX_PAGE_SIZE,
+        )?
+        .of(jobs);
         Ok(Response::new(pb::ListLoadsResponse {
-            jobs: jobs.into_iter().skip(offset).take(limit).collect(),
-            next_page_token,
-            total_size,
+            jobs: page.items,
+            next_page_token: page.next_page_token,
+            total_size: page.total_size,
         }))
     }
 

@@ -15,6 +15,7 @@ pub mod error;
 pub mod logging;
 pub mod market;
 pub mod metrics;
+pub mod paging;
 mod rpc_log;
 pub mod server;
 pub mod status;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ktrdr_common::error::ServiceError;
 use ktrdr_common::market::{Timeframe, symbol_field, time_range};
+use ktrdr_common::paging::Page;
 use ktrdr_common::server::ResponseStream;
 use ktrdr_common::status::{ProcessIdentity, now_ms};
 use ktrdr_proto::common::v1 as common;
@@ -355,24 +356,12 @@ impl DataService for DataApi {
         } else {
             Some(Timeframe::parse_field("timeframe", &req.timeframe)?)
         };
-        let page_size = match req.page_size {
-            0 => DEFAULT_PAGE_SIZE,
-            n if n > 0 => (n as usize).min(MAX_PAGE_SIZE),
-            n => {
-                return Err(ServiceError::invalid_argument(
-                    "page_size",
-                    format!("{n} is negative"),
-                )
-                .into());
-            }
-        };
-        let offset = if req.page_token.is_empty() {
-            0
-        } else {
-            req.page_token.parse::<usize>().map_err(|_| {
-                ServiceError::invalid_argument("page_token", "not a token returned by ListDatasets")
-            })?
-        };
+        let page = Page::parse(
+            req.page_size,
+            &req.page_token,
+            DEFAULT_PAGE_SIZE,
+            MAX_PAGE_SIZE,
+        )?;
         let store = self.store.clone();
         let all = blocking(move || Ok(store.list()?)).await?;
         let matching: Vec<_> = all
@@ -380,11 +369,10 @@ impl DataService for DataApi {
             .filter(|d| symbol.as_ref().is_none_or(|s| &d.symbol == s))
             .filter(|d| timeframe.is_none_or(|t| d.timeframe == t))
             .collect();
-        let total = matching.len();
-        let datasets = matching
+        let page = page.of(matching);
+        let datasets = page
+            .items
             .into_iter()
-            .skip(offset)
-            .take(page_size)
             .map(|d| pb::DatasetInfo {
                 symbol: d.symbol,
                 timeframe: d.timeframe.to_string(),
@@ -397,15 +385,10 @@ impl DataService for DataApi {
                 source: d.manifest.source.clone(),
             })
             .collect();
-        let next = offset + page_size;
         Ok(Response::new(pb::ListDatasetsResponse {
             datasets,
-            next_page_token: if next < total {
-                next.to_string()
-            } else {
-                String::new()
-            },
-            total_size: total as i32,
+            next_page_token: page.next_page_token,
+            total_size: page.total_size,
         }))
     }
 

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use ktrdr_common::market::{symbol_field, time_range};
+use ktrdr_common::paging::Page;
 use ktrdr_common::server::ResponseStream;
 use ktrdr_common::status::ProcessIdentity;
 use ktrdr_proto::common::v1::bar_batch;
@@ -19,8 +20,10 @@ use crate::error::TrainingError;
 use crate::manager::{ListFilter, SessionManager};
 use crate::registry;
 
-const DEFAULT_PAGE_SIZE: usize = 50;
-const MAX_PAGE_SIZE: usize = 500;
+/// Page size of ListTrainings and ListModels when the request gives none.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+/// The largest page they return.
+pub const MAX_PAGE_SIZE: usize = 500;
 
 /// Implements `TrainingService` with real sessions.
 #[derive(Clone)]
@@ -48,31 +51,8 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
-fn page(size: i32, token: &str) -> Result<(usize, usize), Status> {
-    let limit = match size {
-        0 => DEFAULT_PAGE_SIZE,
-        n if n > 0 => (n as usize).min(MAX_PAGE_SIZE),
-        n => return Err(TrainingError::invalid("page_size", format!("{n} is negative")).into()),
-    };
-    let offset = if token.is_empty() {
-        0
-    } else {
-        token.parse().map_err(|_| {
-            Status::from(TrainingError::invalid(
-                "page_token",
-                "not a token from a previous response",
-            ))
-        })?
-    };
-    Ok((offset, limit))
-}
-
-fn next_token(offset: usize, count: usize, total: usize) -> String {
-    if offset + count < total {
-        (offset + count).to_string()
-    } else {
-        String::new()
-    }
+fn page(size: i32, token: &str) -> Result<Page, Status> {
+    Ok(Page::parse(size, token, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?)
 }
 
 fn model_pb(e: &registry::ModelEntry) -> pb::Model {
@@ -197,15 +177,15 @@ impl TrainingService for TrainingGrpc {
         request: Request<pb::ListTrainingsRequest>,
     ) -> Result<Response<pb::ListTrainingsResponse>, Status> {
         let req = request.into_inner();
-        let (offset, limit) = page(req.page_size, &req.page_token)?;
+        let page = page(req.page_size, &req.page_token)?;
         let filter = ListFilter {
             states: req.states().filter_map(convert::state_from_pb).collect(),
             strategy_name: req.strategy_name.trim().to_owned(),
             symbol: req.symbol.trim().to_owned(),
         };
-        let (sessions, total) = self.manager.list(&filter, offset, limit);
+        let (sessions, total) = self.manager.list(&filter, page.offset, page.limit);
         Ok(Response::new(pb::ListTrainingsResponse {
-            next_page_token: next_token(offset, sessions.len(), total),
+            next_page_token: page.next_token(total),
             sessions: sessions
                 .iter()
                 .map(|(r, p)| convert::session(r, *p))
@@ -382,7 +362,7 @@ impl TrainingService for TrainingGrpc {
         request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
         let req = request.into_inner();
-        let (offset, limit) = page(req.page_size, &req.page_token)?;
+        let page = page(req.page_size, &req.page_token)?;
         let models_dir = self.manager.models_dir();
         let all = blocking(move || Ok(registry::list(&models_dir))).await?;
         let matching: Vec<_> = all
@@ -405,17 +385,11 @@ impl TrainingService for TrainingGrpc {
                         .any(|t| t.to_string() == req.timeframe.trim())
             })
             .collect();
-        let total = matching.len();
-        let models: Vec<pb::Model> = matching
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(|e| model_pb(e))
-            .collect();
+        let page = page.of(matching);
         Ok(Response::new(pb::ListModelsResponse {
-            next_page_token: next_token(offset, models.len(), total),
-            models,
-            total_size: total as i32,
+            models: page.items.into_iter().map(model_pb).collect(),
+            next_page_token: page.next_page_token,
+            total_size: page.total_size,
         }))
     }
 
