@@ -13,6 +13,7 @@ use ktrdr_data::store::Store;
 use ktrdr_proto::common::v1::BarBatch;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{self as pb, data_service_server::DataService};
+use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
@@ -35,11 +36,7 @@ impl DataManager {
     pub fn new(config: &GatewayConfig, pool: &ChannelPool) -> Result<Arc<Self>, ServiceError> {
         let route = config.routing.data.clone();
         let backend = if route.use_host_service {
-            let url = route.urls.join(",");
-            Backend::Remote {
-                channel: pool.channel(&url)?,
-                url,
-            }
+            Backend::remote(&route, pool)?
         } else {
             let store = Arc::new(Store::new(config.store.data_dir.clone()));
             Backend::Local(DataApi::new(store, config.server.listen_addr))
@@ -77,11 +74,14 @@ impl DataManager {
                     validation_mode: pb::ValidationMode::Repair as i32,
                     source: source.to_owned(),
                 };
+                // No caller metadata: the load job writes on its own account, with the default
+                // deadline and the job's trace context (added by the forwarding).
+                let none = MetadataMap::new();
+                let deadline = routed.deadline(&none);
                 let call = || {
                     let mut client = client(channel.clone());
-                    let mut request = Request::new(tokio_stream::iter([message.clone()]));
-                    request.set_timeout(routed.policy.default_timeout);
-                    ktrdr_common::telemetry::inject(request.metadata_mut());
+                    let stream = tokio_stream::iter([message.clone()]);
+                    let request = routed.request_until(deadline, &none, stream);
                     async move { client.write_bars(request).await.map(Response::into_inner) }
                 };
                 routed.observe(routed.retrying(true, call)).await

@@ -38,11 +38,7 @@ impl IbManager {
         let route = config.routing.ib.clone();
         let mut local_host = None;
         let backend = if route.use_host_service {
-            let url = route.urls.join(",");
-            Backend::Remote {
-                channel: pool.channel(&url)?,
-                url,
-            }
+            Backend::remote(&route, pool)?
         } else {
             let host = ktrdr_ib_host::connect(
                 config.ib.clone(),

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
+use ktrdr_common::client::ChannelPool;
 use ktrdr_common::deadline;
 use ktrdr_common::error::ServiceError;
 use tonic::Status;
@@ -37,6 +38,17 @@ pub fn retry_delay(base: Duration, attempt: u32) -> Duration {
 pub enum Backend<L> {
     Remote { channel: Channel, url: String },
     Local(L),
+}
+
+impl<L> Backend<L> {
+    /// The host service behind `route`'s URL(s), over the pool's shared channel.
+    pub fn remote(route: &Route, pool: &ChannelPool) -> Result<Self, ServiceError> {
+        let url = route.urls.join(",");
+        Ok(Self::Remote {
+            channel: pool.channel(&url)?,
+            url,
+        })
+    }
 }
 
 pub struct Routed<L> {
@@ -94,33 +106,51 @@ impl<L> Routed<L> {
         }
     }
 
-    /// A transport failure of the host service as the error convention wants it; errors the
-    /// service itself returned (with details) pass through.
-    pub fn enrich(&self, status: Status) -> Status {
-        let transport_failure = status.code() == tonic::Code::Unavailable
-            && status.get_error_details().error_info().is_none();
+    /// The host service's URL(s), when calls go to one.
+    fn remote_url(&self) -> Option<&str> {
         match &self.backend {
-            Backend::Remote { url, .. } if transport_failure => {
-                ServiceError::service_unavailable(self.label, url.clone(), self.hint).into()
-            }
-            Backend::Remote { url, .. } if status.code() == tonic::Code::DeadlineExceeded => {
-                Status::deadline_exceeded(format!(
-                    "{} service at {url} did not answer in time: {}",
-                    self.label,
-                    status.message()
-                ))
-            }
-            _ => status,
+            Backend::Remote { url, .. } => Some(url),
+            Backend::Local(_) => None,
         }
     }
 
-    /// Times one call and records its outcome.
+    /// A transport failure or a missed deadline of the host service at `url`, as the error
+    /// convention wants it; errors the service itself returned (with details) pass through.
+    pub fn enrich_at(&self, url: &str, status: Status) -> Status {
+        let transport_failure = status.code() == tonic::Code::Unavailable
+            && status.get_error_details().error_info().is_none();
+        if transport_failure {
+            ServiceError::service_unavailable(self.label, url.to_owned(), self.hint).into()
+        } else if status.code() == tonic::Code::DeadlineExceeded {
+            Status::deadline_exceeded(format!(
+                "{} service at {url} did not answer in time: {}",
+                self.label,
+                status.message()
+            ))
+        } else {
+            status
+        }
+    }
+
+    /// Times one call to the routed backend and records its outcome.
     pub async fn observe<T>(
         &self,
         call: impl Future<Output = Result<T, Status>>,
     ) -> Result<T, Status> {
+        self.observe_at(self.remote_url(), call).await
+    }
+
+    /// Times one call to the host at `url` (`None`: in-process) and records its outcome.
+    pub async fn observe_at<T>(
+        &self,
+        url: Option<&str>,
+        call: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
         let (_in_flight, started) = self.stats.start();
-        let result = call.await.map_err(|s| self.enrich(s));
+        let result = call.await.map_err(|s| match url {
+            Some(url) => self.enrich_at(url, s),
+            None => s,
+        });
         self.stats
             .finish(started.elapsed(), result.as_ref().map(drop));
         result

@@ -9,16 +9,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 use ktrdr_common::client::ChannelPool;
 use ktrdr_common::deadline;
 use ktrdr_common::error::ServiceError;
+use ktrdr_common::paging::Page;
 use ktrdr_common::server::ResponseStream;
 use ktrdr_proto::gateway::v1::BackendStatistics;
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
 use ktrdr_proto::training::v1::{self as pb, training_service_server::TrainingService};
 use ktrdr_training_host::data::BarSource;
-use ktrdr_training_host::grpc::TrainingGrpc;
+use ktrdr_training_host::grpc::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TrainingGrpc};
 use ktrdr_training_host::manager::SessionManager;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
-use tonic_types::StatusExt;
 
 use crate::config::{GatewayConfig, Route};
 use crate::orchestrator::{ServiceOrchestrator, probe};
@@ -45,24 +45,17 @@ fn client(channel: Channel) -> TrainingServiceClient<Channel> {
 /// Sessions whose host is remembered; older entries are looked up on every host again.
 const OWNERS_KEPT: usize = 10_000;
 
-const HINT: &str =
-    "start ktrdr-training-host or set USE_TRAINING_HOST_SERVICE=false to train in the gateway";
-
 impl TrainingManager {
     pub fn new(config: &GatewayConfig, pool: &ChannelPool) -> Result<Arc<Self>, ServiceError> {
         let route = config.routing.training.clone();
         let mut replicas = None;
         let backend = if route.use_host_service {
-            let url = route.urls.join(",");
             replicas = Some(Replicas::start(
                 &route.urls,
                 pool.clone(),
                 config.calls.dns_refresh,
             )?);
-            Backend::Remote {
-                channel: pool.channel(&url)?,
-                url,
-            }
+            Backend::remote(&route, pool)?
         } else {
             // In-process sessions read their bars through the data route: the data service, or
             // (with USE_DATA_SERVICE=false) the gateway's own DataService.
@@ -84,8 +77,9 @@ impl TrainingManager {
             );
             Backend::Local(TrainingGrpc::new(sessions, config.server.listen_addr))
         };
+        let hint = "start ktrdr-training-host or set USE_TRAINING_HOST_SERVICE=false to train in the gateway";
         Ok(Arc::new(Self {
-            routed: Routed::new(route, backend, config.calls, "Training host", HINT),
+            routed: Routed::new(route, backend, config.calls, "Training host", hint),
             replicas,
             owners: Mutex::new(HashMap::new()),
             per_host: Mutex::new(HashMap::new()),
@@ -114,17 +108,6 @@ impl TrainingManager {
             .cloned()
     }
 
-    /// A transport failure of one host, as the error convention wants it.
-    fn enrich(url: &str, status: Status) -> Status {
-        let transport_failure = status.code() == tonic::Code::Unavailable
-            && status.get_error_details().error_info().is_none();
-        if transport_failure {
-            ServiceError::service_unavailable("Training host", url.to_owned(), HINT).into()
-        } else {
-            status
-        }
-    }
-
     fn host_stats(&self, url: &str) -> Arc<BackendStats> {
         let mut per_host = self.per_host.lock().unwrap_or_else(PoisonError::into_inner);
         Arc::clone(per_host.entry(url.to_owned()).or_default())
@@ -140,11 +123,7 @@ impl TrainingManager {
         let (_in_flight, started) = host.start();
         let result = self
             .routed
-            .observe(async {
-                call(client(channel))
-                    .await
-                    .map_err(|s| Self::enrich(url, s))
-            })
+            .observe_at(Some(url), call(client(channel)))
             .await;
         host.finish(started.elapsed(), result.as_ref().map(drop));
         result.map(Response::into_inner)
@@ -198,31 +177,9 @@ impl TrainingManager {
     }
 }
 
-/// `(offset, limit)` of a page over a merged list; tokens are offsets.
-fn page(size: i32, token: &str) -> Result<(usize, usize), Status> {
-    let limit = match size {
-        n if n <= 0 => 50,
-        n => usize::try_from(n).unwrap_or(500).min(500),
-    };
-    let offset = if token.is_empty() {
-        0
-    } else {
-        token.parse().map_err(|_| {
-            Status::from(ServiceError::invalid_argument(
-                "page_token",
-                "not a token from a previous response",
-            ))
-        })?
-    };
-    Ok((offset, limit))
-}
-
-fn next_token(offset: usize, limit: usize, total: usize) -> String {
-    if offset + limit < total {
-        (offset + limit).to_string()
-    } else {
-        String::new()
-    }
+/// Pages of lists merged from several hosts, sized as one host sizes them.
+fn page(size: i32, token: &str) -> Result<Page, ServiceError> {
+    Page::parse(size, token, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 }
 
 #[tonic::async_trait]
@@ -310,7 +267,7 @@ impl TrainingService for TrainingManager {
         // Several hosts: every session of every host, newest first, paged here.
         let (metadata, _, message) = request.into_parts();
         let deadline = self.routed.deadline(&metadata);
-        let (offset, limit) = page(message.page_size, &message.page_token)?;
+        let page = page(message.page_size, &message.page_token)?;
         let mut sessions = Vec::new();
         for (url, channel) in replicas.all() {
             let request = self.routed.request_until(
@@ -333,11 +290,11 @@ impl TrainingService for TrainingManager {
             sessions.extend(answer.sessions);
         }
         sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at_ms));
-        let total = sessions.len();
+        let page = page.of(sessions);
         Ok(Response::new(pb::ListTrainingsResponse {
-            sessions: sessions.into_iter().skip(offset).take(limit).collect(),
-            next_page_token: next_token(offset, limit, total),
-            total_size: i32::try_from(total).unwrap_or(i32::MAX),
+            sessions: page.items,
+            next_page_token: page.next_page_token,
+            total_size: page.total_size,
         }))
     }
 
@@ -410,7 +367,7 @@ impl TrainingService for TrainingManager {
         };
         let (metadata, _, message) = request.into_parts();
         let deadline = self.routed.deadline(&metadata);
-        let (offset, limit) = page(message.page_size, &message.page_token)?;
+        let page = page(message.page_size, &message.page_token)?;
         let mut models = Vec::new();
         for (url, channel) in replicas.all() {
             let request = self.routed.request_until(
@@ -436,11 +393,11 @@ impl TrainingService for TrainingManager {
                 .then(a.model_id.cmp(&b.model_id))
         });
         models.dedup_by(|a, b| a.model_id == b.model_id);
-        let total = models.len();
+        let page = page.of(models);
         Ok(Response::new(pb::ListModelsResponse {
-            models: models.into_iter().skip(offset).take(limit).collect(),
-            next_page_token: next_token(offset, limit, total),
-            total_size: i32::try_from(total).unwrap_or(i32::MAX),
+            models: page.items,
+            next_page_token: page.next_page_token,
+            total_size: page.total_size,
         }))
     }
 
