@@ -8,9 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use ktrdr_common::market::Timeframe;
 use ktrdr_common::status::now_ms;
 use ktrdr_proto::common::v1::{JobState, Progress, TimeRange, Warning};
-use ktrdr_proto::gateway::v1::{
-    LoadEvent, LoadJob, LoadMode, LoadProgress, LoadStarted, LoadSummary, load_event,
-};
+use ktrdr_proto::gateway::v1::{LoadEvent, LoadJob, LoadMode, LoadStarted, load_event};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tonic::Status;
@@ -228,18 +226,10 @@ pub fn is_summary(event: &LoadEvent) -> bool {
     matches!(event.event, Some(load_event::Event::Summary(_)))
 }
 
-/// Builders of the events a job publishes.
+/// The `LoadStarted` event of `job`.
 pub fn started(job: &Job, started: LoadStarted) -> load_event::Event {
     load_event::Event::Started(LoadStarted {
         job_id: job.id.clone(),
         ..started
     })
-}
-
-pub fn progress(progress: LoadProgress) -> load_event::Event {
-    load_event::Event::Progress(progress)
-}
-
-pub fn summary(summary: LoadSummary) -> load_event::Event {
-    load_event::Event::Summary(summary)
 }

@@ -20,7 +20,7 @@ use ktrdr_data::calendar::Calendar;
 use ktrdr_data::coverage::classify_gap;
 use ktrdr_proto::common::v1::JobState;
 use ktrdr_proto::data::v1::data_service_server::DataService;
-use ktrdr_proto::data::v1::{GapKind, GetCoverageRequest};
+use ktrdr_proto::data::v1::{CoverageSummary, GapKind, GetCoverageRequest};
 use ktrdr_proto::gateway::v1::{LoadDataRequest, LoadEvent, LoadJob, LoadMode};
 use ktrdr_proto::ib::v1::ib_host_service_server::IbHostService;
 use ktrdr_proto::ib::v1::{GetHeadTimestampRequest, LookupContractRequest};
@@ -285,7 +285,11 @@ impl LoadManager {
         Ok(Planned {
             instrument,
             head_ms,
-            bars_cached_before: coverage.as_ref().map_or(0, |c| c.bar_count),
+            stored_before: CoverageSummary {
+                first_ms: stored.map_or(0, |(first, _)| first),
+                last_ms: stored.map_or(0, |(_, last)| last),
+                bar_count: coverage.as_ref().map_or(0, |c| c.bar_count),
+            },
             plan,
             what_to_show: request.what_to_show,
             use_rth: request.use_rth,

@@ -11,9 +11,8 @@ use ktrdr_proto::common::v1::{
     BarBatch, BarColumns, BarEncoding, Instrument, JobState, Progress, TimeRange, Warning,
     bar_batch,
 };
-use ktrdr_proto::data::v1::GetCoverageRequest;
-use ktrdr_proto::data::v1::data_service_server::DataService;
-use ktrdr_proto::gateway::v1::{LoadProgress, LoadStarted, LoadSummary};
+use ktrdr_proto::data::v1::CoverageSummary;
+use ktrdr_proto::gateway::v1::{LoadProgress, LoadStarted, LoadSummary, load_event};
 use ktrdr_proto::ib::v1::ib_host_service_server::IbHostService;
 use ktrdr_proto::ib::v1::{FetchBarsRequest, WhatToShow, fetch_bars_response};
 use tokio_stream::StreamExt;
@@ -26,7 +25,7 @@ use crate::ib::IbManager;
 
 /// Share of the progress bar spent before the first segment (validation, planning).
 const PLANNED_PERCENT: f64 = 10.0;
-/// Share at the last segment; the rest is the final coverage check.
+/// Share at the last segment; the rest is the summary.
 const FETCHED_PERCENT: f64 = 95.0;
 
 /// The host services (or in-process implementations) a load uses.
@@ -41,7 +40,8 @@ pub struct Backends {
 pub struct Planned {
     pub instrument: Option<Instrument>,
     pub head_ms: Option<i64>,
-    pub bars_cached_before: i64,
+    /// The stored extent before the load (zeros for an empty dataset).
+    pub stored_before: CoverageSummary,
     pub plan: Plan,
     pub what_to_show: i32,
     pub use_rth: bool,
@@ -155,6 +155,8 @@ struct Runner {
     backends: Backends,
     planned: Planned,
     tally: Tally,
+    /// The stored extent as the latest write reported it (no extra call to learn it).
+    extent: CoverageSummary,
     started: Instant,
 }
 
@@ -175,7 +177,7 @@ impl Runner {
         let elapsed_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let eta_ms = (done > 0).then(|| elapsed_ms * i64::from(total - done) / i64::from(done));
         let warnings = std::mem::take(&mut self.tally.new_warnings);
-        self.job.publish(job::progress(LoadProgress {
+        self.job.publish(load_event::Event::Progress(LoadProgress {
             progress: Some(Progress {
                 percent,
                 step: step.clone(),
@@ -294,6 +296,9 @@ impl Runner {
             .await
             .map_err(classify)?;
         self.tally.bars_written += written.bars_written;
+        if let Some(extent) = written.coverage {
+            self.extent = extent;
+        }
         if written.bars_repaired + written.bars_dropped > 0 {
             self.tally.new_warnings.push(warning(
                 "BARS_REPAIRED",
@@ -319,7 +324,7 @@ impl Runner {
                 range: Some(range(plan.range)),
                 joined: false,
                 head_timestamp_ms: self.planned.head_ms.unwrap_or(0),
-                bars_cached_before: self.planned.bars_cached_before,
+                bars_cached_before: self.planned.stored_before.bar_count,
                 segments: plan.segments.iter().copied().map(range).collect(),
             },
         ));
@@ -401,25 +406,10 @@ impl Runner {
             (None, true) => JobState::Cancelled,
             (None, false) => JobState::Completed,
         };
-        self.finish(state, failure).await;
+        self.finish(state, failure);
     }
 
-    async fn finish(mut self, state: JobState, failure: Option<Status>) {
-        let spec = &self.job.spec;
-        // The extent after the load; a data service that is down leaves it unknown (zeros).
-        let coverage = self
-            .backends
-            .data
-            .get_coverage(Request::new(GetCoverageRequest {
-                symbol: spec.symbol.clone(),
-                timeframe: spec.timeframe.to_string(),
-                range: None,
-                unexpected_only: true,
-                max_gaps: Some(1),
-            }))
-            .await
-            .map(tonic::Response::into_inner)
-            .ok();
+    fn finish(mut self, state: JobState, failure: Option<Status>) {
         if !self.tally.new_warnings.is_empty() {
             self.progress("Finishing".to_owned(), None);
         }
@@ -432,9 +422,9 @@ impl Runner {
         }
         let elapsed_ms = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
         let tally = &self.tally;
-        self.job.publish(job::summary(LoadSummary {
+        self.job.publish(load_event::Event::Summary(LoadSummary {
             bars_fetched: tally.bars_fetched,
-            bars_cached_before: self.planned.bars_cached_before,
+            bars_cached_before: self.planned.stored_before.bar_count,
             bars_written: tally.bars_written,
             gaps_found: i32::try_from(self.planned.plan.gaps_found).unwrap_or(i32::MAX),
             segments_fetched: tally.segments_fetched,
@@ -443,9 +433,9 @@ impl Runner {
             elapsed_ms,
             state: state as i32,
             error,
-            first_ms: coverage.as_ref().map_or(0, |c| c.first_ms),
-            last_ms: coverage.as_ref().map_or(0, |c| c.last_ms),
-            bar_count: coverage.as_ref().map_or(0, |c| c.bar_count),
+            first_ms: self.extent.first_ms,
+            last_ms: self.extent.last_ms,
+            bar_count: self.extent.bar_count,
             warnings: self.job.warnings(),
         }));
     }
@@ -456,6 +446,7 @@ pub async fn run(job: Arc<Job>, backends: Backends, planned: Planned) {
     Runner {
         job,
         backends,
+        extent: planned.stored_before,
         planned,
         tally: Tally::default(),
         started: Instant::now(),
