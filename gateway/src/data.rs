@@ -1,15 +1,16 @@
 //! `DataManager`: the gateway's `DataService`, routed by `USE_DATA_SERVICE` either to
 //! `ktrdr-data` over one pooled channel or to the store opened in-process.
 
+use ktrdr_proto::bars::BarsProto;
 use std::sync::Arc;
 
 use ktrdr_common::client::ChannelPool;
 use ktrdr_common::error::ServiceError;
-use ktrdr_common::market::Timeframe;
+use ktrdr_common::market::timeframe_field;
 use ktrdr_common::server::ResponseStream;
 use ktrdr_data::api::DataApi;
-use ktrdr_data::bars::Bars;
 use ktrdr_data::store::Store;
+use ktrdr_market::Bars;
 use ktrdr_proto::common::v1::BarBatch;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{self as pb, data_service_server::DataService};
@@ -61,7 +62,7 @@ impl DataManager {
         let routed = &self.routed;
         match &routed.backend {
             Backend::Local(local) => {
-                let timeframe = Timeframe::parse_field("batch.timeframe", &batch.timeframe)?;
+                let timeframe = timeframe_field("batch.timeframe", &batch.timeframe)?;
                 let bars = Bars::from_batch_payload(batch.payload)
                     .map_err(|e| ServiceError::invalid_argument("batch.payload", e.to_string()))?;
                 routed

@@ -14,7 +14,7 @@
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Timelike, Weekday};
 use chrono_tz::America::New_York;
 use chrono_tz::Tz;
-use ktrdr_common::market::{AssetClass, DAY_MS, Timeframe};
+use ktrdr_market::{AssetClass, DAY_MS, Timeframe};
 
 /// Which calendar a symbol trades on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

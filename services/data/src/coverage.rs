@@ -5,7 +5,7 @@
 //! break only at unexpected gaps.
 
 use chrono::Datelike;
-use ktrdr_common::market::Timeframe;
+use ktrdr_market::Timeframe;
 use ktrdr_proto::common::v1::TimeRange;
 use ktrdr_proto::data::v1::{Gap, GapCount, GapKind};
 
@@ -128,7 +128,7 @@ pub fn analyse(calendar: Calendar, timeframe: Timeframe, timestamps: &[i64]) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ktrdr_common::market::DAY_MS;
+    use ktrdr_market::DAY_MS;
 
     const H: i64 = 3_600_000;
     /// Tuesday 2024-01-02 00:00 UTC

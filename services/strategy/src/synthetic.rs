@@ -5,7 +5,7 @@
 //! The same seed always gives the same bars, on every platform (integer RNG, no float `pow`
 //! tricks that differ by libm).
 
-use crate::bars::{Bars, Timeframe};
+use ktrdr_market::{Bars, Timeframe};
 
 /// Parameters of the generated path.
 #[derive(Debug, Clone)]

@@ -3,10 +3,11 @@
 use std::time::Duration;
 
 use ktrdr_common::client::ChannelPool;
-use ktrdr_proto::common::v1::{BarColumns, BarEncoding, TimeRange, bar_batch};
+use ktrdr_market::{Bars, Timeframe};
+use ktrdr_proto::bars::BarsProto;
+use ktrdr_proto::common::v1::{BarEncoding, TimeRange, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{GetStatusRequest, ReadBarsRequest};
-use ktrdr_strategy::Bars;
 use tonic::Code;
 
 use crate::error::{Result, TrainingError};
@@ -142,7 +143,9 @@ impl BarSource {
                 Ok(Some(item)) => {
                     let payload = item.batch.and_then(|b| b.payload);
                     match payload {
-                        Some(bar_batch::Payload::Columns(c)) => append(&mut bars, c),
+                        Some(bar_batch::Payload::Columns(c)) => {
+                            bars.extend(&Bars::from_columns(c)?)
+                        }
                         Some(bar_batch::Payload::ArrowIpc(_)) => {
                             return Err(TrainingError::Data {
                                 url: self.urls.clone(),
@@ -166,19 +169,10 @@ impl BarSource {
     }
 }
 
-fn append(bars: &mut Bars, c: BarColumns) {
-    bars.timestamp_ms.extend(c.timestamp_ms);
-    bars.open.extend(c.open);
-    bars.high.extend(c.high);
-    bars.low.extend(c.low);
-    bars.close.extend(c.close);
-    bars.volume.extend(c.volume);
-}
-
 /// What [`BarSource::read_symbols`] reports per dataset read.
 pub struct Loaded<'a> {
     pub symbol: &'a str,
-    pub timeframe: ktrdr_strategy::Timeframe,
+    pub timeframe: Timeframe,
     pub bars: &'a Bars,
     /// Not stored: resampled from the base timeframe.
     pub resampled: bool,
@@ -191,7 +185,7 @@ impl BarSource {
     pub async fn read_symbols(
         &self,
         symbols: &[String],
-        timeframes: &[ktrdr_strategy::Timeframe],
+        timeframes: &[Timeframe],
         start_ms: i64,
         end_ms: i64,
         keep_going: &(dyn Fn() -> bool + Sync),
