@@ -179,7 +179,7 @@ impl TrainingManager {
 
     /// Asks every host for everything it has of a list (`all`: the request as one page of
     /// 500), each with what remains of the caller's deadline; the answers with their hosts.
-    async fn from_every_host<Req, Resp, F, Fut>(
+    async fn ask_every_host<Req, Resp, F, Fut>(
         &self,
         replicas: &Replicas,
         metadata: &tonic::metadata::MetadataMap,
@@ -310,7 +310,7 @@ impl TrainingService for TrainingManager {
             ..message
         };
         let answers = self
-            .from_every_host(replicas, &metadata, all, |mut c, r| async move {
+            .ask_every_host(replicas, &metadata, all, |mut c, r| async move {
                 c.list_trainings(r).await
             })
             .await?;
@@ -373,7 +373,7 @@ impl TrainingService for TrainingManager {
             ..message
         };
         let answers = self
-            .from_every_host(replicas, &metadata, all, |mut c, r| async move {
+            .ask_every_host(replicas, &metadata, all, |mut c, r| async move {
                 c.list_models(r).await
             })
             .await?;
