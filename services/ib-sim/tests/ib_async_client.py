@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""ib_async, the most used Python TWS API client (classic protocol, client versions up to 178),
+against the real ktrdr-ib-sim binary (run by `make test`).
+
+Starts ktrdr-ib-sim from BIN_DIR on free loopback ports, connects with ib_async (its full
+connect-time sync: positions, open and completed orders, account updates, executions), and
+checks contract details, head timestamps, historical bars, IB's errors (200, 162) and the
+control API's faults (connectivity lost, dropped connection). Historical bars are compared
+field by field with what the unmodified Rust `ibapi` 5.5 client (protobuf protocol) receives
+from the same simulator process for the same request: BIN_DIR/examples/ibapi_bars
+(`cargo build -p ktrdr-ib-sim --example ibapi_bars`).
+
+Prints one line per check and ends with "ib_async: N passed, N failed"; exits 1 when anything
+failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent.parent.parent
+BIN_DIR = Path(os.environ.get("BIN_DIR", ROOT / "target" / "debug"))
+IBAPI_BARS = BIN_DIR / "examples" / "ibapi_bars"
+sys.path.insert(0, str(ROOT / "clients" / "python"))
+
+import grpc  # noqa: E402
+import ib_async  # noqa: E402
+from ib_async import IB, Forex, Stock  # noqa: E402
+
+import ktrdr_client  # noqa: E402,F401  (generates the gRPC stubs of proto/)
+from ktrdr.ib.v1 import sim_pb2, sim_pb2_grpc  # noqa: E402
+from test_client import Service  # noqa: E402
+
+UTC = dt.timezone.utc
+# The highest version ib_async speaks; the sim must agree on it.
+IB_ASYNC_VERSION = ib_async.client.Client.MaxClientVersion
+TIMEOUT = 20
+
+# (contract for ib_async, ibapi_bars contract args, end, duration, bar size, what, rth)
+BAR_REQUESTS = [
+    (Stock("AAPL", "SMART", "USD"), ["stock", "AAPL"], dt.datetime(2024, 2, 7, tzinfo=UTC),
+     "1 D", "1 min", "TRADES", True),
+    (Stock("MSFT", "SMART", "USD"), ["stock", "MSFT"], dt.datetime(2024, 3, 1, tzinfo=UTC),
+     "1 W", "5 mins", "TRADES", False),
+    (Stock("SPY", "SMART", "USD"), ["stock", "SPY"], dt.datetime(2024, 1, 1, tzinfo=UTC),
+     "1 Y", "1 day", "TRADES", True),
+    (Forex("EURUSD"), ["forex", "EUR", "USD"], dt.datetime(2024, 2, 10, tzinfo=UTC),
+     "1 W", "1 hour", "MIDPOINT", False),
+]
+
+
+class Failed(AssertionError):
+    pass
+
+
+def check(condition: bool, message: str) -> None:
+    if not condition:
+        raise Failed(message)
+
+
+def bar_key(date: dt.date | dt.datetime) -> str:
+    """A bar's date as ibapi_bars prints it: unix seconds, or yyyymmdd for daily bars."""
+    if isinstance(date, dt.datetime):
+        return str(int(date.timestamp()))
+    return date.strftime("%Y%m%d")
+
+
+def ibapi_bars(tws: str, client_id: int, args: list[str], end: dt.datetime, duration: str,
+               bar_size: str, what: str, rth: bool) -> list[tuple]:
+    """The same request through the Rust `ibapi` client: (date, o, h, l, c, volume, wap, count)."""
+    cmd = [str(IBAPI_BARS), tws, str(client_id), *args, str(int(end.timestamp())), duration,
+           bar_size, what, "1" if rth else "0"]
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if run.returncode != 0:
+        raise Failed(f"ibapi_bars failed ({run.returncode}): {run.stderr.strip()}")
+    rows = []
+    for line in run.stdout.splitlines():
+        date, *numbers = line.split()
+        *prices, count = numbers
+        rows.append((date, *map(float, prices), int(count)))
+    return rows
+
+
+class Suite:
+    def __init__(self, sim: Service):
+        self.sim = sim
+        self.control = sim_pb2_grpc.IbSimServiceStub(grpc.insecure_channel(sim.addr))
+        status = self.control.GetSimStatus(sim_pb2.GetSimStatusRequest(), timeout=TIMEOUT)
+        self.tws = status.tws_listen_addr
+        self.host, port = self.tws.rsplit(":", 1)
+        self.port = int(port)
+        self.ib = IB()
+        self.errors: list[tuple[int, int, str]] = []
+        self.ib.errorEvent += lambda req_id, code, text, *_: self.errors.append((req_id, code, text))
+
+    def status(self):
+        return self.control.GetSimStatus(sim_pb2.GetSimStatusRequest(), timeout=TIMEOUT)
+
+    def errors_with(self, code: int) -> list[tuple[int, int, str]]:
+        return [e for e in self.errors if e[1] == code]
+
+    async def connect(self) -> None:
+        # raiseSyncErrors: a connect-time request the sim leaves unanswered fails the check.
+        await self.ib.connectAsync(self.host, self.port, clientId=11, timeout=TIMEOUT,
+                                   raiseSyncErrors=True)
+        check(self.ib.isConnected(), "not connected after connectAsync")
+        version = self.ib.client.serverVersion()
+        check(version == IB_ASYNC_VERSION,
+              f"negotiated v{version}, expected ib_async's highest v{IB_ASYNC_VERSION}")
+        check(self.ib.managedAccounts() == ["DU1234567"],
+              f"managed accounts {self.ib.managedAccounts()}")
+        check(self.ib.positions() == [] and self.ib.openTrades() == [],
+              "an empty paper account has no positions or orders")
+        clients = self.status().clients
+        check([(c.client_id, c.server_version) for c in clients] == [(11, IB_ASYNC_VERSION)],
+              f"sim sees clients {clients}")
+
+    async def stock_contract_details(self) -> None:
+        details = await self.ib.reqContractDetailsAsync(Stock("AAPL", "SMART", "USD"))
+        check(len(details) == 1, f"{len(details)} AAPL contracts")
+        d = details[0]
+        check(d.contract.conId == 265598, f"conId {d.contract.conId}")
+        check(d.contract.primaryExchange == "NASDAQ", f"primary {d.contract.primaryExchange}")
+        check(d.longName == "APPLE INC", f"long name {d.longName!r}")
+        check(d.timeZoneId == "US/Eastern" and d.tradingHours and d.liquidHours,
+              f"hours {d.timeZoneId} {d.tradingHours[:40]!r}")
+        check(d.minTick == 0.01 and d.stockType == "COMMON", f"{d.minTick} {d.stockType}")
+
+    async def forex_contract_details(self) -> None:
+        details = await self.ib.reqContractDetailsAsync(Forex("EURUSD"))
+        check(len(details) == 1, f"{len(details)} EURUSD contracts")
+        c = details[0].contract
+        check((c.secType, c.exchange, c.localSymbol, c.currency) ==
+              ("CASH", "IDEALPRO", "EUR.USD", "USD"), f"contract {c}")
+        qualified = await self.ib.qualifyContractsAsync(Forex("GBPUSD"))
+        check(qualified and qualified[0].conId == 12087797, f"qualified {qualified}")
+
+    async def head_timestamp(self) -> None:
+        head = await self.ib.reqHeadTimeStampAsync(Stock("AAPL", "SMART", "USD"), "TRADES",
+                                                   useRTH=True, formatDate=2)
+        check(head == dt.datetime(1980, 12, 12, 14, 30, tzinfo=UTC), f"head {head}")
+
+    async def bars_equal_ibapi(self) -> None:
+        # ib_async and ibapi send the same request: IB's identical-request rule would refuse
+        # the second, so pacing is off for this comparison.
+        self.control.SetRules(sim_pb2.SetRulesRequest(
+            pacing_identical_15s=False, pacing_same_contract_2s=False,
+            pacing_60_per_10min=False), timeout=TIMEOUT)
+        for i, (contract, args, end, duration, bar_size, what, rth) in enumerate(BAR_REQUESTS):
+            name = f"{contract.symbol} {bar_size} x {duration}"
+            bars = await self.ib.reqHistoricalDataAsync(
+                contract, endDateTime=end, durationStr=duration, barSizeSetting=bar_size,
+                whatToShow=what, useRTH=rth, formatDate=2, timeout=TIMEOUT)
+            got = [(bar_key(b.date), b.open, b.high, b.low, b.close, b.volume, b.average,
+                    b.barCount) for b in bars]
+            want = ibapi_bars(self.tws, 40 + i, args, end, duration, bar_size, what, rth)
+            check(len(want) > 0, f"{name}: ibapi got no bars")
+            check(len(got) == len(want), f"{name}: ib_async {len(got)} bars, ibapi {len(want)}")
+            for a, b in zip(got, want):
+                check(a == b, f"{name}: ib_async bar {a} != ibapi bar {b}")
+            print(f"    {name}: {len(got)} bars identical to ibapi's")
+        first = await self.ib.reqHistoricalDataAsync(
+            Stock("AAPL", "SMART", "USD"), endDateTime=dt.datetime(2024, 2, 7, tzinfo=UTC),
+            durationStr="1 D", barSizeSetting="1 min", whatToShow="TRADES", useRTH=True,
+            formatDate=2, timeout=TIMEOUT)
+        # One regular NYSE session: 390 one-minute bars from 09:30 New York (14:30 UTC).
+        check(len(first) == 390, f"{len(first)} one-minute bars in a session")
+        check(first[0].date == dt.datetime(2024, 2, 6, 14, 30, tzinfo=UTC),
+              f"first bar at {first[0].date}")
+        self.control.ResetSim(sim_pb2.ResetSimRequest(), timeout=TIMEOUT)
+
+    async def unknown_symbol_is_error_200(self) -> None:
+        before = len(self.errors_with(200))
+        details = await self.ib.reqContractDetailsAsync(Stock("NOPE", "SMART", "USD"))
+        check(details == [], f"details for NOPE: {details}")
+        check(len(self.errors_with(200)) == before + 1, f"errors {self.errors[-3:]}")
+        check("No security definition" in self.errors_with(200)[-1][2], self.errors[-1][2])
+
+    async def pacing_burst_is_error_162(self) -> None:
+        before = self.status().pacing_violations_sent
+        aapl = Stock("AAPL", "SMART", "USD")
+        # Seven different requests for one contract at once: IB allows five per 2 s.
+        ends = [dt.datetime(2024, 2, day, tzinfo=UTC) for day in range(5, 12)]
+        answers = await asyncio.gather(*[
+            self.ib.reqHistoricalDataAsync(aapl, endDateTime=end, durationStr="1 D",
+                                           barSizeSetting="1 hour", whatToShow="TRADES",
+                                           useRTH=True, formatDate=2, timeout=TIMEOUT)
+            for end in ends])
+        paced = [e for e in self.errors_with(162) if "pacing violation" in e[2]]
+        check(len(paced) >= 2, f"expected 162 pacing violations, errors: {self.errors[-5:]}")
+        check(sum(1 for a in answers if not a) >= 2, "paced requests must return no bars")
+        check(self.status().pacing_violations_sent >= before + 2, "sim counted no violations")
+
+    async def connectivity_notices(self) -> None:
+        self.control.InjectFault(sim_pb2.InjectFaultRequest(
+            connectivity_lost=sim_pb2.ConnectivityLostFault()), timeout=TIMEOUT)
+        self.control.InjectFault(sim_pb2.InjectFaultRequest(
+            connectivity_restored=sim_pb2.ConnectivityRestoredFault()), timeout=TIMEOUT)
+        for _ in range(100):
+            if self.errors_with(1102):
+                break
+            await asyncio.sleep(0.05)
+        check(self.errors_with(1100) and self.errors_with(1102),
+              f"expected 1100 then 1102, got {self.errors[-3:]}")
+
+    async def failed_request_fault(self) -> None:
+        self.control.InjectFault(sim_pb2.InjectFaultRequest(
+            fail_next_requests=sim_pb2.FailNextRequestsFault(error_code=504, count=1)),
+            timeout=TIMEOUT)
+        head = await self.ib.reqHeadTimeStampAsync(Stock("MSFT", "SMART", "USD"), "TRADES",
+                                                   useRTH=True, formatDate=2)
+        check(not head and self.errors_with(504), f"head {head!r}, errors {self.errors[-2:]}")
+
+    async def dropped_connection_disconnects(self) -> None:
+        disconnected = asyncio.Event()
+        self.ib.disconnectedEvent += disconnected.set
+        reply = self.control.InjectFault(sim_pb2.InjectFaultRequest(
+            drop_connections=sim_pb2.DropConnectionsFault()), timeout=TIMEOUT)
+        check(reply.clients_affected == 1, f"{reply.clients_affected} clients dropped")
+        await asyncio.wait_for(disconnected.wait(), TIMEOUT)
+        check(not self.ib.isConnected(), "still connected after the drop")
+        # The client id is free again: a reconnect works.
+        await self.connect()
+        self.ib.disconnect()
+
+
+async def main_async(suite: Suite) -> tuple[int, int]:
+    passed = failed = 0
+    for name in ["connect", "stock_contract_details", "forex_contract_details",
+                 "head_timestamp", "bars_equal_ibapi", "unknown_symbol_is_error_200",
+                 "pacing_burst_is_error_162", "connectivity_notices", "failed_request_fault",
+                 "dropped_connection_disconnects"]:
+        try:
+            await getattr(suite, name)()
+            passed += 1
+            print(f"ok    {name}")
+        except Exception as exc:  # noqa: BLE001 - every failure is reported, then counted
+            failed += 1
+            print(f"FAIL  {name}: {exc!r}")
+            if not isinstance(exc, Failed):
+                traceback.print_exc()
+            if name == "connect":
+                break
+    return passed, failed
+
+
+def main() -> int:
+    # ib_async logs every IB error it receives, the expected ones too: label them.
+    logging.basicConfig(level=logging.WARNING, format="    (ib_async log) %(message)s")
+    if not IBAPI_BARS.is_file():
+        print(f"{IBAPI_BARS} not found: cargo build -p ktrdr-ib-sim --example ibapi_bars",
+              file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="ktrdr-ib-async-") as work:
+        sim = Service("ktrdr-ib-sim", {"IB_SIM_ADDR": "127.0.0.1:0"}, Path(work))
+        try:
+            passed, failed = asyncio.run(main_async(Suite(sim)))
+        finally:
+            sim.stop()
+        if failed:
+            print(f"--- ktrdr-ib-sim log ---\n{(Path(work) / 'ktrdr-ib-sim.log').read_text()[-4000:]}")
+    print(f"ib_async {ib_async.__version__}: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
