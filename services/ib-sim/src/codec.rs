@@ -201,13 +201,8 @@ impl Codec {
     }
 
     fn protobuf_request(&self, frame: &Frame) -> Option<Request> {
-        let cancel = |kind| {
-            decode::<ib::CancelRequest>(frame).map(|c| Request::Cancel {
-                kind,
-                req_id: c.req_id.unwrap_or(0),
-            })
-        };
-        let multi = || decode::<ib::MultiRequest>(frame).map(|m| m.req_id.unwrap_or(0));
+        let req_id = || decode::<ib::ReqId>(frame).map(|m| m.req_id.unwrap_or(0));
+        let cancel = |kind| req_id().map(|req_id| Request::Cancel { kind, req_id });
         Some(match frame.id {
             inc::START_API => Request::StartApi {
                 client_id: decode::<ib::StartApiRequest>(frame)?.client_id.unwrap_or(0),
@@ -225,17 +220,11 @@ impl Codec {
                     account: r.acct_code.unwrap_or_default(),
                 })
             }
-            inc::REQ_EXECUTIONS => Request::Sync(Sync::Executions {
-                req_id: decode::<ib::ExecutionRequest>(frame)?.req_id.unwrap_or(0),
-            }),
-            inc::REQ_ACCOUNT_SUMMARY => Request::Sync(Sync::AccountSummary {
-                req_id: decode::<ib::AccountSummaryRequest>(frame)?
-                    .req_id
-                    .unwrap_or(0),
-            }),
-            inc::REQ_POSITIONS_MULTI => Request::Sync(Sync::PositionsMulti { req_id: multi()? }),
+            inc::REQ_EXECUTIONS => Request::Sync(Sync::Executions { req_id: req_id()? }),
+            inc::REQ_ACCOUNT_SUMMARY => Request::Sync(Sync::AccountSummary { req_id: req_id()? }),
+            inc::REQ_POSITIONS_MULTI => Request::Sync(Sync::PositionsMulti { req_id: req_id()? }),
             inc::REQ_ACCOUNT_UPDATES_MULTI => {
-                Request::Sync(Sync::AccountUpdatesMulti { req_id: multi()? })
+                Request::Sync(Sync::AccountUpdatesMulti { req_id: req_id()? })
             }
             other => Self::payloadless(other),
         })
@@ -491,12 +480,15 @@ impl Codec {
     }
 
     pub fn contract_data_end(&self, req_id: i32) -> Vec<u8> {
-        let msg = ib::ContractDataEnd {
+        self.request_end(out::CONTRACT_DATA_END, req_id)
+    }
+
+    /// An "end" message that carries only the request id (and a version field as text).
+    fn request_end(&self, id: u32, req_id: i32) -> Vec<u8> {
+        let msg = ib::ReqId {
             req_id: Some(req_id),
         };
-        self.encode(out::CONTRACT_DATA_END, &msg, || {
-            vec!["1".into(), req_id.to_string()]
-        })
+        self.encode(id, &msg, || vec!["1".into(), req_id.to_string()])
     }
 
     pub fn head_timestamp(&self, msg: &ib::HeadTimestamp) -> Vec<u8> {
@@ -548,12 +540,7 @@ impl Codec {
     /// The answer to a connect-time request of an empty paper account; `None` when TWS sends
     /// nothing (an unsubscribe).
     pub fn sync_reply(&self, sync: &Sync, next_order_id: i32, now_secs: i64) -> Option<Vec<u8>> {
-        let req_end = |id: u32, req_id: i32| {
-            let msg = ib::RequestEnd {
-                req_id: Some(req_id),
-            };
-            self.encode(id, &msg, || vec!["1".into(), req_id.to_string()])
-        };
+        let req_end = |id, req_id| self.request_end(id, req_id);
         Some(match sync {
             Sync::Positions => {
                 self.encode(out::POSITION_END, &ib::PositionEnd {}, || vec!["1".into()])

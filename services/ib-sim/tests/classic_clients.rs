@@ -64,6 +64,24 @@ fn contract(symbol: &str, sec_type: &str, exchange: &str, currency: &str) -> Vec
     ])
 }
 
+/// A historical request (client version 124 or later) for AAPL's regular-hours trades up to
+/// 2024-02-07 00:00 UTC.
+fn aapl_bars(req_id: &str, bar_size: &str, duration: &str) -> Vec<String> {
+    let mut request = fields(&[req_id]);
+    request.extend(contract("AAPL", "STK", "SMART", "USD"));
+    request.extend(fields(&[
+        "20240207 00:00:00 UTC",
+        bar_size,
+        duration,
+        "1",
+        "TRADES",
+        "2",
+        "0",
+        "",
+    ]));
+    request
+}
+
 async fn send(stream: &mut TcpStream, version: i32, id: u32, fields: &[String]) {
     stream
         .write_all(&wire::text_frame(version, id, fields))
@@ -92,18 +110,7 @@ async fn a_classic_client_gets_text_answers_with_inline_historical_dates() {
     let end = next(&mut s, 176, outgoing::CONTRACT_DATA_END).await;
     assert_eq!(wire::text_fields(&end.payload), ["1", "3"]);
 
-    let mut request = fields(&["4"]);
-    request.extend(contract("AAPL", "STK", "SMART", "USD"));
-    request.extend(fields(&[
-        "20240207 00:00:00 UTC",
-        "1 hour",
-        "1 D",
-        "1",
-        "TRADES",
-        "2",
-        "0",
-        "",
-    ]));
+    let request = aapl_bars("4", "1 hour", "1 D");
     send(&mut s, 176, incoming::REQ_HISTORICAL_DATA, &request).await;
     let bars = wire::text_fields(&next(&mut s, 176, outgoing::HISTORICAL_DATA).await.payload);
     // reqId, start, end, count, then 8 fields per bar: 09:30, 10:00 … 15:00 New York.
@@ -131,18 +138,7 @@ async fn from_201_ids_are_binary_and_contract_data_is_protobuf_from_205() {
     let data = ib::ContractData::decode(data.payload.as_slice()).unwrap();
     assert_eq!(data.contract.unwrap().con_id, Some(265_598));
 
-    let mut request = fields(&["2"]);
-    request.extend(contract("AAPL", "STK", "SMART", "USD"));
-    request.extend(fields(&[
-        "20240207 00:00:00 UTC",
-        "1 day",
-        "1 W",
-        "1",
-        "TRADES",
-        "2",
-        "0",
-        "",
-    ]));
+    let request = aapl_bars("2", "1 day", "1 W");
     send(&mut s, 205, incoming::REQ_HISTORICAL_DATA, &request).await;
     let bars = next(&mut s, 205, outgoing::HISTORICAL_DATA).await;
     assert!(!bars.protobuf, "historical data is protobuf only from 208");
