@@ -598,10 +598,13 @@ impl Handler {
             );
             return;
         }
+        // formatDate 2: unix seconds; 1: New York wall clock (the contracts' time zone).
+        let wall_clock = req.format_date == Some(1);
         let wire_bars = bars
             .iter()
             .map(|b| ib::HistoricalDataBar {
                 date: Some(match b.time {
+                    BarTime::Unix(t) if wall_clock => calendar::ny_bar_time(t),
                     BarTime::Unix(t) => t.to_string(),
                     BarTime::Date(d) => calendar::yyyymmdd(d),
                 }),

@@ -176,6 +176,14 @@ class Suite:
         check(len(first) == 390, f"{len(first)} one-minute bars in a session")
         check(first[0].date == dt.datetime(2024, 2, 6, 14, 30, tzinfo=UTC),
               f"first bar at {first[0].date}")
+        # formatDate=1 (ib_async's default): New York wall-clock times, the same instants.
+        wall = await self.ib.reqHistoricalDataAsync(
+            Stock("AAPL", "SMART", "USD"), endDateTime=dt.datetime(2024, 2, 7, tzinfo=UTC),
+            durationStr="1 D", barSizeSetting="1 min", whatToShow="TRADES", useRTH=True,
+            formatDate=1, timeout=TIMEOUT)
+        check([b.date for b in wall] == [b.date for b in first],
+              f"formatDate=1 bars start at {wall[0].date if wall else None}")
+        check(str(wall[0].date.tzinfo) == "US/Eastern", f"time zone {wall[0].date.tzinfo}")
         self.control.ResetSim(sim_pb2.ResetSimRequest(), timeout=TIMEOUT)
 
     async def unknown_symbol_is_error_200(self) -> None:
