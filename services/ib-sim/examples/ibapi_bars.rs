@@ -1,5 +1,5 @@
 //! Fetches historical bars through the unmodified `ibapi` 5.5 client and prints them, so the
-//! tests of other TWS API clients (`tests/ib_async_client.py`) compare what they receive with
+//! tests of other TWS API clients (`tests/python_clients.py`) compare what they receive with
 //! what `ibapi` receives from the same simulator for the same request.
 //!
 //! Usage: `ibapi_bars <host:port> <client id> <stock SYMBOL | forex BASE QUOTE>

@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
-"""ib_async, the most used Python TWS API client (classic protocol, client versions up to 178),
-against the real ktrdr-ib-sim binary (run by `make test`).
+"""Classic-protocol TWS API clients against the real ktrdr-ib-sim binary (run by `make test`):
+ib_async (the most used Python client, versions up to 178) and IBKR's own Python client
+`ibapi` 9.81 (versions 100..157).
 
-Starts ktrdr-ib-sim from BIN_DIR on free loopback ports, connects with ib_async (its full
-connect-time sync: positions, open and completed orders, account updates, executions), and
+Starts ktrdr-ib-sim from BIN_DIR on free loopback ports. ib_async connects with its full
+connect-time sync (positions, open and completed orders, account updates, executions), then
 checks contract details, head timestamps, historical bars, IB's errors (200, 162) and the
-control API's faults (connectivity lost, dropped connection). Historical bars are compared
-field by field with what the unmodified Rust `ibapi` 5.5 client (protobuf protocol) receives
-from the same simulator process for the same request: BIN_DIR/examples/ibapi_bars
-(`cargo build -p ktrdr-ib-sim --example ibapi_bars`).
+control API's faults (connectivity lost, a failed request, a dropped connection). IBKR's
+client checks contract details, head timestamp, bars and error 200 at its older version.
+Historical bars are compared field by field with what the unmodified Rust `ibapi` 5.5 client
+(protobuf protocol) receives from the same simulator process for the same request:
+BIN_DIR/examples/ibapi_bars (`cargo build -p ktrdr-ib-sim --example ibapi_bars`).
 
 Prints one line per check and ends with "ib_async: N passed, N failed"; exits 1 when anything
 failed.
@@ -20,9 +22,11 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import queue
 import subprocess
 import sys
 import tempfile
+import threading
 import traceback
 from pathlib import Path
 
@@ -35,6 +39,10 @@ sys.path.insert(0, str(ROOT / "clients" / "python"))
 import grpc  # noqa: E402
 import ib_async  # noqa: E402
 from ib_async import IB, Forex, Stock  # noqa: E402
+from ibapi import server_versions as ibkr_versions  # noqa: E402
+from ibapi.client import EClient  # noqa: E402
+from ibapi.contract import Contract as IbkrContract  # noqa: E402
+from ibapi.wrapper import EWrapper  # noqa: E402
 
 import ktrdr_client  # noqa: E402,F401  (generates the gRPC stubs of proto/)
 from ktrdr.ib.v1 import sim_pb2, sim_pb2_grpc  # noqa: E402
@@ -244,14 +252,139 @@ class Suite:
         self.ib.disconnect()
 
 
-async def main_async(suite: Suite) -> tuple[int, int]:
+def ibkr_contract(symbol: str, sec_type: str, exchange: str, currency: str) -> IbkrContract:
+    c = IbkrContract()
+    c.symbol, c.secType, c.exchange, c.currency = symbol, sec_type, exchange, currency
+    return c
+
+
+class IbkrClient(EWrapper, EClient):
+    """IBKR's own EClient/EWrapper; every answer goes to one queue that `call` reads."""
+
+    def __init__(self):
+        EWrapper.__init__(self)
+        EClient.__init__(self, self)
+        self.inbox: queue.Queue = queue.Queue()
+        self.ready = threading.Event()
+
+    def nextValidId(self, orderId: int):
+        self.ready.set()
+
+    def error(self, reqId, errorCode, errorString):
+        self.inbox.put(("error", reqId, (errorCode, errorString)))
+
+    def contractDetails(self, reqId, contractDetails):
+        self.inbox.put(("item", reqId, contractDetails))
+
+    def contractDetailsEnd(self, reqId):
+        self.inbox.put(("end", reqId, None))
+
+    def historicalData(self, reqId, bar):
+        self.inbox.put(("item", reqId, bar))
+
+    def historicalDataEnd(self, reqId, start, end):
+        self.inbox.put(("end", reqId, (start, end)))
+
+    def headTimestamp(self, reqId, headTimestamp):
+        self.inbox.put(("end", reqId, headTimestamp))
+
+    def call(self, req_id: int, send) -> tuple[list, object, list]:
+        """Sends a request; returns its items, its end (None after an error) and its errors."""
+        send()
+        items, errors = [], []
+        while True:
+            kind, rid, payload = self.inbox.get(timeout=TIMEOUT)
+            if rid != req_id:
+                continue
+            if kind == "item":
+                items.append(payload)
+            elif kind == "end":
+                return items, payload, errors
+            else:
+                errors.append(payload)
+                return items, None, errors
+
+
+class IbkrSuite:
+    """IBKR's official Python client 9.81: classic text at its own highest version."""
+
+    def __init__(self, suite: Suite):
+        self.suite = suite
+        self.app = IbkrClient()
+        self.next_req = 100
+
+    def req_id(self) -> int:
+        self.next_req += 1
+        return self.next_req
+
+    def ibkr_connect(self) -> None:
+        self.app.connect(self.suite.host, self.suite.port, 21)
+        threading.Thread(target=self.app.run, daemon=True).start()
+        check(self.app.ready.wait(TIMEOUT), "no nextValidId from the sim")
+        version = self.app.serverVersion()
+        check(version == ibkr_versions.MAX_CLIENT_VER,
+              f"negotiated v{version}, expected IBKR's highest v{ibkr_versions.MAX_CLIENT_VER}")
+
+    def ibkr_contract_details(self) -> None:
+        for contract, expect in [
+            (ibkr_contract("AAPL", "STK", "SMART", "USD"), (265598, "AAPL", "APPLE INC")),
+            (ibkr_contract("EUR", "CASH", "IDEALPRO", "USD"),
+             (12087792, "EUR.USD", "European Monetary Union Euro")),
+        ]:
+            rid = self.req_id()
+            items, end, errors = self.app.call(
+                rid, lambda: self.app.reqContractDetails(rid, contract))
+            check(not errors and len(items) == 1, f"{contract.symbol}: {items} {errors}")
+            d = items[0]
+            got = (d.contract.conId, d.contract.localSymbol, d.longName)
+            check(got == expect, f"{contract.symbol}: {got}")
+            check(d.timeZoneId == "US/Eastern" and d.tradingHours, f"hours of {contract.symbol}")
+
+    def ibkr_head_timestamp(self) -> None:
+        rid = self.req_id()
+        aapl = ibkr_contract("AAPL", "STK", "SMART", "USD")
+        _, head, errors = self.app.call(
+            rid, lambda: self.app.reqHeadTimeStamp(rid, aapl, "TRADES", 1, 2))
+        want = int(dt.datetime(1980, 12, 12, 14, 30, tzinfo=UTC).timestamp())
+        check(not errors and head == str(want), f"head {head!r} {errors}")
+
+    def ibkr_bars_equal_ibapi(self) -> None:
+        control = self.suite.control
+        control.SetRules(sim_pb2.SetRulesRequest(
+            pacing_identical_15s=False, pacing_same_contract_2s=False,
+            pacing_60_per_10min=False), timeout=TIMEOUT)
+        for i, (c, args, end, duration, bar_size, what, rth) in enumerate(BAR_REQUESTS):
+            name = f"{c.symbol} {bar_size} x {duration}"
+            contract = ibkr_contract(c.symbol, c.secType, c.exchange, c.currency)
+            rid = self.req_id()
+            bars, done, errors = self.app.call(rid, lambda: self.app.reqHistoricalData(
+                rid, contract, end.strftime("%Y%m%d %H:%M:%S UTC"), duration, bar_size, what,
+                1 if rth else 0, 2, False, []))
+            check(done is not None and not errors, f"{name}: {errors}")
+            got = [(b.date, b.open, b.high, b.low, b.close, b.volume, b.average, b.barCount)
+                   for b in bars]
+            want = ibapi_bars(self.suite.tws, 60 + i, args, end, duration, bar_size, what, rth)
+            check(len(got) == len(want) > 0, f"{name}: IBKR {len(got)} bars, ibapi {len(want)}")
+            for a, b in zip(got, want):
+                check(a == b, f"{name}: IBKR client bar {a} != ibapi bar {b}")
+            print(f"    {name}: {len(got)} bars identical to ibapi's")
+        control.ResetSim(sim_pb2.ResetSimRequest(), timeout=TIMEOUT)
+
+    def ibkr_unknown_symbol_is_error_200(self) -> None:
+        rid = self.req_id()
+        nope = ibkr_contract("NOPE", "STK", "SMART", "USD")
+        items, _, errors = self.app.call(rid, lambda: self.app.reqContractDetails(rid, nope))
+        check(not items and [e[0] for e in errors] == [200], f"errors {errors}")
+        self.app.disconnect()
+
+
+def run_checks(owner, names: list[str], run) -> tuple[int, int]:
+    """Runs each named check of `owner` (through `run` for coroutines); stops after a failed
+    connect, since nothing else can pass then."""
     passed = failed = 0
-    for name in ["connect", "stock_contract_details", "forex_contract_details",
-                 "head_timestamp", "bars_equal_ibapi", "unknown_symbol_is_error_200",
-                 "pacing_burst_is_error_162", "connectivity_notices", "failed_request_fault",
-                 "dropped_connection_disconnects"]:
+    for name in names:
         try:
-            await getattr(suite, name)()
+            run(getattr(owner, name)())
             passed += 1
             print(f"ok    {name}")
         except Exception as exc:  # noqa: BLE001 - every failure is reported, then counted
@@ -259,9 +392,17 @@ async def main_async(suite: Suite) -> tuple[int, int]:
             print(f"FAIL  {name}: {exc!r}")
             if not isinstance(exc, Failed):
                 traceback.print_exc()
-            if name == "connect":
+            if name.endswith("connect"):
                 break
     return passed, failed
+
+
+ASYNC_CHECKS = ["connect", "stock_contract_details", "forex_contract_details",
+                "head_timestamp", "bars_equal_ibapi", "unknown_symbol_is_error_200",
+                "pacing_burst_is_error_162", "connectivity_notices", "failed_request_fault",
+                "dropped_connection_disconnects"]
+IBKR_CHECKS = ["ibkr_connect", "ibkr_contract_details", "ibkr_head_timestamp",
+               "ibkr_bars_equal_ibapi", "ibkr_unknown_symbol_is_error_200"]
 
 
 def main() -> int:
@@ -273,13 +414,23 @@ def main() -> int:
         return 1
     with tempfile.TemporaryDirectory(prefix="ktrdr-ib-async-") as work:
         sim = Service("ktrdr-ib-sim", {"IB_SIM_ADDR": "127.0.0.1:0"}, Path(work))
+        # ib_async runs on this loop (its checks are coroutines); IBKR's client on a thread.
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
         try:
-            passed, failed = asyncio.run(main_async(Suite(sim)))
+            suite = Suite(sim)
+            print(f"ib_async {ib_async.__version__} (v{IB_ASYNC_VERSION}):")
+            passed, failed = run_checks(suite, ASYNC_CHECKS, loop.run_until_complete)
+            print(f"IBKR's ibapi 9.81 (v{ibkr_versions.MAX_CLIENT_VER}):")
+            p, f = run_checks(IbkrSuite(suite), IBKR_CHECKS, lambda result: result)
+            passed, failed = passed + p, failed + f
         finally:
             sim.stop()
+            loop.close()
         if failed:
             print(f"--- ktrdr-ib-sim log ---\n{(Path(work) / 'ktrdr-ib-sim.log').read_text()[-4000:]}")
-    print(f"ib_async {ib_async.__version__}: {passed} passed, {failed} failed")
+    print(f"ib_async {ib_async.__version__} and IBKR's ibapi 9.81: {passed} passed, "
+          f"{failed} failed")
     return 1 if failed else 0
 
 
