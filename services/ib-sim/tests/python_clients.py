@@ -12,8 +12,8 @@ Historical bars are compared field by field with what the unmodified Rust `ibapi
 (protobuf protocol) receives from the same simulator process for the same request:
 BIN_DIR/examples/ibapi_bars (`cargo build -p ktrdr-ib-sim --example ibapi_bars`).
 
-Prints one line per check and ends with "ib_async: N passed, N failed"; exits 1 when anything
-failed.
+Prints one line per check (clients/python/test_client.py's runner) and ends with
+"... N passed, N failed"; exits 1 when anything failed.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import subprocess
 import sys
 import tempfile
 import threading
-import traceback
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -46,7 +45,8 @@ from ibapi.wrapper import EWrapper  # noqa: E402
 
 import ktrdr_client  # noqa: E402,F401  (generates the gRPC stubs of proto/)
 from ktrdr.ib.v1 import sim_pb2, sim_pb2_grpc  # noqa: E402
-from test_client import Service  # noqa: E402
+from test_client import FAILED, PASSED, Service  # noqa: E402
+from test_client import check as run_check  # noqa: E402
 
 UTC = dt.timezone.utc
 # The highest version ib_async speaks; the sim must agree on it.
@@ -66,13 +66,9 @@ BAR_REQUESTS = [
 ]
 
 
-class Failed(AssertionError):
-    pass
-
-
-def check(condition: bool, message: str) -> None:
+def expect(condition, message: str) -> None:
     if not condition:
-        raise Failed(message)
+        raise AssertionError(message)
 
 
 def bar_key(date: dt.date | dt.datetime) -> str:
@@ -89,7 +85,7 @@ def ibapi_bars(tws: str, client_id: int, args: list[str], end: dt.datetime, dura
            bar_size, what, "1" if rth else "0"]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     if run.returncode != 0:
-        raise Failed(f"ibapi_bars failed ({run.returncode}): {run.stderr.strip()}")
+        raise AssertionError(f"ibapi_bars failed ({run.returncode}): {run.stderr.strip()}")
     rows = []
     for line in run.stdout.splitlines():
         date, *numbers = line.split()
@@ -108,7 +104,10 @@ class Suite:
         self.port = int(port)
         self.ib = IB()
         self.errors: list[tuple[int, int, str]] = []
-        self.ib.errorEvent += lambda req_id, code, text, *_: self.errors.append((req_id, code, text))
+        self.ib.errorEvent += self.on_error
+
+    def on_error(self, req_id: int, code: int, text: str, *_contract) -> None:
+        self.errors.append((req_id, code, text))
 
     def status(self):
         return self.control.GetSimStatus(sim_pb2.GetSimStatusRequest(), timeout=TIMEOUT)
@@ -120,42 +119,42 @@ class Suite:
         # raiseSyncErrors: a connect-time request the sim leaves unanswered fails the check.
         await self.ib.connectAsync(self.host, self.port, clientId=11, timeout=TIMEOUT,
                                    raiseSyncErrors=True)
-        check(self.ib.isConnected(), "not connected after connectAsync")
+        expect(self.ib.isConnected(), "not connected after connectAsync")
         version = self.ib.client.serverVersion()
-        check(version == IB_ASYNC_VERSION,
-              f"negotiated v{version}, expected ib_async's highest v{IB_ASYNC_VERSION}")
-        check(self.ib.managedAccounts() == ["DU1234567"],
-              f"managed accounts {self.ib.managedAccounts()}")
-        check(self.ib.positions() == [] and self.ib.openTrades() == [],
-              "an empty paper account has no positions or orders")
+        expect(version == IB_ASYNC_VERSION,
+               f"negotiated v{version}, expected ib_async's highest v{IB_ASYNC_VERSION}")
+        expect(self.ib.managedAccounts() == ["DU1234567"],
+               f"managed accounts {self.ib.managedAccounts()}")
+        expect(self.ib.positions() == [] and self.ib.openTrades() == [],
+               "an empty paper account has no positions or orders")
         clients = self.status().clients
-        check([(c.client_id, c.server_version) for c in clients] == [(11, IB_ASYNC_VERSION)],
-              f"sim sees clients {clients}")
+        expect([(c.client_id, c.server_version) for c in clients] == [(11, IB_ASYNC_VERSION)],
+               f"sim sees clients {clients}")
 
     async def stock_contract_details(self) -> None:
         details = await self.ib.reqContractDetailsAsync(Stock("AAPL", "SMART", "USD"))
-        check(len(details) == 1, f"{len(details)} AAPL contracts")
+        expect(len(details) == 1, f"{len(details)} AAPL contracts")
         d = details[0]
-        check(d.contract.conId == 265598, f"conId {d.contract.conId}")
-        check(d.contract.primaryExchange == "NASDAQ", f"primary {d.contract.primaryExchange}")
-        check(d.longName == "APPLE INC", f"long name {d.longName!r}")
-        check(d.timeZoneId == "US/Eastern" and d.tradingHours and d.liquidHours,
-              f"hours {d.timeZoneId} {d.tradingHours[:40]!r}")
-        check(d.minTick == 0.01 and d.stockType == "COMMON", f"{d.minTick} {d.stockType}")
+        expect(d.contract.conId == 265598, f"conId {d.contract.conId}")
+        expect(d.contract.primaryExchange == "NASDAQ", f"primary {d.contract.primaryExchange}")
+        expect(d.longName == "APPLE INC", f"long name {d.longName!r}")
+        expect(d.timeZoneId == "US/Eastern" and d.tradingHours and d.liquidHours,
+               f"hours {d.timeZoneId} {d.tradingHours[:40]!r}")
+        expect(d.minTick == 0.01 and d.stockType == "COMMON", f"{d.minTick} {d.stockType}")
 
     async def forex_contract_details(self) -> None:
         details = await self.ib.reqContractDetailsAsync(Forex("EURUSD"))
-        check(len(details) == 1, f"{len(details)} EURUSD contracts")
+        expect(len(details) == 1, f"{len(details)} EURUSD contracts")
         c = details[0].contract
-        check((c.secType, c.exchange, c.localSymbol, c.currency) ==
-              ("CASH", "IDEALPRO", "EUR.USD", "USD"), f"contract {c}")
+        expect((c.secType, c.exchange, c.localSymbol, c.currency) ==
+               ("CASH", "IDEALPRO", "EUR.USD", "USD"), f"contract {c}")
         qualified = await self.ib.qualifyContractsAsync(Forex("GBPUSD"))
-        check(qualified and qualified[0].conId == 12087797, f"qualified {qualified}")
+        expect(qualified and qualified[0].conId == 12087797, f"qualified {qualified}")
 
     async def head_timestamp(self) -> None:
         head = await self.ib.reqHeadTimeStampAsync(Stock("AAPL", "SMART", "USD"), "TRADES",
                                                    useRTH=True, formatDate=2)
-        check(head == dt.datetime(1980, 12, 12, 14, 30, tzinfo=UTC), f"head {head}")
+        expect(head == dt.datetime(1980, 12, 12, 14, 30, tzinfo=UTC), f"head {head}")
 
     async def bars_equal_ibapi(self) -> None:
         # ib_async and ibapi send the same request: IB's identical-request rule would refuse
@@ -171,35 +170,35 @@ class Suite:
             got = [(bar_key(b.date), b.open, b.high, b.low, b.close, b.volume, b.average,
                     b.barCount) for b in bars]
             want = ibapi_bars(self.tws, 40 + i, args, end, duration, bar_size, what, rth)
-            check(len(want) > 0, f"{name}: ibapi got no bars")
-            check(len(got) == len(want), f"{name}: ib_async {len(got)} bars, ibapi {len(want)}")
+            expect(len(want) > 0, f"{name}: ibapi got no bars")
+            expect(len(got) == len(want), f"{name}: ib_async {len(got)} bars, ibapi {len(want)}")
             for a, b in zip(got, want):
-                check(a == b, f"{name}: ib_async bar {a} != ibapi bar {b}")
+                expect(a == b, f"{name}: ib_async bar {a} != ibapi bar {b}")
             print(f"    {name}: {len(got)} bars identical to ibapi's")
         first = await self.ib.reqHistoricalDataAsync(
             Stock("AAPL", "SMART", "USD"), endDateTime=dt.datetime(2024, 2, 7, tzinfo=UTC),
             durationStr="1 D", barSizeSetting="1 min", whatToShow="TRADES", useRTH=True,
             formatDate=2, timeout=TIMEOUT)
         # One regular NYSE session: 390 one-minute bars from 09:30 New York (14:30 UTC).
-        check(len(first) == 390, f"{len(first)} one-minute bars in a session")
-        check(first[0].date == dt.datetime(2024, 2, 6, 14, 30, tzinfo=UTC),
-              f"first bar at {first[0].date}")
+        expect(len(first) == 390, f"{len(first)} one-minute bars in a session")
+        expect(first[0].date == dt.datetime(2024, 2, 6, 14, 30, tzinfo=UTC),
+               f"first bar at {first[0].date}")
         # formatDate=1 (ib_async's default): New York wall-clock times, the same instants.
         wall = await self.ib.reqHistoricalDataAsync(
             Stock("AAPL", "SMART", "USD"), endDateTime=dt.datetime(2024, 2, 7, tzinfo=UTC),
             durationStr="1 D", barSizeSetting="1 min", whatToShow="TRADES", useRTH=True,
             formatDate=1, timeout=TIMEOUT)
-        check([b.date for b in wall] == [b.date for b in first],
-              f"formatDate=1 bars start at {wall[0].date if wall else None}")
-        check(str(wall[0].date.tzinfo) == "US/Eastern", f"time zone {wall[0].date.tzinfo}")
+        expect([b.date for b in wall] == [b.date for b in first],
+               f"formatDate=1 bars start at {wall[0].date if wall else None}")
+        expect(str(wall[0].date.tzinfo) == "US/Eastern", f"time zone {wall[0].date.tzinfo}")
         self.control.ResetSim(sim_pb2.ResetSimRequest(), timeout=TIMEOUT)
 
     async def unknown_symbol_is_error_200(self) -> None:
         before = len(self.errors_with(200))
         details = await self.ib.reqContractDetailsAsync(Stock("NOPE", "SMART", "USD"))
-        check(details == [], f"details for NOPE: {details}")
-        check(len(self.errors_with(200)) == before + 1, f"errors {self.errors[-3:]}")
-        check("No security definition" in self.errors_with(200)[-1][2], self.errors[-1][2])
+        expect(details == [], f"details for NOPE: {details}")
+        expect(len(self.errors_with(200)) == before + 1, f"errors {self.errors[-3:]}")
+        expect("No security definition" in self.errors_with(200)[-1][2], self.errors[-1][2])
 
     async def pacing_burst_is_error_162(self) -> None:
         before = self.status().pacing_violations_sent
@@ -214,10 +213,10 @@ class Suite:
                                            useRTH=True, formatDate=2, timeout=TIMEOUT)
             for end in ends])
         paced = [e for e in self.errors[seen:] if e[1] == 162 and "pacing violation" in e[2]]
-        check(len(paced) >= 2, f"expected 162 pacing violations, errors: {self.errors[-5:]}")
-        check(sum(1 for a in answers if not a) == len(paced), "paced requests return no bars")
-        check(all(len(a) == 7 for a in answers if a), "admitted requests return a session")
-        check(self.status().pacing_violations_sent >= before + 2, "sim counted no violations")
+        expect(len(paced) >= 2, f"expected 162 pacing violations, errors: {self.errors[-5:]}")
+        expect(sum(1 for a in answers if not a) == len(paced), "paced requests return no bars")
+        expect(all(len(a) == 7 for a in answers if a), "admitted requests return a session")
+        expect(self.status().pacing_violations_sent >= before + 2, "sim counted no violations")
 
     async def connectivity_notices(self) -> None:
         self.control.InjectFault(sim_pb2.InjectFaultRequest(
@@ -228,8 +227,8 @@ class Suite:
             if self.errors_with(1102):
                 break
             await asyncio.sleep(0.05)
-        check(self.errors_with(1100) and self.errors_with(1102),
-              f"expected 1100 then 1102, got {self.errors[-3:]}")
+        expect(self.errors_with(1100) and self.errors_with(1102),
+               f"expected 1100 then 1102, got {self.errors[-3:]}")
 
     async def failed_request_fault(self) -> None:
         self.control.InjectFault(sim_pb2.InjectFaultRequest(
@@ -237,16 +236,16 @@ class Suite:
             timeout=TIMEOUT)
         head = await self.ib.reqHeadTimeStampAsync(Stock("MSFT", "SMART", "USD"), "TRADES",
                                                    useRTH=True, formatDate=2)
-        check(not head and self.errors_with(504), f"head {head!r}, errors {self.errors[-2:]}")
+        expect(not head and self.errors_with(504), f"head {head!r}, errors {self.errors[-2:]}")
 
     async def dropped_connection_disconnects(self) -> None:
         disconnected = asyncio.Event()
         self.ib.disconnectedEvent += disconnected.set
         reply = self.control.InjectFault(sim_pb2.InjectFaultRequest(
             drop_connections=sim_pb2.DropConnectionsFault()), timeout=TIMEOUT)
-        check(reply.clients_affected == 1, f"{reply.clients_affected} clients dropped")
+        expect(reply.clients_affected == 1, f"{reply.clients_affected} clients dropped")
         await asyncio.wait_for(disconnected.wait(), TIMEOUT)
-        check(not self.ib.isConnected(), "still connected after the drop")
+        expect(not self.ib.isConnected(), "still connected after the drop")
         # The client id is free again: a reconnect works.
         await self.connect()
         self.ib.disconnect()
@@ -320,13 +319,13 @@ class IbkrSuite:
     def ibkr_connect(self) -> None:
         self.app.connect(self.suite.host, self.suite.port, 21)
         threading.Thread(target=self.app.run, daemon=True).start()
-        check(self.app.ready.wait(TIMEOUT), "no nextValidId from the sim")
+        expect(self.app.ready.wait(TIMEOUT), "no nextValidId from the sim")
         version = self.app.serverVersion()
-        check(version == ibkr_versions.MAX_CLIENT_VER,
-              f"negotiated v{version}, expected IBKR's highest v{ibkr_versions.MAX_CLIENT_VER}")
+        expect(version == ibkr_versions.MAX_CLIENT_VER,
+               f"negotiated v{version}, expected IBKR's highest v{ibkr_versions.MAX_CLIENT_VER}")
 
     def ibkr_contract_details(self) -> None:
-        for contract, expect in [
+        for contract, want in [
             (ibkr_contract("AAPL", "STK", "SMART", "USD"), (265598, "AAPL", "APPLE INC")),
             (ibkr_contract("EUR", "CASH", "IDEALPRO", "USD"),
              (12087792, "EUR.USD", "European Monetary Union Euro")),
@@ -334,11 +333,11 @@ class IbkrSuite:
             rid = self.req_id()
             items, end, errors = self.app.call(
                 rid, lambda: self.app.reqContractDetails(rid, contract))
-            check(not errors and len(items) == 1, f"{contract.symbol}: {items} {errors}")
+            expect(not errors and len(items) == 1, f"{contract.symbol}: {items} {errors}")
             d = items[0]
             got = (d.contract.conId, d.contract.localSymbol, d.longName)
-            check(got == expect, f"{contract.symbol}: {got}")
-            check(d.timeZoneId == "US/Eastern" and d.tradingHours, f"hours of {contract.symbol}")
+            expect(got == want, f"{contract.symbol}: {got}")
+            expect(d.timeZoneId == "US/Eastern" and d.tradingHours, f"hours of {contract.symbol}")
 
     def ibkr_head_timestamp(self) -> None:
         rid = self.req_id()
@@ -346,7 +345,7 @@ class IbkrSuite:
         _, head, errors = self.app.call(
             rid, lambda: self.app.reqHeadTimeStamp(rid, aapl, "TRADES", 1, 2))
         want = int(dt.datetime(1980, 12, 12, 14, 30, tzinfo=UTC).timestamp())
-        check(not errors and head == str(want), f"head {head!r} {errors}")
+        expect(not errors and head == str(want), f"head {head!r} {errors}")
 
     def ibkr_bars_equal_ibapi(self) -> None:
         control = self.suite.control
@@ -360,13 +359,13 @@ class IbkrSuite:
             bars, done, errors = self.app.call(rid, lambda: self.app.reqHistoricalData(
                 rid, contract, end.strftime("%Y%m%d %H:%M:%S UTC"), duration, bar_size, what,
                 1 if rth else 0, 2, False, []))
-            check(done is not None and not errors, f"{name}: {errors}")
+            expect(done is not None and not errors, f"{name}: {errors}")
             got = [(b.date, b.open, b.high, b.low, b.close, b.volume, b.average, b.barCount)
                    for b in bars]
             want = ibapi_bars(self.suite.tws, 60 + i, args, end, duration, bar_size, what, rth)
-            check(len(got) == len(want) > 0, f"{name}: IBKR {len(got)} bars, ibapi {len(want)}")
+            expect(len(got) == len(want) > 0, f"{name}: IBKR {len(got)} bars, ibapi {len(want)}")
             for a, b in zip(got, want):
-                check(a == b, f"{name}: IBKR client bar {a} != ibapi bar {b}")
+                expect(a == b, f"{name}: IBKR client bar {a} != ibapi bar {b}")
             print(f"    {name}: {len(got)} bars identical to ibapi's")
         control.ResetSim(sim_pb2.ResetSimRequest(), timeout=TIMEOUT)
 
@@ -374,27 +373,8 @@ class IbkrSuite:
         rid = self.req_id()
         nope = ibkr_contract("NOPE", "STK", "SMART", "USD")
         items, _, errors = self.app.call(rid, lambda: self.app.reqContractDetails(rid, nope))
-        check(not items and [e[0] for e in errors] == [200], f"errors {errors}")
+        expect(not items and [e[0] for e in errors] == [200], f"errors {errors}")
         self.app.disconnect()
-
-
-def run_checks(owner, names: list[str], run) -> tuple[int, int]:
-    """Runs each named check of `owner` (through `run` for coroutines); stops after a failed
-    connect, since nothing else can pass then."""
-    passed = failed = 0
-    for name in names:
-        try:
-            run(getattr(owner, name)())
-            passed += 1
-            print(f"ok    {name}")
-        except Exception as exc:  # noqa: BLE001 - every failure is reported, then counted
-            failed += 1
-            print(f"FAIL  {name}: {exc!r}")
-            if not isinstance(exc, Failed):
-                traceback.print_exc()
-            if name.endswith("connect"):
-                break
-    return passed, failed
 
 
 ASYNC_CHECKS = ["connect", "stock_contract_details", "forex_contract_details",
@@ -420,18 +400,25 @@ def main() -> int:
         try:
             suite = Suite(sim)
             print(f"ib_async {ib_async.__version__} (v{IB_ASYNC_VERSION}):")
-            passed, failed = run_checks(suite, ASYNC_CHECKS, loop.run_until_complete)
+            for name in ASYNC_CHECKS:
+                run_check(name, lambda: loop.run_until_complete(getattr(suite, name)()))
+                if "connect" in FAILED:  # nothing else can pass without a connection
+                    break
             print(f"IBKR's ibapi 9.81 (v{ibkr_versions.MAX_CLIENT_VER}):")
-            p, f = run_checks(IbkrSuite(suite), IBKR_CHECKS, lambda result: result)
-            passed, failed = passed + p, failed + f
+            ibkr = IbkrSuite(suite)
+            for name in IBKR_CHECKS:
+                run_check(name, getattr(ibkr, name))
+                if "ibkr_connect" in FAILED:
+                    break
         finally:
             sim.stop()
             loop.close()
-        if failed:
-            print(f"--- ktrdr-ib-sim log ---\n{(Path(work) / 'ktrdr-ib-sim.log').read_text()[-4000:]}")
-    print(f"ib_async {ib_async.__version__} and IBKR's ibapi 9.81: {passed} passed, "
-          f"{failed} failed")
-    return 1 if failed else 0
+        if FAILED:
+            log = (Path(work) / "ktrdr-ib-sim.log").read_text()
+            print(f"--- ktrdr-ib-sim log (end) ---\n{log[-4000:]}")
+    print(f"ib_async {ib_async.__version__} and IBKR's ibapi 9.81: {len(PASSED)} passed, "
+          f"{len(FAILED)} failed")
+    return 1 if FAILED else 0
 
 
 if __name__ == "__main__":
