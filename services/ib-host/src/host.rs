@@ -19,30 +19,13 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
+use crate::config::HostSettings;
 use crate::connection::Phase;
 use crate::contract::{self, ContractSpec};
 use crate::error::IbError;
-use crate::pacing::{PacingConfig, PacingGate};
+use crate::pacing::PacingGate;
 use crate::plan::{self, Segment};
 use crate::source::{HistoricalRequest, MarketDataSource};
-
-/// Behaviour of the host beyond the connection.
-#[derive(Debug, Clone, Copy)]
-pub struct HostSettings {
-    pub pacing: PacingConfig,
-    /// How often a request answered with 162 "pacing violation" is retried before the call
-    /// fails with RESOURCE_EXHAUSTED.
-    pub pacing_retries: u32,
-}
-
-impl Default for HostSettings {
-    fn default() -> Self {
-        Self {
-            pacing: PacingConfig::default(),
-            pacing_retries: 3,
-        }
-    }
-}
 
 #[derive(Clone)]
 struct CachedHead {

@@ -18,8 +18,8 @@ use ktrdr_proto::ib::v1::WhatToShow;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use crate::config::IbConnectionConfig;
-use crate::connection::{ConnectSettings, ConnectionInfo, IbConnection, Phase};
+use crate::config::{ConnectSettings, IbConnectionConfig};
+use crate::connection::{ConnectionInfo, IbConnection, Phase};
 use crate::contract::{self, ContractSpec};
 use crate::error::IbError;
 use crate::plan::IbDuration;
