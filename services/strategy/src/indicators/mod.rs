@@ -7,8 +7,11 @@
 //!   after it: each maximal run of finite bars is computed on its own (`by_finite_runs`). This
 //!   keeps recursive indicators (EMA, Wilder smoothing) from carrying a hole forever and keeps
 //!   window indicators from silently averaging over it;
-//! - standard (published) definitions. Where the original ktrdr computed something else, the
-//!   indicator's doc comment says what and why we differ.
+//! - standard (published) definitions, as TA-Lib computes them (start-up, seeds, tie rules).
+//!   Where the original ktrdr computed something else, or where we give a value TA-Lib's formula
+//!   leaves undefined (0/0), the indicator's doc comment says what and why. The
+//!   `indicator_dump` example and `scripts/talib_parity.py` (run by `make test`) compare every
+//!   indicator with a TA-Lib counterpart against TA-Lib.
 //!
 //! [`resolve`] turns a strategy file's indicator entry into an [`IndicatorDef`];
 //! [`IndicatorKind::compute`] runs it on [`crate::Bars`].

@@ -137,7 +137,7 @@ pub fn cci(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<f64> 
     .unwrap_or_default()
 }
 
-/// Momentum: `x[t] − x[t − period]`.
+/// Momentum, as TA-Lib's MOM: `x[t] − x[t − period]`.
 pub fn momentum(x: &[f64], period: usize) -> Vec<f64> {
     map_finite_runs(x, |x| {
         (0..x.len())
@@ -152,7 +152,8 @@ pub fn momentum(x: &[f64], period: usize) -> Vec<f64> {
     })
 }
 
-/// Rate of change in percent: `100 × (x[t] / x[t − period] − 1)`; NaN where the old value is 0.
+/// Rate of change in percent, as TA-Lib's ROC: `100 × (x[t] / x[t − period] − 1)`. NaN where
+/// the old value is 0 (no rate of change from nothing), where TA-Lib reports 0.
 pub fn roc(x: &[f64], period: usize) -> Vec<f64> {
     map_finite_runs(x, |x| {
         (0..x.len())
@@ -170,7 +171,7 @@ pub fn roc(x: &[f64], period: usize) -> Vec<f64> {
 /// Relative Vigor Index (Ehlers): the (1, 2, 2, 1)/6-weighted close − open over the same
 /// weighting of high − low, each summed over `period` bars, and its (1, 2, 2, 1)/6-weighted
 /// signal line. The first RVI is at index `period + 2`, the signal 3 bars later; 0 where the
-/// summed range is 0.
+/// summed range is 0. Not in TA-Lib (its RVI is the Relative Volatility Index).
 pub fn rvi(
     open: &[f64],
     high: &[f64],
@@ -263,7 +264,8 @@ pub fn mfi(high: &[f64], low: &[f64], close: &[f64], volume: &[f64], period: usi
     .unwrap_or_default()
 }
 
-/// Ehlers' Fisher Transform of the median price over `period` bars, and its signal line.
+/// Ehlers' Fisher Transform of the median price over `period` bars, and its signal line (not
+/// in TA-Lib).
 ///
 /// `v = 0.33 × 2 × (position of hl2 in its `period` range − 0.5) + 0.67 × v[t−1]`, clamped to
 /// ±0.999, `fisher = 0.5 × ln((1 + v) / (1 − v)) + 0.5 × fisher[t−1]`. Ehlers' trigger is the

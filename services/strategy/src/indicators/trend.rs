@@ -3,13 +3,13 @@
 
 use super::{by_finite_runs, kernel, map_finite_runs};
 
-/// Simple moving average of the last `period` values.
+/// Simple moving average of the last `period` values (TA-Lib's SMA).
 pub fn sma(x: &[f64], period: usize) -> Vec<f64> {
     map_finite_runs(x, |x| kernel::sma(x, period))
 }
 
 /// Exponential moving average, `alpha = 2 / (period + 1)`, seeded with the SMA of the first
-/// `period` values (first value at index `period - 1`).
+/// `period` values (first value at index `period - 1`), as TA-Lib's EMA.
 ///
 /// Differs from the original ktrdr, which used pandas `ewm(span, adjust=True)`: a weighted
 /// average over all history with no warm-up, so its first values depend on how far back the
@@ -124,7 +124,7 @@ pub fn adx(
 }
 
 /// Aroon up / down / oscillator over the last `period + 1` bars (first value at index
-/// `period`). `up = 100 × (period − bars since the highest high) / period`; on ties the most
+/// `period`), as TA-Lib's AROON and AROONOSC. `up = 100 × (period − bars since the highest high) / period`; on ties the most
 /// recent extreme counts (TA-Lib's choice).
 pub fn aroon(high: &[f64], low: &[f64], period: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let mut out = by_finite_runs([high, low], 3, |[h, l]| {
@@ -237,7 +237,8 @@ pub fn parabolic_sar(
     .unwrap_or_default()
 }
 
-/// Ichimoku: tenkan-sen, kijun-sen, senkou span A and B.
+/// Ichimoku: tenkan-sen, kijun-sen, senkou span A and B. Tenkan and kijun are midpoints of
+/// the highest high and lowest low (TA-Lib's MIDPRICE).
 ///
 /// The spans are the standard ones "plotted `displacement` bars ahead": the value at bar t is
 /// the one computed at bar `t - displacement`, so nothing looks ahead. The chikou span (close
@@ -332,7 +333,8 @@ pub fn supertrend(
     (line, direction)
 }
 
-/// Distance of `x` from its moving average, in percent: `100 × (x − MA) / MA`.
+/// Distance of `x` from its moving average (SMA or EMA, as above), in percent:
+/// `100 × (x − MA) / MA`.
 pub fn distance_from_ma(x: &[f64], period: usize, use_ema: bool) -> Vec<f64> {
     let ma = if use_ema {
         ema(x, period)

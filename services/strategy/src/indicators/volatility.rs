@@ -18,8 +18,8 @@ pub fn atr(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<f64> 
     .unwrap_or_default()
 }
 
-/// Bollinger Bands: middle SMA, upper/lower at ± `std_dev` population standard deviations
-/// (Bollinger's definition divides by N, not N − 1).
+/// Bollinger Bands, as TA-Lib's BBANDS with an SMA: middle SMA, upper/lower at ± `std_dev`
+/// population standard deviations (Bollinger's definition divides by N, not N − 1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bands {
     pub upper: Vec<f64>,
@@ -128,8 +128,9 @@ pub fn keltner(
     bands_from(out)
 }
 
-/// Donchian Channels: highest high and lowest low of the last `period` bars (current bar
-/// included), their midpoint, and the close's position in the channel.
+/// Donchian Channels, as TA-Lib's DONCHIAN: highest high and lowest low of the last `period`
+/// bars (current bar included), their midpoint, and the close's position in the channel (0.5
+/// where the channel has no width).
 pub fn donchian(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Bands {
     let out = by_finite_runs([high, low, close], 5, |[h, l, c]| {
         let upper = kernel::rolling_max(h, period);

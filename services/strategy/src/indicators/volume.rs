@@ -79,8 +79,8 @@ fn close_location(h: f64, l: f64, c: f64) -> f64 {
     }
 }
 
-/// Accumulation/Distribution line: running total of close location × volume, from 0; with
-/// `smoothing_period`, an SMA of it.
+/// Accumulation/Distribution line, as TA-Lib's AD: running total of close location × volume
+/// (the first bar's included); with `smoothing_period`, an SMA of it.
 pub fn ad_line(
     high: &[f64],
     low: &[f64],
