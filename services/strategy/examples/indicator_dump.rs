@@ -65,7 +65,7 @@ fn awkward_bars() -> Bars {
         } else if rng.next_f64() < 0.008 {
             // A flat run of 3–60 bars, zero volume two times in three.
             flat_left = 3 + (rng.next_u64() % 58) as usize;
-            flat_volume = if rng.next_u64() % 3 == 0 {
+            flat_volume = if rng.next_u64().is_multiple_of(3) {
                 (rng.next_u64() % 50) as f64
             } else {
                 0.0
@@ -84,7 +84,11 @@ fn awkward_bars() -> Bars {
         } else {
             let gap = if rng.next_f64() < 0.004 {
                 let size = 0.02 + 0.06 * rng.next_f64();
-                if rng.next_u64() % 2 == 0 { size } else { -size }
+                if rng.next_u64().is_multiple_of(2) {
+                    size
+                } else {
+                    -size
+                }
             } else {
                 0.0
             };

@@ -81,11 +81,11 @@ pub fn adx(
             }
         };
         let (mut s_plus, mut s_minus, mut s_tr) = (0.0, 0.0, 0.0);
-        for i in 1..period {
+        for (i, range) in tr.iter().enumerate().take(period).skip(1) {
             let (up, down) = dm(i);
             s_plus += up;
             s_minus += down;
-            s_tr += tr[i];
+            s_tr += range;
         }
         let mut dx_sum = 0.0;
         let mut value = f64::NAN;
