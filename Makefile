@@ -31,7 +31,7 @@ test: build ## every test: unit, cross-service (real binaries on loopback), grpc
 	fi
 	BIN_DIR=$(TARGET_DIR)/debug scripts/grpcurl-walkthrough.sh
 	BIN_DIR=$(TARGET_DIR)/debug python3 clients/python/test_client.py
-	$(CARGO) run --quiet -p ktrdr-strategy --example indicator_dump | python3 scripts/talib_parity.py
+	$(CARGO) run --quiet --example indicator_dump | python3 scripts/talib_parity.py
 	BIN_DIR=$(TARGET_DIR)/debug scripts/k8s-check.sh
 
 k8s-check: build ## render every k8s overlay, validate it offline, check ports/probes/variables against the binaries

@@ -1,7 +1,8 @@
 //! Writes a seeded, deliberately awkward bar series and every registered indicator's outputs
 //! on it as one JSON document on stdout, for `scripts/talib_parity.py` to compare with TA-Lib.
 //!
-//! `cargo run -p ktrdr-strategy --example indicator_dump | python3 scripts/talib_parity.py`
+//! `cargo run --example indicator_dump | python3 scripts/talib_parity.py` (without `-p`, so it
+//! reuses the workspace build's dependencies).
 //!
 //! The bars (24 000 hourly bars, seed fixed) are rounded to a 0.01 tick so prices repeat and
 //! typical prices tie exactly; they include flat runs (open = high = low = close, often with
