@@ -289,7 +289,7 @@ def compare(ours, ref, exempt):
     nan_a, nan_r = np.isnan(a), np.isnan(r)
     if (nan_a != nan_r).any():
         i = int(np.argmax(nan_a != nan_r))
-        return f"NaN on different bars ({nan_a.sum()} vs {nan_r.sum()}; first at compared bar {i}: {a[i]} vs {r[i]})"
+        return f"NaN on different bars ({nan_a.sum()} vs {nan_r.sum()}; first at compared bar {i}: {float(a[i])} vs {float(r[i])})"
     a, r = a[~nan_a], r[~nan_r]
     if len(r) == 0:
         return None
@@ -301,7 +301,7 @@ def compare(ours, ref, exempt):
     worst = int(np.argmax(err))
     if err[worst] > RTOL:
         bad = int((err > RTOL).sum())
-        return f"max relative error {err[worst]:.3g} on {bad} bars (ours {a[worst]!r}, TA-Lib {r[worst]!r})"
+        return f"max relative error {err[worst]:.3g} on {bad} bars (ours {float(a[worst])!r}, TA-Lib {float(r[worst])!r})"
     return None
 
 
