@@ -10,7 +10,7 @@ control API's faults (connectivity lost, a failed request, a dropped connection)
 client checks contract details, head timestamp, bars and error 200 at its older version.
 Historical bars are compared field by field with what the unmodified Rust `ibapi` 5.5 client
 (protobuf protocol) receives from the same simulator process for the same request:
-BIN_DIR/examples/ibapi_bars (`cargo build -p ktrdr-ib-sim --example ibapi_bars`).
+BIN_DIR/examples/ibapi_bars (`cargo build --workspace --examples`).
 
 Prints one line per check (clients/python/test_client.py's runner) and ends with
 "... N passed, N failed"; exits 1 when anything failed.
@@ -389,7 +389,7 @@ def main() -> int:
     # ib_async logs every IB error it receives, the expected ones too: label them.
     logging.basicConfig(level=logging.WARNING, format="    (ib_async log) %(message)s")
     if not IBAPI_BARS.is_file():
-        print(f"{IBAPI_BARS} not found: cargo build -p ktrdr-ib-sim --example ibapi_bars",
+        print(f"{IBAPI_BARS} not found: cargo build --workspace --examples",
               file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory(prefix="ktrdr-ib-async-") as work:

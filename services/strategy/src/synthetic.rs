@@ -101,12 +101,14 @@ pub fn generate(spec: &PathSpec) -> Bars {
             low = low.min(price);
         }
         let volume = (1_000.0 * (1.0 + 0.5 * rng.next_normal().abs())).round();
-        bars.timestamp_ms.push(spec.start_ms + i as i64 * step);
-        bars.open.push(open);
-        bars.high.push(high);
-        bars.low.push(low);
-        bars.close.push(price);
-        bars.volume.push(volume);
+        bars.push(
+            spec.start_ms + i as i64 * step,
+            open,
+            high,
+            low,
+            price,
+            volume,
+        );
     }
     bars
 }
