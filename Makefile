@@ -32,6 +32,7 @@ test: build ## every test: unit, cross-service (real binaries on loopback), grpc
 	BIN_DIR=$(TARGET_DIR)/debug scripts/grpcurl-walkthrough.sh
 	BIN_DIR=$(TARGET_DIR)/debug python3 clients/python/test_client.py
 	$(CARGO) build -p ktrdr-ib-sim --example ibapi_bars && BIN_DIR=$(TARGET_DIR)/debug python3 services/ib-sim/tests/python_clients.py
+	$(CARGO) run -q -p ktrdr-backtest --example backtest_parity -- $(TARGET_DIR)/backtest-parity >/dev/null && python3 scripts/backtest_parity.py $(TARGET_DIR)/backtest-parity
 	BIN_DIR=$(TARGET_DIR)/debug scripts/k8s-check.sh
 
 k8s-check: build ## render every k8s overlay, validate it offline, check ports/probes/variables against the binaries

@@ -1,0 +1,129 @@
+//! `cargo bench -p ktrdr-backtest --bench simulate`: prints a Markdown section for
+//! BENCHMARKS.md.
+//!
+//! - the engine (simulation + every metric) over precomputed probabilities on 1 M generated
+//!   hourly bars, one core, default settings;
+//! - backtesting.py 0.6.6 (`scripts/backtest_parity.py --time`) on the same bars, signals and
+//!   rules for a slice it finishes in seconds, against the engine on that same slice, as a
+//!   ratio of bars per second.
+//!
+//! One run, wall clock (best of a few for the engine); expect ±15 % between runs on a shared VM.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark program, not library code
+
+use std::process::Command;
+use std::time::Instant;
+
+use ktrdr_backtest::testkit::{self, BarSpec};
+use ktrdr_backtest::{Costs, ExecutionConfig, Filters, Sizing, run};
+
+const BARS: usize = 1_000_000;
+const REFERENCE_BARS: usize = 20_000;
+
+/// Best wall time of `repeats` runs, in seconds, and the trade count.
+fn time_engine(
+    bars: &testkit::GeneratedBars,
+    config: &ExecutionConfig,
+    repeats: usize,
+) -> (f64, usize) {
+    let probabilities = testkit::probabilities(bars.len(), 0.05, 1, 7);
+    let mut best = f64::INFINITY;
+    let mut trades = 0;
+    for _ in 0..repeats {
+        let started = Instant::now();
+        let result = run(bars.view(), &probabilities, config).unwrap();
+        best = best.min(started.elapsed().as_secs_f64());
+        trades = result.trades.len();
+        std::hint::black_box(result);
+    }
+    (best, trades)
+}
+
+fn main() {
+    let spec = BarSpec {
+        bars: BARS,
+        seed: 7,
+        ..BarSpec::default()
+    };
+    let bars = testkit::bars(&spec);
+    let default = ExecutionConfig::default();
+    let (seconds, trades) = time_engine(&bars, &default, 5);
+
+    println!("## Backtest engine (release, one core, generated hourly bars)");
+    println!();
+    println!("Simulation and every metric over precomputed class probabilities (no inference).");
+    println!();
+    println!("| run | bars | trades | ms | M bars/s |");
+    println!("|---|---:|---:|---:|---:|");
+    println!(
+        "| engine, default settings (the original's filters and costs) | {BARS} | {trades} | {:.1} | {:.1} |",
+        seconds * 1e3,
+        BARS as f64 / seconds / 1e6
+    );
+
+    // backtesting.py on a slice: the parity settings (commission only, its rules mirrored).
+    let slice = testkit::bars(&BarSpec {
+        bars: REFERENCE_BARS,
+        seed: 7,
+        ..BarSpec::default()
+    });
+    let parity = ExecutionConfig {
+        initial_capital: 10_000.0,
+        costs: Costs {
+            commission_rate: 0.001,
+            ..Costs::NONE
+        },
+        sizing: Sizing::FractionOfEquity(0.5),
+        filters: Filters {
+            confidence_threshold: 0.45,
+            ..Filters::NONE
+        },
+        ..ExecutionConfig::default()
+    };
+    let (engine_seconds, engine_trades) = time_engine(&slice, &parity, 20);
+    println!(
+        "| engine, backtesting.py's conventions | {REFERENCE_BARS} | {engine_trades} | {:.2} | {:.1} |",
+        engine_seconds * 1e3,
+        REFERENCE_BARS as f64 / engine_seconds / 1e6
+    );
+    let probabilities = testkit::probabilities(slice.len(), 0.05, 1, 7);
+    let document = testkit::parity_document("bench", &slice, &probabilities, &parity, None);
+    let file =
+        std::env::temp_dir().join(format!("ktrdr-backtest-bench-{}.json", std::process::id()));
+    std::fs::write(&file, serde_json::to_vec(&document).unwrap()).unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/backtest_parity.py"
+    );
+    let output = Command::new("python3")
+        .arg(script)
+        .arg("--time")
+        .arg(&file)
+        .output();
+    let _ = std::fs::remove_file(&file);
+    let reference = output.ok().filter(|o| o.status.success()).and_then(|o| {
+        let text = String::from_utf8_lossy(&o.stdout).into_owned();
+        let mut words = text.split_whitespace();
+        let seconds: f64 = words.nth(1)?.parse().ok()?;
+        let trades: usize = words.nth(1)?.parse().ok()?;
+        Some((seconds, trades))
+    });
+    match reference {
+        Some((bt_seconds, bt_trades)) => {
+            println!(
+                "| backtesting.py 0.6.6, same bars, signals and rules | {REFERENCE_BARS} | {bt_trades} | {:.0} | {:.4} |",
+                bt_seconds * 1e3,
+                REFERENCE_BARS as f64 / bt_seconds / 1e6
+            );
+            println!();
+            println!(
+                "The engine is **{:.0}×** backtesting.py's speed on the same input (goal ≥ 100×).",
+                bt_seconds / engine_seconds
+            );
+        }
+        None => {
+            println!();
+            println!("backtesting.py was not run (python3 with backtesting==0.6.6 not available).");
+        }
+    }
+}
