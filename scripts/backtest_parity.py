@@ -31,12 +31,19 @@ from backtesting import Backtest, Strategy
 from backtesting.lib import FractionalBacktest
 
 TOLERANCE = 1e-9
+# The largest scaled difference seen among values that matched, for the report.
+deviation = 0.0
 
 
 def close(a, b):
+    global deviation
     if a is None or b is None:
         return a is None and b is None
-    return abs(a - b) <= TOLERANCE * max(1.0, abs(a), abs(b))
+    scaled = abs(a - b) / max(1.0, abs(a), abs(b))
+    if scaled <= TOLERANCE:
+        deviation = max(deviation, scaled)
+        return True
+    return False
 
 
 def as_number(value):
@@ -203,8 +210,10 @@ def main():
     files = sorted(Path(sys.argv[1]).glob("*.json"))
     if not files:
         sys.exit(f"no scenario files in {sys.argv[1]}; run the backtest_parity example first")
+    global deviation
     passed = failed = 0
     for path in files:
+        deviation = 0.0
         doc = json.loads(path.read_text())
         stats = run_backtesting_py(doc)
         problems = compare(doc, stats)
@@ -218,7 +227,7 @@ def main():
             passed += 1
             print(
                 f"ok   {doc['name']}: {len(doc['engine']['equity'])} bars, {trades} trades, "
-                f"{len(doc['engine']['metrics'])} metrics"
+                f"{len(doc['engine']['metrics'])} metrics, largest difference {deviation:.1e}"
             )
     print(f"backtest parity: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
