@@ -7,7 +7,8 @@
 //!   rules for a slice it finishes in seconds, against the engine on that same slice, as a
 //!   ratio of bars per second.
 //!
-//! One run, wall clock (best of a few for the engine); expect ±15 % between runs on a shared VM.
+//! Wall clock, best of 10 runs for the engine, one for backtesting.py; expect ±15 % between
+//! runs on a shared VM.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark program, not library code
 
@@ -15,28 +16,43 @@ use std::process::Command;
 use std::time::Instant;
 
 use ktrdr_backtest::testkit::{self, BarSpec};
-use ktrdr_backtest::{Costs, ExecutionConfig, Filters, Sizing, run};
+use ktrdr_backtest::{Costs, ExecutionConfig, Filters, Sizing, metrics, run, simulate};
 
 const BARS: usize = 1_000_000;
 const REFERENCE_BARS: usize = 20_000;
 
-/// Best wall time of `repeats` runs, in seconds, and the trade count.
+/// Best wall time of `repeats` calls of `f`, in seconds.
+fn best_of<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+    let mut best = f64::INFINITY;
+    let mut last = None;
+    for _ in 0..repeats {
+        let started = Instant::now();
+        let out = std::hint::black_box(f());
+        best = best.min(started.elapsed().as_secs_f64());
+        last = Some(out);
+    }
+    (best, last.expect("at least one repeat"))
+}
+
+/// Best wall time of a whole `run` (simulation and metrics), and the trade count.
 fn time_engine(
     bars: &testkit::GeneratedBars,
     config: &ExecutionConfig,
     repeats: usize,
 ) -> (f64, usize) {
     let probabilities = testkit::probabilities(bars.len(), 0.05, 1, 7);
-    let mut best = f64::INFINITY;
-    let mut trades = 0;
-    for _ in 0..repeats {
-        let started = Instant::now();
-        let result = run(bars.view(), &probabilities, config).unwrap();
-        best = best.min(started.elapsed().as_secs_f64());
-        trades = result.trades.len();
-        std::hint::black_box(result);
-    }
-    (best, trades)
+    let (seconds, result) = best_of(repeats, || {
+        run(bars.view(), &probabilities, config).unwrap()
+    });
+    (seconds, result.trades.len())
+}
+
+fn row(what: &str, bars: usize, trades: usize, seconds: f64) {
+    println!(
+        "| {what} | {bars} | {trades} | {:.2} | {:.1} |",
+        seconds * 1e3,
+        bars as f64 / seconds / 1e6
+    );
 }
 
 fn main() {
@@ -47,19 +63,30 @@ fn main() {
     };
     let bars = testkit::bars(&spec);
     let default = ExecutionConfig::default();
-    let (seconds, trades) = time_engine(&bars, &default, 5);
+    let (seconds, trades) = time_engine(&bars, &default, 10);
+    let probabilities = testkit::probabilities(bars.len(), 0.05, 1, 7);
+    let (simulate_seconds, simulation) = best_of(10, || {
+        simulate(bars.view(), &probabilities, &default).unwrap()
+    });
+    let (metrics_seconds, _) = best_of(10, || {
+        metrics::compute(bars.view(), &simulation, &default).unwrap()
+    });
 
     println!("## Backtest engine (release, one core, generated hourly bars)");
     println!();
-    println!("Simulation and every metric over precomputed class probabilities (no inference).");
+    println!("Simulation and every metric over precomputed class probabilities (no inference);");
+    println!("best of 10 runs (the machine is shared).");
     println!();
     println!("| run | bars | trades | ms | M bars/s |");
     println!("|---|---:|---:|---:|---:|");
-    println!(
-        "| engine, default settings (the original's filters and costs) | {BARS} | {trades} | {:.1} | {:.1} |",
-        seconds * 1e3,
-        BARS as f64 / seconds / 1e6
+    row(
+        "engine, default settings (the original's filters and costs)",
+        BARS,
+        trades,
+        seconds,
     );
+    row("… of which the simulation", BARS, trades, simulate_seconds);
+    row("… of which the metrics", BARS, trades, metrics_seconds);
 
     // backtesting.py on a slice: the parity settings (commission only, its rules mirrored).
     let slice = testkit::bars(&BarSpec {
@@ -81,10 +108,11 @@ fn main() {
         ..ExecutionConfig::default()
     };
     let (engine_seconds, engine_trades) = time_engine(&slice, &parity, 20);
-    println!(
-        "| engine, backtesting.py's conventions | {REFERENCE_BARS} | {engine_trades} | {:.2} | {:.1} |",
-        engine_seconds * 1e3,
-        REFERENCE_BARS as f64 / engine_seconds / 1e6
+    row(
+        "engine, backtesting.py's conventions",
+        REFERENCE_BARS,
+        engine_trades,
+        engine_seconds,
     );
     let probabilities = testkit::probabilities(slice.len(), 0.05, 1, 7);
     let document = testkit::parity_document("bench", &slice, &probabilities, &parity, None);

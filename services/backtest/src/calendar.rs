@@ -3,15 +3,16 @@
 //! on weekends, calendar grouping for resampled returns, and the rounding of durations up to
 //! the period's resolution.
 
+use std::ops::Range;
+
 use serde::Serialize;
 
 pub(crate) const SECOND_MS: i64 = 1_000;
 pub(crate) const MINUTE_MS: i64 = 60 * SECOND_MS;
 pub(crate) const HOUR_MS: i64 = 60 * MINUTE_MS;
 pub(crate) const DAY_MS: i64 = 24 * HOUR_MS;
-const WEEK_MS: i64 = 7 * DAY_MS;
 /// 1970-01-01 was a Thursday; the first Monday is 4 days later.
-const FIRST_MONDAY_MS: i64 = 4 * DAY_MS;
+const FIRST_MONDAY_DAY: i64 = 4;
 const NS_PER_MS: i128 = 1_000_000;
 
 /// The period returns are measured over before annualising.
@@ -76,23 +77,40 @@ pub(crate) fn ceil_duration_ms(total_ms: i128, count: i128, resolution_ns: i128)
     (ns.div_euclid(NS_PER_MS) + i128::from(ns.rem_euclid(NS_PER_MS) != 0)) as i64
 }
 
-/// Day of the week, Monday = 0 (pandas' `dayofweek`).
-fn day_of_week(timestamp_ms: i64) -> i64 {
-    (timestamp_ms.div_euclid(DAY_MS) + 3).rem_euclid(7)
+/// Day of the week of a day number (days since 1970-01-01), Monday = 0 (pandas' `dayofweek`).
+fn day_of_week(day: i64) -> i64 {
+    (day + 3).rem_euclid(7)
+}
+
+/// Runs of consecutive bars on the same UTC calendar day: (day number, index range). One
+/// division per day, not per bar.
+pub(crate) fn day_runs(timestamps_ms: &[i64]) -> impl Iterator<Item = (i64, Range<usize>)> + '_ {
+    let mut i = 0;
+    std::iter::from_fn(move || {
+        let first = *timestamps_ms.get(i)?;
+        let day = first.div_euclid(DAY_MS);
+        let next_day = (day + 1) * DAY_MS;
+        let start = i;
+        i += 1;
+        while i < timestamps_ms.len() && timestamps_ms[i] < next_day {
+            i += 1;
+        }
+        Some((day, start..i))
+    })
 }
 
 /// Share of bars dated Saturday or Sunday.
 pub(crate) fn weekend_share(timestamps_ms: &[i64]) -> f64 {
-    let weekend = timestamps_ms
-        .iter()
-        .filter(|&&t| day_of_week(t) >= 5)
-        .count();
+    let weekend: usize = day_runs(timestamps_ms)
+        .filter(|(day, _)| day_of_week(*day) >= 5)
+        .map(|(_, bars)| bars.len())
+        .sum();
     weekend as f64 / timestamps_ms.len() as f64
 }
 
-/// (year, month) of a UTC timestamp (Howard Hinnant's civil-from-days).
-fn year_month(timestamp_ms: i64) -> (i64, i64) {
-    let z = timestamp_ms.div_euclid(DAY_MS) + 719_468;
+/// (year, month) of a day number (Howard Hinnant's civil-from-days).
+fn year_month(day: i64) -> (i64, i64) {
+    let z = day + 719_468;
     let era = z.div_euclid(146_097);
     let doe = z - era * 146_097;
     let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
@@ -103,17 +121,17 @@ fn year_month(timestamp_ms: i64) -> (i64, i64) {
     (year, month)
 }
 
-/// The group a timestamp falls in when equity is resampled to `period`.
-pub(crate) fn group_key(period: ReturnPeriod, timestamp_ms: i64) -> i64 {
+/// The group a day falls in when equity is resampled to `period` (not [`ReturnPeriod::Bar`]):
+/// pandas' `resample("D" | "W" | "ME" | "YE")` bins, weeks running Monday to Sunday.
+pub(crate) fn group_of_day(period: ReturnPeriod, day: i64) -> i64 {
     match period {
-        ReturnPeriod::Bar => timestamp_ms,
-        ReturnPeriod::Day => timestamp_ms.div_euclid(DAY_MS),
-        ReturnPeriod::Week => (timestamp_ms - FIRST_MONDAY_MS).div_euclid(WEEK_MS),
+        ReturnPeriod::Bar | ReturnPeriod::Day => day,
+        ReturnPeriod::Week => (day - FIRST_MONDAY_DAY).div_euclid(7),
         ReturnPeriod::Month => {
-            let (year, month) = year_month(timestamp_ms);
+            let (year, month) = year_month(day);
             year * 12 + month
         }
-        ReturnPeriod::Year => year_month(timestamp_ms).0,
+        ReturnPeriod::Year => year_month(day).0,
     }
 }
 
@@ -149,21 +167,20 @@ mod tests {
     #[test]
     fn calendar_groups_follow_utc_days_monday_weeks_and_months() {
         // 2024-03-03 is a Sunday, 2024-03-04 a Monday.
-        let sunday = 1_709_424_000_000;
-        let monday = sunday + DAY_MS;
+        let sunday_ms = 1_709_424_000_000;
+        let sunday = sunday_ms / DAY_MS;
+        let monday = sunday + 1;
         assert_eq!(day_of_week(sunday), 6);
         assert_eq!(day_of_week(monday), 0);
-        assert_ne!(
-            group_key(ReturnPeriod::Week, sunday + DAY_MS - 1),
-            group_key(ReturnPeriod::Week, monday)
-        );
-        assert_eq!(
-            group_key(ReturnPeriod::Week, monday),
-            group_key(ReturnPeriod::Week, monday + 6 * DAY_MS + 1)
-        );
+        let week = |day| group_of_day(ReturnPeriod::Week, day);
+        assert_ne!(week(sunday), week(monday));
+        assert_eq!(week(monday), week(monday + 6));
+        assert_ne!(week(monday), week(monday + 7));
         assert_eq!(year_month(sunday), (2024, 3));
-        assert_eq!(year_month(sunday - 3 * DAY_MS), (2024, 2)); // 2024-02-29
+        assert_eq!(year_month(sunday - 3), (2024, 2)); // 2024-02-29
         assert_eq!(year_month(0), (1970, 1));
-        assert_eq!(weekend_share(&[sunday, monday]), 0.5);
+        assert_eq!(weekend_share(&[sunday_ms, sunday_ms + DAY_MS]), 0.5);
+        let runs: Vec<_> = day_runs(&[0, 1, DAY_MS - 1, DAY_MS, 3 * DAY_MS]).collect();
+        assert_eq!(runs, [(0, 0..3), (1, 3..4), (3, 4..5)]);
     }
 }

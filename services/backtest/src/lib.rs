@@ -53,20 +53,8 @@ pub fn run(
     probabilities: &[Probabilities],
     config: &ExecutionConfig,
 ) -> Result<BacktestResult, InvalidInput> {
-    config.validate()?;
-    bars.validate()?;
-    if probabilities.len() != bars.len() {
-        return Err(InvalidInput {
-            field: "probabilities".into(),
-            message: format!(
-                "has {} rows but there are {} bars; give one row per bar (NaN for none)",
-                probabilities.len(),
-                bars.len()
-            ),
-        });
-    }
-    let simulation = simulate(bars, probabilities, config);
-    let metrics = metrics::compute(bars, &simulation, config);
+    let simulation = simulate(bars, probabilities, config)?;
+    let metrics = metrics::compute_valid(bars, &simulation, config);
     Ok(BacktestResult {
         trades: simulation.trades,
         equity: simulation.equity,

@@ -11,9 +11,11 @@ use serde::Serialize;
 
 use crate::bars::BarsView;
 use crate::calendar::{
-    DAY_MS, ReturnPeriod, ceil_duration_ms, data_period_ns, group_key, resolution_ns, weekend_share,
+    DAY_MS, ReturnPeriod, ceil_duration_ms, data_period_ns, day_runs, group_of_day, resolution_ns,
+    weekend_share,
 };
 use crate::config::{Annualization, ExecutionConfig};
+use crate::error::InvalidInput;
 use crate::numeric::{geometric_mean, mean, pairwise_sum, variance};
 use crate::simulate::{Side, Simulation, Trade};
 
@@ -168,18 +170,6 @@ fn ratio_or_nan(x: f64, y: f64) -> f64 {
     if y == 0.0 { f64::NAN } else { x / y }
 }
 
-/// Maximum that propagates NaN (NumPy's `max`).
-fn nan_max(values: impl Iterator<Item = f64>) -> f64 {
-    let mut best = f64::NEG_INFINITY;
-    for v in values {
-        if v.is_nan() {
-            return f64::NAN;
-        }
-        best = best.max(v);
-    }
-    best
-}
-
 /// Chooses the return period and periods per year.
 fn annualization(timestamps_ms: &[i64], mode: Annualization) -> Annualized {
     let period_ns = data_period_ns(timestamps_ms);
@@ -225,98 +215,129 @@ fn period_returns(timestamps_ms: &[i64], equity: &[f64], period: ReturnPeriod) -
         }
         return returns;
     }
+    // The last equity of each group, pushed as a return once the next group starts.
     let mut previous_last: Option<f64> = None;
-    let mut key = group_key(period, timestamps_ms[0]);
-    let mut last = equity[0];
-    for (&t, &e) in timestamps_ms.iter().zip(equity).skip(1) {
-        let k = group_key(period, t);
-        if k != key {
+    let mut current: Option<(i64, f64)> = None;
+    for (day, bars) in day_runs(timestamps_ms) {
+        let group = group_of_day(period, day);
+        let last = equity[bars.end - 1];
+        if let Some((g, value)) = current
+            && g != group
+        {
             if let Some(p) = previous_last {
-                push(p, last);
+                push(p, value);
             }
-            previous_last = Some(last);
-            key = k;
+            previous_last = Some(value);
         }
-        last = e;
+        current = Some((group, last));
     }
-    if let Some(p) = previous_last {
-        push(p, last);
+    if let (Some(p), Some((_, value))) = (previous_last, current) {
+        push(p, value);
     }
     returns
 }
 
-/// Covariance over variance of two equally long series, as `np.cov(x, y)[0, 1] / [1, 1]`.
-fn beta(x: &[f64], y: &[f64]) -> f64 {
-    if x.len() < 2 {
+/// backtesting.py's Beta: `np.cov(x, y)[0, 1] / np.cov(x, y)[1, 1]` for the log returns x of
+/// equity and y of the close, NaN with fewer than two returns.
+///
+/// One pass without storing the returns: `Σxy - ΣxΣy/n` over `Σyy - (Σy)²/n`. Log returns have
+/// means far below their spread, so this loses nothing measurable against NumPy's two passes.
+fn beta(equity: &[f64], close: &[f64]) -> f64 {
+    let n = equity.len() - 1;
+    if n < 2 {
         return f64::NAN;
     }
-    let (mx, my) = (mean(x), mean(y));
-    let products: Vec<f64> = x.iter().zip(y).map(|(a, b)| (a - mx) * (b - my)).collect();
-    let squares: Vec<f64> = y.iter().map(|b| (b - my) * (b - my)).collect();
-    pairwise_sum(&products) / pairwise_sum(&squares)
+    let (mut sx, mut sy, mut sxy, mut syy) = (0.0, 0.0, 0.0, 0.0);
+    for (e, c) in equity.windows(2).zip(close.windows(2)) {
+        // ln(1) is 0: bars without a position cost no logarithm.
+        let x = if e[1] == e[0] {
+            0.0
+        } else {
+            (e[1] / e[0]).ln()
+        };
+        let y = (c[1] / c[0]).ln();
+        sx += x;
+        sy += y;
+        sxy += x * y;
+        syy += y * y;
+    }
+    let n = n as f64;
+    (sxy - sx * sy / n) / (syy - sy * sy / n)
 }
 
 struct Drawdowns {
+    peak: f64,
     max: f64,
     mean_depth: f64,
     max_duration_ms: Option<i64>,
     avg_duration_ms: Option<i64>,
 }
 
-/// backtesting.py's `compute_drawdown_duration_peaks`: a drawdown runs from a bar at the
-/// running peak to the next bar back at it (or to the last bar), at least two bars apart.
+/// backtesting.py's `compute_drawdown_duration_peaks` in one pass without a division per bar.
+///
+/// The drawdown `1 - equity / running peak` is 0 exactly where equity reaches the running peak;
+/// between two such bars the peak is constant, so the deepest drawdown there is
+/// `1 - lowest equity / peak` (division is monotonic). A drawdown spans from a bar at the peak
+/// to the next one (or to the last bar), at least two bars apart.
 fn drawdowns(timestamps_ms: &[i64], equity: &[f64], resolution: i128) -> Drawdowns {
     let n = equity.len();
-    let mut dd = Vec::with_capacity(n);
-    let mut peak = f64::NEG_INFINITY;
-    for &e in equity {
-        peak = if e > peak || peak.is_nan() { e } else { peak };
-        dd.push(1.0 - e / peak);
-    }
-    let max = nan_max(dd.iter().copied());
-    let max = if max.is_nan() { 0.0 } else { max };
-    // Depth of each drawdown at its last bar, zeros elsewhere: pandas' mean over the reindexed
-    // column, summed in the same order.
-    let mut depths = vec![0.0; n];
-    let mut count = 0usize;
+    let mut peak = equity[0];
+    let mut max = 0.0f64;
+    let mut depths = Vec::new();
     let mut total_ms: i128 = 0;
-    let mut longest_ms: i64 = i64::MIN;
-    let mut previous: Option<usize> = None;
-    for i in 0..n {
-        if !(dd[i] == 0.0 || i == n - 1) {
-            continue;
+    let mut longest_ms = i64::MIN;
+    let mut at_peak = 0usize;
+    let mut lowest = f64::INFINITY;
+    for i in 1..n {
+        let e = equity[i];
+        let reached = e >= peak;
+        if !reached {
+            lowest = lowest.min(e);
         }
-        if let Some(p) = previous
-            && i > p + 1
-        {
-            let depth = dd[p..=i]
-                .iter()
-                .copied()
-                .filter(|v| !v.is_nan())
-                .fold(f64::NEG_INFINITY, f64::max);
-            depths[i] = depth;
-            count += 1;
-            let duration = timestamps_ms[i] - timestamps_ms[p];
-            total_ms += duration as i128;
-            longest_ms = longest_ms.max(duration);
+        if reached || i == n - 1 {
+            if lowest < f64::INFINITY {
+                let depth = 1.0 - lowest / peak;
+                max = max.max(depth);
+                if i > at_peak + 1 {
+                    depths.push(depth);
+                    let duration = timestamps_ms[i] - timestamps_ms[at_peak];
+                    total_ms += duration as i128;
+                    longest_ms = longest_ms.max(duration);
+                }
+            }
+            if reached {
+                peak = e;
+                at_peak = i;
+                lowest = f64::INFINITY;
+            }
         }
-        previous = Some(i);
     }
-    if count == 0 {
+    if depths.is_empty() {
         // backtesting.py falls back to the non-zero drawdowns themselves (no durations).
-        let nonzero: Vec<f64> = dd.iter().copied().filter(|&v| v != 0.0).collect();
+        let mut running = f64::NEG_INFINITY;
+        let nonzero: Vec<f64> = equity
+            .iter()
+            .filter_map(|&e| {
+                running = running.max(e);
+                let dd = 1.0 - e / running;
+                (dd != 0.0).then_some(dd)
+            })
+            .collect();
         return Drawdowns {
+            peak,
             max,
             mean_depth: mean(&nonzero),
             max_duration_ms: None,
             avg_duration_ms: None,
         };
     }
+    let count = depths.len() as i128;
     Drawdowns {
+        peak,
         max,
-        mean_depth: pairwise_sum(&depths) / count as f64,
+        mean_depth: mean(&depths),
         max_duration_ms: Some(ceil_duration_ms(longest_ms as i128, 1, resolution)),
-        avg_duration_ms: Some(ceil_duration_ms(total_ms, count as i128, resolution)),
+        avg_duration_ms: Some(ceil_duration_ms(total_ms, count, resolution)),
     }
 }
 
@@ -338,8 +359,33 @@ fn side_stats(trades: &[Trade], side: Side) -> SideStats {
     stats
 }
 
-/// Computes every metric of `simulation` over `bars`.
-pub fn compute(bars: BarsView<'_>, simulation: &Simulation, config: &ExecutionConfig) -> Metrics {
+/// Computes every metric of `simulation` over `bars` (the bars it ran on, or the bars of a
+/// stitched equity curve).
+pub fn compute(
+    bars: BarsView<'_>,
+    simulation: &Simulation,
+    config: &ExecutionConfig,
+) -> Result<Metrics, InvalidInput> {
+    bars.validate()?;
+    if simulation.equity.len() != bars.len() {
+        return Err(InvalidInput::new(
+            "equity",
+            format!(
+                "has {} values but there are {} bars",
+                simulation.equity.len(),
+                bars.len()
+            ),
+        ));
+    }
+    Ok(compute_valid(bars, simulation, config))
+}
+
+/// [`compute`] for inputs known to be valid (a simulation of these very bars).
+pub(crate) fn compute_valid(
+    bars: BarsView<'_>,
+    simulation: &Simulation,
+    config: &ExecutionConfig,
+) -> Metrics {
     let ts = bars.timestamp_ms;
     let close = bars.close;
     let equity = &simulation.equity;
@@ -357,7 +403,6 @@ pub fn compute(bars: BarsView<'_>, simulation: &Simulation, config: &ExecutionCo
         }
         next_free = next_free.max(t.exit_bar + 1);
     }
-    let equity_peak = nan_max(equity.iter().copied());
     let mut commissions = 0.0;
     for t in trades {
         commissions += t.commissions;
@@ -391,9 +436,7 @@ pub fn compute(bars: BarsView<'_>, simulation: &Simulation, config: &ExecutionCo
 
     let dd = drawdowns(ts, equity, resolution);
     let calmar_ratio = ratio_or_nan(annual_return, dd.max);
-    let equity_log: Vec<f64> = equity.windows(2).map(|w| (w[1] / w[0]).ln()).collect();
-    let market_log: Vec<f64> = close.windows(2).map(|w| (w[1] / w[0]).ln()).collect();
-    let beta = beta(&equity_log, &market_log);
+    let beta = beta(equity, close);
     let alpha_pct = return_pct - beta * buy_hold_return_pct;
 
     let pnl: Vec<f64> = trades.iter().map(|t| t.pnl).collect();
@@ -434,7 +477,7 @@ pub fn compute(bars: BarsView<'_>, simulation: &Simulation, config: &ExecutionCo
         duration_ms,
         exposure_time_pct: covered as f64 / n as f64 * 100.0,
         equity_final: equity[n - 1],
-        equity_peak,
+        equity_peak: dd.peak,
         commissions,
         return_pct,
         buy_hold_return_pct,

@@ -19,6 +19,7 @@ use serde::Serialize;
 
 use crate::bars::{BUY, BarsView, HOLD, Probabilities, SELL};
 use crate::config::{ExecutionConfig, Fill, Lots, Sizing};
+use crate::error::InvalidInput;
 use crate::numeric::py_floordiv;
 
 /// Long or short.
@@ -161,8 +162,28 @@ struct Engine<'a> {
     traded_notional: f64,
 }
 
-/// Runs the bar loop. Inputs must have been validated ([`crate::run`] does).
+/// Validates the inputs and runs the bar loop.
 pub fn simulate(
+    bars: BarsView<'_>,
+    probabilities: &[Probabilities],
+    config: &ExecutionConfig,
+) -> Result<Simulation, InvalidInput> {
+    config.validate()?;
+    bars.validate()?;
+    if probabilities.len() != bars.len() {
+        return Err(InvalidInput::new(
+            "probabilities",
+            format!(
+                "has {} rows but there are {} bars; give one row per bar (NaN for none)",
+                probabilities.len(),
+                bars.len()
+            ),
+        ));
+    }
+    Ok(run_loop(bars, probabilities, config))
+}
+
+fn run_loop(
     bars: BarsView<'_>,
     probabilities: &[Probabilities],
     config: &ExecutionConfig,
@@ -259,13 +280,12 @@ impl Engine<'_> {
             self.signals.dropped_low_confidence += 1;
             return Decision::LowConfidence;
         }
-        if let Some((bar, time)) = self.last_executed {
-            if i - bar < filters.min_bars_between_trades as usize
-                || self.bars.timestamp_ms[i] - time < filters.min_time_between_trades_ms
-            {
-                self.signals.dropped_too_soon += 1;
-                return Decision::TooSoon;
-            }
+        if let Some((bar, time)) = self.last_executed
+            && (i - bar < filters.min_bars_between_trades as usize
+                || self.bars.timestamp_ms[i] - time < filters.min_time_between_trades_ms)
+        {
+            self.signals.dropped_too_soon += 1;
+            return Decision::TooSoon;
         }
         let wanted = if class == BUY {
             Side::Long

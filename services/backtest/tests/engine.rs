@@ -1,6 +1,8 @@
 //! The engine's rules one at a time on small hand-made inputs: fills, costs, filters (each
 //! counted), sizing and annualisation.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
+
 use ktrdr_backtest::testkit::{self, BarSpec, GeneratedBars};
 use ktrdr_backtest::{
     Annualization, BacktestResult, Costs, Decision, ExecutionConfig, ExitReason, Fill, Filters,
