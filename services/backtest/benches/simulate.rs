@@ -15,7 +15,10 @@
 use std::process::Command;
 use std::time::Instant;
 
-use ktrdr_backtest::testkit::{self, BarSpec};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{BarSpec, Bars};
 use ktrdr_backtest::{Costs, ExecutionConfig, Filters, Sizing, metrics, run, simulate};
 
 const BARS: usize = 1_000_000;
@@ -35,14 +38,10 @@ fn best_of<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
 }
 
 /// Best wall time of a whole `run` (simulation and metrics), and the trade count.
-fn time_engine(
-    bars: &testkit::GeneratedBars,
-    config: &ExecutionConfig,
-    repeats: usize,
-) -> (f64, usize) {
-    let probabilities = testkit::probabilities(bars.len(), 0.05, 1, 7);
+fn time_engine(bars: &Bars, config: &ExecutionConfig, repeats: usize) -> (f64, usize) {
+    let probabilities = common::probabilities(bars.len(), 0.05, 1, 7);
     let (seconds, result) = best_of(repeats, || {
-        run(bars.view(), &probabilities, config).unwrap()
+        run(common::view(&bars), &probabilities, config).unwrap()
     });
     (seconds, result.trades.len())
 }
@@ -61,15 +60,15 @@ fn main() {
         seed: 7,
         ..BarSpec::default()
     };
-    let bars = testkit::bars(&spec);
+    let bars = common::bars(&spec);
     let default = ExecutionConfig::default();
     let (seconds, trades) = time_engine(&bars, &default, 10);
-    let probabilities = testkit::probabilities(bars.len(), 0.05, 1, 7);
+    let probabilities = common::probabilities(bars.len(), 0.05, 1, 7);
     let (simulate_seconds, simulation) = best_of(10, || {
-        simulate(bars.view(), &probabilities, &default).unwrap()
+        simulate(common::view(&bars), &probabilities, &default).unwrap()
     });
     let (metrics_seconds, _) = best_of(10, || {
-        metrics::compute(bars.view(), &simulation, &default).unwrap()
+        metrics::compute(common::view(&bars), &simulation, &default).unwrap()
     });
 
     println!("## Backtest engine (release, one core, generated hourly bars)");
@@ -89,7 +88,7 @@ fn main() {
     row("… of which the metrics", BARS, trades, metrics_seconds);
 
     // backtesting.py on a slice: the parity settings (commission only, its rules mirrored).
-    let slice = testkit::bars(&BarSpec {
+    let slice = common::bars(&BarSpec {
         bars: REFERENCE_BARS,
         seed: 7,
         ..BarSpec::default()
@@ -114,8 +113,8 @@ fn main() {
         engine_trades,
         engine_seconds,
     );
-    let probabilities = testkit::probabilities(slice.len(), 0.05, 1, 7);
-    let document = testkit::parity_document("bench", &slice, &probabilities, &parity, None);
+    let probabilities = common::probabilities(slice.len(), 0.05, 1, 7);
+    let document = common::parity_document("bench", &slice, &probabilities, &parity, None);
     let file =
         std::env::temp_dir().join(format!("ktrdr-backtest-bench-{}.json", std::process::id()));
     std::fs::write(&file, serde_json::to_vec(&document).unwrap()).unwrap();

@@ -10,7 +10,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // an example program
 
-use ktrdr_backtest::testkit::{self, BarSpec};
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use common::{BarSpec, Timeframe};
 use ktrdr_backtest::{Costs, ExecutionConfig, Filters, Lots, Sizing, run};
 
 const HOUR: i64 = 3_600_000;
@@ -81,7 +84,7 @@ fn scenarios() -> Vec<Scenario> {
             name: "shorts_closing_only_daily_weekdays",
             spec: BarSpec {
                 bars: 1_500,
-                step_ms: DAY,
+                timeframe: Timeframe::D1,
                 weekdays_only: true,
                 volatility: 0.02,
                 seed: 13,
@@ -101,7 +104,7 @@ fn scenarios() -> Vec<Scenario> {
             name: "fixed_units_with_fixed_fee_15_minutes",
             spec: BarSpec {
                 bars: 5_000,
-                step_ms: 15 * 60_000,
+                timeframe: Timeframe::M15,
                 volatility: 0.004,
                 seed: 14,
                 ..BarSpec::default()
@@ -139,7 +142,7 @@ fn scenarios() -> Vec<Scenario> {
             name: "no_costs_weekly",
             spec: BarSpec {
                 bars: 400,
-                step_ms: 7 * DAY,
+                timeframe: Timeframe::W1,
                 volatility: 0.03,
                 seed: 16,
                 ..BarSpec::default()
@@ -160,11 +163,11 @@ fn main() {
         .expect("usage: backtest_parity OUTPUT_DIR");
     std::fs::create_dir_all(&dir).unwrap();
     for s in scenarios() {
-        let bars = testkit::bars(&s.spec);
-        let probabilities = testkit::probabilities(bars.len(), s.switch, 1, s.spec.seed);
-        let result = run(bars.view(), &probabilities, &s.config).unwrap();
+        let bars = common::bars(&s.spec);
+        let probabilities = common::probabilities(bars.len(), s.switch, 1, s.spec.seed);
+        let result = run(common::view(&bars), &probabilities, &s.config).unwrap();
         let document =
-            testkit::parity_document(s.name, &bars, &probabilities, &s.config, Some(&result));
+            common::parity_document(s.name, &bars, &probabilities, &s.config, Some(&result));
         let path = format!("{dir}/{}.json", s.name);
         std::fs::write(&path, serde_json::to_vec(&document).unwrap()).unwrap();
         println!(

@@ -22,7 +22,6 @@ mod error;
 pub mod metrics;
 mod numeric;
 mod simulate;
-pub mod testkit;
 
 use serde::Serialize;
 

@@ -3,31 +3,33 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
 
-use ktrdr_backtest::testkit::{self, BarSpec, GeneratedBars, Rng};
+mod common;
+
+use common::{BarSpec, Bars, SplitMix64};
 use ktrdr_backtest::{
     BacktestResult, Costs, ExecutionConfig, Fill, Filters, Lots, Probabilities, Sizing, run,
 };
 
 const CASES: u64 = 200;
 
-fn random_config(rng: &mut Rng) -> ExecutionConfig {
-    let pick = |rng: &mut Rng, n: u64| rng.next_u64() % n;
+fn random_config(rng: &mut SplitMix64) -> ExecutionConfig {
+    let pick = |rng: &mut SplitMix64, n: u64| rng.next_u64() % n;
     ExecutionConfig {
-        initial_capital: 1_000.0 + 100_000.0 * rng.uniform(),
+        initial_capital: 1_000.0 + 100_000.0 * rng.next_f64(),
         costs: Costs {
-            commission_rate: 0.002 * rng.uniform(),
+            commission_rate: 0.002 * rng.next_f64(),
             fixed_fee: if pick(rng, 2) == 0 {
                 0.0
             } else {
-                2.0 * rng.uniform()
+                2.0 * rng.next_f64()
             },
-            slippage_rate: 0.001 * rng.uniform(),
-            spread_rate: 0.001 * rng.uniform(),
+            slippage_rate: 0.001 * rng.next_f64(),
+            spread_rate: 0.001 * rng.next_f64(),
         },
         sizing: match pick(rng, 3) {
-            0 => Sizing::FractionOfEquity(0.05 + 0.95 * rng.uniform()),
-            1 => Sizing::FixedUnits(1.0 + 20.0 * rng.uniform()),
-            _ => Sizing::FixedNotional(500.0 + 5_000.0 * rng.uniform()),
+            0 => Sizing::FractionOfEquity(0.05 + 0.95 * rng.next_f64()),
+            1 => Sizing::FixedUnits(1.0 + 20.0 * rng.next_f64()),
+            _ => Sizing::FixedNotional(500.0 + 5_000.0 * rng.next_f64()),
         },
         lots: match pick(rng, 3) {
             0 => Lots::Whole,
@@ -36,7 +38,7 @@ fn random_config(rng: &mut Rng) -> ExecutionConfig {
         },
         allow_shorts: pick(rng, 2) == 0,
         filters: Filters {
-            confidence_threshold: 0.6 * rng.uniform(),
+            confidence_threshold: 0.6 * rng.next_f64(),
             min_bars_between_trades: pick(rng, 4) as u32,
             min_time_between_trades_ms: (pick(rng, 4) * 3_600_000) as i64,
             reverse_on_opposite: pick(rng, 2) == 0,
@@ -50,7 +52,7 @@ fn random_config(rng: &mut Rng) -> ExecutionConfig {
     }
 }
 
-fn inputs(case: u64, rng: &mut Rng) -> (GeneratedBars, Vec<Probabilities>) {
+fn inputs(case: u64, rng: &mut SplitMix64) -> (Bars, Vec<Probabilities>) {
     let spec = BarSpec {
         bars: 20 + (rng.next_u64() % 300) as usize,
         weekdays_only: rng.next_u64().is_multiple_of(2),
@@ -58,8 +60,8 @@ fn inputs(case: u64, rng: &mut Rng) -> (GeneratedBars, Vec<Probabilities>) {
         seed: case,
         ..BarSpec::default()
     };
-    let bars = testkit::bars(&spec);
-    let probabilities = testkit::probabilities(bars.len(), 0.15, (case % 5) as usize, case);
+    let bars = common::bars(&spec);
+    let probabilities = common::probabilities(bars.len(), 0.15, (case % 5) as usize, case);
     (bars, probabilities)
 }
 
@@ -96,26 +98,26 @@ fn known_at(result: &BacktestResult, t: usize) -> String {
 #[test]
 fn changing_any_bar_after_t_changes_nothing_at_or_before_t() {
     for case in 0..CASES {
-        let mut rng = Rng::new(case);
+        let mut rng = SplitMix64::new(case);
         let config = random_config(&mut rng);
         let (bars, probabilities) = inputs(case, &mut rng);
         let n = bars.len();
-        let base = run(bars.view(), &probabilities, &config).unwrap();
+        let base = run(common::view(&bars), &probabilities, &config).unwrap();
         let t = (rng.next_u64() % (n as u64 - 1)) as usize;
 
         let mut later = bars.clone();
         let mut later_probabilities = probabilities.clone();
-        let fresh = testkit::probabilities(n, 0.5, 0, case + 1_000);
+        let fresh = common::probabilities(n, 0.5, 0, case + 1_000);
         for i in t + 1..n {
-            let factor = 0.5 + rng.uniform();
+            let factor = 0.5 + rng.next_f64();
             later.open[i] *= factor;
             later.high[i] *= factor * 1.01;
             later.low[i] *= factor * 0.99;
-            later.close[i] *= 0.5 + rng.uniform();
+            later.close[i] *= 0.5 + rng.next_f64();
             later.volume[i] += 1.0;
         }
         later_probabilities[t + 1..].copy_from_slice(&fresh[t + 1..]);
-        let changed = run(later.view(), &later_probabilities, &config).unwrap();
+        let changed = run(common::view(&later), &later_probabilities, &config).unwrap();
         assert_eq!(
             known_at(&base, t),
             known_at(&changed, t),
@@ -124,7 +126,7 @@ fn changing_any_bar_after_t_changes_nothing_at_or_before_t() {
 
         // The same holds when the later bars do not exist at all (bar t + 1 is the last).
         let end = t + 2;
-        let prefix = GeneratedBars {
+        let prefix = Bars {
             timestamp_ms: bars.timestamp_ms[..end].to_vec(),
             open: bars.open[..end].to_vec(),
             high: bars.high[..end].to_vec(),
@@ -132,7 +134,7 @@ fn changing_any_bar_after_t_changes_nothing_at_or_before_t() {
             close: bars.close[..end].to_vec(),
             volume: bars.volume[..end].to_vec(),
         };
-        let truncated = run(prefix.view(), &probabilities[..end], &config).unwrap();
+        let truncated = run(common::view(&prefix), &probabilities[..end], &config).unwrap();
         assert_eq!(
             known_at(&base, t),
             known_at(&truncated, t),
@@ -145,11 +147,12 @@ fn changing_any_bar_after_t_changes_nothing_at_or_before_t() {
 #[test]
 fn the_same_inputs_give_the_very_same_result() {
     for case in 0..CASES / 4 {
-        let mut rng = Rng::new(case);
+        let mut rng = SplitMix64::new(case);
         let config = random_config(&mut rng);
         let (bars, probabilities) = inputs(case, &mut rng);
-        let first = run(bars.view(), &probabilities, &config).unwrap();
-        let second = run(bars.clone().view(), &probabilities.clone(), &config.clone()).unwrap();
+        let first = run(common::view(&bars), &probabilities, &config).unwrap();
+        let copy = bars.clone();
+        let second = run(common::view(&copy), &probabilities.clone(), &config.clone()).unwrap();
         assert_eq!(fingerprint(&first), fingerprint(&second), "case {case}");
         assert_eq!(first.equity.len(), bars.len());
     }

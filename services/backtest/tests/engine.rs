@@ -3,7 +3,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test helpers outside #[test] functions
 
-use ktrdr_backtest::testkit::{self, BarSpec, GeneratedBars};
+mod common;
+
+use common::{BarSpec, Bars, Timeframe};
 use ktrdr_backtest::{
     Annualization, BacktestResult, Costs, Decision, ExecutionConfig, ExitReason, Fill, Filters,
     Lots, Probabilities, ReturnPeriod, Side, Sizing, run,
@@ -15,8 +17,8 @@ const DAY: i64 = 24 * HOUR;
 const START: i64 = 1_704_067_200_000;
 
 /// Hourly bars from (open, close) pairs; high/low just around them.
-fn bars(prices: &[(f64, f64)]) -> GeneratedBars {
-    GeneratedBars {
+fn bars(prices: &[(f64, f64)]) -> Bars {
+    Bars {
         timestamp_ms: (0..prices.len() as i64).map(|i| START + i * HOUR).collect(),
         open: prices.iter().map(|p| p.0).collect(),
         high: prices.iter().map(|p| p.0.max(p.1) + 1.0).collect(),
@@ -61,7 +63,7 @@ fn flat_prices(n: usize) -> Vec<(f64, f64)> {
 
 fn backtest(prices: &[(f64, f64)], pattern: &str, config: &ExecutionConfig) -> BacktestResult {
     let b = bars(prices);
-    run(b.view(), &signals(pattern), config).expect("valid inputs")
+    run(common::view(&b), &signals(pattern), config).expect("valid inputs")
 }
 
 fn close_to(a: f64, b: f64) -> bool {
@@ -373,21 +375,21 @@ fn invalid_settings_and_bars_name_their_field() {
     let p = signals("HHHH");
     let mut config = ExecutionConfig::default();
     config.costs.commission_rate = -0.01;
-    let err = run(b.view(), &p, &config).unwrap_err();
+    let err = run(common::view(&b), &p, &config).unwrap_err();
     assert_eq!(err.field, "costs.commission_rate");
     let config = ExecutionConfig {
         sizing: Sizing::FractionOfEquity(1.5),
         ..ExecutionConfig::default()
     };
     assert_eq!(
-        run(b.view(), &p, &config).unwrap_err().field,
+        run(common::view(&b), &p, &config).unwrap_err().field,
         "sizing.fraction"
     );
-    let err = run(b.view(), &p[..3], &ExecutionConfig::default()).unwrap_err();
+    let err = run(common::view(&b), &p[..3], &ExecutionConfig::default()).unwrap_err();
     assert_eq!(err.field, "probabilities");
     let mut unordered = b.clone();
     unordered.timestamp_ms[2] = unordered.timestamp_ms[1];
-    let err = run(unordered.view(), &p, &ExecutionConfig::default()).unwrap_err();
+    let err = run(common::view(&unordered), &p, &ExecutionConfig::default()).unwrap_err();
     assert_eq!(err.field, "timestamp_ms");
 }
 
@@ -409,19 +411,22 @@ fn the_defaults_are_the_original_ktrdrs() {
 }
 
 fn annualized(spec: BarSpec, mode: Annualization) -> ktrdr_backtest::Annualized {
-    let b = testkit::bars(&spec);
-    let p = testkit::probabilities(b.len(), 0.05, 1, spec.seed);
+    let b = common::bars(&spec);
+    let p = common::probabilities(b.len(), 0.05, 1, spec.seed);
     let config = ExecutionConfig {
         annualization: mode,
         ..ExecutionConfig::default()
     };
-    run(b.view(), &p, &config).unwrap().metrics.annualization
+    run(common::view(&b), &p, &config)
+        .unwrap()
+        .metrics
+        .annualization
 }
 
 #[test]
 fn the_calendar_and_bar_size_choose_the_annualisation() {
     let weekdays_daily = BarSpec {
-        step_ms: DAY,
+        timeframe: Timeframe::D1,
         weekdays_only: true,
         bars: 600,
         ..BarSpec::default()
@@ -436,7 +441,7 @@ fn the_calendar_and_bar_size_choose_the_annualisation() {
     assert!(a.weekend_share > 0.6 * 2.0 / 7.0);
 
     let weekly = BarSpec {
-        step_ms: 7 * DAY,
+        timeframe: Timeframe::W1,
         bars: 200,
         ..BarSpec::default()
     };
@@ -457,7 +462,7 @@ fn the_calendar_and_bar_size_choose_the_annualisation() {
 
     let per_bar = annualized(
         BarSpec {
-            step_ms: 15 * 60_000,
+            timeframe: Timeframe::M15,
             ..BarSpec::default()
         },
         Annualization::per_bar(252.0, 26.0),
@@ -470,16 +475,16 @@ fn the_calendar_and_bar_size_choose_the_annualisation() {
 
 #[test]
 fn per_bar_annualisation_compounds_the_geometric_mean_bar_return() {
-    let b = testkit::bars(&BarSpec {
+    let b = common::bars(&BarSpec {
         bars: 300,
         ..BarSpec::default()
     });
-    let p = testkit::probabilities(b.len(), 0.05, 1, 3);
+    let p = common::probabilities(b.len(), 0.05, 1, 3);
     let config = ExecutionConfig {
         annualization: Annualization::PerBar(8760.0),
         ..ExecutionConfig::default()
     };
-    let r = run(b.view(), &p, &config).unwrap();
+    let r = run(common::view(&b), &p, &config).unwrap();
     let returns: Vec<f64> = r.equity.windows(2).map(|w| w[1] / w[0] - 1.0).collect();
     let g =
         (returns.iter().map(|x| (1.0 + x).ln()).sum::<f64>() / returns.len() as f64).exp() - 1.0;
