@@ -1,7 +1,7 @@
 //! A borrowed view of OHLCV bar columns plus the per-bar class probabilities the engine reads.
 //!
-//! The engine owns no bar type: callers hand it slices of the columns they already hold (the
-//! strategy pipeline's `Bars`, an Arrow batch, a proto's `BarColumns`). Timestamps are each
+//! The engine owns no bar type: callers hand it slices of the columns they already hold
+//! (`ktrdr_market::Bars` through `From`, an Arrow batch, a proto's columns). Timestamps are each
 //! bar's open time in UTC epoch milliseconds and must strictly increase.
 
 use crate::error::InvalidInput;
@@ -27,6 +27,19 @@ pub const BUY: usize = 0;
 pub const HOLD: usize = 1;
 /// Index of SELL in a [`Probabilities`] row.
 pub const SELL: usize = 2;
+
+impl<'a> From<&'a ktrdr_market::Bars> for BarsView<'a> {
+    fn from(bars: &'a ktrdr_market::Bars) -> Self {
+        Self {
+            timestamp_ms: &bars.timestamp_ms,
+            open: &bars.open,
+            high: &bars.high,
+            low: &bars.low,
+            close: &bars.close,
+            volume: &bars.volume,
+        }
+    }
+}
 
 impl BarsView<'_> {
     /// Number of bars.

@@ -5,12 +5,10 @@
 
 use std::ops::Range;
 
+use ktrdr_market::{DAY_MS, HOUR_MS, MINUTE_MS};
 use serde::Serialize;
 
-pub(crate) const SECOND_MS: i64 = 1_000;
-pub(crate) const MINUTE_MS: i64 = 60 * SECOND_MS;
-pub(crate) const HOUR_MS: i64 = 60 * MINUTE_MS;
-pub(crate) const DAY_MS: i64 = 24 * HOUR_MS;
+const SECOND_MS: i64 = 1_000;
 /// 1970-01-01 was a Thursday; the first Monday is 4 days later.
 const FIRST_MONDAY_DAY: i64 = 4;
 const NS_PER_MS: i128 = 1_000_000;

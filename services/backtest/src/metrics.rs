@@ -10,8 +10,10 @@
 use serde::Serialize;
 
 use crate::bars::BarsView;
+use ktrdr_market::DAY_MS;
+
 use crate::calendar::{
-    DAY_MS, ReturnPeriod, ceil_duration_ms, data_period_ns, day_runs, group_of_day, resolution_ns,
+    ReturnPeriod, ceil_duration_ms, data_period_ns, day_runs, group_of_day, resolution_ns,
     weekend_share,
 };
 use crate::config::{Annualization, ExecutionConfig};

@@ -6,23 +6,15 @@
 #![allow(dead_code)] // each includer uses a part
 
 use ktrdr_backtest::{BacktestResult, BarsView, ExecutionConfig, Lots, Probabilities, Sizing};
+use ktrdr_market::DAY_MS;
+pub use ktrdr_market::{Bars, Timeframe};
 pub use ktrdr_strategy::synthetic::SplitMix64;
 use ktrdr_strategy::synthetic::{PathSpec, generate};
-pub use ktrdr_strategy::{Bars, Timeframe};
 use serde_json::{Value, json};
-
-const DAY_MS: i64 = 86_400_000;
 
 /// The engine's view of owned bars.
 pub fn view(bars: &Bars) -> BarsView<'_> {
-    BarsView {
-        timestamp_ms: &bars.timestamp_ms,
-        open: &bars.open,
-        high: &bars.high,
-        low: &bars.low,
-        close: &bars.close,
-        volume: &bars.volume,
-    }
+    BarsView::from(bars)
 }
 
 /// The shape of generated bars.
