@@ -18,39 +18,46 @@ use std::time::Instant;
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{BarSpec, Bars};
+use common::BarSpec;
 use ktrdr_backtest::{Costs, ExecutionConfig, Filters, Sizing, metrics, run, simulate};
 
 const BARS: usize = 1_000_000;
 const REFERENCE_BARS: usize = 20_000;
 
-/// Best wall time of `repeats` calls of `f`, in seconds.
-fn best_of<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, T) {
+/// This thread's CPU time in seconds (Linux; None elsewhere): unlike wall time, it does not
+/// count the time other processes of a shared machine hold the core.
+fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    let fields: Vec<&str> = stat.rsplit(')').next()?.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
+}
+
+/// Best wall time of `repeats` calls of `f` and their mean CPU time, in seconds.
+fn best_of<T>(repeats: usize, mut f: impl FnMut() -> T) -> (f64, Option<f64>, T) {
     let mut best = f64::INFINITY;
     let mut last = None;
+    let cpu_before = thread_cpu_seconds();
     for _ in 0..repeats {
         let started = Instant::now();
         let out = std::hint::black_box(f());
         best = best.min(started.elapsed().as_secs_f64());
         last = Some(out);
     }
-    (best, last.expect("at least one repeat"))
+    let cpu = thread_cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| (after - before) / repeats as f64);
+    (best, cpu, last.expect("at least one repeat"))
 }
 
-/// Best wall time of a whole `run` (simulation and metrics), and the trade count.
-fn time_engine(bars: &Bars, config: &ExecutionConfig, repeats: usize) -> (f64, usize) {
-    let probabilities = common::probabilities(bars.len(), 0.05, 1, 7);
-    let (seconds, result) = best_of(repeats, || {
-        run(common::view(&bars), &probabilities, config).unwrap()
+fn row(what: &str, bars: usize, trades: usize, wall: f64, cpu: Option<f64>) {
+    let per_cpu = cpu.map_or("–".to_owned(), |c| {
+        format!("{:.1}", bars as f64 / c / 1e6)
     });
-    (seconds, result.trades.len())
-}
-
-fn row(what: &str, bars: usize, trades: usize, seconds: f64) {
     println!(
-        "| {what} | {bars} | {trades} | {:.2} | {:.1} |",
-        seconds * 1e3,
-        bars as f64 / seconds / 1e6
+        "| {what} | {bars} | {trades} | {:.2} | {:.1} | {per_cpu} |",
+        wall * 1e3,
+        bars as f64 / wall / 1e6
     );
 }
 
@@ -61,31 +68,46 @@ fn main() {
         ..BarSpec::default()
     };
     let bars = common::bars(&spec);
+    let view = common::view(&bars);
     let default = ExecutionConfig::default();
-    let (seconds, trades) = time_engine(&bars, &default, 10);
     let probabilities = common::probabilities(bars.len(), 0.05, 1, 7);
-    let (simulate_seconds, simulation) = best_of(10, || {
-        simulate(common::view(&bars), &probabilities, &default).unwrap()
-    });
-    let (metrics_seconds, _) = best_of(10, || {
-        metrics::compute(common::view(&bars), &simulation, &default).unwrap()
+    let (wall, cpu, result) = best_of(10, || run(view, &probabilities, &default).unwrap());
+    let trades = result.trades.len();
+    let (simulate_wall, simulate_cpu, simulation) =
+        best_of(10, || simulate(view, &probabilities, &default).unwrap());
+    let (metrics_wall, metrics_cpu, _) = best_of(10, || {
+        metrics::compute(view, &simulation, &default).unwrap()
     });
 
     println!("## Backtest engine (release, one core, generated hourly bars)");
     println!();
-    println!("Simulation and every metric over precomputed class probabilities (no inference);");
-    println!("best of 10 runs (the machine is shared).");
+    println!("Simulation and every metric over precomputed class probabilities (no inference).");
+    println!("Wall time is the best of 10 runs; the CPU-time rate (mean of the same runs) leaves");
+    println!("out the time other processes held the core on a shared machine.");
     println!();
-    println!("| run | bars | trades | ms | M bars/s |");
-    println!("|---|---:|---:|---:|---:|");
+    println!("| run | bars | trades | ms (wall) | M bars/s (wall) | M bars/s (CPU time) |");
+    println!("|---|---:|---:|---:|---:|---:|");
     row(
-        "engine, default settings (the original's filters and costs)",
+        "engine (`run`), default settings: the original's filters and costs",
         BARS,
         trades,
-        seconds,
+        wall,
+        cpu,
     );
-    row("… of which the simulation", BARS, trades, simulate_seconds);
-    row("… of which the metrics", BARS, trades, metrics_seconds);
+    row(
+        "… `simulate` alone",
+        BARS,
+        trades,
+        simulate_wall,
+        simulate_cpu,
+    );
+    row(
+        "… `metrics::compute` alone",
+        BARS,
+        trades,
+        metrics_wall,
+        metrics_cpu,
+    );
 
     // backtesting.py on a slice: the parity settings (commission only, its rules mirrored).
     let slice = common::bars(&BarSpec {
@@ -106,15 +128,19 @@ fn main() {
         },
         ..ExecutionConfig::default()
     };
-    let (engine_seconds, engine_trades) = time_engine(&slice, &parity, 20);
+    let slice_probabilities = common::probabilities(slice.len(), 0.05, 1, 7);
+    let (engine_seconds, engine_cpu, engine_result) = best_of(20, || {
+        run(common::view(&slice), &slice_probabilities, &parity).unwrap()
+    });
+    let engine_trades = engine_result.trades.len();
     row(
         "engine, backtesting.py's conventions",
         REFERENCE_BARS,
         engine_trades,
         engine_seconds,
+        engine_cpu,
     );
-    let probabilities = common::probabilities(slice.len(), 0.05, 1, 7);
-    let document = common::parity_document("bench", &slice, &probabilities, &parity, None);
+    let document = common::parity_document("bench", &slice, &slice_probabilities, &parity, None);
     let file =
         std::env::temp_dir().join(format!("ktrdr-backtest-bench-{}.json", std::process::id()));
     std::fs::write(&file, serde_json::to_vec(&document).unwrap()).unwrap();
@@ -138,7 +164,7 @@ fn main() {
     match reference {
         Some((bt_seconds, bt_trades)) => {
             println!(
-                "| backtesting.py 0.6.6, same bars, signals and rules | {REFERENCE_BARS} | {bt_trades} | {:.0} | {:.4} |",
+                "| backtesting.py 0.6.6, same bars, signals and rules | {REFERENCE_BARS} | {bt_trades} | {:.0} | {:.4} | – |",
                 bt_seconds * 1e3,
                 REFERENCE_BARS as f64 / bt_seconds / 1e6
             );

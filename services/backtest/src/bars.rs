@@ -55,6 +55,12 @@ impl BarsView<'_> {
     /// Checks what the simulation relies on: at least two bars, equal column lengths, strictly
     /// increasing timestamps, finite positive open and close prices.
     pub fn validate(&self) -> Result<(), InvalidInput> {
+        self.check_shape()?;
+        self.check_values()
+    }
+
+    /// At least two bars and equal column lengths.
+    pub(crate) fn check_shape(&self) -> Result<(), InvalidInput> {
         let n = self.len();
         if n < 2 {
             return Err(InvalidInput::new(
@@ -76,7 +82,20 @@ impl BarsView<'_> {
                 ));
             }
         }
-        if let Some(i) = self.timestamp_ms.windows(2).position(|w| w[1] <= w[0]) {
+        Ok(())
+    }
+
+    /// Strictly increasing timestamps, finite positive open and close prices.
+    fn check_values(&self) -> Result<(), InvalidInput> {
+        // Branch-free scans first (they vectorise); positions only to word an error.
+        let ts = self.timestamp_ms;
+        let increasing = ts[1..].iter().zip(ts).fold(true, |ok, (b, a)| ok & (a < b));
+        if !increasing {
+            let i = self
+                .timestamp_ms
+                .windows(2)
+                .position(|w| w[1] <= w[0])
+                .unwrap_or_default();
             return Err(InvalidInput::new(
                 "timestamp_ms",
                 format!(
@@ -87,8 +106,12 @@ impl BarsView<'_> {
                 ),
             ));
         }
+        let priced = |p: f64| (p > 0.0) & (p < f64::INFINITY);
         for (name, column) in [("open", self.open), ("close", self.close)] {
-            if let Some(i) = column.iter().position(|p| !(p.is_finite() && *p > 0.0)) {
+            if column.iter().fold(true, |ok, &p| ok & priced(p)) {
+                continue;
+            }
+            if let Some(i) = column.iter().position(|&p| !priced(p)) {
                 return Err(InvalidInput::new(
                     name,
                     format!(

@@ -169,7 +169,7 @@ pub fn simulate(
     config: &ExecutionConfig,
 ) -> Result<Simulation, InvalidInput> {
     config.validate()?;
-    bars.validate()?;
+    bars.check_shape()?;
     if probabilities.len() != bars.len() {
         return Err(InvalidInput::new(
             "probabilities",
@@ -180,14 +180,22 @@ pub fn simulate(
             ),
         ));
     }
-    Ok(run_loop(bars, probabilities, config))
+    let (simulation, values_checked) = run_loop(bars, probabilities, config);
+    if !values_checked {
+        // The loop saw a bad value (or stopped early): the full check names it.
+        bars.validate()?;
+    }
+    Ok(simulation)
 }
 
+/// The bar loop; also checks, without a pass of its own, that every timestamp increases and
+/// every open and close is finite and positive (false when one is not or the loop stopped
+/// early).
 fn run_loop(
     bars: BarsView<'_>,
     probabilities: &[Probabilities],
     config: &ExecutionConfig,
-) -> Simulation {
+) -> (Simulation, bool) {
     let n = bars.len();
     let mut engine = Engine {
         bars,
@@ -203,16 +211,24 @@ fn run_loop(
     let mut decisions = vec![Decision::NotEvaluated; n];
     let mut pending: Option<(Decision, usize)> = None;
     let same_close = config.fill == Fill::SameCloseOptimistic;
+    let mut valid = true;
+    let mut complete = true;
+    let priced = |p: f64| (p > 0.0) & (p < f64::INFINITY);
     for i in 0..n {
-        if let Some((order, signal_bar)) = pending.take() {
-            engine.execute(order, signal_bar, i, bars.open[i]);
+        let (open, close) = (bars.open[i], bars.close[i]);
+        valid &= priced(open) & priced(close);
+        if i > 0 {
+            valid &= bars.timestamp_ms[i] > bars.timestamp_ms[i - 1];
         }
-        let close = bars.close[i];
+        if let Some((order, signal_bar)) = pending.take() {
+            engine.execute(order, signal_bar, i, open);
+        }
         let mut value = engine.mark(close);
         if value <= 0.0 {
             // backtesting.py: a non-positive equity liquidates at the close and stops trading.
             engine.close_position(i, close, ExitReason::OutOfMoney);
             engine.cash = 0.0;
+            complete = false;
             break;
         }
         let decision = engine.decide(i, &probabilities[i]);
@@ -234,13 +250,14 @@ fn run_loop(
         }
         equity[i] = value;
     }
-    Simulation {
+    let simulation = Simulation {
         trades: engine.trades,
         equity,
         decisions,
         signals: engine.signals,
         traded_notional: engine.traded_notional,
-    }
+    };
+    (simulation, valid && complete)
 }
 
 impl Engine<'_> {

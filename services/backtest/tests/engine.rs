@@ -387,6 +387,10 @@ fn invalid_settings_and_bars_name_their_field() {
     );
     let err = run(common::view(&b), &p[..3], &ExecutionConfig::default()).unwrap_err();
     assert_eq!(err.field, "probabilities");
+    let mut unpriced = b.clone();
+    unpriced.close[2] = f64::NAN;
+    let err = run(common::view(&unpriced), &p, &ExecutionConfig::default()).unwrap_err();
+    assert_eq!(err.field, "close");
     let mut unordered = b.clone();
     unordered.timestamp_ms[2] = unordered.timestamp_ms[1];
     let err = run(common::view(&unordered), &p, &ExecutionConfig::default()).unwrap_err();
