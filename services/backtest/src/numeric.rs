@@ -70,17 +70,11 @@ pub(crate) fn geometric_mean(returns: &[f64]) -> f64 {
 /// Python's `a // b` for floats (CPython's `float_floor_div`): exact where `(a / b).floor()`
 /// can round up across an integer.
 pub(crate) fn py_floordiv(a: f64, b: f64) -> f64 {
-    let mut modulo = a % b;
+    let modulo = a % b;
     let mut div = (a - modulo) / b;
-    if modulo != 0.0 {
-        if (b < 0.0) != (modulo < 0.0) {
-            modulo += b;
-            div -= 1.0;
-        }
-    } else {
-        modulo = 0.0f64.copysign(b);
+    if modulo != 0.0 && (b < 0.0) != (modulo < 0.0) {
+        div -= 1.0;
     }
-    let _ = modulo;
     if div != 0.0 {
         let mut floor = div.floor();
         if div - floor > 0.5 {
