@@ -6,12 +6,12 @@ Usage: backtest_parity.py DIR, where DIR holds the JSON files written by
 probabilities, the settings, and the engine's trades, equity curve and metrics.
 
 For each scenario a backtesting.py Strategy applies the same decision rules to the same
-probabilities, written here independently of the engine: the most probable class (first
+probabilities, written here independently of the engine (and counts what each rule dropped): the most probable class (first
 maximum), a confidence threshold, a minimum number of bars and of time since the last
 executed decision, long-only or shorts, close-only or reversal on an opposite signal. It runs
 with next-open fills (trade_on_close=False), commission only, finalize_trades=True. The trade
 list, the equity curve bar by bar and every metric backtesting.py reports must equal the
-engine's to 1e-9 (absolute below 1, relative above). Exits non-zero on any mismatch; the last
+engine's to 1e-9 (absolute below 1, relative above), and the signal counts exactly. Exits non-zero on any mismatch; the last
 line reads `backtest parity: N passed, M failed`.
 
 `backtest_parity.py --time FILE` runs one scenario (no engine output needed) and prints
@@ -31,6 +31,20 @@ from backtesting import Backtest, Strategy
 from backtesting.lib import FractionalBacktest
 
 TOLERANCE = 1e-9
+# What the engine's SignalCounts hold, counted here by the mirror strategy.
+SIGNAL_COUNTS = (
+    "bars_with_prediction",
+    "raw_buy",
+    "raw_sell",
+    "raw_hold",
+    "dropped_low_confidence",
+    "dropped_too_soon",
+    "dropped_already_positioned",
+    "dropped_shorts_disabled",
+    "dropped_last_bar",
+    "dropped_unaffordable",
+    "executed",
+)
 # The largest scaled difference seen among values that matched, for the report.
 deviation = 0.0
 
@@ -68,6 +82,7 @@ def mirror_strategy(config, timestamps_ms, probabilities):
             self.last = None  # (decision bar, its timestamp) of the last executed order
             self.pending = None
             self.before = None
+            self.counts = dict.fromkeys(SIGNAL_COUNTS, 0)
 
         def enter(self, side):
             if side > 0:
@@ -75,36 +90,46 @@ def mirror_strategy(config, timestamps_ms, probabilities):
             else:
                 self.sell(size=size)
 
+        def drop(self, reason):
+            self.counts[reason] += 1
+
         def next(self):
             i = len(self.data) - 1
             if self.pending is not None:
                 if (len(self.closed_trades), len(self.trades)) != self.before:
                     self.last = (self.pending, timestamps_ms[self.pending])
+                    self.counts["executed"] += 1
+                else:
+                    self.counts["dropped_unaffordable"] += 1
                 self.pending = None
-            if i == n - 1:
-                return  # no later open to fill at
             p = probabilities[i]
             if np.isnan(p).any():
                 return
+            self.counts["bars_with_prediction"] += 1
             cls = int(np.argmax(p))
-            if cls == 1 or float(p[cls]) < config["threshold"]:
+            self.counts[("raw_buy", "raw_hold", "raw_sell")[cls]] += 1
+            if cls == 1:
                 return
+            if float(p[cls]) < config["threshold"]:
+                return self.drop("dropped_low_confidence")
             if self.last is not None and (
                 i - self.last[0] < config["min_bars"]
                 or timestamps_ms[i] - self.last[1] < config["min_time_ms"]
             ):
-                return
+                return self.drop("dropped_too_soon")
             want = 1 if cls == 0 else -1
             held = int(np.sign(self.position.size))
             if held == want:
-                return
+                return self.drop("dropped_already_positioned")
+            if held == 0 and want < 0 and not config["allow_shorts"]:
+                return self.drop("dropped_shorts_disabled")
+            if i == n - 1:
+                return self.drop("dropped_last_bar")  # no later open to fill at
             self.before = (len(self.closed_trades), len(self.trades))
             if held != 0:
                 self.position.close()
                 if config["reverse"] and (want > 0 or config["allow_shorts"]):
                     self.enter(want)
-            elif want < 0 and not config["allow_shorts"]:
-                return
             else:
                 self.enter(want)
             self.pending = i
@@ -186,6 +211,10 @@ def compare(doc, stats):
             if not close(float(a), b):
                 problems.append(f"equity at bar {i}: backtesting.py {a!r}, engine {b!r}")
                 break
+    counts = stats["_strategy"].counts
+    for name in SIGNAL_COUNTS:
+        if counts[name] != engine["signals"][name]:
+            problems.append(f"signals {name}: mirror {counts[name]}, engine {engine['signals'][name]}")
     for name, value in engine["metrics"].items():
         if name not in stats.index:
             if name == "Commissions [$]" and value == 0:
@@ -227,7 +256,7 @@ def main():
             passed += 1
             print(
                 f"ok   {doc['name']}: {len(doc['engine']['equity'])} bars, {trades} trades, "
-                f"{len(doc['engine']['metrics'])} metrics, largest difference {deviation:.1e}"
+                f"{len(doc['engine']['metrics'])} metrics and the signal counts, largest difference {deviation:.1e}"
             )
     print(f"backtest parity: {passed} passed, {failed} failed")
     sys.exit(1 if failed else 0)
