@@ -27,8 +27,15 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from backtesting import Backtest, Strategy
-from backtesting.lib import FractionalBacktest
+
+try:
+    import backtesting
+    from backtesting import Backtest, Strategy
+    from backtesting.lib import FractionalBacktest
+except ImportError:
+    sys.exit("backtesting.py is missing: pip install backtesting==0.6.6 (.ci/run installs it)")
+if backtesting.__version__ != "0.6.6":
+    sys.exit(f"backtesting.py {backtesting.__version__} found; the parity check needs 0.6.6")
 
 TOLERANCE = 1e-9
 # What the engine's SignalCounts hold, counted here by the mirror strategy.
