@@ -7,8 +7,8 @@
 //!   rules for a slice it finishes in seconds, against the engine on that same slice, as a
 //!   ratio of bars per second.
 //!
-//! Wall clock, best of 10 runs for the engine, one for backtesting.py; expect ±15 % between
-//! runs on a shared VM.
+//! Wall clock, best of 10 runs (200 on the slice) for the engine, one for backtesting.py;
+//! expect ±15 % between runs on a shared VM.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark program, not library code
 
@@ -129,7 +129,7 @@ fn main() {
         ..ExecutionConfig::default()
     };
     let slice_probabilities = common::probabilities(slice.len(), 0.05, 1, 7);
-    let (engine_seconds, engine_cpu, engine_result) = best_of(20, || {
+    let (engine_seconds, engine_cpu, engine_result) = best_of(200, || {
         run(common::view(&slice), &slice_probabilities, &parity).unwrap()
     });
     let engine_trades = engine_result.trades.len();

@@ -97,13 +97,14 @@ pub(crate) fn day_runs(timestamps_ms: &[i64]) -> impl Iterator<Item = (i64, Rang
     })
 }
 
-/// Share of bars dated Saturday or Sunday.
-pub(crate) fn weekend_share(timestamps_ms: &[i64]) -> f64 {
-    let weekend: usize = day_runs(timestamps_ms)
+/// Share of bars dated Saturday or Sunday, from the [`day_runs`] of `bars` bars.
+pub(crate) fn weekend_share(days: &[(i64, Range<usize>)], bars: usize) -> f64 {
+    let weekend: usize = days
+        .iter()
         .filter(|(day, _)| day_of_week(*day) >= 5)
-        .map(|(_, bars)| bars.len())
+        .map(|(_, run)| run.len())
         .sum();
-    weekend as f64 / timestamps_ms.len() as f64
+    weekend as f64 / bars as f64
 }
 
 /// (year, month) of a day number (Howard Hinnant's civil-from-days).
@@ -177,7 +178,8 @@ mod tests {
         assert_eq!(year_month(sunday), (2024, 3));
         assert_eq!(year_month(sunday - 3), (2024, 2)); // 2024-02-29
         assert_eq!(year_month(0), (1970, 1));
-        assert_eq!(weekend_share(&[sunday_ms, sunday_ms + DAY_MS]), 0.5);
+        let two: Vec<_> = day_runs(&[sunday_ms, sunday_ms + DAY_MS]).collect();
+        assert_eq!(weekend_share(&two, 2), 0.5);
         let runs: Vec<_> = day_runs(&[0, 1, DAY_MS - 1, DAY_MS, 3 * DAY_MS]).collect();
         assert_eq!(runs, [(0, 0..3), (1, 3..4), (3, 4..5)]);
     }

@@ -10,6 +10,8 @@
 use serde::Serialize;
 
 use crate::bars::BarsView;
+use std::ops::Range;
+
 use ktrdr_market::DAY_MS;
 
 use crate::calendar::{
@@ -173,9 +175,13 @@ fn ratio_or_nan(x: f64, y: f64) -> f64 {
 }
 
 /// Chooses the return period and periods per year.
-fn annualization(timestamps_ms: &[i64], mode: Annualization) -> Annualized {
+fn annualization(
+    timestamps_ms: &[i64],
+    days: &[(i64, Range<usize>)],
+    mode: Annualization,
+) -> Annualized {
     let period_ns = data_period_ns(timestamps_ms);
-    let share = weekend_share(timestamps_ms);
+    let share = weekend_share(days, timestamps_ms.len());
     let freq_days = period_ns.div_euclid(DAY_MS as i128 * 1_000_000);
     let (returns, periods_per_year) = match mode {
         Annualization::PerBar(p) => (ReturnPeriod::Bar, p),
@@ -203,7 +209,7 @@ fn annualization(timestamps_ms: &[i64], mode: Annualization) -> Annualized {
 
 /// Simple returns of the last equity of each period (pandas' `resample().last().dropna()
 /// .pct_change().dropna()`).
-fn period_returns(timestamps_ms: &[i64], equity: &[f64], period: ReturnPeriod) -> Vec<f64> {
+fn period_returns(days: &[(i64, Range<usize>)], equity: &[f64], period: ReturnPeriod) -> Vec<f64> {
     let mut returns = Vec::new();
     let mut push = |previous: f64, current: f64| {
         let r = current / previous - 1.0;
@@ -220,8 +226,8 @@ fn period_returns(timestamps_ms: &[i64], equity: &[f64], period: ReturnPeriod) -
     // The last equity of each group, pushed as a return once the next group starts.
     let mut previous_last: Option<f64> = None;
     let mut current: Option<(i64, f64)> = None;
-    for (day, bars) in day_runs(timestamps_ms) {
-        let group = group_of_day(period, day);
+    for (day, bars) in days {
+        let group = group_of_day(period, *day);
         let last = equity[bars.end - 1];
         if let Some((g, value)) = current
             && g != group
@@ -412,8 +418,9 @@ pub(crate) fn compute_valid(
     let return_pct = (equity[n - 1] - equity[0]) / equity[0] * 100.0;
     let buy_hold_return_pct = (close[n - 1] - close[0]) / close[0] * 100.0;
 
-    let annualized = annualization(ts, config.annualization);
-    let returns = period_returns(ts, equity, annualized.returns);
+    let days: Vec<(i64, Range<usize>)> = day_runs(ts).collect();
+    let annualized = annualization(ts, &days, config.annualization);
+    let returns = period_returns(&days, equity, annualized.returns);
     let periods = annualized.periods_per_year;
     let g = geometric_mean(&returns);
     let annual_return = (1.0 + g).powf(periods) - 1.0;
