@@ -34,6 +34,8 @@ test: build ## every test: unit, cross-service (real binaries on loopback), grpc
 	$(CARGO) build --workspace --examples
 	BIN_DIR=$(TARGET_DIR)/debug python3 services/ib-sim/tests/python_clients.py
 	$(TARGET_DIR)/debug/examples/indicator_dump | python3 scripts/talib_parity.py
+	$(TARGET_DIR)/debug/examples/backtest_parity $(TARGET_DIR)/backtest-parity >/dev/null
+	python3 scripts/backtest_parity.py $(TARGET_DIR)/backtest-parity
 	BIN_DIR=$(TARGET_DIR)/debug scripts/k8s-check.sh
 
 k8s-check: build ## render every k8s overlay, validate it offline, check ports/probes/variables against the binaries
