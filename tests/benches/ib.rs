@@ -11,57 +11,13 @@ use std::time::{Duration, Instant};
 use ktrdr_proto::common::v1::{TimeRange, bar_batch};
 use ktrdr_proto::ib::v1::{
     self as ib, fetch_bars_response::Event, ib_host_service_client::IbHostServiceClient,
-    ib_sim_service_client::IbSimServiceClient,
 };
-use ktrdr_system_tests::ServiceProcess;
+use ktrdr_system_tests::stack::IbPair;
 use tonic::transport::Channel;
 
 const DAY_MS: i64 = 86_400_000;
 /// 2024-01-01 00:00 UTC.
 const Y2024: i64 = 19_723 * DAY_MS;
-
-struct Stack {
-    _sim: ServiceProcess,
-    _host: ServiceProcess,
-    sim: IbSimServiceClient<Channel>,
-    api: IbHostServiceClient<Channel>,
-}
-
-async fn stack(sim_env: &[(&str, &str)], host_env: &[(&str, &str)]) -> Stack {
-    let mut env = vec![("IB_SIM_ADDR", "127.0.0.1:0")];
-    env.extend_from_slice(sim_env);
-    let sim_proc = ServiceProcess::start("ktrdr-ib-sim", &env).await;
-    let mut sim = IbSimServiceClient::new(sim_proc.channel().await);
-    let tws = sim
-        .get_sim_status(ib::GetSimStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .tws_listen_addr;
-    let port = tws.rsplit(':').next().unwrap().to_owned();
-    let mut env = vec![("IB_PORT", port.as_str())];
-    env.extend_from_slice(host_env);
-    let host_proc = ServiceProcess::start("ktrdr-ib-host", &env).await;
-    let mut api = IbHostServiceClient::new(host_proc.channel().await);
-    // Connected once GetStatus says so (bounded).
-    for _ in 0..600 {
-        let s = api
-            .get_status(ib::GetStatusRequest {})
-            .await
-            .unwrap()
-            .into_inner();
-        if s.connection_state == ib::ConnectionState::Connected as i32 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Stack {
-        _sim: sim_proc,
-        _host: host_proc,
-        sim,
-        api,
-    }
-}
 
 /// (bars, IB requests, wall time)
 async fn fetch(
@@ -123,7 +79,7 @@ fn secs(d: Duration) -> String {
 async fn main() {
     println!("## IB path: ib-host streaming from ib-sim (release binaries, loopback)\n");
 
-    let mut s = stack(&[("IB_SIM_PACING", "false")], &[("IB_PACING", "false")]).await;
+    let mut s = IbPair::start(&[("IB_SIM_PACING", "false")], &[("IB_PACING", "false")]).await;
     // Warm the contract and head-timestamp caches so only the bars are timed.
     fetch(&mut s.api, "AAPL", "1d", Y2024, Y2024 + 30 * DAY_MS).await;
     fetch(&mut s.api, "EURUSD", "1d", Y2024, Y2024 + 30 * DAY_MS).await;
@@ -154,7 +110,7 @@ async fn main() {
     // Pacing on at both ends, IB's windows × SCALE: 10 min → 6 s, 2 s → 20 ms, 15 s → 150 ms.
     const SCALE: f64 = 0.01;
     let scale = SCALE.to_string();
-    let mut s = stack(
+    let mut s = IbPair::start(
         &[("IB_SIM_PACING", "true"), ("IB_SIM_PACING_SCALE", &scale)],
         &[("IB_PACING", "true"), ("IB_PACING_SCALE", &scale)],
     )
@@ -171,13 +127,7 @@ async fn main() {
         Duration::from_secs_f64(600.0 * SCALE),
     );
     let real_floor = pacing_floor(requests, Duration::from_secs(2), Duration::from_secs(600));
-    let violations = s
-        .sim
-        .get_sim_status(ib::GetSimStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .pacing_violations_sent;
+    let violations = s.sim_status().await.pacing_violations_sent;
     println!("\n### A long load with IB's pacing on (windows × {SCALE}, both ends)\n");
     println!(
         "MSFT 1-minute bars for {days} days = {requests} IB requests, {bars} bars. The pacing floor is \

@@ -1,12 +1,18 @@
-//! The whole ktrdr stack as real processes on loopback ports: ib-sim, then (unless the gateway
-//! runs them in process) ib-host, data and training-host, then the gateway routed to them.
+//! Topologies of real processes on loopback ports, with typed clients: the whole stack (ib-sim,
+//! then — unless the gateway runs them in process — ib-host, data and training hosts, then the
+//! gateway routed to them), or the IB path alone ([`IbPair`]).
 
 use std::path::Path;
 
-use ktrdr_proto::ib::v1::GetSimStatusRequest;
+use ktrdr_proto::ib::v1::ib_host_service_client::IbHostServiceClient;
 use ktrdr_proto::ib::v1::ib_sim_service_client::IbSimServiceClient;
+use ktrdr_proto::ib::v1::inject_fault_request::Fault;
+use ktrdr_proto::ib::v1::{GetSimStatusRequest, GetSimStatusResponse, InjectFaultRequest};
 use tempfile::TempDir;
 use tonic::transport::Channel;
+use tonic_health::pb::HealthCheckRequest;
+use tonic_health::pb::health_check_response::ServingStatus;
+use tonic_health::pb::health_client::HealthClient;
 
 use crate::ServiceProcess;
 
@@ -50,6 +56,120 @@ pub struct Stack {
     pub models_dir: TempDir,
 }
 
+/// ib-sim with its TWS socket on a free port and `env`; its control client and TWS port.
+pub async fn start_sim(
+    env: &[(&str, &str)],
+) -> (ServiceProcess, IbSimServiceClient<Channel>, String) {
+    let mut all = vec![("IB_SIM_ADDR", "127.0.0.1:0")];
+    all.extend_from_slice(env);
+    let sim = ServiceProcess::start("ktrdr-ib-sim", &all).await;
+    let mut api = IbSimServiceClient::new(sim.channel().await);
+    let tws = api
+        .get_sim_status(GetSimStatusRequest {})
+        .await
+        .expect("ib-sim status")
+        .into_inner()
+        .tws_listen_addr;
+    let port = tws.rsplit(':').next().unwrap_or_default().to_owned();
+    (sim, api, port)
+}
+
+/// ib-sim and one ib-host connected to it, with typed clients: the IB path on its own.
+pub struct IbPair {
+    pub sim: ServiceProcess,
+    pub host: ServiceProcess,
+    pub sim_api: IbSimServiceClient<Channel>,
+    pub api: IbHostServiceClient<Channel>,
+    pub health: HealthClient<Channel>,
+}
+
+impl IbPair {
+    /// ib-sim (`sim_env`), then ib-host (`host_env`) pointed at it; waits until ib-host serves.
+    pub async fn start(sim_env: &[(&str, &str)], host_env: &[(&str, &str)]) -> Self {
+        let (sim, sim_api, port) = start_sim(sim_env).await;
+        let mut env = vec![("IB_HOST", "127.0.0.1"), ("IB_PORT", port.as_str())];
+        env.extend_from_slice(host_env);
+        let host = ServiceProcess::start("ktrdr-ib-host", &env).await;
+        let channel = host.channel().await;
+        let mut pair = Self {
+            sim,
+            api: IbHostServiceClient::new(channel.clone()),
+            health: HealthClient::new(channel),
+            host,
+            sim_api,
+        };
+        pair.wait_health(ServingStatus::Serving).await;
+        pair
+    }
+
+    /// ib-host's health for its API.
+    pub async fn health(&mut self) -> ServingStatus {
+        self.health
+            .check(HealthCheckRequest {
+                service: "ktrdr.ib.v1.IbHostService".into(),
+            })
+            .await
+            .expect("health check")
+            .into_inner()
+            .status()
+    }
+
+    /// Waits (bounded by [`crate::PROCESS_WAIT`]) until ib-host's health is `want`.
+    pub async fn wait_health(&mut self, want: ServingStatus) {
+        let deadline = tokio::time::Instant::now() + crate::PROCESS_WAIT;
+        while self.health().await != want {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "ib-host health never became {want:?}\nib-host:\n{}\nib-sim:\n{}",
+                self.host.logs(),
+                self.sim.logs()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn sim_status(&mut self) -> GetSimStatusResponse {
+        self.sim_api
+            .get_sim_status(GetSimStatusRequest {})
+            .await
+            .expect("ib-sim status")
+            .into_inner()
+    }
+
+    /// Historical requests ib-sim has received.
+    pub async fn historical_requests(&mut self) -> i64 {
+        historical_requests(&self.sim_status().await)
+    }
+
+    /// Waits (bounded) until ib-sim has received a historical request.
+    pub async fn wait_for_a_historical_request(&mut self) {
+        let deadline = tokio::time::Instant::now() + crate::PROCESS_WAIT;
+        while self.historical_requests().await == 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no request reached the sim"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Injects one fault at ib-sim.
+    pub async fn inject(&mut self, fault: Fault) {
+        self.sim_api
+            .inject_fault(InjectFaultRequest { fault: Some(fault) })
+            .await
+            .expect("inject fault");
+    }
+}
+
+fn historical_requests(status: &GetSimStatusResponse) -> i64 {
+    status
+        .requests_by_kind
+        .get("historical_data")
+        .copied()
+        .unwrap_or(0)
+}
+
 /// A free loopback port (for a process that must be reachable before it starts).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -85,18 +205,12 @@ impl Stack {
             ServiceProcess::start(binary, &refs).await
         };
 
-        let sim = start(
-            "ktrdr-ib-sim",
-            with(&[("IB_SIM_ADDR", "127.0.0.1:0".to_owned())]),
-        )
-        .await;
-        let tws = IbSimServiceClient::new(sim.channel().await)
-            .get_sim_status(GetSimStatusRequest {})
-            .await
-            .expect("ib-sim status")
-            .into_inner()
-            .tws_listen_addr;
-        let tws_port = tws.rsplit(':').next().unwrap_or_default().to_owned();
+        let env_refs: Vec<(String, String)> = with(&[]);
+        let env_refs: Vec<(&str, &str)> = env_refs
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let (sim, _, tws_port) = start_sim(&env_refs).await;
         let ib_env = [
             ("IB_HOST", "127.0.0.1".to_owned()),
             ("IB_PORT", tws_port.clone()),
@@ -192,15 +306,13 @@ impl Stack {
 
     /// Historical requests ib-sim has received.
     pub async fn sim_historical_requests(&self) -> i64 {
-        self.sim_api()
+        let status = self
+            .sim_api()
             .await
             .get_sim_status(GetSimStatusRequest {})
             .await
             .expect("ib-sim status")
-            .into_inner()
-            .requests_by_kind
-            .get("historical_data")
-            .copied()
-            .unwrap_or(0)
+            .into_inner();
+        historical_requests(&status)
     }
 }

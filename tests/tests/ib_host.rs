@@ -6,131 +6,29 @@
 
 use std::time::Duration;
 
-use ktrdr_proto::common::v1::{BarColumns, InstrumentType, TimeRange, bar_batch};
+use ktrdr_market::Bars;
+use ktrdr_proto::bars::BarsProto;
+use ktrdr_proto::common::v1::{InstrumentType, TimeRange, bar_batch};
 use ktrdr_proto::ib::v1::{
     self as ib, fetch_bars_response::Event, ib_host_service_client::IbHostServiceClient,
-    ib_sim_service_client::IbSimServiceClient, inject_fault_request::Fault,
+    inject_fault_request::Fault,
 };
 use ktrdr_system_tests::ServiceProcess;
+use ktrdr_system_tests::fixtures::utc_ms;
+use ktrdr_system_tests::stack::IbPair;
 use tonic::Code;
 use tonic::transport::Channel;
-use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tonic_health::pb::health_client::HealthClient;
 use tonic_types::StatusExt;
 
 /// Bound on any single wait in these tests; generous for a loaded machine.
-const WAIT: Duration = Duration::from_secs(60);
-const SERVICE: &str = "ktrdr.ib.v1.IbHostService";
-
-/// 2024-01-01 00:00 UTC etc.
-fn ms(y: i32, m: u8, d: u8) -> i64 {
-    let days = days_from_civil(y, m, d);
-    days * 86_400_000
-}
-
-fn days_from_civil(y: i32, m: u8, d: u8) -> i64 {
-    let (y, m, d) = (i64::from(y), i64::from(m), i64::from(d));
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-struct Stack {
-    sim: ServiceProcess,
-    host: ServiceProcess,
-    sim_api: IbSimServiceClient<Channel>,
-    api: IbHostServiceClient<Channel>,
-    health: HealthClient<Channel>,
-}
-
-impl Stack {
-    /// ib-sim on free ports, then ib-host pointed at it; waits until ib-host is connected.
-    async fn start(sim_env: &[(&str, &str)], host_env: &[(&str, &str)]) -> Self {
-        let mut env = vec![("IB_SIM_ADDR", "127.0.0.1:0")];
-        env.extend_from_slice(sim_env);
-        let sim = ServiceProcess::start("ktrdr-ib-sim", &env).await;
-        let mut sim_api = IbSimServiceClient::new(sim.channel().await);
-        let tws = sim_api
-            .get_sim_status(ib::GetSimStatusRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-            .tws_listen_addr;
-        let port = tws.rsplit(':').next().unwrap().to_owned();
-        let mut env = vec![("IB_HOST", "127.0.0.1"), ("IB_PORT", port.as_str())];
-        env.extend_from_slice(host_env);
-        let host = ServiceProcess::start("ktrdr-ib-host", &env).await;
-        let channel = host.channel().await;
-        let mut stack = Self {
-            sim,
-            api: IbHostServiceClient::new(channel.clone()),
-            health: HealthClient::new(channel),
-            host,
-            sim_api,
-        };
-        stack.wait_health(ServingStatus::Serving).await;
-        stack
-    }
-
-    async fn health(&mut self) -> ServingStatus {
-        self.health
-            .check(HealthCheckRequest {
-                service: SERVICE.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status()
-    }
-
-    async fn wait_health(&mut self, want: ServingStatus) {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        while self.health().await != want {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "ib-host health never became {want:?}\nib-host:\n{}\nib-sim:\n{}",
-                self.host.logs(),
-                self.sim.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn sim_status(&mut self) -> ib::GetSimStatusResponse {
-        self.sim_api
-            .get_sim_status(ib::GetSimStatusRequest {})
-            .await
-            .unwrap()
-            .into_inner()
-    }
-
-    async fn historical_requests(&mut self) -> i64 {
-        self.sim_status()
-            .await
-            .requests_by_kind
-            .get("historical_data")
-            .copied()
-            .unwrap_or(0)
-    }
-
-    async fn inject(&mut self, fault: Fault) {
-        self.sim_api
-            .inject_fault(ib::InjectFaultRequest { fault: Some(fault) })
-            .await
-            .unwrap();
-    }
-}
+const WAIT: Duration = ktrdr_system_tests::PROCESS_WAIT;
 
 /// Everything one FetchBars call streamed.
 #[derive(Default, Debug)]
 struct Fetched {
     plan: Option<ib::FetchPlan>,
-    bars: BarColumns,
+    bars: Bars,
     batches: usize,
     warnings: Vec<String>,
 }
@@ -172,12 +70,7 @@ async fn fetch(
                     panic!("columns expected")
                 };
                 assert_eq!(b.bar_count as usize, c.timestamp_ms.len());
-                out.bars.timestamp_ms.extend(c.timestamp_ms);
-                out.bars.open.extend(c.open);
-                out.bars.high.extend(c.high);
-                out.bars.low.extend(c.low);
-                out.bars.close.extend(c.close);
-                out.bars.volume.extend(c.volume);
+                out.bars.extend(&Bars::from_columns(c).unwrap());
             }
             Some(Event::Warning(w)) => out.warnings.push(w.code),
             Some(Event::Progress(_)) | None => {}
@@ -206,13 +99,13 @@ const HOST_FAST: &[(&str, &str)] = &[("IB_PACING_SCALE", "0.002"), ("IB_PACING_M
 
 #[tokio::test]
 async fn two_years_of_hours_and_thirty_days_of_minutes_arrive_exactly_with_the_fewest_requests() {
-    let mut s = Stack::start(SIM_FAST, HOST_FAST).await;
+    let mut s = IbPair::start(SIM_FAST, HOST_FAST).await;
 
     // 2023 and 2024: 250 + 252 NYSE trading days, 7 regular-hours bars each (09:30, 10:00 … 15:00).
     let before = s.historical_requests().await;
     let hours = fetch(
         &mut s.api,
-        fetch_request("AAPL", "1h", ms(2023, 1, 1), ms(2025, 1, 1), true),
+        fetch_request("AAPL", "1h", utc_ms(2023, 1, 1), utc_ms(2025, 1, 1), true),
     )
     .await
     .unwrap();
@@ -234,7 +127,7 @@ async fn two_years_of_hours_and_thirty_days_of_minutes_arrive_exactly_with_the_f
 
     // Any window gives the same bars: a 10-day slice fetched on its own equals the slice of the
     // 2-year fetch.
-    let (a, b) = (ms(2024, 3, 5), ms(2024, 3, 15));
+    let (a, b) = (utc_ms(2024, 3, 5), utc_ms(2024, 3, 15));
     let slice = fetch(&mut s.api, fetch_request("AAPL", "1h", a, b, true))
         .await
         .unwrap();
@@ -265,7 +158,13 @@ async fn two_years_of_hours_and_thirty_days_of_minutes_arrive_exactly_with_the_f
     let before = s.historical_requests().await;
     let minutes = fetch(
         &mut s.api,
-        fetch_request("eur/usd", "1m", ms(2024, 3, 1), ms(2024, 3, 31), false),
+        fetch_request(
+            "eur/usd",
+            "1m",
+            utc_ms(2024, 3, 1),
+            utc_ms(2024, 3, 31),
+            false,
+        ),
     )
     .await
     .unwrap();
@@ -279,7 +178,7 @@ async fn two_years_of_hours_and_thirty_days_of_minutes_arrive_exactly_with_the_f
     assert_eq!(s.historical_requests().await - before, 25);
     let ts = &minutes.bars.timestamp_ms;
     assert_strictly_ascending(ts);
-    assert_eq!(ts[0], ms(2024, 3, 1));
+    assert_eq!(ts[0], utc_ms(2024, 3, 1));
     let mut weekends = 0;
     for w in ts.windows(2) {
         let gap_min = (w[1] - w[0]) / 60_000;
@@ -303,7 +202,7 @@ async fn two_years_of_hours_and_thirty_days_of_minutes_arrive_exactly_with_the_f
 
 #[tokio::test]
 async fn a_burst_of_200_fetches_never_trips_ibs_pacing() {
-    let mut s = Stack::start(SIM_FAST, HOST_FAST).await;
+    let mut s = IbPair::start(SIM_FAST, HOST_FAST).await;
     let mut tasks = vec![];
     for i in 0..200i64 {
         let mut api = s.api.clone();
@@ -312,7 +211,7 @@ async fn a_burst_of_200_fetches_never_trips_ibs_pacing() {
         let symbol = ["MSFT", "AAPL", "SPY", "EURUSD"][(i % 4) as usize];
         let weekday = i / 4;
         // 2023-01-02 is a Monday.
-        let start = ms(2023, 1, 2) + ((weekday / 5) * 7 + weekday % 5) * 86_400_000;
+        let start = utc_ms(2023, 1, 2) + ((weekday / 5) * 7 + weekday % 5) * 86_400_000;
         tasks.push(tokio::spawn(async move {
             fetch(
                 &mut api,
@@ -345,7 +244,7 @@ async fn a_burst_of_200_fetches_never_trips_ibs_pacing() {
 
 #[tokio::test]
 async fn a_dropped_socket_fails_the_call_fast_then_health_recovers_and_the_retry_succeeds() {
-    let mut s = Stack::start(&[("IB_SIM_PACING", "false")], &[("IB_PACING", "false")]).await;
+    let mut s = IbPair::start(&[("IB_SIM_PACING", "false")], &[("IB_PACING", "false")]).await;
     // Make the fetch slow so the drop happens mid-flight.
     s.inject(Fault::DelayReplies(ib::DelayRepliesFault {
         delay_ms: 30_000,
@@ -358,20 +257,13 @@ async fn a_dropped_socket_fails_the_call_fast_then_health_recovers_and_the_retry
     let call = tokio::spawn(async move {
         fetch(
             &mut api,
-            fetch_request("SPY", "1h", ms(2024, 1, 1), ms(2024, 6, 1), true),
+            fetch_request("SPY", "1h", utc_ms(2024, 1, 1), utc_ms(2024, 6, 1), true),
         )
         .await
     });
     // Wait until the first historical request reached the sim, then drop every client and
     // refuse reconnects for a while.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while s.historical_requests().await == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no request reached the sim"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    s.wait_for_a_historical_request().await;
     s.inject(Fault::DropConnections(ib::DropConnectionsFault {
         client_ids: vec![],
         refuse_reconnect_ms: 1_500,
@@ -414,7 +306,7 @@ async fn a_dropped_socket_fails_the_call_fast_then_health_recovers_and_the_retry
     s.wait_health(ServingStatus::Serving).await;
     let retried = fetch(
         &mut s.api,
-        fetch_request("SPY", "1h", ms(2024, 1, 1), ms(2024, 6, 1), true),
+        fetch_request("SPY", "1h", utc_ms(2024, 1, 1), utc_ms(2024, 6, 1), true),
     )
     .await
     .unwrap();
@@ -435,7 +327,7 @@ async fn a_dropped_socket_fails_the_call_fast_then_health_recovers_and_the_retry
 #[tokio::test]
 async fn unknown_symbols_bad_arguments_and_injected_pacing_errors_map_to_grpc_codes() {
     // The sim's own pacing is off: every 162 here is an injected one.
-    let mut s = Stack::start(
+    let mut s = IbPair::start(
         &[("IB_SIM_PACING", "false")],
         &[
             ("IB_PACING_SCALE", "0.001"),
@@ -447,7 +339,7 @@ async fn unknown_symbols_bad_arguments_and_injected_pacing_errors_map_to_grpc_co
 
     let unknown = fetch(
         &mut s.api,
-        fetch_request("NOPE", "1h", ms(2024, 1, 1), ms(2024, 2, 1), true),
+        fetch_request("NOPE", "1h", utc_ms(2024, 1, 1), utc_ms(2024, 2, 1), true),
     )
     .await
     .unwrap_err();
@@ -468,7 +360,7 @@ async fn unknown_symbols_bad_arguments_and_injected_pacing_errors_map_to_grpc_co
 
     let bad = fetch(
         &mut s.api,
-        fetch_request("", "2h", ms(2024, 2, 1), ms(2024, 1, 1), true),
+        fetch_request("", "2h", utc_ms(2024, 2, 1), utc_ms(2024, 1, 1), true),
     )
     .await
     .unwrap_err();
@@ -494,7 +386,7 @@ async fn unknown_symbols_bad_arguments_and_injected_pacing_errors_map_to_grpc_co
     .await;
     let ok = fetch(
         &mut s.api,
-        fetch_request("AAPL", "1d", ms(2024, 1, 1), ms(2024, 2, 1), true),
+        fetch_request("AAPL", "1d", utc_ms(2024, 1, 1), utc_ms(2024, 2, 1), true),
     )
     .await
     .unwrap();
@@ -519,7 +411,7 @@ async fn unknown_symbols_bad_arguments_and_injected_pacing_errors_map_to_grpc_co
     let before = s.historical_requests().await;
     let exhausted = fetch(
         &mut s.api,
-        fetch_request("AAPL", "1d", ms(2023, 1, 1), ms(2023, 2, 1), true),
+        fetch_request("AAPL", "1d", utc_ms(2023, 1, 1), utc_ms(2023, 2, 1), true),
     )
     .await
     .unwrap_err();
@@ -547,7 +439,7 @@ async fn unknown_symbols_bad_arguments_and_injected_pacing_errors_map_to_grpc_co
     .await;
     let flaky = fetch(
         &mut s.api,
-        fetch_request("AAPL", "1h", ms(2022, 1, 1), ms(2023, 1, 1), true),
+        fetch_request("AAPL", "1h", utc_ms(2022, 1, 1), utc_ms(2023, 1, 1), true),
     )
     .await
     .unwrap();
@@ -561,7 +453,7 @@ async fn unknown_symbols_bad_arguments_and_injected_pacing_errors_map_to_grpc_co
 
 #[tokio::test]
 async fn lookup_normalises_symbols_and_status_reports_the_connection() {
-    let mut s = Stack::start(&[], &[]).await;
+    let mut s = IbPair::start(&[], &[]).await;
     for raw in ["EURUSD", "eur.usd", "EUR/USD"] {
         let found = s
             .api
@@ -658,7 +550,7 @@ async fn lookup_normalises_symbols_and_status_reports_the_connection() {
 
 #[tokio::test]
 async fn a_client_id_in_use_makes_the_host_take_the_next_one() {
-    let mut s = Stack::start(&[], &[]).await;
+    let mut s = IbPair::start(&[], &[]).await;
     let port = {
         let tws = s.sim_status().await.tws_listen_addr;
         tws.rsplit(':').next().unwrap().to_owned()
@@ -693,7 +585,7 @@ async fn a_client_id_in_use_makes_the_host_take_the_next_one() {
 
 #[tokio::test]
 async fn ib_connectivity_loss_1100_fails_calls_fast_and_1102_restores_service() {
-    let mut s = Stack::start(&[("IB_SIM_PACING", "false")], &[("IB_PACING", "false")]).await;
+    let mut s = IbPair::start(&[("IB_SIM_PACING", "false")], &[("IB_PACING", "false")]).await;
     // One slow answer, so the 1100 notice arrives while the request is in flight.
     s.inject(Fault::DelayReplies(ib::DelayRepliesFault {
         delay_ms: 30_000,
@@ -706,18 +598,11 @@ async fn ib_connectivity_loss_1100_fails_calls_fast_and_1102_restores_service() 
     let call = tokio::spawn(async move {
         fetch(
             &mut api,
-            fetch_request("AAPL", "1d", ms(2023, 1, 1), ms(2024, 1, 1), true),
+            fetch_request("AAPL", "1d", utc_ms(2023, 1, 1), utc_ms(2024, 1, 1), true),
         )
         .await
     });
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while s.historical_requests().await == 0 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "no request reached the sim"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    s.wait_for_a_historical_request().await;
     s.inject(Fault::ConnectivityLost(ib::ConnectivityLostFault {
         client_ids: vec![],
         restore_after_ms: 0,
@@ -753,7 +638,7 @@ async fn ib_connectivity_loss_1100_fails_calls_fast_and_1102_restores_service() 
     );
     let during = fetch(
         &mut s.api,
-        fetch_request("AAPL", "1d", ms(2023, 1, 1), ms(2024, 1, 1), true),
+        fetch_request("AAPL", "1d", utc_ms(2023, 1, 1), utc_ms(2024, 1, 1), true),
     )
     .await
     .unwrap_err();
@@ -767,7 +652,7 @@ async fn ib_connectivity_loss_1100_fails_calls_fast_and_1102_restores_service() 
     s.wait_health(ServingStatus::Serving).await;
     let after = fetch(
         &mut s.api,
-        fetch_request("AAPL", "1d", ms(2023, 1, 1), ms(2024, 1, 1), true),
+        fetch_request("AAPL", "1d", utc_ms(2023, 1, 1), utc_ms(2024, 1, 1), true),
     )
     .await
     .unwrap();
@@ -776,7 +661,7 @@ async fn ib_connectivity_loss_1100_fails_calls_fast_and_1102_restores_service() 
 
 #[tokio::test]
 async fn a_cancelled_call_cancels_its_ib_request_and_slow_answers_time_out() {
-    let mut s = Stack::start(
+    let mut s = IbPair::start(
         &[("IB_SIM_PACING", "false")],
         &[("IB_PACING", "false"), ("IB_REQUEST_TIMEOUT_MS", "1500")],
     )
@@ -801,8 +686,8 @@ async fn a_cancelled_call_cancels_its_ib_request_and_slow_answers_time_out() {
         .fetch_bars(fetch_request(
             "MSFT",
             "1h",
-            ms(2024, 1, 1),
-            ms(2024, 2, 1),
+            utc_ms(2024, 1, 1),
+            utc_ms(2024, 2, 1),
             true,
         ))
         .await
@@ -838,7 +723,7 @@ async fn a_cancelled_call_cancels_its_ib_request_and_slow_answers_time_out() {
 
     let slow = fetch(
         &mut s.api,
-        fetch_request("MSFT", "1h", ms(2024, 3, 1), ms(2024, 4, 1), true),
+        fetch_request("MSFT", "1h", utc_ms(2024, 3, 1), utc_ms(2024, 4, 1), true),
     )
     .await
     .unwrap_err();
@@ -847,14 +732,14 @@ async fn a_cancelled_call_cancels_its_ib_request_and_slow_answers_time_out() {
 
 #[tokio::test]
 async fn bars_can_come_as_arrow_ipc_with_the_same_values_as_columns() {
-    let mut s = Stack::start(&[("IB_SIM_PACING", "false")], &[("IB_PACING", "false")]).await;
+    let mut s = IbPair::start(&[("IB_SIM_PACING", "false")], &[("IB_PACING", "false")]).await;
     let columns = fetch(
         &mut s.api,
-        fetch_request("SPY", "1d", ms(2024, 1, 1), ms(2024, 7, 1), true),
+        fetch_request("SPY", "1d", utc_ms(2024, 1, 1), utc_ms(2024, 7, 1), true),
     )
     .await
     .unwrap();
-    let mut req = fetch_request("SPY", "1d", ms(2024, 1, 1), ms(2024, 7, 1), true);
+    let mut req = fetch_request("SPY", "1d", utc_ms(2024, 1, 1), utc_ms(2024, 7, 1), true);
     req.encoding = ktrdr_proto::common::v1::BarEncoding::ArrowIpc as i32;
     let mut stream = s.api.fetch_bars(req).await.unwrap().into_inner();
     let mut arrow = ktrdr_market::Bars::default();
@@ -887,8 +772,8 @@ async fn bars_can_come_as_arrow_ipc_with_the_same_values_as_columns() {
 #[tokio::test]
 async fn an_identical_fetch_within_15_seconds_is_answered_without_asking_ib_again() {
     // IB's real windows: a repeat must not wait 15 s, nor reach IB.
-    let mut s = Stack::start(&[], &[]).await;
-    let req = || fetch_request("MSFT", "1h", ms(2024, 5, 1), ms(2024, 5, 8), true);
+    let mut s = IbPair::start(&[], &[]).await;
+    let req = || fetch_request("MSFT", "1h", utc_ms(2024, 5, 1), utc_ms(2024, 5, 8), true);
     let first = fetch(&mut s.api, req()).await.unwrap();
     let before = s.historical_requests().await;
     let again = tokio::time::timeout(Duration::from_secs(5), fetch(&mut s.api, req()))
