@@ -79,6 +79,26 @@ async fn fetch(
     Ok(out)
 }
 
+/// Starts `request` with IB's next `slow_answers` historical answers held back 30 s (-1: all)
+/// and returns once its first request has reached the sim.
+async fn fetch_in_flight(
+    s: &mut IbPair,
+    slow_answers: i32,
+    request: ib::FetchBarsRequest,
+) -> tokio::task::JoinHandle<Result<Fetched, tonic::Status>> {
+    s.inject(Fault::DelayReplies(ib::DelayRepliesFault {
+        delay_ms: 30_000,
+        count: slow_answers,
+        request_kind: ib::SimRequestKind::HistoricalData as i32,
+        symbol: String::new(),
+    }))
+    .await;
+    let mut api = s.api.clone();
+    let call = tokio::spawn(async move { fetch(&mut api, request).await });
+    s.wait_for_a_historical_request().await;
+    call
+}
+
 fn assert_strictly_ascending(ts: &[i64]) {
     for w in ts.windows(2) {
         assert!(
@@ -245,25 +265,9 @@ async fn a_burst_of_200_fetches_never_trips_ibs_pacing() {
 #[tokio::test]
 async fn a_dropped_socket_fails_the_call_fast_then_health_recovers_and_the_retry_succeeds() {
     let mut s = IbPair::start(&[("IB_SIM_PACING", "false")], &[("IB_PACING", "false")]).await;
-    // Make the fetch slow so the drop happens mid-flight.
-    s.inject(Fault::DelayReplies(ib::DelayRepliesFault {
-        delay_ms: 30_000,
-        count: -1,
-        request_kind: ib::SimRequestKind::HistoricalData as i32,
-        symbol: String::new(),
-    }))
-    .await;
-    let mut api = s.api.clone();
-    let call = tokio::spawn(async move {
-        fetch(
-            &mut api,
-            fetch_request("SPY", "1h", utc_ms(2024, 1, 1), utc_ms(2024, 6, 1), true),
-        )
-        .await
-    });
-    // Wait until the first historical request reached the sim, then drop every client and
-    // refuse reconnects for a while.
-    s.wait_for_a_historical_request().await;
+    // A slow fetch in flight; then drop every client and refuse reconnects for a while.
+    let request = fetch_request("SPY", "1h", utc_ms(2024, 1, 1), utc_ms(2024, 6, 1), true);
+    let call = fetch_in_flight(&mut s, -1, request).await;
     s.inject(Fault::DropConnections(ib::DropConnectionsFault {
         client_ids: vec![],
         refuse_reconnect_ms: 1_500,
@@ -587,22 +591,8 @@ async fn a_client_id_in_use_makes_the_host_take_the_next_one() {
 async fn ib_connectivity_loss_1100_fails_calls_fast_and_1102_restores_service() {
     let mut s = IbPair::start(&[("IB_SIM_PACING", "false")], &[("IB_PACING", "false")]).await;
     // One slow answer, so the 1100 notice arrives while the request is in flight.
-    s.inject(Fault::DelayReplies(ib::DelayRepliesFault {
-        delay_ms: 30_000,
-        count: 1,
-        request_kind: ib::SimRequestKind::HistoricalData as i32,
-        symbol: String::new(),
-    }))
-    .await;
-    let mut api = s.api.clone();
-    let call = tokio::spawn(async move {
-        fetch(
-            &mut api,
-            fetch_request("AAPL", "1d", utc_ms(2023, 1, 1), utc_ms(2024, 1, 1), true),
-        )
-        .await
-    });
-    s.wait_for_a_historical_request().await;
+    let request = fetch_request("AAPL", "1d", utc_ms(2023, 1, 1), utc_ms(2024, 1, 1), true);
+    let call = fetch_in_flight(&mut s, 1, request).await;
     s.inject(Fault::ConnectivityLost(ib::ConnectivityLostFault {
         client_ids: vec![],
         restore_after_ms: 0,
