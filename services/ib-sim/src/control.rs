@@ -80,7 +80,8 @@ fn non_negative_count(field: &str, n: i32) -> Result<(), ServiceError> {
 
 impl IbSimApi {
     fn connectivity(&self, lost: bool, client_ids: &[i32], code: i32) -> usize {
-        let _ = self.sim.connectivity_lost.send(lost);
+        // send_replace: the state must stick even while no session subscribes to it.
+        self.sim.connectivity_lost.send_replace(lost);
         let message = match code {
             1100 => standard_message(1100),
             1101 => "Connectivity between IB and Trader Workstation has been restored - data lost.".to_owned(),
@@ -351,7 +352,10 @@ impl IbSimService for IbSimApi {
         &self,
         request: Request<pb::ResetSimRequest>,
     ) -> Result<Response<pb::ResetSimResponse>, Status> {
-        self.sim.reset();
+        if self.sim.reset() {
+            // Connectivity was lost: clients hear that it is back, as after a real outage.
+            self.connectivity(false, &[], 1102);
+        }
         let dropped = if request.into_inner().drop_connections {
             self.sim.drop_clients(&[], Duration::ZERO)
         } else {
@@ -361,5 +365,58 @@ impl IbSimService for IbSimApi {
             rules: Some(rules_pb(self.sim.rules())),
             connections_dropped: dropped as i32,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::SimSettings;
+
+    #[tokio::test]
+    async fn an_injected_connectivity_loss_sticks_without_any_session_and_reset_restores_it() {
+        let sim = Sim::new(SimSettings {
+            server_version: 213,
+            rules: Rules::all(true),
+            pacing_scale: 1.0,
+            startup_faults: vec![],
+            replay_dir: None,
+        });
+        let api = IbSimApi::new(Arc::clone(&sim), String::new());
+        assert_eq!(
+            sim.connectivity_lost.receiver_count(),
+            0,
+            "no session listens"
+        );
+        api.inject(pb::inject_fault_request::Fault::ConnectivityLost(
+            pb::ConnectivityLostFault {
+                client_ids: vec![],
+                restore_after_ms: 0,
+            },
+        ))
+        .unwrap();
+        assert!(*sim.connectivity_lost.borrow(), "the loss is in effect");
+        let status = api
+            .get_sim_status(Request::new(pb::GetSimStatusRequest {}))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(status.connectivity_lost);
+        api.reset_sim(Request::new(pb::ResetSimRequest {
+            drop_connections: false,
+        }))
+        .await
+        .unwrap();
+        assert!(
+            !*sim.connectivity_lost.borrow(),
+            "ResetSim restores connectivity"
+        );
+        // The restoration was announced (1102), counted like any error sent.
+        let status = api
+            .get_sim_status(Request::new(pb::GetSimStatusRequest {}))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(status.errors_by_code.get(&1102), Some(&1));
     }
 }

@@ -314,8 +314,9 @@ impl Sim {
         self.lock().refuse_until.is_some_and(|t| Instant::now() < t)
     }
 
-    /// Default rules, no faults, zero counters, fresh pacing history.
-    pub fn reset(&self) {
+    /// Default rules, no faults, zero counters, fresh pacing history, connectivity restored;
+    /// whether connectivity had been lost.
+    pub fn reset(&self) -> bool {
         let mut inner = self.lock();
         inner.rules = self.settings.rules;
         inner.faults.clear();
@@ -323,7 +324,7 @@ impl Sim {
         inner.pacer.clear();
         inner.refuse_until = None;
         drop(inner);
-        let _ = self.connectivity_lost.send(false);
+        self.connectivity_lost.send_replace(false)
     }
 }
 
