@@ -124,14 +124,18 @@ impl TrainFlow {
         let (tx, rx) = mpsc::channel(64);
         let flow = Arc::clone(self);
         let span = tracing::Span::current();
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                if let Err(status) = flow.run(loads, start, metadata, &tx).await {
-                    let _ = tx.send(Err(status)).await;
-                }
-            },
-            span,
-        ));
+        ktrdr_common::server::spawn_stream_task(
+            tx.clone(),
+            "TrainStrategy",
+            tracing::Instrument::instrument(
+                async move {
+                    if let Err(status) = flow.run(loads, start, metadata, &tx).await {
+                        let _ = tx.send(Err(status)).await;
+                    }
+                },
+                span,
+            ),
+        );
         Ok(Box::pin(ReceiverStream::new(rx)))
     }
 

@@ -17,13 +17,29 @@ pub fn symbol_field(field: &str, raw: &str) -> Result<String, ServiceError> {
     normalize_symbol(raw).map_err(|why| ServiceError::invalid_argument(field, why))
 }
 
-/// A request's half-open `[start_ms, end_ms)` with open sides resolved to `i64::MIN` /
-/// `i64::MAX`; `INVALID_ARGUMENT` naming `field` if the end is not after the start.
+/// The earliest timestamp a request may name: 1900-01-01 00:00 UTC.
+pub const EARLIEST_MS: i64 = -2_208_988_800_000;
+/// The latest timestamp a request may name: 2200-01-01 00:00 UTC.
+pub const LATEST_MS: i64 = 7_258_118_400_000;
+
+/// A request's half-open `[start_ms, end_ms)` with open sides (0) resolved to `i64::MIN` /
+/// `i64::MAX`; `INVALID_ARGUMENT` naming the field if a side lies outside 1900–2200 (so no
+/// later time arithmetic can overflow) or the end is not after the start.
 pub fn time_range(
     field: &str,
     range: Option<&ktrdr_proto::common::v1::TimeRange>,
 ) -> Result<(i64, i64), ServiceError> {
     let (start, end) = range.map_or((0, 0), |r| (r.start_ms, r.end_ms));
+    for (side, value) in [("start_ms", start), ("end_ms", end)] {
+        if value != 0 && !(EARLIEST_MS..=LATEST_MS).contains(&value) {
+            return Err(ServiceError::invalid_argument(
+                format!("{field}.{side}"),
+                format!(
+                    "{value} is outside 1900-01-01..2200-01-01 (UTC epoch milliseconds; 0 = open-ended)"
+                ),
+            ));
+        }
+    }
     let start_ms = if start == 0 { i64::MIN } else { start };
     let end_ms = if end == 0 { i64::MAX } else { end };
     if end_ms <= start_ms {
@@ -65,6 +81,18 @@ mod tests {
             end_ms: 5,
         };
         let err = time_range("range", Some(&bad)).unwrap_err();
+        let extreme = TimeRange {
+            start_ms: i64::MIN,
+            end_ms: 10,
+        };
+        let far = time_range("range", Some(&extreme)).unwrap_err();
+        assert_eq!(
+            far.to_string(),
+            format!(
+                "invalid range.start_ms: {} is outside 1900-01-01..2200-01-01 (UTC epoch milliseconds; 0 = open-ended)",
+                i64::MIN
+            )
+        );
         assert_eq!(
             err.to_string(),
             "invalid range.end_ms: end 5 must be after start 10 (UTC epoch milliseconds; 0 = open-ended)"

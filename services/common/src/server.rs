@@ -52,6 +52,32 @@ pub enum ServerError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// Runs the producer of a server stream (`tx` is a clone of the sender it feeds). If the
+/// producer panics, the stream ends with `INTERNAL` naming `what` instead of ending as if all
+/// went well; the panic is in the log.
+pub fn spawn_stream_task<T, F>(
+    tx: tokio::sync::mpsc::Sender<Result<T, tonic::Status>>,
+    what: &'static str,
+    producer: F,
+) where
+    T: Send + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let task = tokio::spawn(producer);
+    tokio::spawn(async move {
+        if let Err(e) = task.await
+            && e.is_panic()
+        {
+            tracing::error!("{what} failed unexpectedly: {e}");
+            let _ = tx
+                .send(Err(tonic::Status::internal(format!(
+                    "{what} failed unexpectedly; the server log has the details"
+                ))))
+                .await;
+        }
+    });
+}
+
 /// Builder for a binary's gRPC server. Add the API services, then [`GrpcServer::bind`] and
 /// [`BoundServer::serve_until`], or [`GrpcServer::serve`] to run until a signal.
 pub struct GrpcServer {

@@ -427,7 +427,7 @@ impl IbHost {
             }))
             .await;
         let host = Arc::clone(self);
-        tokio::spawn(async move {
+        ktrdr_common::server::spawn_stream_task(tx.clone(), "FetchBars", async move {
             let job = FetchJob {
                 host,
                 spec,
