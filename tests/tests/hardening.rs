@@ -104,7 +104,11 @@ async fn a_100_kb_symbol_is_refused_with_a_short_message_and_a_short_log_line() 
     let status = first_error(load).await.expect("refused");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert!(status.message().len() < 300, "{}", status.message());
-    assert!(status.message().contains("(100000 bytes)"), "{}", status.message());
+    assert!(
+        status.message().contains("(100000 bytes)"),
+        "{}",
+        status.message()
+    );
     // Relayed by the gateway from the data service: still short and still INVALID_ARGUMENT.
     let read = DataServiceClient::new(channel)
         .read_bars(ReadBarsRequest {
