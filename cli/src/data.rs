@@ -20,7 +20,9 @@ use serde_json::json;
 
 use crate::error::CliError;
 use crate::json::{self as to_json, job_state, short_name};
-use crate::output::{Format, Table, human_bytes, number, print, print_json, print_json_line, say};
+use crate::output::{
+    Format, Table, human_bytes, note, number, print, print_json, print_json_line, say,
+};
 use crate::time::{human_duration, iso, iso_json, iso_or_dash};
 use crate::{Context, CtrlC, RangeArgs, parse_symbol, parse_timeframe};
 
@@ -281,7 +283,10 @@ async fn show(ctx: &Context, args: ShowArgs) -> Result<(), CliError> {
                 print(&table.render_csv())
             } else {
                 print(&table.render())?;
-                eprintln!("{n} bar(s) of {} {}", dataset.symbol, dataset.timeframe);
+                note(&format!(
+                    "{n} bar(s) of {} {}",
+                    dataset.symbol, dataset.timeframe
+                ));
                 Ok(())
             }
         }
@@ -513,14 +518,54 @@ async fn list(ctx: &Context, args: ListArgs) -> Result<(), CliError> {
 
 // ---- import --------------------------------------------------------------------------------
 
+/// The dataset `data import` writes: `--symbol` and `-t` where given, else what a
+/// `SYMBOL_tf.csv` file name says; a usage error naming the flags to pass otherwise.
+pub fn import_dataset(
+    file_name: &str,
+    symbol: Option<&str>,
+    timeframe: Option<&str>,
+) -> Result<(String, String), CliError> {
+    let named = ktrdr_market::dataset_of_file_name(file_name);
+    let symbol = match (symbol, &named) {
+        (Some(symbol), _) => Some(symbol.to_owned()),
+        (None, Some((symbol, _))) => Some(parse_symbol(symbol).map_err(|why| {
+            CliError::Usage(format!(
+                "the file name {file_name} gives the symbol {symbol:?}, which {why}; pass --symbol"
+            ))
+        })?),
+        (None, None) => None,
+    };
+    let timeframe = timeframe
+        .map(str::to_owned)
+        .or_else(|| named.map(|(_, tf)| tf.as_str().to_owned()));
+    let accepted = ktrdr_market::Timeframe::ACCEPTED;
+    match (symbol, timeframe) {
+        (Some(symbol), Some(timeframe)) => Ok((symbol, timeframe)),
+        (Some(_), None) => Err(CliError::Usage(format!(
+            "{file_name} does not name its timeframe: pass -t/--timeframe ({accepted}), or name the file SYMBOL_timeframe.csv (e.g. AAPL_1h.csv)"
+        ))),
+        (None, Some(_)) => Err(CliError::Usage(format!(
+            "{file_name} does not name its symbol: pass --symbol, or name the file SYMBOL_timeframe.csv (e.g. AAPL_1h.csv)"
+        ))),
+        (None, None) => Err(CliError::Usage(format!(
+            "{file_name} does not name its timeframe and symbol: pass -t/--timeframe ({accepted}) and --symbol, or name the file SYMBOL_timeframe.csv (e.g. AAPL_1h.csv)"
+        ))),
+    }
+}
+
 async fn import(ctx: &Context, args: ImportArgs) -> Result<(), CliError> {
     let file = tokio::fs::File::open(&args.file)
         .await
         .map_err(|e| CliError::Usage(format!("cannot open {}: {e}", args.file.display())))?;
     let file_name = file_name_of(&args.file);
+    let (symbol, timeframe) = import_dataset(
+        &file_name,
+        args.symbol.as_deref(),
+        args.timeframe.as_deref(),
+    )?;
     let options = ImportCsvOptions {
-        symbol: args.symbol.clone().unwrap_or_default(),
-        timeframe: args.timeframe.clone().unwrap_or_default(),
+        symbol,
+        timeframe,
         file_name: file_name.clone(),
         server_path: String::new(),
         timezone: args.timezone.clone().unwrap_or_default(),
@@ -596,9 +641,14 @@ async fn import(ctx: &Context, args: ImportArgs) -> Result<(), CliError> {
             },
         }));
     }
+    // A dry run's counts and coverage are what the import would do; nothing was written.
+    let (dry_run, written, stored) = if response.dry_run {
+        ("dry run: ", "would be written", "would store")
+    } else {
+        ("", "written", "stored")
+    };
     let mut text = format!(
-        "{}{file_name} → {} {}: {} rows read, {} bars written ({} replaced), {} skipped\n  timestamps: column {:?}, format {}\n  stored: {} bars from {} to {}\n",
-        if response.dry_run { "dry run: " } else { "" },
+        "{dry_run}{file_name} → {} {}: {} rows read, {} bars {written} ({} replaced), {} skipped\n  timestamps: column {:?}, format {}\n  {stored}: {} bars from {} to {}\n",
         response.symbol,
         response.timeframe,
         response.rows_read,

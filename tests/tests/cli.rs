@@ -1,15 +1,14 @@
 //! The `ktrdr` CLI as a real process against a real gateway, data service and training host:
 //! each command's text and `--json` output, exit codes (usage, unreachable gateway, server
-//! error), CSV import seen by show/range/gaps/list, strategy validation, completions, and Ctrl+C
-//! cancelling a load job or a training session on the server.
+//! error), CSV import seen by show/range/gaps/list, strategy validation, completions, a closed
+//! pipe ending the CLI quietly, server errors naming CLI flags, and Ctrl+C cancelling a load
+//! job or a training session on the server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
-use ktrdr_proto::common::v1::{BarBatch, BarColumns, bar_batch};
-use ktrdr_proto::data::v1::WriteBarsRequest;
-use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+use ktrdr_proto::common::v1::BarColumns;
 use ktrdr_proto::gateway::v1::GetLoadRequest;
 use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
@@ -17,7 +16,7 @@ use ktrdr_proto::training::v1::{
     GetTrainingRequest, StartTrainingRequest, TrainingState, start_training_request::Strategy,
 };
 use ktrdr_system_tests::fixtures::{TINY_STRATEGY, trending_hourly_bars, utc_ms};
-use ktrdr_system_tests::{RunningCli, ServiceProcess, ktrdr};
+use ktrdr_system_tests::{RunningCli, ServiceProcess, ktrdr, ktrdr_into_head, store_bars};
 
 /// Nothing listens on port 9 (discard) on loopback.
 const NOBODY: &str = "http://127.0.0.1:9";
@@ -113,6 +112,54 @@ async fn usage_errors_exit_with_2_before_calling_anyone() {
         run.stderr.contains("1m, 5m, 15m, 30m, 1h, 4h, 1d, 1w"),
         "{run}"
     );
+}
+
+#[tokio::test]
+async fn usage_lines_show_url_as_optional_when_ktrdr_gateway_url_is_set() {
+    // The harness sets KTRDR_GATEWAY_URL for every run.
+    let run = ktrdr(NOBODY, &["data", "show", "AAPL"]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    let usage = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .unwrap_or_else(|| panic!("no usage line\n{run}"));
+    assert!(!usage.contains("--url"), "{run}");
+    let help = ktrdr(NOBODY, &["data", "show", "--help"]).await;
+    assert_eq!(help.code, Some(0), "{help}");
+    assert!(help.stdout.contains("--url <URL>"), "{help}");
+    assert!(
+        help.stdout.contains("[default: http://127.0.0.1:9]"),
+        "the variable's value is the default\n{help}"
+    );
+}
+
+#[tokio::test]
+async fn an_import_whose_file_name_lacks_the_timeframe_is_a_usage_error_naming_the_flag() {
+    let files = tempfile::tempdir().unwrap();
+    let csv = write_original_csv(files.path());
+    let bare = files.path().join("EURUSD.csv");
+    std::fs::copy(&csv, &bare).unwrap();
+    let bare = bare.to_str().unwrap();
+
+    // No server is asked: the CLI knows what is missing.
+    let run = ktrdr(NOBODY, &["data", "import", bare, "--symbol", "EURUSD"]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("pass -t/--timeframe"), "{run}");
+    assert!(run.stderr.contains("1m, 5m, 15m"), "{run}");
+    assert!(!run.stderr.contains("options."), "{run}");
+
+    let run = ktrdr(NOBODY, &["data", "import", bare]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains("-t/--timeframe") && run.stderr.contains("--symbol"),
+        "{run}"
+    );
+
+    let run = ktrdr(NOBODY, &["data", "import", bare, "-t", "1h"]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("pass --symbol"), "{run}");
+    assert!(!run.stderr.contains("--timeframe"), "{run}");
 }
 
 #[tokio::test]
@@ -231,6 +278,29 @@ async fn an_imported_csv_is_seen_by_show_range_gaps_and_list() {
     let csv = write_original_csv(files.path());
     let csv = csv.to_str().unwrap();
 
+    // A dry run shows what the import would store, and stores nothing.
+    let run = ktrdr(&url, &["data", "import", csv, "--dry-run"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(
+        run.stdout.contains(
+            "dry run: EURUSD_1h.csv → EURUSD 1h: 91 rows read, 91 bars would be written (0 replaced)"
+        ),
+        "{run}"
+    );
+    assert!(
+        run.stdout
+            .contains("would store: 91 bars from 2024-01-01T00:00:00Z to 2024-01-04T23:00:00Z"),
+        "{run}"
+    );
+    let dry = ktrdr(&url, &["--json", "data", "import", csv, "--dry-run"])
+        .await
+        .json();
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["coverage"]["bar_count"], 91);
+    assert_eq!(dry["coverage"]["first"], "2024-01-01T00:00:00Z");
+    let run = ktrdr(&url, &["data", "list"]).await;
+    assert!(run.stdout.contains("no datasets stored"), "{run}");
+
     // import: symbol and timeframe from the file name
     let run = ktrdr(&url, &["data", "import", csv]).await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -246,6 +316,13 @@ async fn an_imported_csv_is_seen_by_show_range_gaps_and_list() {
     assert_eq!(imported["timeframe"], "1h");
     assert_eq!(imported["bars_replaced"], 91, "a second import merges");
     assert_eq!(imported["coverage"]["bar_count"], 91);
+    let run = ktrdr(&url, &["data", "import", csv, "--dry-run"]).await;
+    assert!(
+        run.stdout
+            .contains("91 bars would be written (91 replaced)"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("would store: 91 bars"), "{run}");
 
     // show: table, JSON, CSV (the original format), limits and ranges
     let run = ktrdr(
@@ -427,18 +504,7 @@ async fn data_gaps_shows_the_forex_year_end_closures_as_holidays() {
         }
         t += HOUR;
     }
-    DataServiceClient::new(gateway.channel().await)
-        .write_bars(tokio_stream::iter([WriteBarsRequest {
-            batch: Some(BarBatch {
-                symbol: "EURUSD".into(),
-                timeframe: "1h".into(),
-                payload: Some(bar_batch::Payload::Columns(bars)),
-                bar_count: 0,
-            }),
-            ..Default::default()
-        }]))
-        .await
-        .unwrap();
+    store_bars(gateway.channel().await, "EURUSD", "1h", bars).await;
 
     let run = ktrdr(&url, &["--json", "data", "gaps", "EURUSD", "-t", "1h"]).await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -503,6 +569,23 @@ async fn server_errors_exit_with_4_and_show_the_servers_message() {
     assert_eq!(run.code, Some(4), "{run}");
     assert!(run.stderr.contains("INVALID_ARGUMENT"), "{run}");
     assert!(run.stderr.contains("high"), "{run}");
+    // The CLI's flag, not the proto field, is what to pass.
+    assert!(run.stderr.contains("write with --repair"), "{run}");
+    assert!(!run.stderr.contains("VALIDATION_MODE"), "{run}");
+    let run = ktrdr(
+        &url,
+        &[
+            "data",
+            "import",
+            bad.to_str().unwrap(),
+            "--timezone",
+            "Mars/Olympus",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(4), "{run}");
+    assert!(run.stderr.contains("invalid --timezone"), "{run}");
+    assert!(!run.stderr.contains("options."), "{run}");
 
     // The training host is down: the gateway answers UNAVAILABLE itself, a server error.
     let run = ktrdr(&url, &["models", "list"]).await;
@@ -512,6 +595,37 @@ async fn server_errors_exit_with_4_and_show_the_servers_message() {
 
     let run = ktrdr(NOBODY, &["data", "import", "/no/such/file.csv"]).await;
     assert_eq!(run.code, Some(2), "a missing file is a usage error\n{run}");
+}
+
+#[tokio::test]
+async fn a_reader_that_goes_away_ends_the_cli_quietly_with_0() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (_data, gateway) = data_and_gateway(data_dir.path()).await;
+    let url = gateway.url();
+    // Far more output than a pipe buffers, so the CLI is still writing when the reader leaves.
+    store_bars(
+        gateway.channel().await,
+        "EURUSD",
+        "1h",
+        trending_hourly_bars(20_000, 1),
+    )
+    .await;
+    for args in [
+        &["data", "show", "EURUSD", "-t", "1h"][..],
+        &["data", "show", "EURUSD", "-t", "1h", "-f", "csv"],
+        &["--json", "data", "show", "EURUSD", "-t", "1h"],
+    ] {
+        // ktrdr … | head -2
+        let run = ktrdr_into_head(&url, args, 2, false).await;
+        assert_eq!(run.code, Some(0), "{args:?}\n{run}");
+        assert_eq!(run.stdout.lines().count(), 2, "{args:?}\n{run}");
+        assert!(run.stderr.is_empty(), "{args:?} ends quietly\n{run}");
+        // ktrdr … 2>&1 | head -2: nothing may panic writing to the closed stderr either.
+        let run = ktrdr_into_head(&url, args, 2, true).await;
+        assert_eq!(run.code, Some(0), "{args:?}\n{run}");
+    }
+    let run = ktrdr_into_head(&url, &["data", "show", "EURUSD", "-t", "1h"], 2, false).await;
+    assert!(run.stdout.starts_with("timestamp"), "{run}");
 }
 
 #[tokio::test]
@@ -599,18 +713,13 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     .await;
     let url = gateway.url();
     let channel = gateway.channel().await;
-    DataServiceClient::new(channel.clone())
-        .write_bars(tokio_stream::iter([WriteBarsRequest {
-            batch: Some(BarBatch {
-                symbol: "EURUSD".into(),
-                timeframe: "1h".into(),
-                payload: Some(bar_batch::Payload::Columns(trending_hourly_bars(600, 7))),
-                bar_count: 0,
-            }),
-            ..Default::default()
-        }]))
-        .await
-        .unwrap();
+    store_bars(
+        channel.clone(),
+        "EURUSD",
+        "1h",
+        trending_hourly_bars(600, 7),
+    )
+    .await;
 
     let run = ktrdr(&url, &["trainings", "list"]).await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -1015,18 +1124,13 @@ async fn ctrl_c_during_data_load_cancels_the_job_and_exits_130() {
 /// file.
 async fn training_stack() -> (IbStack, std::path::PathBuf) {
     let stack = ib_stack("0", true).await;
-    DataServiceClient::new(stack.data.channel().await)
-        .write_bars(tokio_stream::iter([WriteBarsRequest {
-            batch: Some(BarBatch {
-                symbol: "EURUSD".into(),
-                timeframe: "1h".into(),
-                payload: Some(bar_batch::Payload::Columns(trending_hourly_bars(600, 7))),
-                bar_count: 0,
-            }),
-            ..Default::default()
-        }]))
-        .await
-        .unwrap();
+    store_bars(
+        stack.data.channel().await,
+        "EURUSD",
+        "1h",
+        trending_hourly_bars(600, 7),
+    )
+    .await;
     let strategy = stack.models.path().join("tiny.yaml");
     std::fs::write(&strategy, TINY_STRATEGY).unwrap();
     (stack, strategy)
