@@ -351,3 +351,40 @@ async fn with_everything_in_process_the_gateway_stores_bars_and_trains_a_model()
         "sessions persist under the models dir"
     );
 }
+
+#[tokio::test]
+async fn the_bearer_scheme_is_accepted_in_any_case() {
+    const NOBODY: &str = "http://127.0.0.1:9";
+    let gateway = ServiceProcess::start(
+        "ktrdr-gateway",
+        &[
+            ("KTRDR_AUTH_TOKEN", "s3cret"),
+            ("DATA_SERVICE_URL", NOBODY),
+            ("TRAINING_HOST_SERVICE_URL", NOBODY),
+            ("IB_HOST_SERVICE_URL", NOBODY),
+        ],
+    )
+    .await;
+    let channel = gateway.channel().await;
+    let call = |authorization: &'static str| {
+        let channel = channel.clone();
+        async move {
+            let mut request = tonic::Request::new(GetConfigurationRequest {});
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.parse().unwrap());
+            GatewayServiceClient::new(channel)
+                .get_configuration(request)
+                .await
+        }
+    };
+    // RFC 7235 §2.1: the scheme name is case-insensitive.
+    for accepted in ["Bearer s3cret", "bearer s3cret", "BEARER s3cret"] {
+        let answer = call(accepted).await;
+        assert!(answer.is_ok(), "{accepted}: {answer:?}");
+    }
+    for refused in ["BEARER guess", "Basic s3cret", "s3cret"] {
+        let status = call(refused).await.unwrap_err();
+        assert_eq!(status.code(), Code::Unauthenticated, "{refused}");
+    }
+}
