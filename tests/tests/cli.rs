@@ -657,7 +657,7 @@ async fn config_lists_the_managers_and_health_reports_serving() {
 }
 
 #[tokio::test]
-async fn with_auth_on_the_gateway_the_cli_sends_ktrdr_auth_token() {
+async fn with_auth_on_the_gateway_the_cli_sends_ktrdr_auth_token_and_any_bearer_case_passes() {
     let gateway = ServiceProcess::start(
         "ktrdr-gateway",
         &[
@@ -677,6 +677,30 @@ async fn with_auth_on_the_gateway_the_cli_sends_ktrdr_auth_token() {
             .await;
     assert_eq!(allowed.code, Some(0), "{allowed}");
     assert!(allowed.stdout.contains("training"), "{allowed}");
+
+    // RFC 7235 §2.1: the scheme name is case-insensitive, whoever the client is.
+    let channel = gateway.channel().await;
+    let call = |authorization: &'static str| {
+        let channel = channel.clone();
+        async move {
+            let mut request =
+                tonic::Request::new(ktrdr_proto::gateway::v1::GetConfigurationRequest {});
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.parse().unwrap());
+            GatewayServiceClient::new(channel)
+                .get_configuration(request)
+                .await
+        }
+    };
+    for accepted in ["Bearer s3cret", "bearer s3cret", "BEARER s3cret"] {
+        let answer = call(accepted).await;
+        assert!(answer.is_ok(), "{accepted}: {answer:?}");
+    }
+    for refused in ["BEARER guess", "Basic s3cret", "s3cret"] {
+        let status = call(refused).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{refused}");
+    }
 }
 
 // ---- gateway + data service + training host ------------------------------------------------
