@@ -84,10 +84,12 @@ pub const DATASET_FLAGS: Flags = &[
     ("unexpected_only", "--unexpected"),
 ];
 
-/// `data load` (LoadData).
+/// `data load` (LoadData, LoadBatch).
 pub const LOAD_FLAGS: Flags = &[
-    ("symbol", "SYMBOL"),
+    ("symbol", "SYMBOLS"),
+    ("symbols", "SYMBOLS"),
     ("timeframe", "-t/--timeframe"),
+    ("timeframes", "-t/--timeframe"),
     ("range.start_ms", "--start"),
     ("range.end_ms", "--end"),
     ("range", "--start/--end"),

@@ -1128,20 +1128,174 @@ async fn ctrl_c_during_data_load_cancels_the_job_and_exits_130() {
     assert_eq!(last["event"], "interrupted", "{run}");
     assert_eq!(last["job_id"], job_id.as_str());
 
-    let job = GatewayServiceClient::new(stack.gateway.channel().await)
-        .get_load(GetLoadRequest {
-            job_id: job_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let job = load_job(&stack, &job_id).await;
     assert_eq!(
         job.state(),
         ktrdr_proto::common::v1::JobState::Cancelled,
         "{job:?}"
     );
+}
+
+/// The load job `job_id` as the gateway reports it (GetLoad).
+async fn load_job(stack: &IbStack, job_id: &str) -> ktrdr_proto::gateway::v1::LoadJob {
+    GatewayServiceClient::new(stack.gateway.channel().await)
+        .get_load(GetLoadRequest {
+            job_id: job_id.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_load_fails_the_unknown_symbols_datasets_and_completes_the_others() {
+    let stack = ib_stack("0", false).await;
+    let url = stack.gateway.url();
+    let args = [
+        "data",
+        "load",
+        "AAPL,MSFT,NOPE",
+        "-t",
+        "1h,1d",
+        "--start",
+        "2024-01-02",
+        "--end",
+        "2024-01-20",
+    ];
+    let mut json_args = vec!["--json"];
+    json_args.extend(args);
+    let run = ktrdr(&url, &json_args).await;
+    assert_eq!(run.code, Some(1), "one dataset failed\n{run}");
+    let events = run.json_lines();
+    assert_eq!(events[0]["event"], "batch_started", "{run}");
+    assert_eq!(events[0]["datasets"].as_array().unwrap().len(), 6);
+    let batch_id = events[0]["batch_id"].as_str().unwrap().to_owned();
+
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "batch_summary", "{run}");
+    assert_eq!(summary["state"], "FAILED");
+    assert_eq!(
+        (&summary["completed"], &summary["failed"]),
+        (&4.into(), &2.into())
+    );
+    let datasets = summary["datasets"].as_array().unwrap();
+    assert_eq!(datasets.len(), 6);
+    for d in datasets {
+        if d["symbol"] == "NOPE" {
+            assert_eq!(d["state"], "FAILED", "{d}");
+            assert!(d["error"].as_str().unwrap().contains("NOPE"), "{d}");
+        } else {
+            assert_eq!(d["state"], "COMPLETED", "{d}");
+            assert!(d["summary"]["bars_written"].as_i64().unwrap() > 0, "{d}");
+        }
+    }
+
+    // Each completed dataset was its own load job, streamed with its symbol and timeframe.
+    let mut children: Vec<(String, String, String)> = events
+        .iter()
+        .filter(|e| e["event"] == "started")
+        .map(|e| {
+            assert_eq!(e["batch_id"], batch_id.as_str());
+            (
+                e["symbol"].as_str().unwrap().to_owned(),
+                e["timeframe"].as_str().unwrap().to_owned(),
+                e["job_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    children.sort();
+    children.dedup_by(|a, b| a.2 == b.2);
+    assert_eq!(children.len(), 4, "{run}");
+    for (symbol, timeframe, job_id) in &children {
+        let job = load_job(&stack, job_id).await;
+        assert_eq!((&job.symbol, &job.timeframe), (symbol, timeframe));
+        assert_eq!(job.state(), ktrdr_proto::common::v1::JobState::Completed);
+    }
+    // Overall progress as each dataset ends, up to all six.
+    let progress: Vec<i64> = events
+        .iter()
+        .filter(|e| e["event"] == "batch_progress")
+        .map(|e| e["progress"]["items_done"].as_i64().unwrap())
+        .collect();
+    assert_eq!(progress, [1, 2, 3, 4, 5, 6], "{run}");
+
+    // The text output ends with a table of every dataset.
+    let run = ktrdr(&url, &args).await;
+    assert_eq!(run.code, Some(1), "{run}");
+    let rows: Vec<&str> = run
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("symbol"))
+        .collect();
+    assert!(
+        rows[0].contains("state") && rows[0].contains("stored"),
+        "{run}"
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|l| l.starts_with("NOPE") && l.contains("FAILED"))
+            .count(),
+        2,
+        "{run}"
+    );
+    assert_eq!(rows.iter().filter(|l| l.contains("COMPLETED")).count(), 4);
+    assert!(
+        run.stdout
+            .contains("FAILED — 4 completed, 2 failed, 0 cancelled"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("2 failed"), "{run}");
+}
+
+#[tokio::test]
+async fn ctrl_c_during_a_batch_load_cancels_every_child_and_exits_130() {
+    let stack = ib_stack("500", false).await;
+    let url = stack.gateway.url();
+    let mut cli = RunningCli::spawn(
+        &url,
+        &[
+            "--json",
+            "data",
+            "load",
+            "AAPL,MSFT",
+            "-t",
+            "5m,15m",
+            "-m",
+            "backfill",
+            "--start",
+            "2023-01-02",
+            "--end",
+            "2024-01-02",
+        ],
+    );
+    let batch = cli.next_json_line().await.expect("a batch_started event");
+    assert_eq!(batch["event"], "batch_started", "{batch}");
+    // Wait until the four children are running.
+    let mut jobs = Vec::new();
+    while jobs.len() < 4 {
+        let event = cli.next_json_line().await.expect("child events");
+        if event["event"] == "started" {
+            jobs.push(event["job_id"].as_str().unwrap().to_owned());
+        }
+    }
+    cli.interrupt();
+    let run = cli.finish().await;
+    assert_eq!(run.code, Some(130), "{run}");
+    let last = run.json_lines().pop().unwrap();
+    assert_eq!(last["event"], "interrupted", "{run}");
+    assert_eq!(last["job_id"], batch["batch_id"], "{run}");
+    assert_eq!(last["state"], "CANCELLED", "{run}");
+
+    for job_id in jobs {
+        let job = load_job(&stack, &job_id).await;
+        assert_eq!(
+            job.state(),
+            ktrdr_proto::common::v1::JobState::Cancelled,
+            "{job:?}"
+        );
+    }
 }
 
 /// The IB stack with a training host, 600 hourly EURUSD bars stored and the tiny strategy in a
