@@ -12,13 +12,13 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ktrdr_common::error::ServiceError;
-use ktrdr_common::market::{symbol_field, timeframe_field};
+use ktrdr_common::market::{symbol_field, time_range, timeframe_field};
 use ktrdr_common::server::ResponseStream;
 use ktrdr_common::status::now_ms;
 use ktrdr_proto::common::v1::{JobState, Progress};
 use ktrdr_proto::gateway::v1::{
     BatchDataset, LoadBatchChildEvent, LoadBatchProgress, LoadBatchRequest, LoadBatchResponse,
-    LoadBatchStarted, LoadBatchSummary, LoadDataRequest, LoadEvent, load_batch_response,
+    LoadBatchStarted, LoadBatchSummary, LoadDataRequest, LoadEvent, LoadMode, load_batch_response,
     load_event,
 };
 use tokio::sync::{mpsc, watch};
@@ -87,8 +87,20 @@ impl Batches {
     }
 }
 
-/// The datasets of a request: symbols × timeframes in request order, duplicates dropped.
+/// The datasets of a request: symbols × timeframes in request order, duplicates dropped. The
+/// options every child shares are checked here too, so a bad one refuses the batch rather than
+/// failing every dataset.
 pub fn datasets_of(request: &LoadBatchRequest) -> Result<Vec<(String, String)>, ServiceError> {
+    time_range("range", request.range.as_ref())?;
+    if LoadMode::try_from(request.mode).is_err() {
+        return Err(ServiceError::invalid_argument(
+            "mode",
+            format!(
+                "unknown mode {}; use LOAD_MODE_LOCAL, LOAD_MODE_TAIL, LOAD_MODE_BACKFILL or LOAD_MODE_FULL",
+                request.mode
+            ),
+        ));
+    }
     if request.symbols.is_empty() || request.timeframes.is_empty() {
         return Err(ServiceError::invalid_argument(
             if request.symbols.is_empty() {
@@ -414,6 +426,17 @@ mod tests {
         );
         let err = datasets_of(&request(&[], &["1h"])).unwrap_err();
         assert!(err.to_string().starts_with("invalid symbols"), "{err}");
+        let mut bad_range = request(&["AAPL"], &["1h"]);
+        bad_range.range = Some(ktrdr_proto::common::v1::TimeRange {
+            start_ms: 20,
+            end_ms: 10,
+        });
+        let err = datasets_of(&bad_range).unwrap_err();
+        assert!(err.to_string().starts_with("invalid range"), "{err}");
+        let mut bad_mode = request(&["AAPL"], &["1h"]);
+        bad_mode.mode = 99;
+        let err = datasets_of(&bad_mode).unwrap_err();
+        assert!(err.to_string().starts_with("invalid mode"), "{err}");
         let many: Vec<String> = (0..=MAX_BATCH_DATASETS).map(|i| format!("S{i}")).collect();
         let many: Vec<&str> = many.iter().map(String::as_str).collect();
         assert!(datasets_of(&request(&many, &["1h"])).is_err());
