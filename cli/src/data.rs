@@ -2,25 +2,30 @@
 //! store holds (bars, coverage, gaps, datasets). Everything goes through the gateway, which
 //! serves the public `DataService` and routes it to the data service.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use futures_util::StreamExt;
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use ktrdr_proto::common::v1::JobState;
 use ktrdr_proto::common::v1::{BarColumns, BarEncoding, bar_batch};
 use ktrdr_proto::data::v1::{
     GapKind, GetCoverageRequest, GetCoverageResponse, ImportCsvOptions, ImportCsvRequest,
     ListDatasetsRequest, ReadBarsRequest, ValidationMode, import_csv_request,
 };
 use ktrdr_proto::gateway::v1::{
-    CancelLoadRequest, LoadDataRequest, LoadEvent, LoadMode, load_event,
+    CancelLoadRequest, LoadBatchRequest, LoadBatchSummary, LoadDataRequest, LoadEvent, LoadMode,
+    load_batch_response, load_event,
 };
 use serde_json::json;
 
 use crate::error::CliError;
 use crate::json::{self as to_json, job_state, short_name};
-use crate::output::{Format, Table, human_bytes, number, print, print_json, print_json_line, say};
+use crate::output::{
+    Format, Table, human_bytes, note, number, print, print_json, print_json_line, say, say_multi,
+};
 use crate::time::{human_duration, iso, iso_json, iso_or_dash};
 use crate::{Context, CtrlC, RangeArgs, parse_symbol, parse_timeframe};
 
@@ -105,8 +110,15 @@ impl WhatToShow {
 
 #[derive(Debug, Args)]
 pub struct LoadArgs {
+    /// Symbols, comma-separated (AAPL or AAPL,MSFT,SPY). Several symbols or timeframes load as
+    /// one batch (GatewayService.LoadBatch): a job per dataset, a summary table at the end.
+    #[arg(value_name = "SYMBOLS", required = true, value_delimiter = ',', value_parser = parse_symbol)]
+    pub symbols: Vec<String>,
+    /// Timeframes, comma-separated: 1m, 5m, 15m, 30m, 1h, 4h, 1d, 1w.
+    #[arg(short = 't', long = "timeframe", required = true, value_delimiter = ',', value_parser = parse_timeframe)]
+    pub timeframes: Vec<String>,
     #[command(flatten)]
-    pub dataset: DatasetArgs,
+    pub range: RangeArgs,
     /// What to fetch.
     #[arg(short = 'm', long, value_enum, default_value_t = Mode::Tail)]
     pub mode: Mode,
@@ -281,7 +293,10 @@ async fn show(ctx: &Context, args: ShowArgs) -> Result<(), CliError> {
                 print(&table.render_csv())
             } else {
                 print(&table.render())?;
-                eprintln!("{n} bar(s) of {} {}", dataset.symbol, dataset.timeframe);
+                note(&format!(
+                    "{n} bar(s) of {} {}",
+                    dataset.symbol, dataset.timeframe
+                ));
                 Ok(())
             }
         }
@@ -513,14 +528,54 @@ async fn list(ctx: &Context, args: ListArgs) -> Result<(), CliError> {
 
 // ---- import --------------------------------------------------------------------------------
 
+/// The dataset `data import` writes: `--symbol` and `-t` where given, else what a
+/// `SYMBOL_tf.csv` file name says; a usage error naming the flags to pass otherwise.
+pub fn import_dataset(
+    file_name: &str,
+    symbol: Option<&str>,
+    timeframe: Option<&str>,
+) -> Result<(String, String), CliError> {
+    let named = ktrdr_market::dataset_of_file_name(file_name);
+    let symbol = match (symbol, &named) {
+        (Some(symbol), _) => Some(symbol.to_owned()),
+        (None, Some((symbol, _))) => Some(parse_symbol(symbol).map_err(|why| {
+            CliError::Usage(format!(
+                "the file name {file_name} gives the symbol {symbol:?}, which {why}; pass --symbol"
+            ))
+        })?),
+        (None, None) => None,
+    };
+    let timeframe = timeframe
+        .map(str::to_owned)
+        .or_else(|| named.map(|(_, tf)| tf.as_str().to_owned()));
+    let accepted = ktrdr_market::Timeframe::ACCEPTED;
+    match (symbol, timeframe) {
+        (Some(symbol), Some(timeframe)) => Ok((symbol, timeframe)),
+        (Some(_), None) => Err(CliError::Usage(format!(
+            "{file_name} does not name its timeframe: pass -t/--timeframe ({accepted}), or name the file SYMBOL_timeframe.csv (e.g. AAPL_1h.csv)"
+        ))),
+        (None, Some(_)) => Err(CliError::Usage(format!(
+            "{file_name} does not name its symbol: pass --symbol, or name the file SYMBOL_timeframe.csv (e.g. AAPL_1h.csv)"
+        ))),
+        (None, None) => Err(CliError::Usage(format!(
+            "{file_name} does not name its timeframe and symbol: pass -t/--timeframe ({accepted}) and --symbol, or name the file SYMBOL_timeframe.csv (e.g. AAPL_1h.csv)"
+        ))),
+    }
+}
+
 async fn import(ctx: &Context, args: ImportArgs) -> Result<(), CliError> {
     let file = tokio::fs::File::open(&args.file)
         .await
         .map_err(|e| CliError::Usage(format!("cannot open {}: {e}", args.file.display())))?;
     let file_name = file_name_of(&args.file);
+    let (symbol, timeframe) = import_dataset(
+        &file_name,
+        args.symbol.as_deref(),
+        args.timeframe.as_deref(),
+    )?;
     let options = ImportCsvOptions {
-        symbol: args.symbol.clone().unwrap_or_default(),
-        timeframe: args.timeframe.clone().unwrap_or_default(),
+        symbol,
+        timeframe,
         file_name: file_name.clone(),
         server_path: String::new(),
         timezone: args.timezone.clone().unwrap_or_default(),
@@ -596,9 +651,14 @@ async fn import(ctx: &Context, args: ImportArgs) -> Result<(), CliError> {
             },
         }));
     }
+    // A dry run's counts and coverage are what the import would do; nothing was written.
+    let (dry_run, written, stored) = if response.dry_run {
+        ("dry run: ", "would be written", "would store")
+    } else {
+        ("", "written", "stored")
+    };
     let mut text = format!(
-        "{}{file_name} → {} {}: {} rows read, {} bars written ({} replaced), {} skipped\n  timestamps: column {:?}, format {}\n  stored: {} bars from {} to {}\n",
-        if response.dry_run { "dry run: " } else { "" },
+        "{dry_run}{file_name} → {} {}: {} rows read, {} bars {written} ({} replaced), {} skipped\n  timestamps: column {:?}, format {}\n  {stored}: {} bars from {} to {}\n",
         response.symbol,
         response.timeframe,
         response.rows_read,
@@ -755,18 +815,21 @@ pub fn summary_text(
 }
 
 async fn load(ctx: &Context, args: LoadArgs) -> Result<(), CliError> {
-    let dataset = &args.dataset;
+    let (symbol, timeframe) = match (args.symbols.as_slice(), args.timeframes.as_slice()) {
+        ([symbol], [timeframe]) => (symbol.clone(), timeframe.clone()),
+        _ => return load_batch(ctx, args).await,
+    };
     let request = LoadDataRequest {
-        symbol: dataset.symbol.clone(),
-        timeframe: dataset.timeframe.clone(),
+        symbol: symbol.clone(),
+        timeframe: timeframe.clone(),
         mode: args.mode.to_proto() as i32,
-        range: dataset.range.to_proto()?,
+        range: args.range.to_proto()?,
         fill_gaps: args.fill_gaps,
         use_rth: args.rth,
         what_to_show: args.what_to_show.map_or(0, |w| w.to_proto() as i32),
         ..Default::default()
     };
-    let label = format!("{} {}", dataset.symbol, dataset.timeframe);
+    let label = format!("{symbol} {timeframe}");
     let view = LoadView::new(ctx.json, &label);
     let mut job_id = String::new();
     let mut ctrl_c = CtrlC::listen()?;
@@ -802,12 +865,7 @@ async fn load(ctx: &Context, args: LoadArgs) -> Result<(), CliError> {
         view.on_event(&event);
         if let Some(load_event::Event::Summary(summary)) = &event.event {
             if !ctx.json {
-                print(&summary_text(
-                    &dataset.symbol,
-                    &dataset.timeframe,
-                    &job_id,
-                    summary,
-                ))?;
+                print(&summary_text(&symbol, &timeframe, &job_id, summary))?;
             }
             return match summary.state() {
                 ktrdr_proto::common::v1::JobState::Completed => Ok(()),
@@ -825,10 +883,192 @@ async fn load(ctx: &Context, args: LoadArgs) -> Result<(), CliError> {
     }
 }
 
+/// `data load` of several symbols or timeframes: one batch, a bar per dataset and one overall,
+/// then a table of every dataset's outcome. Fails (exit 1) unless every dataset COMPLETED.
+async fn load_batch(ctx: &Context, args: LoadArgs) -> Result<(), CliError> {
+    let request = LoadBatchRequest {
+        symbols: args.symbols.clone(),
+        timeframes: args.timeframes.clone(),
+        mode: args.mode.to_proto() as i32,
+        range: args.range.to_proto()?,
+        fill_gaps: args.fill_gaps,
+        use_rth: args.rth,
+        what_to_show: args.what_to_show.map_or(0, |w| w.to_proto() as i32),
+    };
+    let bars = if ctx.json {
+        MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+    } else {
+        MultiProgress::new()
+    };
+    let overall = bars.add(ProgressBar::new(0));
+    overall.set_style(
+        ProgressStyle::with_template("{spinner} batch [{bar:30}] {pos}/{len} datasets  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let mut views: BTreeMap<(String, String), LoadView> = BTreeMap::new();
+    let mut batch_id = String::new();
+    let mut ctrl_c = CtrlC::listen()?;
+
+    let mut gateway = ctx.gateway();
+    let call = gateway.load_batch(request);
+    let mut stream = tokio::select! {
+        response = call => response.map_err(|s| ctx.error(s))?.into_inner(),
+        _ = ctrl_c.pressed() => {
+            overall.abandon();
+            return Err(CliError::Interrupted("interrupted before the batch started".to_owned()));
+        }
+    };
+    loop {
+        let message = tokio::select! {
+            message = stream.message() => message.map_err(|s| ctx.error(s))?,
+            _ = ctrl_c.pressed() => {
+                overall.abandon();
+                return Err(cancel(ctx, "batch", &batch_id).await);
+            }
+        };
+        let Some(response) = message else {
+            return Err(CliError::Failed(format!(
+                "the stream of batch {batch_id} ended without a summary"
+            )));
+        };
+        batch_id.clone_from(&response.batch_id);
+        if ctx.json {
+            print_json_line(&to_json::batch_event(&response))?;
+        }
+        match response.event {
+            Some(load_batch_response::Event::Started(started)) => {
+                overall.set_length(started.datasets.len() as u64);
+                if !ctx.json {
+                    let names: Vec<String> = started
+                        .datasets
+                        .iter()
+                        .map(|d| format!("{} {}", d.symbol, d.timeframe))
+                        .collect();
+                    say_multi(
+                        &bars,
+                        &format!(
+                            "batch {batch_id}: {} dataset(s): {}",
+                            names.len(),
+                            names.join(", ")
+                        ),
+                    );
+                }
+            }
+            Some(load_batch_response::Event::Child(child)) => {
+                let Some(event) = child.event else { continue };
+                let key = (child.symbol.clone(), child.timeframe.clone());
+                let view = views.entry(key).or_insert_with(|| {
+                    let label = format!("{} {}", child.symbol, child.timeframe);
+                    let bar = bars.insert_before(&overall, ProgressBar::new(0));
+                    LoadView::with_bar(bar, &label, ctx.json)
+                });
+                view.on_event(&event);
+            }
+            Some(load_batch_response::Event::Progress(progress)) => {
+                let done = progress.progress.as_ref().map_or(0, |p| p.items_done);
+                overall.set_position(done.max(0) as u64);
+                if let Some(d) = progress.dataset
+                    && !ctx.json
+                {
+                    overall.set_message(format!("{} {}", d.symbol, d.timeframe));
+                    say_multi(
+                        &bars,
+                        &format!(
+                            "{} {}: {}{}",
+                            d.symbol,
+                            d.timeframe,
+                            job_state(d.state()),
+                            if d.error.is_empty() {
+                                String::new()
+                            } else {
+                                format!(" — {}", d.error)
+                            }
+                        ),
+                    );
+                }
+            }
+            Some(load_batch_response::Event::Summary(summary)) => {
+                overall.finish_and_clear();
+                if !ctx.json {
+                    print(&batch_summary_text(&batch_id, &summary))?;
+                }
+                return match summary.state() {
+                    JobState::Completed => Ok(()),
+                    state => Err(CliError::Failed(format!(
+                        "batch {batch_id} ended {}: {} of {} dataset(s) completed, {} failed, {} cancelled",
+                        job_state(state),
+                        summary.completed,
+                        summary.datasets.len(),
+                        summary.failed,
+                        summary.cancelled
+                    ))),
+                };
+            }
+            None => {}
+        }
+    }
+}
+
+/// A batch's outcome as a table, one row per dataset, and a closing line.
+pub fn batch_summary_text(batch_id: &str, summary: &LoadBatchSummary) -> String {
+    let mut table = Table::new([
+        "symbol",
+        "timeframe",
+        "state",
+        "fetched",
+        "written",
+        "stored",
+        "first",
+        "last",
+        "error",
+    ]);
+    for d in &summary.datasets {
+        let s = d.summary.clone().unwrap_or_default();
+        let (fetched, written, stored, first, last) = if d.summary.is_some() {
+            (
+                s.bars_fetched.to_string(),
+                s.bars_written.to_string(),
+                s.bar_count.to_string(),
+                iso_or_dash(s.first_ms),
+                iso_or_dash(s.last_ms),
+            )
+        } else {
+            let dash = || "-".to_owned();
+            (dash(), dash(), dash(), dash(), dash())
+        };
+        table.row([
+            d.symbol.clone(),
+            d.timeframe.clone(),
+            job_state(d.state()),
+            fetched,
+            written,
+            stored,
+            first,
+            last,
+            d.error.clone(),
+        ]);
+    }
+    format!(
+        "{}batch {batch_id}: {} — {} completed, {} failed, {} cancelled in {}\n",
+        table.render(),
+        job_state(summary.state()),
+        summary.completed,
+        summary.failed,
+        summary.cancelled,
+        human_duration(summary.elapsed_ms),
+    )
+}
+
 /// Cancels load job `job_id` after Ctrl+C; the error to exit with (130, or what went wrong).
 pub async fn cancel_load(ctx: &Context, job_id: &str) -> CliError {
+    cancel(ctx, "load job", job_id).await
+}
+
+/// Cancels `what` (`load job`, `batch`) `job_id` with CancelLoad; the error to exit with.
+async fn cancel(ctx: &Context, what: &str, job_id: &str) -> CliError {
     if job_id.is_empty() {
-        return CliError::Interrupted("interrupted before the load job started".to_owned());
+        return CliError::Interrupted(format!("interrupted before the {what} started"));
     }
     let mut request = tonic::Request::new(CancelLoadRequest {
         job_id: job_id.to_owned(),
@@ -846,10 +1086,10 @@ pub async fn cancel_load(ctx: &Context, job_id: &str) -> CliError {
                     "state": state,
                 }));
             }
-            CliError::Interrupted(format!("interrupted: load job {job_id} is {state}"))
+            CliError::Interrupted(format!("interrupted: {what} {job_id} is {state}"))
         }
         Err(status) => CliError::Interrupted(format!(
-            "interrupted, but cancelling load job {job_id} failed: {} — cancel it with grpcurl (GatewayService/CancelLoad)",
+            "interrupted, but cancelling {what} {job_id} failed: {} — cancel it with grpcurl (GatewayService/CancelLoad)",
             ctx.error(status)
         )),
     }

@@ -10,6 +10,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::error::ExitCode;
+use crate::output::{note, print, print_json_line};
 
 #[derive(Debug, Args)]
 pub struct HealthArgs {
@@ -31,7 +32,9 @@ pub async fn run(url: &str, json: bool, args: &HealthArgs) -> ExitCode {
     let channel = match endpoint(url, &ChannelOptions::default()) {
         Ok(endpoint) => endpoint.connect_lazy(),
         Err(err) => {
-            eprintln!("ktrdr: {err} (pass --url or set KTRDR_GATEWAY_URL)");
+            note(&format!(
+                "ktrdr: {err} (pass --url or set KTRDR_GATEWAY_URL)"
+            ));
             return ExitCode::Usage;
         }
     };
@@ -72,30 +75,38 @@ pub async fn run(url: &str, json: bool, args: &HealthArgs) -> ExitCode {
             ExitCode::Failed,
         ),
     };
-    if json {
+    let printed = if json {
         let value = serde_json::json!({
             "url": url,
             "service": service,
             "status": status,
             "detail": detail,
         });
-        println!("{value}");
+        print_json_line(&value)
     } else if detail.is_empty() {
-        println!(
-            "{status}  {url}{}",
+        print(&format!(
+            "{status}  {url}{}\n",
             if service.is_empty() {
                 String::new()
             } else {
                 format!(" ({service})")
             }
-        );
+        ))
     } else {
-        println!("{status}  {url}  {detail}");
+        let printed = print(&format!("{status}  {url}  {detail}\n"));
         if code == ExitCode::Connection {
-            eprintln!(
-                "hint: is the service running? `make run` starts the local stack; `scripts/stack.sh status` shows it"
+            note(
+                "hint: is the service running? `make run` starts the local stack; `scripts/stack.sh status` shows it",
             );
         }
+        printed
+    };
+    match printed {
+        // A closed pipe leaves the verdict in the exit code; any other write error is a failure.
+        Err(err) if !err.is_closed_pipe() => {
+            note(&format!("ktrdr: {err}"));
+            ExitCode::Failed
+        }
+        _ => code,
     }
-    code
 }

@@ -5,7 +5,10 @@
 //! type prefix (`COMPLETED`, `HOST_SERVICE`).
 
 use ktrdr_proto::common::v1::{JobState, Progress, TimeRange, Warning};
-use ktrdr_proto::gateway::v1::{LoadEvent, LoadJob, LoadSummary, load_event};
+use ktrdr_proto::gateway::v1::{
+    BatchDataset, LoadBatchResponse, LoadEvent, LoadJob, LoadSummary, load_batch_response,
+    load_event,
+};
 use ktrdr_proto::training::v1::{
     Model, TrainingEvent, TrainingMetrics, TrainingSession, TrainingState, training_event,
 };
@@ -121,6 +124,57 @@ pub fn load_event(event: &LoadEvent) -> Value {
     };
     value["job_id"] = event.job_id.clone().into();
     value["time"] = iso_json(event.time_ms);
+    value
+}
+
+/// One dataset of a batch load.
+pub fn batch_dataset(d: &BatchDataset) -> Value {
+    let mut value = json!({
+        "symbol": d.symbol,
+        "timeframe": d.timeframe,
+        "job_id": d.job_id,
+        "state": job_state(d.state()),
+        "error": d.error,
+    });
+    if let Some(summary) = &d.summary {
+        value["summary"] = load_summary(summary);
+    }
+    value
+}
+
+/// One item of a batch load's stream (JSON Lines), with the batch id.
+pub fn batch_event(response: &LoadBatchResponse) -> Value {
+    let mut value = match &response.event {
+        Some(load_batch_response::Event::Started(s)) => json!({
+            "event": "batch_started",
+            "datasets": s.datasets.iter().map(batch_dataset).collect::<Vec<_>>(),
+        }),
+        Some(load_batch_response::Event::Child(c)) => {
+            let mut value = c
+                .event
+                .as_ref()
+                .map_or_else(|| json!({ "event": "unknown" }), load_event);
+            value["symbol"] = c.symbol.clone().into();
+            value["timeframe"] = c.timeframe.clone().into();
+            value
+        }
+        Some(load_batch_response::Event::Progress(p)) => json!({
+            "event": "batch_progress",
+            "progress": progress(p.progress.as_ref()),
+            "dataset": p.dataset.as_ref().map(batch_dataset),
+        }),
+        Some(load_batch_response::Event::Summary(s)) => json!({
+            "event": "batch_summary",
+            "state": job_state(s.state()),
+            "completed": s.completed,
+            "failed": s.failed,
+            "cancelled": s.cancelled,
+            "elapsed_ms": s.elapsed_ms,
+            "datasets": s.datasets.iter().map(batch_dataset).collect::<Vec<_>>(),
+        }),
+        None => json!({ "event": "unknown" }),
+    };
+    value["batch_id"] = response.batch_id.clone().into();
     value
 }
 

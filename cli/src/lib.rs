@@ -16,7 +16,7 @@ pub mod train;
 
 use std::time::Duration;
 
-use clap::{Args, CommandFactory, Parser, Subcommand};
+use clap::{Args, CommandFactory, FromArgMatches, Parser, Subcommand};
 use ktrdr_common::client::{ChannelOptions, endpoint};
 use ktrdr_proto::common::v1::TimeRange;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
@@ -24,7 +24,7 @@ use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
 use tonic::transport::Channel;
 
-pub use error::{CliError, ExitCode};
+pub use error::{CliError, ExitCode, Flags};
 
 /// ktrdr — algorithmic-trading research: market data from Interactive Brokers, neuro-fuzzy
 /// strategy training, all through the ktrdr gateway.
@@ -38,13 +38,9 @@ pub use error::{CliError, ExitCode};
                   2 usage, 3 cannot connect, 4 server error (health: not serving), 130 interrupted (Ctrl+C)."
 )]
 pub struct Cli {
-    /// The gateway (or, for `health`, any ktrdr service) to talk to.
-    #[arg(
-        long,
-        global = true,
-        env = "KTRDR_GATEWAY_URL",
-        default_value = "http://localhost:50051"
-    )]
+    /// The gateway (or, for `health`, any ktrdr service) to talk to; $KTRDR_GATEWAY_URL, when
+    /// set, replaces the default.
+    #[arg(long, global = true, default_value = DEFAULT_URL)]
     pub url: String,
     /// Print machine-readable JSON instead of text.
     #[arg(long, global = true)]
@@ -54,6 +50,39 @@ pub struct Cli {
     pub timeout: u64,
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--url` when neither it nor `KTRDR_GATEWAY_URL` is given.
+pub const DEFAULT_URL: &str = "http://localhost:50051";
+
+/// The variable that overrides [`DEFAULT_URL`].
+pub const GATEWAY_URL_VAR: &str = "KTRDR_GATEWAY_URL";
+
+impl Cli {
+    /// Parses the process's command line; exits with clap's message and code 2 on a usage
+    /// error, as `Cli::parse()` does.
+    pub fn from_env() -> Self {
+        let gateway_url = std::env::var(GATEWAY_URL_VAR).ok();
+        Self::try_parse_with(std::env::args_os(), gateway_url).unwrap_or_else(|e| e.exit())
+    }
+
+    /// Parses `args` with `gateway_url` (the value of `KTRDR_GATEWAY_URL`, if set) as `--url`'s
+    /// default. A default, not a value given: clap's usage lines then keep `--url` optional,
+    /// where an `env` attribute would print it as if typed (and so as required).
+    pub fn try_parse_with<I, T>(args: I, gateway_url: Option<String>) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let mut command = Self::command();
+        if let Some(url) = gateway_url.filter(|url| !url.trim().is_empty()) {
+            // Once per process: clap keeps defaults as `'static` text.
+            let url: &'static str = url.leak();
+            command = command.mut_arg("url", |arg| arg.default_value(url));
+        }
+        let matches = command.try_get_matches_from_mut(args)?;
+        Self::from_arg_matches(&matches).map_err(|e| e.format(&mut command))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -81,6 +110,30 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+}
+
+impl Command {
+    /// The names of this command's flags for the request fields it fills (see [`error`]).
+    pub fn flags(&self) -> Flags {
+        use data::DataCommand as D;
+        use models::ModelsCommand as M;
+        match self {
+            Command::Data(D::Load(_)) => error::LOAD_FLAGS,
+            Command::Data(D::Import(_)) => error::IMPORT_FLAGS,
+            Command::Data(D::Show(_) | D::Range(_) | D::Gaps(_) | D::List(_)) => {
+                error::DATASET_FLAGS
+            }
+            Command::Train(_) => error::TRAIN_FLAGS,
+            Command::Trainings(_) | Command::Models(M::List { .. } | M::Show { .. }) => {
+                error::LISTING_FLAGS
+            }
+            Command::Models(M::Evaluate { .. } | M::Predict(_)) => error::MODEL_DATA_FLAGS,
+            Command::Health(_)
+            | Command::Config
+            | Command::Strategies(_)
+            | Command::Completions { .. } => error::NO_FLAGS,
+        }
+    }
 }
 
 /// A time range on the command line (`--start`, `--end`), half-open like the API's.
@@ -141,6 +194,8 @@ pub struct Context {
     pub timeout: Duration,
     channel: Channel,
     auth: Bearer,
+    /// The command's flags, to name in the server errors it prints.
+    flags: Flags,
 }
 
 /// The gateway's clients carry `authorization: Bearer $KTRDR_AUTH_TOKEN` when it is set.
@@ -181,7 +236,7 @@ impl tonic::service::Interceptor for Bearer {
 }
 
 impl Context {
-    pub fn new(url: &str, json: bool, timeout: Duration) -> Result<Self, CliError> {
+    pub fn new(url: &str, json: bool, timeout: Duration, flags: Flags) -> Result<Self, CliError> {
         let channel = endpoint(url, &ChannelOptions::default())
             .map_err(|e| CliError::Usage(format!("{e} (pass --url or set KTRDR_GATEWAY_URL)")))?
             .connect_lazy();
@@ -191,6 +246,7 @@ impl Context {
             timeout,
             channel,
             auth: Bearer::from_env()?,
+            flags,
         })
     }
 
@@ -215,7 +271,7 @@ impl Context {
 
     /// The error for a failed call: cannot connect, or what the server answered.
     pub fn error(&self, status: tonic::Status) -> CliError {
-        CliError::from_status(status, &self.url)
+        CliError::from_status(status, &self.url, self.flags)
     }
 }
 
@@ -253,11 +309,13 @@ pub async fn run(cli: Cli) -> ExitCode {
     let json = cli.json;
     match dispatch(cli).await {
         Ok(code) => code,
+        // `ktrdr … | head`: the reader has what it wanted.
+        Err(err) if err.is_closed_pipe() => ExitCode::Success,
         Err(err) => {
             if json {
-                eprintln!("{}", err.to_json());
+                output::note(&err.to_json().to_string());
             } else {
-                eprintln!("ktrdr: {err}");
+                output::note(&format!("ktrdr: {err}"));
             }
             err.exit_code()
         }
@@ -269,16 +327,17 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
     match cli.command {
         Command::Health(args) => return Ok(health::run(&cli.url, cli.json, &args).await),
         Command::Completions { shell } => {
-            let mut out = std::io::stdout();
-            clap_complete::generate(shell, &mut Cli::command(), "ktrdr", &mut out);
-            return Ok(ExitCode::Success);
+            // Into memory first: clap_complete panics when its writer fails.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "ktrdr", &mut script);
+            return output::print(&String::from_utf8_lossy(&script)).map(|()| ExitCode::Success);
         }
         Command::Strategies(command) => {
             return strategies::run(cli.json, command).map(|()| ExitCode::Success);
         }
         _ => {}
     }
-    let ctx = Context::new(&cli.url, cli.json, timeout)?;
+    let ctx = Context::new(&cli.url, cli.json, timeout, cli.command.flags())?;
     match cli.command {
         Command::Config => config::run(&ctx).await?,
         Command::Data(command) => data::run(&ctx, command).await?,
@@ -297,6 +356,46 @@ mod tests {
     #[test]
     fn the_command_line_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_gateway_url_comes_from_the_flag_then_the_environment_then_the_default() {
+        let parse = |args: &[&str], env: Option<&str>| {
+            Cli::try_parse_with(
+                std::iter::once("ktrdr").chain(args.iter().copied()),
+                env.map(str::to_owned),
+            )
+            .unwrap()
+            .url
+        };
+        assert_eq!(parse(&["config"], None), DEFAULT_URL);
+        assert_eq!(parse(&["config"], Some("http://gw:1")), "http://gw:1");
+        assert_eq!(parse(&["config"], Some("")), DEFAULT_URL);
+        assert_eq!(
+            parse(&["--url", "http://flag:2", "config"], Some("http://gw:1")),
+            "http://flag:2"
+        );
+        assert_eq!(
+            parse(&["config", "--url", "http://flag:2"], Some("http://gw:1")),
+            "http://flag:2"
+        );
+    }
+
+    #[test]
+    fn usage_lines_show_url_as_optional_when_the_environment_sets_it() {
+        let err = Cli::try_parse_with(
+            ["ktrdr", "data", "show", "AAPL"],
+            Some("http://gw:1".to_owned()),
+        )
+        .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        let text = err.render().to_string();
+        let usage = text
+            .lines()
+            .find(|l| l.starts_with("Usage:"))
+            .unwrap_or_else(|| panic!("no usage line in {text}"));
+        assert!(!usage.contains("--url"), "{usage}");
+        assert!(usage.contains("--timeframe <TIMEFRAME>"), "{usage}");
     }
 
     #[test]

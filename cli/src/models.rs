@@ -10,7 +10,7 @@ use serde_json::json;
 
 use crate::error::CliError;
 use crate::json::{self as to_json, short_name};
-use crate::output::{Format, Table, human_bytes, percent, print, print_json};
+use crate::output::{Format, Table, human_bytes, note, percent, print, print_json};
 use crate::time::{iso, iso_or_dash};
 use crate::train::metrics_text;
 use crate::{Context, RangeArgs, parse_symbol, parse_timeframe};
@@ -291,12 +291,12 @@ async fn predict(ctx: &Context, args: PredictArgs) -> Result<(), CliError> {
         return print(&table.render_csv());
     }
     print(&table.render())?;
-    eprintln!(
+    note(&format!(
         "{} prediction(s) of {} on {} {}",
         n - skip,
         response.model_id,
         response.symbol,
         response.timeframe
-    );
+    ));
     Ok(())
 }

@@ -2,6 +2,10 @@
 //!
 //! `--json` prints exactly one JSON document on stdout for one-shot commands; streaming
 //! commands (`data load`, `train`, `trainings watch`) print one JSON object per line (JSON Lines).
+//!
+//! Everything the CLI prints goes through this module, never `println!`/`eprintln!` (which
+//! panic when the reader has gone): stdout writes return their error, and a closed pipe ends the
+//! command quietly with 0 ([`crate::CliError::is_closed_pipe`]); stderr writes are best effort.
 
 use std::io::Write;
 
@@ -114,6 +118,14 @@ pub fn print(text: &str) -> Result<(), CliError> {
     stdout.write_all(text.as_bytes())?;
     stdout.flush()?;
     Ok(())
+}
+
+/// Writes `text` and a newline to stderr; best effort (a closed stderr loses the note, nothing
+/// more).
+pub fn note(text: &str) {
+    let mut stderr = std::io::stderr().lock();
+    let _ = writeln!(stderr, "{text}");
+    let _ = stderr.flush();
 }
 
 /// Writes one JSON document (pretty) to stdout.

@@ -136,11 +136,29 @@ impl GatewayService for GatewayApi {
         &self,
         request: Request<pb::CancelLoadRequest>,
     ) -> Result<Response<pb::CancelLoadResponse>, Status> {
-        let job = self.loads.cancel(&request.get_ref().job_id).await?;
+        let id = &request.get_ref().job_id;
+        if let Some(batch) = self.loads.batch(id) {
+            return Ok(Response::new(pb::CancelLoadResponse {
+                state: batch.cancel().await as i32,
+                job: None,
+            }));
+        }
+        let job = self.loads.cancel(id).await?;
         Ok(Response::new(pb::CancelLoadResponse {
             state: job.state,
             job: Some(job),
         }))
+    }
+
+    type LoadBatchStream = ResponseStream<pb::LoadBatchResponse>;
+
+    async fn load_batch(
+        &self,
+        request: Request<pb::LoadBatchRequest>,
+    ) -> Result<Response<Self::LoadBatchStream>, Status> {
+        self.loads
+            .start_batch(request.into_inner())
+            .map(Response::new)
     }
 
     type TrainStrategyStream = ResponseStream<pb::TrainStrategyResponse>;

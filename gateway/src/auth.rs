@@ -36,10 +36,7 @@ impl BearerAuth {
                 "this gateway requires a token: send the header `authorization: Bearer <KTRDR_AUTH_TOKEN>` (grpcurl -H 'authorization: Bearer …'; the ktrdr CLI reads KTRDR_AUTH_TOKEN)",
             ));
         };
-        let presented = header
-            .strip_prefix(b"Bearer ")
-            .or_else(|| header.strip_prefix(b"bearer "))
-            .unwrap_or(b"");
+        let presented = bearer_credentials(header).unwrap_or(b"");
         // Constant-time: the comparison must not reveal how much of a guess was right.
         if bool::from(presented.ct_eq(expected)) {
             Ok(())
@@ -50,6 +47,19 @@ impl BearerAuth {
             ))
         }
     }
+}
+
+/// The token of an `authorization` value using the Bearer scheme: the scheme name in any case
+/// (RFC 7235 §2.1, RFC 6750 §2.1), one or more spaces, then the token. `None` for any other
+/// scheme or a value without a token.
+fn bearer_credentials(header: &[u8]) -> Option<&[u8]> {
+    const SCHEME: &[u8] = b"bearer";
+    let (scheme, rest) = header.split_at_checked(SCHEME.len())?;
+    if !scheme.eq_ignore_ascii_case(SCHEME) || rest.first() != Some(&b' ') {
+        return None;
+    }
+    let token = rest.trim_ascii_start();
+    (!token.is_empty()).then_some(token)
 }
 
 /// A generated gRPC service behind [`BearerAuth`]: calls without the token are answered
@@ -127,5 +137,37 @@ mod tests {
         }
         let missing = auth.check(None).unwrap_err();
         assert!(missing.to_string().contains("authorization: Bearer"));
+    }
+
+    #[test]
+    fn the_bearer_scheme_name_is_case_insensitive() {
+        let auth = BearerAuth::new(Some("s3cret"));
+        for good in [
+            &b"Bearer s3cret"[..],
+            b"bearer s3cret",
+            b"BEARER s3cret",
+            b"bEaReR s3cret",
+            b"Bearer   s3cret",
+        ] {
+            assert!(
+                auth.check(Some(good)).is_ok(),
+                "{}",
+                String::from_utf8_lossy(good)
+            );
+        }
+        for bad in [
+            &b"Bearers3cret"[..],
+            b"BEARER",
+            b"BEARER ",
+            b"Bear s3cret",
+            b"Bearer\ts3cret",
+            b"Bearer s3cret ",
+        ] {
+            assert!(
+                auth.check(Some(bad)).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

@@ -340,6 +340,81 @@ pub async fn ktrdr_with_env(url: &str, args: &[&str], env: &[(&str, &str)]) -> C
     }
 }
 
+/// Runs `ktrdr` as `ktrdr … | head -N` does (with `stderr_too`: `ktrdr … 2>&1 | head -N`):
+/// stdout goes into a pipe, `lines` lines are read and the pipe's read end is closed while the
+/// CLI may still be writing. Returns how the CLI exited; `stdout` holds the lines read.
+pub async fn ktrdr_into_head(url: &str, args: &[&str], lines: usize, stderr_too: bool) -> CliRun {
+    let (reader, writer) = std::io::pipe().expect("create a pipe");
+    let mut command = cli_command(url, args);
+    if stderr_too {
+        command.stderr(Stdio::from(writer.try_clone().expect("duplicate the pipe")));
+    } else {
+        command.stderr(Stdio::piped());
+    }
+    command.stdout(Stdio::from(writer));
+    let mut child = command.spawn().expect("spawn ktrdr");
+    // The command holds this process's copies of the write end; only the CLI may keep it open.
+    drop(command);
+    let head = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut reader = std::io::BufReader::new(reader);
+        let mut read = Vec::new();
+        for _ in 0..lines {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap_or(0) == 0 {
+                break;
+            }
+            read.push(line.trim_end().to_owned());
+        }
+        read
+        // `reader` is dropped here: the read end closes, as when `head` exits.
+    });
+    let head = tokio::time::timeout(PROCESS_WAIT * 4, head)
+        .await
+        .expect("ktrdr printed nothing for too long")
+        .expect("read the pipe");
+    let mut stderr = String::new();
+    if let Some(mut pipe) = child.stderr.take() {
+        use tokio::io::AsyncReadExt;
+        let _ = pipe.read_to_string(&mut stderr).await;
+    }
+    let status = tokio::time::timeout(PROCESS_WAIT, child.wait())
+        .await
+        .expect("ktrdr did not exit after its reader went away")
+        .expect("wait for ktrdr");
+    CliRun {
+        code: status.code(),
+        stdout: head.join("\n"),
+        stderr,
+    }
+}
+
+/// Stores `bars` as the dataset `symbol` `timeframe` through the DataService at `channel` (the
+/// data service's or the gateway's).
+pub async fn store_bars(
+    channel: Channel,
+    symbol: &str,
+    timeframe: &str,
+    bars: ktrdr_proto::common::v1::BarColumns,
+) {
+    use ktrdr_proto::common::v1::{BarBatch, bar_batch};
+    use ktrdr_proto::data::v1::WriteBarsRequest;
+    use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+    DataServiceClient::new(channel)
+        .max_encoding_message_size(usize::MAX)
+        .write_bars(tokio_stream::iter([WriteBarsRequest {
+            batch: Some(BarBatch {
+                symbol: symbol.into(),
+                timeframe: timeframe.into(),
+                payload: Some(bar_batch::Payload::Columns(bars)),
+                bar_count: 0,
+            }),
+            ..Default::default()
+        }]))
+        .await
+        .expect("WriteBars");
+}
+
 /// A `ktrdr` command still running (streams; Ctrl+C tests): read its stdout line by line,
 /// interrupt it, collect the rest.
 pub struct RunningCli {

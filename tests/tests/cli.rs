@@ -1,15 +1,14 @@
 //! The `ktrdr` CLI as a real process against a real gateway, data service and training host:
 //! each command's text and `--json` output, exit codes (usage, unreachable gateway, server
-//! error), CSV import seen by show/range/gaps/list, strategy validation, completions, and Ctrl+C
-//! cancelling a load job or a training session on the server.
+//! error), CSV import seen by show/range/gaps/list, strategy validation, completions, a closed
+//! pipe ending the CLI quietly, server errors naming CLI flags, and Ctrl+C cancelling a load
+//! job or a training session on the server.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
-use ktrdr_proto::common::v1::{BarBatch, BarColumns, bar_batch};
-use ktrdr_proto::data::v1::WriteBarsRequest;
-use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+use ktrdr_proto::common::v1::BarColumns;
 use ktrdr_proto::gateway::v1::GetLoadRequest;
 use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
@@ -17,7 +16,7 @@ use ktrdr_proto::training::v1::{
     GetTrainingRequest, StartTrainingRequest, TrainingState, start_training_request::Strategy,
 };
 use ktrdr_system_tests::fixtures::{TINY_STRATEGY, trending_hourly_bars, utc_ms};
-use ktrdr_system_tests::{RunningCli, ServiceProcess, ktrdr};
+use ktrdr_system_tests::{RunningCli, ServiceProcess, ktrdr, ktrdr_into_head, store_bars};
 
 /// Nothing listens on port 9 (discard) on loopback.
 const NOBODY: &str = "http://127.0.0.1:9";
@@ -113,6 +112,54 @@ async fn usage_errors_exit_with_2_before_calling_anyone() {
         run.stderr.contains("1m, 5m, 15m, 30m, 1h, 4h, 1d, 1w"),
         "{run}"
     );
+}
+
+#[tokio::test]
+async fn usage_lines_show_url_as_optional_when_ktrdr_gateway_url_is_set() {
+    // The harness sets KTRDR_GATEWAY_URL for every run.
+    let run = ktrdr(NOBODY, &["data", "show", "AAPL"]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    let usage = run
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("Usage:"))
+        .unwrap_or_else(|| panic!("no usage line\n{run}"));
+    assert!(!usage.contains("--url"), "{run}");
+    let help = ktrdr(NOBODY, &["data", "show", "--help"]).await;
+    assert_eq!(help.code, Some(0), "{help}");
+    assert!(help.stdout.contains("--url <URL>"), "{help}");
+    assert!(
+        help.stdout.contains("[default: http://127.0.0.1:9]"),
+        "the variable's value is the default\n{help}"
+    );
+}
+
+#[tokio::test]
+async fn an_import_whose_file_name_lacks_the_timeframe_is_a_usage_error_naming_the_flag() {
+    let files = tempfile::tempdir().unwrap();
+    let csv = write_original_csv(files.path());
+    let bare = files.path().join("EURUSD.csv");
+    std::fs::copy(&csv, &bare).unwrap();
+    let bare = bare.to_str().unwrap();
+
+    // No server is asked: the CLI knows what is missing.
+    let run = ktrdr(NOBODY, &["data", "import", bare, "--symbol", "EURUSD"]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("pass -t/--timeframe"), "{run}");
+    assert!(run.stderr.contains("1m, 5m, 15m"), "{run}");
+    assert!(!run.stderr.contains("options."), "{run}");
+
+    let run = ktrdr(NOBODY, &["data", "import", bare]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(
+        run.stderr.contains("-t/--timeframe") && run.stderr.contains("--symbol"),
+        "{run}"
+    );
+
+    let run = ktrdr(NOBODY, &["data", "import", bare, "-t", "1h"]).await;
+    assert_eq!(run.code, Some(2), "{run}");
+    assert!(run.stderr.contains("pass --symbol"), "{run}");
+    assert!(!run.stderr.contains("--timeframe"), "{run}");
 }
 
 #[tokio::test]
@@ -231,6 +278,29 @@ async fn an_imported_csv_is_seen_by_show_range_gaps_and_list() {
     let csv = write_original_csv(files.path());
     let csv = csv.to_str().unwrap();
 
+    // A dry run shows what the import would store, and stores nothing.
+    let run = ktrdr(&url, &["data", "import", csv, "--dry-run"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(
+        run.stdout.contains(
+            "dry run: EURUSD_1h.csv → EURUSD 1h: 91 rows read, 91 bars would be written (0 replaced)"
+        ),
+        "{run}"
+    );
+    assert!(
+        run.stdout
+            .contains("would store: 91 bars from 2024-01-01T00:00:00Z to 2024-01-04T23:00:00Z"),
+        "{run}"
+    );
+    let dry = ktrdr(&url, &["--json", "data", "import", csv, "--dry-run"])
+        .await
+        .json();
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(dry["coverage"]["bar_count"], 91);
+    assert_eq!(dry["coverage"]["first"], "2024-01-01T00:00:00Z");
+    let run = ktrdr(&url, &["data", "list"]).await;
+    assert!(run.stdout.contains("no datasets stored"), "{run}");
+
     // import: symbol and timeframe from the file name
     let run = ktrdr(&url, &["data", "import", csv]).await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -246,6 +316,13 @@ async fn an_imported_csv_is_seen_by_show_range_gaps_and_list() {
     assert_eq!(imported["timeframe"], "1h");
     assert_eq!(imported["bars_replaced"], 91, "a second import merges");
     assert_eq!(imported["coverage"]["bar_count"], 91);
+    let run = ktrdr(&url, &["data", "import", csv, "--dry-run"]).await;
+    assert!(
+        run.stdout
+            .contains("91 bars would be written (91 replaced)"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("would store: 91 bars"), "{run}");
 
     // show: table, JSON, CSV (the original format), limits and ranges
     let run = ktrdr(
@@ -427,18 +504,7 @@ async fn data_gaps_shows_the_forex_year_end_closures_as_holidays() {
         }
         t += HOUR;
     }
-    DataServiceClient::new(gateway.channel().await)
-        .write_bars(tokio_stream::iter([WriteBarsRequest {
-            batch: Some(BarBatch {
-                symbol: "EURUSD".into(),
-                timeframe: "1h".into(),
-                payload: Some(bar_batch::Payload::Columns(bars)),
-                bar_count: 0,
-            }),
-            ..Default::default()
-        }]))
-        .await
-        .unwrap();
+    store_bars(gateway.channel().await, "EURUSD", "1h", bars).await;
 
     let run = ktrdr(&url, &["--json", "data", "gaps", "EURUSD", "-t", "1h"]).await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -503,6 +569,23 @@ async fn server_errors_exit_with_4_and_show_the_servers_message() {
     assert_eq!(run.code, Some(4), "{run}");
     assert!(run.stderr.contains("INVALID_ARGUMENT"), "{run}");
     assert!(run.stderr.contains("high"), "{run}");
+    // The CLI's flag, not the proto field, is what to pass.
+    assert!(run.stderr.contains("write with --repair"), "{run}");
+    assert!(!run.stderr.contains("VALIDATION_MODE"), "{run}");
+    let run = ktrdr(
+        &url,
+        &[
+            "data",
+            "import",
+            bad.to_str().unwrap(),
+            "--timezone",
+            "Mars/Olympus",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(4), "{run}");
+    assert!(run.stderr.contains("invalid --timezone"), "{run}");
+    assert!(!run.stderr.contains("options."), "{run}");
 
     // The training host is down: the gateway answers UNAVAILABLE itself, a server error.
     let run = ktrdr(&url, &["models", "list"]).await;
@@ -512,6 +595,37 @@ async fn server_errors_exit_with_4_and_show_the_servers_message() {
 
     let run = ktrdr(NOBODY, &["data", "import", "/no/such/file.csv"]).await;
     assert_eq!(run.code, Some(2), "a missing file is a usage error\n{run}");
+}
+
+#[tokio::test]
+async fn a_reader_that_goes_away_ends_the_cli_quietly_with_0() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (_data, gateway) = data_and_gateway(data_dir.path()).await;
+    let url = gateway.url();
+    // Far more output than a pipe buffers, so the CLI is still writing when the reader leaves.
+    store_bars(
+        gateway.channel().await,
+        "EURUSD",
+        "1h",
+        trending_hourly_bars(20_000, 1),
+    )
+    .await;
+    for args in [
+        &["data", "show", "EURUSD", "-t", "1h"][..],
+        &["data", "show", "EURUSD", "-t", "1h", "-f", "csv"],
+        &["--json", "data", "show", "EURUSD", "-t", "1h"],
+    ] {
+        // ktrdr … | head -2
+        let run = ktrdr_into_head(&url, args, 2, false).await;
+        assert_eq!(run.code, Some(0), "{args:?}\n{run}");
+        assert_eq!(run.stdout.lines().count(), 2, "{args:?}\n{run}");
+        assert!(run.stderr.is_empty(), "{args:?} ends quietly\n{run}");
+        // ktrdr … 2>&1 | head -2: nothing may panic writing to the closed stderr either.
+        let run = ktrdr_into_head(&url, args, 2, true).await;
+        assert_eq!(run.code, Some(0), "{args:?}\n{run}");
+    }
+    let run = ktrdr_into_head(&url, &["data", "show", "EURUSD", "-t", "1h"], 2, false).await;
+    assert!(run.stdout.starts_with("timestamp"), "{run}");
 }
 
 #[tokio::test]
@@ -543,7 +657,7 @@ async fn config_lists_the_managers_and_health_reports_serving() {
 }
 
 #[tokio::test]
-async fn with_auth_on_the_gateway_the_cli_sends_ktrdr_auth_token() {
+async fn with_auth_on_the_gateway_the_cli_sends_ktrdr_auth_token_and_any_bearer_case_passes() {
     let gateway = ServiceProcess::start(
         "ktrdr-gateway",
         &[
@@ -563,6 +677,30 @@ async fn with_auth_on_the_gateway_the_cli_sends_ktrdr_auth_token() {
             .await;
     assert_eq!(allowed.code, Some(0), "{allowed}");
     assert!(allowed.stdout.contains("training"), "{allowed}");
+
+    // RFC 7235 §2.1: the scheme name is case-insensitive, whoever the client is.
+    let channel = gateway.channel().await;
+    let call = |authorization: &'static str| {
+        let channel = channel.clone();
+        async move {
+            let mut request =
+                tonic::Request::new(ktrdr_proto::gateway::v1::GetConfigurationRequest {});
+            request
+                .metadata_mut()
+                .insert("authorization", authorization.parse().unwrap());
+            GatewayServiceClient::new(channel)
+                .get_configuration(request)
+                .await
+        }
+    };
+    for accepted in ["Bearer s3cret", "bearer s3cret", "BEARER s3cret"] {
+        let answer = call(accepted).await;
+        assert!(answer.is_ok(), "{accepted}: {answer:?}");
+    }
+    for refused in ["BEARER guess", "Basic s3cret", "s3cret"] {
+        let status = call(refused).await.unwrap_err();
+        assert_eq!(status.code(), tonic::Code::Unauthenticated, "{refused}");
+    }
 }
 
 // ---- gateway + data service + training host ------------------------------------------------
@@ -599,18 +737,13 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     .await;
     let url = gateway.url();
     let channel = gateway.channel().await;
-    DataServiceClient::new(channel.clone())
-        .write_bars(tokio_stream::iter([WriteBarsRequest {
-            batch: Some(BarBatch {
-                symbol: "EURUSD".into(),
-                timeframe: "1h".into(),
-                payload: Some(bar_batch::Payload::Columns(trending_hourly_bars(600, 7))),
-                bar_count: 0,
-            }),
-            ..Default::default()
-        }]))
-        .await
-        .unwrap();
+    store_bars(
+        channel.clone(),
+        "EURUSD",
+        "1h",
+        trending_hourly_bars(600, 7),
+    )
+    .await;
 
     let run = ktrdr(&url, &["trainings", "list"]).await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -995,15 +1128,7 @@ async fn ctrl_c_during_data_load_cancels_the_job_and_exits_130() {
     assert_eq!(last["event"], "interrupted", "{run}");
     assert_eq!(last["job_id"], job_id.as_str());
 
-    let job = GatewayServiceClient::new(stack.gateway.channel().await)
-        .get_load(GetLoadRequest {
-            job_id: job_id.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .job
-        .unwrap();
+    let job = load_job(&stack, &job_id).await;
     assert_eq!(
         job.state(),
         ktrdr_proto::common::v1::JobState::Cancelled,
@@ -1011,22 +1136,179 @@ async fn ctrl_c_during_data_load_cancels_the_job_and_exits_130() {
     );
 }
 
+/// The load job `job_id` as the gateway reports it (GetLoad).
+async fn load_job(stack: &IbStack, job_id: &str) -> ktrdr_proto::gateway::v1::LoadJob {
+    GatewayServiceClient::new(stack.gateway.channel().await)
+        .get_load(GetLoadRequest {
+            job_id: job_id.to_owned(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_load_fails_the_unknown_symbols_datasets_and_completes_the_others() {
+    let stack = ib_stack("0", false).await;
+    let url = stack.gateway.url();
+    let args = [
+        "data",
+        "load",
+        "AAPL,MSFT,NOPE",
+        "-t",
+        "1h,1d",
+        "--start",
+        "2024-01-02",
+        "--end",
+        "2024-01-20",
+    ];
+    let mut json_args = vec!["--json"];
+    json_args.extend(args);
+    let run = ktrdr(&url, &json_args).await;
+    assert_eq!(run.code, Some(1), "one dataset failed\n{run}");
+    let events = run.json_lines();
+    assert_eq!(events[0]["event"], "batch_started", "{run}");
+    assert_eq!(events[0]["datasets"].as_array().unwrap().len(), 6);
+    let batch_id = events[0]["batch_id"].as_str().unwrap().to_owned();
+
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "batch_summary", "{run}");
+    assert_eq!(summary["state"], "FAILED");
+    assert_eq!(
+        (&summary["completed"], &summary["failed"]),
+        (&4.into(), &2.into())
+    );
+    let datasets = summary["datasets"].as_array().unwrap();
+    assert_eq!(datasets.len(), 6);
+    for d in datasets {
+        if d["symbol"] == "NOPE" {
+            assert_eq!(d["state"], "FAILED", "{d}");
+            assert!(d["error"].as_str().unwrap().contains("NOPE"), "{d}");
+        } else {
+            assert_eq!(d["state"], "COMPLETED", "{d}");
+            assert!(d["summary"]["bars_written"].as_i64().unwrap() > 0, "{d}");
+        }
+    }
+
+    // Each completed dataset was its own load job, streamed with its symbol and timeframe.
+    let mut children: Vec<(String, String, String)> = events
+        .iter()
+        .filter(|e| e["event"] == "started")
+        .map(|e| {
+            assert_eq!(e["batch_id"], batch_id.as_str());
+            (
+                e["symbol"].as_str().unwrap().to_owned(),
+                e["timeframe"].as_str().unwrap().to_owned(),
+                e["job_id"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    children.sort();
+    children.dedup_by(|a, b| a.2 == b.2);
+    assert_eq!(children.len(), 4, "{run}");
+    for (symbol, timeframe, job_id) in &children {
+        let job = load_job(&stack, job_id).await;
+        assert_eq!((&job.symbol, &job.timeframe), (symbol, timeframe));
+        assert_eq!(job.state(), ktrdr_proto::common::v1::JobState::Completed);
+    }
+    // Overall progress as each dataset ends, up to all six.
+    let progress: Vec<i64> = events
+        .iter()
+        .filter(|e| e["event"] == "batch_progress")
+        .map(|e| e["progress"]["items_done"].as_i64().unwrap())
+        .collect();
+    assert_eq!(progress, [1, 2, 3, 4, 5, 6], "{run}");
+
+    // The text output ends with a table of every dataset.
+    let run = ktrdr(&url, &args).await;
+    assert_eq!(run.code, Some(1), "{run}");
+    let rows: Vec<&str> = run
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("symbol"))
+        .collect();
+    assert!(
+        rows[0].contains("state") && rows[0].contains("stored"),
+        "{run}"
+    );
+    assert_eq!(
+        rows.iter()
+            .filter(|l| l.starts_with("NOPE") && l.contains("FAILED"))
+            .count(),
+        2,
+        "{run}"
+    );
+    assert_eq!(rows.iter().filter(|l| l.contains("COMPLETED")).count(), 4);
+    assert!(
+        run.stdout
+            .contains("FAILED — 4 completed, 2 failed, 0 cancelled"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("2 failed"), "{run}");
+}
+
+#[tokio::test]
+async fn ctrl_c_during_a_batch_load_cancels_every_child_and_exits_130() {
+    let stack = ib_stack("500", false).await;
+    let url = stack.gateway.url();
+    let mut cli = RunningCli::spawn(
+        &url,
+        &[
+            "--json",
+            "data",
+            "load",
+            "AAPL,MSFT",
+            "-t",
+            "5m,15m",
+            "-m",
+            "backfill",
+            "--start",
+            "2023-01-02",
+            "--end",
+            "2024-01-02",
+        ],
+    );
+    let batch = cli.next_json_line().await.expect("a batch_started event");
+    assert_eq!(batch["event"], "batch_started", "{batch}");
+    // Wait until the four children are running.
+    let mut jobs = Vec::new();
+    while jobs.len() < 4 {
+        let event = cli.next_json_line().await.expect("child events");
+        if event["event"] == "started" {
+            jobs.push(event["job_id"].as_str().unwrap().to_owned());
+        }
+    }
+    cli.interrupt();
+    let run = cli.finish().await;
+    assert_eq!(run.code, Some(130), "{run}");
+    let last = run.json_lines().pop().unwrap();
+    assert_eq!(last["event"], "interrupted", "{run}");
+    assert_eq!(last["job_id"], batch["batch_id"], "{run}");
+    assert_eq!(last["state"], "CANCELLED", "{run}");
+
+    for job_id in jobs {
+        let job = load_job(&stack, &job_id).await;
+        assert_eq!(
+            job.state(),
+            ktrdr_proto::common::v1::JobState::Cancelled,
+            "{job:?}"
+        );
+    }
+}
+
 /// The IB stack with a training host, 600 hourly EURUSD bars stored and the tiny strategy in a
 /// file.
 async fn training_stack() -> (IbStack, std::path::PathBuf) {
     let stack = ib_stack("0", true).await;
-    DataServiceClient::new(stack.data.channel().await)
-        .write_bars(tokio_stream::iter([WriteBarsRequest {
-            batch: Some(BarBatch {
-                symbol: "EURUSD".into(),
-                timeframe: "1h".into(),
-                payload: Some(bar_batch::Payload::Columns(trending_hourly_bars(600, 7))),
-                bar_count: 0,
-            }),
-            ..Default::default()
-        }]))
-        .await
-        .unwrap();
+    store_bars(
+        stack.data.channel().await,
+        "EURUSD",
+        "1h",
+        trending_hourly_bars(600, 7),
+    )
+    .await;
     let strategy = stack.models.path().join("tiny.yaml");
     std::fs::write(&strategy, TINY_STRATEGY).unwrap();
     (stack, strategy)

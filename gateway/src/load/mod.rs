@@ -1,8 +1,10 @@
 //! Data loads as jobs: `LoadData` validates the symbol, clamps to the head timestamp, finds what
 //! the store lacks, and runs a job that fetches it segment by segment from IB and stores each
 //! segment as it arrives. Loads of different datasets run in parallel; a second load of the same
-//! dataset joins the running one. Jobs can be watched, listed and cancelled.
+//! dataset joins the running one. Jobs can be watched, listed and cancelled. A batch
+//! ([`batch`]) loads many datasets as child jobs.
 
+pub mod batch;
 pub mod job;
 pub mod plan;
 mod run;
@@ -55,6 +57,7 @@ struct Registry {
 pub struct LoadManager {
     backends: Backends,
     registry: Mutex<Registry>,
+    batches: batch::Batches,
 }
 
 /// A validated `LoadDataRequest`.
@@ -93,6 +96,7 @@ impl LoadManager {
         Arc::new(Self {
             backends,
             registry: Mutex::new(Registry::default()),
+            batches: batch::Batches::default(),
         })
     }
 

@@ -11,7 +11,6 @@ use std::io::Read;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
-use ktrdr_market::Timeframe;
 
 use ktrdr_market::Bars;
 
@@ -255,14 +254,6 @@ pub fn parse(input: impl Read, tz: Tz) -> Result<Parsed, CsvError> {
     }
     Ok(parsed)
 }
-
-/// Symbol and timeframe from an original file name such as `AAPL_1h.csv` or `EURUSD_1d.csv`.
-pub fn infer_from_file_name(file_name: &str) -> Option<(String, Timeframe)> {
-    let stem = std::path::Path::new(file_name).file_stem()?.to_str()?;
-    let (symbol, timeframe) = stem.rsplit_once('_')?;
-    Some((symbol.to_owned(), Timeframe::parse(timeframe)?))
-}
-
 /// Shortest text that reads back as exactly `value`.
 fn format_number(value: f64) -> String {
     let text = value.to_string();
@@ -374,22 +365,5 @@ mod tests {
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("timestamp,open,high,low,close,volume\n2024-01-01T00:00:00Z,101.25,102.0,100.0,101.1,12345.0\n"), "{text}");
         assert_eq!(parse(text.as_bytes(), UTC).unwrap().bars, bars);
-    }
-
-    #[test]
-    fn file_names_name_the_dataset() {
-        assert_eq!(
-            infer_from_file_name("data/AAPL_1h.csv"),
-            Some(("AAPL".into(), Timeframe::H1))
-        );
-        assert_eq!(
-            infer_from_file_name("EURUSD_1d.csv"),
-            Some(("EURUSD".into(), Timeframe::D1))
-        );
-        assert_eq!(
-            infer_from_file_name("BRK_B_5m.csv"),
-            Some(("BRK_B".into(), Timeframe::M5))
-        );
-        assert_eq!(infer_from_file_name("prices.csv"), None);
     }
 }

@@ -40,7 +40,7 @@ impl ImportPlan {
         } else {
             &options.server_path
         };
-        let inferred = csv_io::infer_from_file_name(named);
+        let inferred = ktrdr_market::dataset_of_file_name(named);
         let symbol = match (options.symbol.as_str(), &inferred) {
             ("", Some((symbol, _))) => symbol.clone(),
             ("", None) => {
@@ -152,11 +152,10 @@ impl ImportPlan {
             dry_run: self.dry_run,
             ..Default::default()
         };
-        if self.dry_run {
-            return Ok(response);
-        }
         let dataset = store.dataset(&self.symbol, self.timeframe)?;
-        let outcome = if self.replace {
+        let outcome = if self.dry_run {
+            dataset.preview(&clean, self.replace)?
+        } else if self.replace {
             dataset.replace(&clean, &self.source)?
         } else {
             dataset.write(&clean, &self.source)?

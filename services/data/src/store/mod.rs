@@ -341,6 +341,49 @@ impl Dataset {
         self.commit_bars(bars, source, true)
     }
 
+    /// What [`Dataset::write`] (or, with `replace_all`, [`Dataset::replace`]) of `bars` would
+    /// do, without writing: a dry run's answer. Only the stored timestamps the bars overlap are
+    /// read.
+    pub fn preview(&self, bars: &Bars, replace_all: bool) -> Result<WriteOutcome, StoreError> {
+        let old = self.snapshot();
+        let m = &old.manifest;
+        let (Some(first), Some(last)) = (bars.first_ms(), bars.last_ms()) else {
+            return Ok(WriteOutcome {
+                bars_written: 0,
+                bars_replaced: 0,
+                first_ms: if replace_all {
+                    0
+                } else {
+                    m.first_ms().unwrap_or(0)
+                },
+                last_ms: if replace_all {
+                    0
+                } else {
+                    m.last_ms().unwrap_or(0)
+                },
+                bar_count: if replace_all { 0 } else { m.rows() },
+            });
+        };
+        if replace_all {
+            return Ok(WriteOutcome {
+                bars_written: bars.len() as u64,
+                bars_replaced: m.rows(),
+                first_ms: first,
+                last_ms: last,
+                bar_count: bars.len() as u64,
+            });
+        }
+        let stored = old.timestamps(first, last.saturating_add(1))?;
+        let replaced = count_common(&stored, &bars.timestamp_ms);
+        Ok(WriteOutcome {
+            bars_written: bars.len() as u64,
+            bars_replaced: replaced,
+            first_ms: m.first_ms().map_or(first, |f| f.min(first)),
+            last_ms: m.last_ms().map_or(last, |l| l.max(last)),
+            bar_count: m.rows() + bars.len() as u64 - replaced,
+        })
+    }
+
     fn commit_bars(
         &self,
         bars: &Bars,
@@ -454,6 +497,23 @@ impl Dataset {
             .unwrap_or_else(PoisonError::into_inner)
             .extend(replaced.iter().map(|p| old.partition_path(p)));
     }
+}
+
+/// How many values two ascending, duplicate-free sequences share.
+fn count_common(a: &[i64], b: &[i64]) -> u64 {
+    let (mut i, mut j, mut common) = (0, 0, 0);
+    while i < a.len() && j < b.len() {
+        match a[i].cmp(&b[j]) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                common += 1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    common
 }
 
 /// Merges two sorted, unique bar sequences; on equal timestamps `newer` wins. Returns the merged
@@ -590,6 +650,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::new(dir.path());
         (dir, store)
+    }
+
+    #[test]
+    fn a_preview_tells_exactly_what_the_write_then_does() {
+        let (_dir, store) = store();
+        let ds = store.dataset("AAPL", Timeframe::H1).unwrap();
+        let first = hourly(100, T0);
+        let nothing_stored = ds.preview(&first, false).unwrap();
+        assert_eq!(ds.snapshot().manifest.rows(), 0, "a preview writes nothing");
+        assert_eq!(nothing_stored, ds.write(&first, "test").unwrap());
+
+        // Half over the stored bars, half after them.
+        let overlapping = hourly(100, T0 + 50 * H);
+        let merged = ds.preview(&overlapping, false).unwrap();
+        assert_eq!((merged.bars_replaced, merged.bar_count), (50, 150));
+        assert_eq!(
+            ds.snapshot().manifest.rows(),
+            100,
+            "a preview writes nothing"
+        );
+        assert_eq!(merged, ds.write(&overlapping, "test").unwrap());
+
+        let earlier = hourly(10, T0 - 10 * H);
+        let replaced = ds.preview(&earlier, true).unwrap();
+        assert_eq!(replaced, ds.replace(&earlier, "test").unwrap());
+        let empty = ds.preview(&Bars::default(), false).unwrap();
+        assert_eq!(empty, ds.write(&Bars::default(), "test").unwrap());
     }
 
     #[test]
