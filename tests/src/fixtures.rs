@@ -85,7 +85,7 @@ model:
   features: { lookback_periods: 1 }
   training: { learning_rate: 0.01, batch_size: 32, epochs: 2, optimizer: "adam" }
 training:
-  labels: { source: "zigzag", zigzag_threshold: 0.01 }
+  labels: { source: "zigzag", zigzag_threshold: 0.005 }
   data_split: { train: 0.7, validation: 0.15, test: 0.15 }
 "#;
 

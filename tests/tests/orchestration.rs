@@ -752,14 +752,14 @@ async fn configuration_reflects_the_environment_sessions_spread_over_two_hosts_a
     );
 }
 
-/// The multi-timeframe tiny strategy trained on January and February 2024 through the gateway
-/// (which loads its 1h, 4h and 1d bars); returns the model id.
+/// The multi-timeframe tiny strategy trained on September 2023 to February 2024 through the
+/// gateway (which loads its 1h, 4h and 1d bars); returns the model id.
 async fn multi_timeframe_model(ch: &Channel) -> String {
     let (state, reason, _, _) = train(
         ch,
         TINY_MULTI_TIMEFRAME_STRATEGY,
         &["1h", "4h", "1d"],
-        (utc_ms(2024, 1, 1), utc_ms(2024, 3, 1)),
+        (utc_ms(2023, 9, 1), utc_ms(2024, 3, 1)),
     )
     .await;
     assert_eq!(state, TrainingState::Completed, "{reason}");
