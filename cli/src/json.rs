@@ -253,7 +253,7 @@ pub fn training_event(event: &TrainingEvent) -> Value {
         }),
         Some(Event::DataSplit(r)) => {
             let part = |p: Option<&ktrdr_proto::training::v1::SplitSummary>| {
-                let p = p.cloned().unwrap_or_default();
+                let p = p.copied().unwrap_or_default();
                 json!({
                     "bars": p.bars,
                     "rows": p.rows,

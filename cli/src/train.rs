@@ -245,7 +245,7 @@ impl TrainingView {
                     ("validation", &r.validation),
                     ("test", &r.test),
                 ] {
-                    let p = part.clone().unwrap_or_default();
+                    let p = part.unwrap_or_default();
                     self.line(format!(
                         "split {name}: {} rows from {} bars (BUY {}, HOLD {}, SELL {})",
                         p.rows, p.bars, p.buy, p.hold, p.sell

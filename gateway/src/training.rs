@@ -194,6 +194,31 @@ impl TrainingManager {
     }
 }
 
+/// A call about a stored model (no session): in-process, or on the first host that knows the
+/// model.
+macro_rules! model_call {
+    ($manager:expr, $request:ident, $method:ident) => {{
+        let manager = $manager;
+        match &manager.replicas {
+            None => routed_unary!(&manager.routed, client, $request, $method, true),
+            Some(replicas) => {
+                let (metadata, _, message) = $request.into_parts();
+                let deadline = manager.routed.deadline(&metadata);
+                manager
+                    .on_the_host_that_has(replicas, None, |mut c| {
+                        let request =
+                            manager
+                                .routed
+                                .request_until(deadline, &metadata, message.clone());
+                        async move { c.$method(request).await }
+                    })
+                    .await
+                    .map(|(answer, _)| Response::new(answer))
+            }
+        }
+    }};
+}
+
 /// Load-and-retry rounds of one inference call at most: the warm-up range named by the first
 /// answer is an estimate that a second round may extend.
 const LOAD_ROUNDS: usize = 2;
@@ -284,38 +309,14 @@ impl TrainingManager {
         &self,
         request: Request<pb::EvaluateModelRequest>,
     ) -> Result<Response<pb::EvaluateModelResponse>, Status> {
-        let Some(replicas) = &self.replicas else {
-            return routed_unary!(&self.routed, client, request, evaluate_model, true);
-        };
-        let (metadata, _, message) = request.into_parts();
-        let deadline = self.routed.deadline(&metadata);
-        self.on_the_host_that_has(replicas, None, |mut c| {
-            let request = self
-                .routed
-                .request_until(deadline, &metadata, message.clone());
-            async move { c.evaluate_model(request).await }
-        })
-        .await
-        .map(|(answer, _)| Response::new(answer))
+        model_call!(self, request, evaluate_model)
     }
 
     async fn predict_once(
         &self,
         request: Request<pb::PredictRequest>,
     ) -> Result<Response<pb::PredictResponse>, Status> {
-        let Some(replicas) = &self.replicas else {
-            return routed_unary!(&self.routed, client, request, predict, true);
-        };
-        let (metadata, _, message) = request.into_parts();
-        let deadline = self.routed.deadline(&metadata);
-        self.on_the_host_that_has(replicas, None, |mut c| {
-            let request = self
-                .routed
-                .request_until(deadline, &metadata, message.clone());
-            async move { c.predict(request).await }
-        })
-        .await
-        .map(|(answer, _)| Response::new(answer))
+        model_call!(self, request, predict)
     }
 }
 
@@ -539,19 +540,7 @@ impl TrainingService for TrainingManager {
         &self,
         request: Request<pb::GetModelRequest>,
     ) -> Result<Response<pb::GetModelResponse>, Status> {
-        let Some(replicas) = &self.replicas else {
-            return routed_unary!(&self.routed, client, request, get_model, true);
-        };
-        let (metadata, _, message) = request.into_parts();
-        let deadline = self.routed.deadline(&metadata);
-        self.on_the_host_that_has(replicas, None, |mut c| {
-            let request = self
-                .routed
-                .request_until(deadline, &metadata, message.clone());
-            async move { c.get_model(request).await }
-        })
-        .await
-        .map(|(answer, _)| Response::new(answer))
+        model_call!(self, request, get_model)
     }
 
     async fn get_status(

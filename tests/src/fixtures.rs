@@ -62,32 +62,17 @@ training:
   data_split: { train: 0.7, validation: 0.15, test: 0.15 }
 "#;
 
-/// [`TINY_STRATEGY`] on 1h bars with 4h and 1d context: every timeframe needs its own warm-up.
-pub const TINY_MULTI_TIMEFRAME_STRATEGY: &str = r#"
-name: "tiny_rsi_mtf"
-training_data:
-  symbols: { mode: "single", symbol: "EURUSD" }
-  timeframes: { mode: "multi_timeframe", list: ["1h", "4h", "1d"], base_timeframe: "1h" }
-indicators:
-  - { name: "rsi", period: 14, source: "close" }
-  - { name: "ema", period: 10, source: "close" }
-fuzzy_sets:
-  rsi:
-    low: { type: "triangular", parameters: [0, 20, 45] }
-    mid: { type: "triangular", parameters: [30, 50, 70] }
-    high: { type: "triangular", parameters: [55, 80, 100] }
-  ema:
-    below: { type: "triangular", parameters: [0.97, 0.99, 1.0] }
-    above: { type: "triangular", parameters: [1.0, 1.01, 1.03] }
-model:
-  type: "mlp"
-  architecture: { hidden_layers: [8], activation: "relu", dropout: 0.0 }
-  features: { lookback_periods: 1 }
-  training: { learning_rate: 0.01, batch_size: 32, epochs: 2, optimizer: "adam" }
-training:
-  labels: { source: "zigzag", zigzag_threshold: 0.005 }
-  data_split: { train: 0.7, validation: 0.15, test: 0.15 }
-"#;
+/// [`TINY_STRATEGY`] on 1h bars with 4h and 1d context (every timeframe needs its own warm-up),
+/// with a ZigZag threshold that finds segments in forex moves.
+pub fn tiny_multi_timeframe_strategy() -> String {
+    TINY_STRATEGY
+        .replace("name: \"tiny_rsi\"", "name: \"tiny_rsi_mtf\"")
+        .replace(
+            "timeframes: { mode: \"single\", timeframe: \"1h\" }",
+            "timeframes: { mode: \"multi_timeframe\", list: [\"1h\", \"4h\", \"1d\"], base_timeframe: \"1h\" }",
+        )
+        .replace("zigzag_threshold: 0.01", "zigzag_threshold: 0.005")
+}
 
 /// Midnight UTC of a calendar date, as epoch milliseconds.
 pub fn utc_ms(year: i32, month: u8, day: u8) -> i64 {

@@ -20,7 +20,7 @@ use ktrdr_proto::training::v1::{
     EvaluateModelRequest, ListModelsRequest, PredictRequest, PredictResponse, TrainingState,
     predict_request, training_event,
 };
-use ktrdr_system_tests::fixtures::{TINY_MULTI_TIMEFRAME_STRATEGY, TINY_STRATEGY, utc_ms};
+use ktrdr_system_tests::fixtures::{TINY_STRATEGY, tiny_multi_timeframe_strategy, utc_ms};
 use ktrdr_system_tests::stack::{FAST_PACING, InProcess, Stack};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -757,7 +757,7 @@ async fn configuration_reflects_the_environment_sessions_spread_over_two_hosts_a
 async fn multi_timeframe_model(ch: &Channel) -> String {
     let (state, reason, _, _) = train(
         ch,
-        TINY_MULTI_TIMEFRAME_STRATEGY,
+        &tiny_multi_timeframe_strategy(),
         &["1h", "4h", "1d"],
         (utc_ms(2023, 9, 1), utc_ms(2024, 3, 1)),
     )

@@ -322,7 +322,7 @@ fn rvi_signal_period_other_than_four_is_a_warning() {
     );
 }
 
-const V3: &str = include_str!("../../tests/fixtures/v3_multi_timeframe.yaml");
+const V3: &str = include_str!("../../../../strategies/v3_multi_timeframe.yaml");
 
 #[test]
 fn a_v3_strategy_loads_with_its_explicit_inputs_in_order() {
