@@ -430,13 +430,18 @@ impl BarSource {
                 } else {
                     warmup.get(&tf).copied().unwrap_or(0)
                 };
-                let (bars, found) = self
-                    .read_timeframe(symbol, tf, tf == base_tf, &base, wanted, start_ms, end_ms)
-                    .await?;
-                shortfalls.extend(
-                    self.check_window(symbol, tf, &bars, found, wanted, window_start, window_end)
-                        .await?,
-                );
+                let dataset = DatasetWindow {
+                    symbol,
+                    timeframe: tf,
+                    warmup: wanted,
+                    start_ms,
+                    end_ms,
+                    window_start,
+                    window_end,
+                };
+                let base = (tf == base_tf).then_some(&base);
+                let (bars, found) = self.read_timeframe(&dataset, base).await?;
+                shortfalls.extend(self.check_window(&dataset, &bars, found).await?);
                 by_tf.insert(tf, bars);
             }
             out.push(SymbolBars {
@@ -454,57 +459,61 @@ impl BarSource {
         }
     }
 
-    /// One timeframe of the window: its warm-up (the last `wanted` bars before `start_ms`)
-    /// followed by its bars in `[start_ms, end_ms)` (`base` when it is the base timeframe).
+    /// One timeframe of the window: its warm-up (the last `warmup` bars before the start)
+    /// followed by its bars in the range (`base`, already read, for the base timeframe).
     /// Returns the bars and how many warm-up bars were found.
-    #[allow(clippy::too_many_arguments)]
     async fn read_timeframe(
         &self,
-        symbol: &str,
-        tf: Timeframe,
-        is_base: bool,
-        base: &Bars,
-        wanted: usize,
-        start_ms: i64,
-        end_ms: i64,
+        dataset: &DatasetWindow<'_>,
+        base: Option<&Bars>,
     ) -> Result<(Bars, usize)> {
-        let name = tf.to_string();
+        let DatasetWindow {
+            symbol,
+            timeframe,
+            warmup,
+            start_ms,
+            end_ms,
+            ..
+        } = *dataset;
+        let name = timeframe.to_string();
         let or_empty = |read: Result<Bars>| match read {
             Ok(bars) => Ok(bars),
             Err(TrainingError::MissingData { .. }) => Ok(Bars::default()),
             Err(e) => Err(e),
         };
-        let mut bars = if wanted > 0 {
+        let mut bars = if warmup > 0 {
             or_empty(
-                self.read_some(symbol, &name, i64::MIN, start_ms, Some(wanted))
+                self.read_some(symbol, &name, i64::MIN, start_ms, Some(warmup))
                     .await,
             )?
         } else {
             Bars::default()
         };
         let found = bars.len();
-        let in_range = if is_base {
-            base.clone()
-        } else {
-            or_empty(self.read_some(symbol, &name, start_ms, end_ms, None).await)?
+        let in_range = match base {
+            Some(base) => base.clone(),
+            None => or_empty(self.read_some(symbol, &name, start_ms, end_ms, None).await)?,
         };
         append_bars(&mut bars, in_range);
         Ok((bars, found))
     }
 
     /// The shortfalls of one timeframe's window: missing warm-up bars, and stretches of
-    /// missing bars (per the trading calendar) from the first warm-up bar to `window_end`.
-    #[allow(clippy::too_many_arguments)]
+    /// missing bars (per the trading calendar) from the first warm-up bar to the window end.
     async fn check_window(
         &self,
-        symbol: &str,
-        tf: Timeframe,
+        dataset: &DatasetWindow<'_>,
         bars: &Bars,
         found: usize,
-        wanted: usize,
-        window_start: i64,
-        window_end: i64,
     ) -> Result<Vec<Shortfall>> {
+        let DatasetWindow {
+            symbol,
+            timeframe: tf,
+            warmup: wanted,
+            window_start,
+            window_end,
+            ..
+        } = *dataset;
         let mut out = Vec::new();
         let first_stored = bars.timestamp_ms.first().copied();
         if found < wanted {
@@ -573,6 +582,21 @@ impl BarSource {
     }
 }
 
+/// One (symbol, timeframe) of an inference window.
+#[derive(Clone, Copy)]
+struct DatasetWindow<'a> {
+    symbol: &'a str,
+    timeframe: Timeframe,
+    /// Bars wanted before `start_ms`.
+    warmup: usize,
+    /// The range asked for (open sides as `i64::MIN` / `i64::MAX`).
+    start_ms: i64,
+    end_ms: i64,
+    /// The range resolved against the stored base bars.
+    window_start: i64,
+    window_end: i64,
+}
+
 fn append_bars(bars: &mut Bars, more: Bars) {
     bars.timestamp_ms.extend(more.timestamp_ms);
     bars.open.extend(more.open);
@@ -580,4 +604,88 @@ fn append_bars(bars: &mut Bars, more: Bars) {
     bars.low.extend(more.low);
     bars.close.extend(more.close);
     bars.volume.extend(more.volume);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn shortfall(symbol: &str, timeframe: Timeframe, start_ms: i64, end_ms: i64) -> Shortfall {
+        Shortfall {
+            symbol: symbol.to_owned(),
+            timeframe,
+            start_ms,
+            end_ms,
+            why: "stale".to_owned(),
+        }
+    }
+
+    #[test]
+    fn shortfalls_round_trip_through_error_info_metadata() {
+        let all = vec![
+            shortfall(
+                "EURUSD",
+                Timeframe::D1,
+                1_709_164_800_000,
+                1_719_792_000_000,
+            ),
+            shortfall(
+                "EURUSD",
+                Timeframe::H4,
+                1_709_164_800_000,
+                1_719_792_000_000,
+            ),
+        ];
+        let metadata: HashMap<String, String> = shortfall_metadata(&all)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(metadata["symbol"], "EURUSD");
+        assert_eq!(metadata["timeframe"], "1d");
+        assert_eq!(metadata["start_ms"], "1709164800000");
+        let read = shortfalls_from_metadata(&metadata).unwrap();
+        assert_eq!(read.len(), 2);
+        for (got, sent) in read.iter().zip(&all) {
+            assert_eq!(
+                (&got.symbol, got.timeframe, got.start_ms, got.end_ms),
+                (&sent.symbol, sent.timeframe, sent.start_ms, sent.end_ms)
+            );
+        }
+        assert!(shortfalls_from_metadata(&HashMap::new()).is_none());
+        let garbled = HashMap::from([(MISSING_KEY.to_owned(), "EURUSD 2h 1 2".to_owned())]);
+        assert!(shortfalls_from_metadata(&garbled).is_none());
+    }
+
+    #[test]
+    fn not_covered_is_failed_precondition_naming_each_dataset_and_range() {
+        let error = TrainingError::NotCovered {
+            shortfalls: vec![shortfall(
+                "EURUSD",
+                Timeframe::D1,
+                1_709_164_800_000,
+                1_719_792_000_000,
+            )],
+            url: "http://data".to_owned(),
+        };
+        let message = error.to_string();
+        assert!(
+            message.starts_with(
+                "EURUSD 1d lacks bars in [2024-02-29T00:00:00Z, 2024-07-01T00:00:00Z) (stale)"
+            ),
+            "{message}"
+        );
+        let status = tonic::Status::from(error);
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(status.message(), message);
+    }
+
+    #[test]
+    fn the_warm_up_range_to_load_reaches_back_past_nights_and_weekends() {
+        // 100 hourly bars of a six-and-a-half-hour session span about three weeks.
+        assert!(calendar_span_ms(Timeframe::H1, 100) >= 100 * 3_600_000 * 7 * 24 / 35);
+        // 100 daily bars of a five-day week span 140 days.
+        assert!(calendar_span_ms(Timeframe::D1, 100) >= 140 * 86_400_000);
+    }
 }
