@@ -582,6 +582,50 @@ impl BarSource {
     }
 }
 
+/// How much earlier than the base timeframe's last close a higher timeframe's last close may be
+/// in bars sent with a request, beyond one bar of its own: a weekend and a holiday.
+pub const GIVEN_BARS_SLACK_MS: i64 = 4 * 86_400_000;
+
+/// Checks bars sent with an inference request (no calendar at hand): every higher timeframe
+/// must reach the end of the base bars, up to one of its own bars and
+/// [`GIVEN_BARS_SLACK_MS`]. A higher timeframe that stops earlier would feed stale values to
+/// every later base bar; `INVALID_ARGUMENT` names it (`field(timeframe)` is its request path).
+pub fn check_given_bars(
+    bars: &BTreeMap<Timeframe, Bars>,
+    field: impl Fn(Timeframe) -> String,
+) -> Result<()> {
+    let Some((&base_tf, base)) = bars.iter().next() else {
+        return Ok(());
+    };
+    let Some(&base_last) = base.timestamp_ms.last() else {
+        return Ok(());
+    };
+    let base_end = base_last + base_tf.duration_ms();
+    for (&tf, higher) in bars.iter().skip(1) {
+        let higher_end = higher
+            .timestamp_ms
+            .last()
+            .map_or(i64::MIN, |last| last + tf.duration_ms());
+        if higher_end < base_end - tf.duration_ms() - GIVEN_BARS_SLACK_MS {
+            return Err(TrainingError::invalid(
+                field(tf),
+                format!(
+                    "the {tf} bars end at {} but the {base_tf} bars at {}: every {base_tf} bar \
+                     after it would use stale {tf} values; send {tf} bars up to the end, or \
+                     leave {tf} out to have it resampled from the {base_tf} bars",
+                    if higher_end == i64::MIN {
+                        "nothing".to_owned()
+                    } else {
+                        iso_ms(higher_end)
+                    },
+                    iso_ms(base_end)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// One (symbol, timeframe) of an inference window.
 #[derive(Clone, Copy)]
 struct DatasetWindow<'a> {
@@ -679,6 +723,32 @@ mod tests {
         let status = tonic::Status::from(error);
         assert_eq!(status.code(), Code::FailedPrecondition);
         assert_eq!(status.message(), message);
+    }
+
+    #[test]
+    fn given_higher_timeframes_that_stop_early_are_refused() {
+        let hourly = |start: i64, n: i64, step: i64| Bars {
+            timestamp_ms: (0..n).map(|i| start + i * step).collect(),
+            open: vec![1.0; n as usize],
+            high: vec![1.0; n as usize],
+            low: vec![1.0; n as usize],
+            close: vec![1.0; n as usize],
+            volume: vec![1.0; n as usize],
+        };
+        const H: i64 = 3_600_000;
+        let field = |tf: Timeframe| format!("bars.batches[{tf}]");
+        let mut bars = BTreeMap::from([
+            (Timeframe::H1, hourly(0, 24 * 60, H)),
+            (Timeframe::D1, hourly(0, 60, 24 * H)),
+        ]);
+        check_given_bars(&bars, field).unwrap();
+        // Daily bars ending a month before the hourly ones.
+        bars.insert(Timeframe::D1, hourly(0, 30, 24 * H));
+        let e = check_given_bars(&bars, field).unwrap_err().to_string();
+        assert!(
+            e.starts_with("invalid bars.batches[1d]: the 1d bars end at 1970-01-31"),
+            "{e}"
+        );
     }
 
     #[test]

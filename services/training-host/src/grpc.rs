@@ -297,6 +297,7 @@ impl TrainingService for TrainingGrpc {
             Some(pb::predict_request::Input::Bars(given)) => {
                 let mut symbol = String::new();
                 let mut bars = BTreeMap::new();
+                let mut tf_index = BTreeMap::new();
                 for (i, batch) in given.batches.into_iter().enumerate() {
                     let field = format!("bars.batches[{i}]");
                     let tf: Timeframe = batch.timeframe.trim().parse().map_err(|_| {
@@ -327,8 +328,16 @@ impl TrainingService for TrainingGrpc {
                         TrainingError::invalid(format!("{field}.payload"), e.to_string())
                     })?;
                     bars.insert(tf, b);
+                    tf_index.insert(tf, i);
                 }
                 registry::complete_timeframes(&mut bars, &timeframes)?;
+                bars.retain(|tf, _| timeframes.contains(tf));
+                crate::data::check_given_bars(&bars, |tf| {
+                    tf_index.get(&tf).map_or_else(
+                        || format!("bars ({tf}, resampled)"),
+                        |i| format!("bars.batches[{i}]"),
+                    )
+                })?;
                 (symbol, bars)
             }
             None => {
