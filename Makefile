@@ -31,6 +31,11 @@ test: build ## every test: unit, cross-service (real binaries on loopback), grpc
 	fi
 	BIN_DIR=$(TARGET_DIR)/debug scripts/grpcurl-walkthrough.sh
 	BIN_DIR=$(TARGET_DIR)/debug python3 clients/python/test_client.py
+	$(CARGO) build --workspace --examples
+	BIN_DIR=$(TARGET_DIR)/debug python3 services/ib-sim/tests/python_clients.py
+	$(TARGET_DIR)/debug/examples/indicator_dump | python3 scripts/talib_parity.py
+	$(TARGET_DIR)/debug/examples/backtest_parity $(TARGET_DIR)/backtest-parity >/dev/null
+	python3 scripts/backtest_parity.py $(TARGET_DIR)/backtest-parity
 	BIN_DIR=$(TARGET_DIR)/debug scripts/k8s-check.sh
 
 k8s-check: build ## render every k8s overlay, validate it offline, check ports/probes/variables against the binaries

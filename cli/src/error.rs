@@ -1,5 +1,6 @@
 //! The one error type of the CLI and the exit codes it maps to.
 
+use ktrdr_common::metrics::code_name;
 use tonic::Code;
 use tonic_types::StatusExt;
 
@@ -101,7 +102,7 @@ impl CliError {
             "exit_code": self.exit_code() as u8,
         });
         if let CliError::Server(status) = self {
-            error["code"] = grpc_code_name(status.code()).into();
+            error["code"] = code_name(status.code()).into();
             error["server_message"] = status.message().into();
         }
         serde_json::json!({ "error": error })
@@ -118,7 +119,7 @@ fn is_transport_failure(status: &tonic::Status) -> bool {
 /// `NOT_FOUND: no dataset AAPL 1h — …`, plus each field violation of a `BadRequest` on its own
 /// line, so the user sees which argument to fix.
 fn describe_status(status: &tonic::Status) -> String {
-    let mut text = format!("{}: {}", grpc_code_name(status.code()), status.message());
+    let mut text = format!("{}: {}", code_name(status.code()), status.message());
     let details = status.get_error_details();
     if let Some(bad_request) = details.bad_request() {
         for violation in &bad_request.field_violations {
@@ -136,29 +137,6 @@ fn describe_status(status: &tonic::Status) -> String {
         text.push_str(&format!("\n  retry after {:.1} s", delay.as_secs_f64()));
     }
     text
-}
-
-/// The gRPC code as its canonical upper-case name (`NOT_FOUND`).
-pub fn grpc_code_name(code: Code) -> &'static str {
-    match code {
-        Code::Ok => "OK",
-        Code::Cancelled => "CANCELLED",
-        Code::Unknown => "UNKNOWN",
-        Code::InvalidArgument => "INVALID_ARGUMENT",
-        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
-        Code::NotFound => "NOT_FOUND",
-        Code::AlreadyExists => "ALREADY_EXISTS",
-        Code::PermissionDenied => "PERMISSION_DENIED",
-        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
-        Code::FailedPrecondition => "FAILED_PRECONDITION",
-        Code::Aborted => "ABORTED",
-        Code::OutOfRange => "OUT_OF_RANGE",
-        Code::Unimplemented => "UNIMPLEMENTED",
-        Code::Internal => "INTERNAL",
-        Code::Unavailable => "UNAVAILABLE",
-        Code::DataLoss => "DATA_LOSS",
-        Code::Unauthenticated => "UNAUTHENTICATED",
-    }
 }
 
 #[cfg(test)]

@@ -118,19 +118,19 @@ impl RangeArgs {
 
 /// A timeframe argument, checked against the ones the API accepts.
 pub fn parse_timeframe(raw: &str) -> Result<String, String> {
-    ktrdr_common::market::Timeframe::parse(raw)
+    ktrdr_market::Timeframe::parse(raw)
         .map(|tf| tf.as_str().to_owned())
         .ok_or_else(|| {
             format!(
                 "{raw:?} is not a timeframe; use one of {}",
-                ktrdr_common::market::Timeframe::ACCEPTED
+                ktrdr_market::Timeframe::ACCEPTED
             )
         })
 }
 
 /// A symbol argument in ktrdr's normalised form (`eur/usd` → `EURUSD`).
 pub fn parse_symbol(raw: &str) -> Result<String, String> {
-    ktrdr_common::market::normalize_symbol(raw)
+    ktrdr_market::normalize_symbol(raw)
 }
 
 /// What every command that talks to the gateway shares: the URL, the output mode and one

@@ -23,18 +23,96 @@ pub struct Route {
 }
 
 impl Route {
-    fn from_env(
-        env: &Env,
-        use_var: &str,
-        url_var: &str,
-        default_url: &str,
-    ) -> Result<Self, ConfigError> {
+    fn from_env(env: &Env, manager: &ManagerSpec) -> Result<Self, ConfigError> {
         Ok(Self {
-            use_host_service: env.bool(use_var, true)?,
-            urls: env.url_list(url_var, default_url)?,
+            use_host_service: env.bool(manager.use_var.name, true)?,
+            urls: env.url_list(manager.url_var.name, manager.url_var.default)?,
         })
     }
 }
+
+/// One routed capability, declared once: its manager name, the gRPC service it routes, its two
+/// variables (`USE_<PREFIX>`, `<PREFIX>_URL`) and what a caller is told when its host service
+/// is down. Config, `--help`, `GetConfiguration` and error messages all read it from here.
+#[derive(Debug, Clone, Copy)]
+pub struct ManagerSpec {
+    /// Short manager name: `data`, `training`, `ib`.
+    pub manager: &'static str,
+    /// The gRPC service the manager routes, e.g. `ktrdr.data.v1.DataService`.
+    pub service: &'static str,
+    /// `DATA_SERVICE` for `USE_DATA_SERVICE` / `DATA_SERVICE_URL`.
+    pub env_prefix: &'static str,
+    pub use_var: VarDoc,
+    /// Its default is the host service's default URL.
+    pub url_var: VarDoc,
+    /// e.g. `Data`: the start of the "… service unavailable at URL" message.
+    pub label: &'static str,
+    /// What to do when the host service is down.
+    pub hint: &'static str,
+}
+
+/// Declares a [`ManagerSpec`], spelling its variable names from the prefix.
+macro_rules! manager_spec {
+    (
+        manager: $manager:literal, service: $service:literal, prefix: $prefix:literal,
+        default_url: $url:literal, use_meaning: $use_meaning:literal,
+        url_meaning: $url_meaning:literal, label: $label:literal, hint: $hint:literal $(,)?
+    ) => {
+        ManagerSpec {
+            manager: $manager,
+            service: $service,
+            env_prefix: $prefix,
+            use_var: VarDoc {
+                name: concat!("USE_", $prefix),
+                default: "true",
+                meaning: $use_meaning,
+            },
+            url_var: VarDoc {
+                name: concat!($prefix, "_URL"),
+                default: $url,
+                meaning: $url_meaning,
+            },
+            label: $label,
+            hint: $hint,
+        }
+    };
+}
+
+/// The IB capability: `ktrdr-ib-host`, or an IB connection in the gateway.
+pub const IB: ManagerSpec = manager_spec! {
+    manager: "ib",
+    service: "ktrdr.ib.v1.IbHostService",
+    prefix: "IB_HOST_SERVICE",
+    default_url: "http://localhost:50052",
+    use_meaning: "true: reach IB through ktrdr-ib-host; false: the gateway connects to IB itself",
+    url_meaning: "URL of ktrdr-ib-host",
+    label: "IB host",
+    hint: "start ktrdr-ib-host or set USE_IB_HOST_SERVICE=false to connect to IB from the gateway",
+};
+
+/// The market-data store: `ktrdr-data`, or the store opened in the gateway.
+pub const DATA: ManagerSpec = manager_spec! {
+    manager: "data",
+    service: "ktrdr.data.v1.DataService",
+    prefix: "DATA_SERVICE",
+    default_url: "http://localhost:50054",
+    use_meaning: "true: use ktrdr-data; false: the gateway opens the store itself",
+    url_meaning: "URL of ktrdr-data",
+    label: "Data",
+    hint: "start ktrdr-data or set USE_DATA_SERVICE=false to open the store in the gateway",
+};
+
+/// Training and inference: `ktrdr-training-host` replicas, or sessions in the gateway (CPU).
+pub const TRAINING: ManagerSpec = manager_spec! {
+    manager: "training",
+    service: "ktrdr.training.v1.TrainingService",
+    prefix: "TRAINING_HOST_SERVICE",
+    default_url: "http://localhost:50053",
+    use_meaning: "true: train on ktrdr-training-host; false: train in the gateway (CPU)",
+    url_meaning: "URL(s) of ktrdr-training-host: one, a comma list, or a DNS name",
+    label: "Training host",
+    hint: "start ktrdr-training-host or set USE_TRAINING_HOST_SERVICE=false to train in the gateway",
+};
 
 /// The routing table: which capabilities run in host services and where those are.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,58 +124,19 @@ pub struct RoutingConfig {
 
 impl RoutingConfig {
     pub const VARS: &[VarDoc] = &[
-        VarDoc {
-            name: "USE_IB_HOST_SERVICE",
-            default: "true",
-            meaning: "true: reach IB through ktrdr-ib-host; false: the gateway connects to IB itself",
-        },
-        VarDoc {
-            name: "IB_HOST_SERVICE_URL",
-            default: "http://localhost:50052",
-            meaning: "URL of ktrdr-ib-host",
-        },
-        VarDoc {
-            name: "USE_DATA_SERVICE",
-            default: "true",
-            meaning: "true: use ktrdr-data; false: the gateway opens the store itself",
-        },
-        VarDoc {
-            name: "DATA_SERVICE_URL",
-            default: "http://localhost:50054",
-            meaning: "URL of ktrdr-data",
-        },
-        VarDoc {
-            name: "USE_TRAINING_HOST_SERVICE",
-            default: "true",
-            meaning: "true: train on ktrdr-training-host; false: train in the gateway (CPU)",
-        },
-        VarDoc {
-            name: "TRAINING_HOST_SERVICE_URL",
-            default: "http://localhost:50053",
-            meaning: "URL(s) of ktrdr-training-host: one, a comma list, or a DNS name",
-        },
+        IB.use_var,
+        IB.url_var,
+        DATA.use_var,
+        DATA.url_var,
+        TRAINING.use_var,
+        TRAINING.url_var,
     ];
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            ib: Route::from_env(
-                env,
-                "USE_IB_HOST_SERVICE",
-                "IB_HOST_SERVICE_URL",
-                "http://localhost:50052",
-            )?,
-            data: Route::from_env(
-                env,
-                "USE_DATA_SERVICE",
-                "DATA_SERVICE_URL",
-                "http://localhost:50054",
-            )?,
-            training: Route::from_env(
-                env,
-                "USE_TRAINING_HOST_SERVICE",
-                "TRAINING_HOST_SERVICE_URL",
-                "http://localhost:50053",
-            )?,
+            ib: Route::from_env(env, &IB)?,
+            data: Route::from_env(env, &DATA)?,
+            training: Route::from_env(env, &TRAINING)?,
         })
     }
 }

@@ -1,15 +1,16 @@
 //! `DataManager`: the gateway's `DataService`, routed by `USE_DATA_SERVICE` either to
 //! `ktrdr-data` over one pooled channel or to the store opened in-process.
 
+use ktrdr_proto::bars::BarsProto;
 use std::sync::Arc;
 
 use ktrdr_common::client::ChannelPool;
 use ktrdr_common::error::ServiceError;
-use ktrdr_common::market::Timeframe;
+use ktrdr_common::market::timeframe_field;
 use ktrdr_common::server::ResponseStream;
 use ktrdr_data::api::DataApi;
-use ktrdr_data::bars::Bars;
 use ktrdr_data::store::Store;
+use ktrdr_market::Bars;
 use ktrdr_proto::common::v1::BarBatch;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{self as pb, data_service_server::DataService};
@@ -17,10 +18,11 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::config::{GatewayConfig, Route};
+use crate::config::{DATA, GatewayConfig};
 use crate::orchestrator::ServiceOrchestrator;
-use crate::routing::{Backend, Routed, routed_client_stream, routed_server_stream, routed_unary};
-use crate::stats::BackendStats;
+use crate::routing::{
+    Backend, Endpoint, Routed, routed_client_stream, routed_server_stream, routed_unary,
+};
 
 pub struct DataManager {
     routed: Routed<DataApi>,
@@ -41,10 +43,8 @@ impl DataManager {
             let store = Arc::new(Store::new(config.store.data_dir.clone()));
             Backend::Local(DataApi::new(store, config.server.listen_addr))
         };
-        let hint =
-            "start ktrdr-data or set USE_DATA_SERVICE=false to open the store in the gateway";
         Ok(Arc::new(Self {
-            routed: Routed::new(route, backend, config.calls, "Data", hint),
+            routed: Routed::new(&DATA, route, backend, config.calls),
         }))
     }
 }
@@ -61,7 +61,7 @@ impl DataManager {
         let routed = &self.routed;
         match &routed.backend {
             Backend::Local(local) => {
-                let timeframe = Timeframe::parse_field("batch.timeframe", &batch.timeframe)?;
+                let timeframe = timeframe_field("batch.timeframe", &batch.timeframe)?;
                 let bars = Bars::from_batch_payload(batch.payload)
                     .map_err(|e| ServiceError::invalid_argument("batch.payload", e.to_string()))?;
                 routed
@@ -171,25 +171,7 @@ impl DataService for DataManager {
 
 #[tonic::async_trait]
 impl ServiceOrchestrator for DataManager {
-    fn manager(&self) -> &'static str {
-        "data"
-    }
-    fn service(&self) -> &'static str {
-        "ktrdr.data.v1.DataService"
-    }
-    fn env_prefix(&self) -> &'static str {
-        "DATA_SERVICE"
-    }
-    fn default_url(&self) -> &'static str {
-        "http://localhost:50054"
-    }
-    fn route(&self) -> &Route {
-        &self.routed.route
-    }
-    fn stats(&self) -> &BackendStats {
-        &self.routed.stats
-    }
-    fn channel(&self) -> Option<Channel> {
-        self.routed.channel()
+    fn endpoint(&self) -> &Endpoint {
+        &self.routed
     }
 }

@@ -16,10 +16,9 @@ use ktrdr_proto::ib::v1::{self as pb, ib_host_service_server::IbHostService};
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 
-use crate::config::{GatewayConfig, Route};
+use crate::config::{GatewayConfig, IB};
 use crate::orchestrator::ServiceOrchestrator;
-use crate::routing::{Backend, Routed, routed_server_stream, routed_unary};
-use crate::stats::BackendStats;
+use crate::routing::{Backend, Endpoint, Routed, routed_server_stream, routed_unary};
 
 pub struct IbManager {
     routed: Routed<IbHostApi>,
@@ -48,9 +47,8 @@ impl IbManager {
             local_host = Some(Arc::clone(&host));
             Backend::Local(IbHostApi::new(host))
         };
-        let hint = "start ktrdr-ib-host or set USE_IB_HOST_SERVICE=false to connect to IB from the gateway";
         Ok(Arc::new(Self {
-            routed: Routed::new(route, backend, config.calls, "IB host", hint),
+            routed: Routed::new(&IB, route, backend, config.calls),
             local_host,
         }))
     }
@@ -91,26 +89,8 @@ impl IbHostService for IbManager {
 
 #[tonic::async_trait]
 impl ServiceOrchestrator for IbManager {
-    fn manager(&self) -> &'static str {
-        "ib"
-    }
-    fn service(&self) -> &'static str {
-        "ktrdr.ib.v1.IbHostService"
-    }
-    fn env_prefix(&self) -> &'static str {
-        "IB_HOST_SERVICE"
-    }
-    fn default_url(&self) -> &'static str {
-        "http://localhost:50052"
-    }
-    fn route(&self) -> &Route {
-        &self.routed.route
-    }
-    fn stats(&self) -> &BackendStats {
-        &self.routed.stats
-    }
-    fn channel(&self) -> Option<Channel> {
-        self.routed.channel()
+    fn endpoint(&self) -> &Endpoint {
+        &self.routed
     }
 
     async fn health(&self) -> (bool, String) {

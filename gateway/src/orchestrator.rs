@@ -12,6 +12,7 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 use crate::config::Route;
+use crate::routing::Endpoint;
 use crate::stats::BackendStats;
 
 /// How long a health probe of a host service may take.
@@ -19,17 +20,34 @@ const HEALTH_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 #[tonic::async_trait]
 pub trait ServiceOrchestrator: Send + Sync {
+    /// The manager's routed endpoint; everything below is derived from it.
+    fn endpoint(&self) -> &Endpoint;
+
     /// Short manager name: `data`, `training`, `ib`.
-    fn manager(&self) -> &'static str;
+    fn manager(&self) -> &'static str {
+        self.endpoint().spec.manager
+    }
     /// The gRPC service the manager routes, e.g. `ktrdr.data.v1.DataService`.
-    fn service(&self) -> &'static str;
+    fn service(&self) -> &'static str {
+        self.endpoint().spec.service
+    }
     /// `USE_<PREFIX>` / `<PREFIX>_URL`, e.g. `DATA_SERVICE`.
-    fn env_prefix(&self) -> &'static str;
-    fn default_url(&self) -> &'static str;
-    fn route(&self) -> &Route;
-    fn stats(&self) -> &BackendStats;
+    fn env_prefix(&self) -> &'static str {
+        self.endpoint().spec.env_prefix
+    }
+    fn default_url(&self) -> &'static str {
+        self.endpoint().spec.url_var.default
+    }
+    fn route(&self) -> &Route {
+        &self.endpoint().route
+    }
+    fn stats(&self) -> &BackendStats {
+        &self.endpoint().stats
+    }
     /// The channel to the host service, when routed there.
-    fn channel(&self) -> Option<Channel>;
+    fn channel(&self) -> Option<Channel> {
+        self.endpoint().channel()
+    }
 
     fn mode(&self) -> ManagerMode {
         if self.route().use_host_service {

@@ -15,7 +15,7 @@ use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-use crate::config::{CallPolicy, Route};
+use crate::config::{CallPolicy, ManagerSpec, Route};
 use crate::stats::BackendStats;
 
 /// A uniformly random duration in `[0, max]` ("full jitter"), so retries of many callers after
@@ -51,35 +51,57 @@ impl<L> Backend<L> {
     }
 }
 
-pub struct Routed<L> {
+/// What every routed capability has, whatever runs it: its declaration, its route, its call
+/// statistics and policy, and the host service's channel when calls go there. Managers expose
+/// it to [`crate::orchestrator::ServiceOrchestrator`], which derives everything else from it.
+pub struct Endpoint {
+    pub spec: &'static ManagerSpec,
     pub route: Route,
-    pub backend: Backend<L>,
     pub stats: BackendStats,
     pub policy: CallPolicy,
-    /// e.g. `Data`, `Training host`: the start of the "… service unavailable at URL" message.
-    label: &'static str,
-    /// What to do when the host service is down.
-    hint: &'static str,
+    /// The host service's channel and URL(s), when routed there.
+    remote: Option<(Channel, String)>,
+}
+
+/// A capability routed to its host service or to the in-process implementation `L`.
+pub struct Routed<L> {
+    pub endpoint: Endpoint,
+    pub backend: Backend<L>,
 }
 
 impl<L> Routed<L> {
     pub fn new(
+        spec: &'static ManagerSpec,
         route: Route,
         backend: Backend<L>,
         policy: CallPolicy,
-        label: &'static str,
-        hint: &'static str,
     ) -> Self {
+        let remote = match &backend {
+            Backend::Remote { channel, url } => Some((channel.clone(), url.clone())),
+            Backend::Local(_) => None,
+        };
         Self {
-            route,
+            endpoint: Endpoint {
+                spec,
+                route,
+                stats: BackendStats::default(),
+                policy,
+                remote,
+            },
             backend,
-            stats: BackendStats::default(),
-            policy,
-            label,
-            hint,
         }
     }
+}
 
+impl<L> std::ops::Deref for Routed<L> {
+    type Target = Endpoint;
+
+    fn deref(&self) -> &Endpoint {
+        &self.endpoint
+    }
+}
+
+impl Endpoint {
     /// When a unary call received now must be answered: the caller's deadline when it set one,
     /// else the default.
     pub fn deadline(&self, metadata: &MetadataMap) -> Instant {
@@ -99,19 +121,14 @@ impl<L> Routed<L> {
         request
     }
 
+    /// The channel to the host service, when routed there.
     pub fn channel(&self) -> Option<Channel> {
-        match &self.backend {
-            Backend::Remote { channel, .. } => Some(channel.clone()),
-            Backend::Local(_) => None,
-        }
+        self.remote.as_ref().map(|(channel, _)| channel.clone())
     }
 
     /// The host service's URL(s), when calls go to one.
     fn remote_url(&self) -> Option<&str> {
-        match &self.backend {
-            Backend::Remote { url, .. } => Some(url),
-            Backend::Local(_) => None,
-        }
+        self.remote.as_ref().map(|(_, url)| url.as_str())
     }
 
     /// A transport failure or a missed deadline of the host service at `url`, as the error
@@ -120,11 +137,12 @@ impl<L> Routed<L> {
         let transport_failure = status.code() == tonic::Code::Unavailable
             && status.get_error_details().error_info().is_none();
         if transport_failure {
-            ServiceError::service_unavailable(self.label, url.to_owned(), self.hint).into()
+            ServiceError::service_unavailable(self.spec.label, url.to_owned(), self.spec.hint)
+                .into()
         } else if status.code() == tonic::Code::DeadlineExceeded {
             Status::deadline_exceeded(format!(
                 "{} service at {url} did not answer in time: {}",
-                self.label,
+                self.spec.label,
                 status.message()
             ))
         } else {
@@ -255,14 +273,13 @@ mod tests {
     #[test]
     fn a_forwarded_request_carries_what_remains_of_the_callers_deadline() {
         let routed: Routed<()> = Routed::new(
+            &crate::config::DATA,
             Route {
                 use_host_service: true,
                 urls: vec!["http://127.0.0.1:1".into()],
             },
             Backend::Local(()),
             CallPolicy::default(),
-            "Data",
-            "",
         );
         let mut metadata = MetadataMap::new();
         metadata.insert("grpc-timeout", "5S".parse().unwrap());

@@ -29,11 +29,11 @@ use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
 use tonic_types::StatusExt;
 
-use crate::config::{GatewayConfig, Route};
+use crate::config::{GatewayConfig, TRAINING};
 use crate::load::LoadManager;
 use crate::orchestrator::{ServiceOrchestrator, probe};
 use crate::replicas::Replicas;
-use crate::routing::{Backend, Routed, routed_server_stream, routed_unary};
+use crate::routing::{Backend, Endpoint, Routed, routed_server_stream, routed_unary};
 use crate::stats::BackendStats;
 
 pub struct TrainingManager {
@@ -93,9 +93,8 @@ impl TrainingManager {
             );
             Backend::Local(TrainingGrpc::new(sessions, config.server.listen_addr))
         };
-        let hint = "start ktrdr-training-host or set USE_TRAINING_HOST_SERVICE=false to train in the gateway";
         Ok(Arc::new(Self {
-            routed: Routed::new(route, backend, config.calls, "Training host", hint),
+            routed: Routed::new(&TRAINING, route, backend, config.calls),
             loads,
             replicas,
             owners: Mutex::new(HashMap::new()),
@@ -175,47 +174,71 @@ impl TrainingManager {
         Err(last)
     }
 
-    /// A session call: on the session's host.
-    async fn on_session_host<T, F, Fut>(
+    /// A call about one session (on its host, which is remembered) or, with `None`, about a
+    /// model (on the first host that has it).
+    async fn on_host_of<T, F, Fut>(
         &self,
         replicas: &Replicas,
-        session_id: &str,
+        session_id: Option<&str>,
         call: F,
     ) -> Result<T, Status>
     where
         F: Fn(TrainingServiceClient<Channel>) -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
-        let (answer, url) = self
-            .on_the_host_that_has(replicas, self.owner(session_id), call)
-            .await?;
-        self.remember(session_id, &url);
+        let owner = session_id.and_then(|s| self.owner(s));
+        let (answer, url) = self.on_the_host_that_has(replicas, owner, call).await?;
+        if let Some(session_id) = session_id {
+            self.remember(session_id, &url);
+        }
         Ok(answer)
+    }
+
+    /// Asks every host for everything it has of a list (`all`: the request as one page of
+    /// 500), each with what remains of the caller's deadline; the answers with their hosts.
+    async fn ask_every_host<Req, Resp, F, Fut>(
+        &self,
+        replicas: &Replicas,
+        metadata: &tonic::metadata::MetadataMap,
+        all: Req,
+        call: F,
+    ) -> Result<Vec<(String, Resp)>, Status>
+    where
+        Req: Clone,
+        F: Fn(TrainingServiceClient<Channel>, Request<Req>) -> Fut,
+        Fut: Future<Output = Result<Response<Resp>, Status>>,
+    {
+        let deadline = self.routed.deadline(metadata);
+        let mut answers = Vec::new();
+        for (url, channel) in replicas.all() {
+            let request = self.routed.request_until(deadline, metadata, all.clone());
+            let answer = self.call(&url, channel, |c| call(c, request)).await?;
+            answers.push((url, answer));
+        }
+        Ok(answers)
     }
 }
 
-/// A call about a stored model (no session): in-process, or on the first host that knows the
-/// model.
-macro_rules! model_call {
-    ($manager:expr, $request:ident, $method:ident) => {{
-        let manager = $manager;
-        match &manager.replicas {
-            None => routed_unary!(&manager.routed, client, $request, $method, true),
-            Some(replicas) => {
-                let (metadata, _, message) = $request.into_parts();
-                let deadline = manager.routed.deadline(&metadata);
-                manager
-                    .on_the_host_that_has(replicas, None, |mut c| {
-                        let request =
-                            manager
-                                .routed
-                                .request_until(deadline, &metadata, message.clone());
-                        async move { c.$method(request).await }
-                    })
-                    .await
-                    .map(|(answer, _)| Response::new(answer))
-            }
-        }
+/// A unary method about one session or one model: in-process, or on the training host that has
+/// it (the session's known host first), with what remains of the caller's deadline. `$session`
+/// picks the session id from the request (`|_| None` for models); its host is remembered.
+macro_rules! on_the_host {
+    ($manager:ident, $request:ident, $method:ident, $session:expr) => {{
+        let Some(replicas) = &$manager.replicas else {
+            return routed_unary!(&$manager.routed, client, $request, $method, true);
+        };
+        let (metadata, _, message) = $request.into_parts();
+        let deadline = $manager.routed.deadline(&metadata);
+        let session: Option<String> = ($session)(&message);
+        $manager
+            .on_host_of(replicas, session.as_deref(), |mut c| {
+                let request = $manager
+                    .routed
+                    .request_until(deadline, &metadata, message.clone());
+                async move { c.$method(request).await }
+            })
+            .await
+            .map(Response::new)
     }};
 }
 
@@ -309,14 +332,14 @@ impl TrainingManager {
         &self,
         request: Request<pb::EvaluateModelRequest>,
     ) -> Result<Response<pb::EvaluateModelResponse>, Status> {
-        model_call!(self, request, evaluate_model)
+        on_the_host!(self, request, evaluate_model, |_| None)
     }
 
     async fn predict_once(
         &self,
         request: Request<pb::PredictRequest>,
     ) -> Result<Response<pb::PredictResponse>, Status> {
-        model_call!(self, request, predict)
+        on_the_host!(self, request, predict, |_| None)
     }
 }
 
@@ -371,7 +394,7 @@ impl TrainingService for TrainingManager {
         let (metadata, _, message) = request.into_parts();
         let session_id = message.session_id.clone();
         let stream = self
-            .on_session_host(replicas, &session_id, |mut c| {
+            .on_host_of(replicas, Some(&session_id), |mut c| {
                 let request = deadline::forward(&metadata, message.clone());
                 async move { c.watch_training(request).await }
             })
@@ -383,20 +406,9 @@ impl TrainingService for TrainingManager {
         &self,
         request: Request<pb::GetTrainingRequest>,
     ) -> Result<Response<pb::GetTrainingResponse>, Status> {
-        let Some(replicas) = &self.replicas else {
-            return routed_unary!(&self.routed, client, request, get_training, true);
-        };
-        let (metadata, _, message) = request.into_parts();
-        let deadline = self.routed.deadline(&metadata);
-        let session_id = message.session_id.clone();
-        self.on_session_host(replicas, &session_id, |mut c| {
-            let request = self
-                .routed
-                .request_until(deadline, &metadata, message.clone());
-            async move { c.get_training(request).await }
+        on_the_host!(self, request, get_training, |m: &pb::GetTrainingRequest| {
+            Some(m.session_id.clone())
         })
-        .await
-        .map(Response::new)
     }
 
     async fn list_trainings(
@@ -409,24 +421,19 @@ impl TrainingService for TrainingManager {
         };
         // Several hosts: every session of every host, newest first, paged here.
         let (metadata, _, message) = request.into_parts();
-        let deadline = self.routed.deadline(&metadata);
         let page = page(message.page_size, &message.page_token)?;
+        let all = pb::ListTrainingsRequest {
+            page_size: 500,
+            page_token: String::new(),
+            ..message
+        };
+        let answers = self
+            .ask_every_host(replicas, &metadata, all, |mut c, r| async move {
+                c.list_trainings(r).await
+            })
+            .await?;
         let mut sessions = Vec::new();
-        for (url, channel) in replicas.all() {
-            let request = self.routed.request_until(
-                deadline,
-                &metadata,
-                pb::ListTrainingsRequest {
-                    page_size: 500,
-                    page_token: String::new(),
-                    ..message.clone()
-                },
-            );
-            let answer = self
-                .call(&url, channel, |mut c| async move {
-                    c.list_trainings(request).await
-                })
-                .await?;
+        for (url, answer) in answers {
             for session in &answer.sessions {
                 self.remember(&session.session_id, &url);
             }
@@ -445,21 +452,13 @@ impl TrainingService for TrainingManager {
         &self,
         request: Request<pb::CancelTrainingRequest>,
     ) -> Result<Response<pb::CancelTrainingResponse>, Status> {
-        let Some(replicas) = &self.replicas else {
-            // Cancelling is idempotent, so it may be retried.
-            return routed_unary!(&self.routed, client, request, cancel_training, true);
-        };
-        let (metadata, _, message) = request.into_parts();
-        let deadline = self.routed.deadline(&metadata);
-        let session_id = message.session_id.clone();
-        self.on_session_host(replicas, &session_id, |mut c| {
-            let request = self
-                .routed
-                .request_until(deadline, &metadata, message.clone());
-            async move { c.cancel_training(request).await }
-        })
-        .await
-        .map(Response::new)
+        // Cancelling is idempotent, so it may be retried.
+        on_the_host!(
+            self,
+            request,
+            cancel_training,
+            |m: &pb::CancelTrainingRequest| Some(m.session_id.clone())
+        )
     }
 
     async fn evaluate_model(
@@ -501,26 +500,18 @@ impl TrainingService for TrainingManager {
             _ => return routed_unary!(&self.routed, client, request, list_models, true),
         };
         let (metadata, _, message) = request.into_parts();
-        let deadline = self.routed.deadline(&metadata);
         let page = page(message.page_size, &message.page_token)?;
-        let mut models = Vec::new();
-        for (url, channel) in replicas.all() {
-            let request = self.routed.request_until(
-                deadline,
-                &metadata,
-                pb::ListModelsRequest {
-                    page_size: 500,
-                    page_token: String::new(),
-                    ..message.clone()
-                },
-            );
-            let answer = self
-                .call(&url, channel, |mut c| async move {
-                    c.list_models(request).await
-                })
-                .await?;
-            models.extend(answer.models);
-        }
+        let all = pb::ListModelsRequest {
+            page_size: 500,
+            page_token: String::new(),
+            ..message
+        };
+        let answers = self
+            .ask_every_host(replicas, &metadata, all, |mut c, r| async move {
+                c.list_models(r).await
+            })
+            .await?;
+        let mut models: Vec<_> = answers.into_iter().flat_map(|(_, a)| a.models).collect();
         // Hosts sharing one models volume list the same models once.
         models.sort_by(|a, b| {
             b.created_at_ms
@@ -540,7 +531,7 @@ impl TrainingService for TrainingManager {
         &self,
         request: Request<pb::GetModelRequest>,
     ) -> Result<Response<pb::GetModelResponse>, Status> {
-        model_call!(self, request, get_model)
+        on_the_host!(self, request, get_model, |_| None)
     }
 
     async fn get_status(
@@ -553,26 +544,8 @@ impl TrainingService for TrainingManager {
 
 #[tonic::async_trait]
 impl ServiceOrchestrator for TrainingManager {
-    fn manager(&self) -> &'static str {
-        "training"
-    }
-    fn service(&self) -> &'static str {
-        "ktrdr.training.v1.TrainingService"
-    }
-    fn env_prefix(&self) -> &'static str {
-        "TRAINING_HOST_SERVICE"
-    }
-    fn default_url(&self) -> &'static str {
-        "http://localhost:50053"
-    }
-    fn route(&self) -> &Route {
-        &self.routed.route
-    }
-    fn stats(&self) -> &BackendStats {
-        &self.routed.stats
-    }
-    fn channel(&self) -> Option<Channel> {
-        self.routed.channel()
+    fn endpoint(&self) -> &Endpoint {
+        &self.routed
     }
 
     /// One entry per training host, each with its own calls, latencies and health.

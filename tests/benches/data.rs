@@ -4,11 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use ktrdr_proto::bars::BarsProto;
 use std::time::Instant;
 
-use ktrdr_common::market::Timeframe;
-use ktrdr_data::bars::Bars;
 use ktrdr_data::store::Store;
+use ktrdr_market::Bars;
+use ktrdr_market::Timeframe;
 use ktrdr_proto::common::v1::{BarBatch, BarEncoding, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{ReadBarsRequest, ValidationMode, WriteBarsRequest};
@@ -117,7 +118,7 @@ async fn main() {
                 symbol: "BENCH2".into(),
                 timeframe: "1m".into(),
                 payload: Some(bar_batch::Payload::Columns(
-                    bars.slice(s, s + 50_000).into_columns(),
+                    bars.slice(s..s + 50_000).into_columns(),
                 )),
                 bar_count: 0,
             }),

@@ -5,9 +5,10 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use ktrdr_proto::bars::BarsProto;
 use std::time::{Duration, Instant};
 
-use ktrdr_data::bars::Bars;
+use ktrdr_market::Bars;
 use ktrdr_proto::common::v1::{BarBatch, BarEncoding, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{GetStatusRequest, ReadBarsRequest, ValidationMode, WriteBarsRequest};

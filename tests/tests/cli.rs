@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use ktrdr_proto::common::v1::{BarBatch, bar_batch};
+use ktrdr_proto::common::v1::{BarBatch, BarColumns, bar_batch};
 use ktrdr_proto::data::v1::WriteBarsRequest;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::gateway::v1::GetLoadRequest;
@@ -16,7 +16,7 @@ use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
 use ktrdr_proto::training::v1::{
     GetTrainingRequest, StartTrainingRequest, TrainingState, start_training_request::Strategy,
 };
-use ktrdr_system_tests::fixtures::{TINY_STRATEGY, trending_hourly_bars};
+use ktrdr_system_tests::fixtures::{TINY_STRATEGY, trending_hourly_bars, utc_ms};
 use ktrdr_system_tests::{RunningCli, ServiceProcess, ktrdr};
 
 /// Nothing listens on port 9 (discard) on loopback.
@@ -397,6 +397,78 @@ async fn an_imported_csv_is_seen_by_show_range_gaps_and_list() {
     .await;
     assert_eq!(run.code, Some(0), "{run}");
     assert_eq!(run.json()["symbol"], "GBPUSD");
+}
+
+#[tokio::test]
+async fn data_gaps_shows_the_forex_year_end_closures_as_holidays() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (_data, gateway) = data_and_gateway(data_dir.path()).await;
+    let url = gateway.url();
+    // EURUSD hourly bars over the 2024 year end with its real closures (17:00 New York =
+    // 22:00 UTC): three weekends, and the FX trading days 25 December and 1 January.
+    let at = |y: i32, m: u8, d: u8, h: i64| utc_ms(y, m, d) + h * HOUR;
+    let closed = [
+        (at(2024, 12, 20, 22), at(2024, 12, 22, 22)),
+        (at(2024, 12, 24, 22), at(2024, 12, 25, 22)),
+        (at(2024, 12, 27, 22), at(2024, 12, 29, 22)),
+        (at(2024, 12, 31, 22), at(2025, 1, 1, 22)),
+        (at(2025, 1, 3, 22), at(2025, 1, 5, 22)),
+    ];
+    let mut bars = BarColumns::default();
+    let mut t = at(2024, 12, 20, 0);
+    while t < at(2025, 1, 7, 0) {
+        if !closed.iter().any(|(a, b)| (*a..*b).contains(&t)) {
+            bars.timestamp_ms.push(t);
+            bars.open.push(1.04);
+            bars.high.push(1.041);
+            bars.low.push(1.039);
+            bars.close.push(1.0405);
+            bars.volume.push(0.0);
+        }
+        t += HOUR;
+    }
+    DataServiceClient::new(gateway.channel().await)
+        .write_bars(tokio_stream::iter([WriteBarsRequest {
+            batch: Some(BarBatch {
+                symbol: "EURUSD".into(),
+                timeframe: "1h".into(),
+                payload: Some(bar_batch::Payload::Columns(bars)),
+                bar_count: 0,
+            }),
+            ..Default::default()
+        }]))
+        .await
+        .unwrap();
+
+    let run = ktrdr(&url, &["--json", "data", "gaps", "EURUSD", "-t", "1h"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let gaps = run.json();
+    let listed: Vec<(&str, &str)> = gaps["gaps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["range"]["start"].as_str().unwrap(),
+                g["kind"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            ("2024-12-20T22:00:00Z", "WEEKEND"),
+            ("2024-12-24T22:00:00Z", "HOLIDAY"),
+            ("2024-12-27T22:00:00Z", "WEEKEND"),
+            ("2024-12-31T22:00:00Z", "HOLIDAY"),
+            ("2025-01-03T22:00:00Z", "WEEKEND"),
+        ],
+        "{gaps}"
+    );
+    let run = ktrdr(&url, &["data", "gaps", "EURUSD", "-t", "1h"]).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    assert!(run.stdout.contains("2 HOLIDAY (48 bars)"), "{run}");
+    assert!(!run.stdout.contains("UNEXPECTED"), "{run}");
 }
 
 #[tokio::test]

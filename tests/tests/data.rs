@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use ktrdr_proto::bars::BarsProto;
 use ktrdr_proto::common::v1::{BarBatch, BarColumns, BarEncoding, TimeRange, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{
@@ -129,9 +130,7 @@ async fn read_request(
 
 /// Decodes the Arrow IPC bytes by hand-rolled reading through the data crate's public decoder.
 fn ipc_to_columns(bytes: &[u8]) -> BarColumns {
-    ktrdr_data::bars::Bars::from_ipc(bytes)
-        .unwrap()
-        .into_columns()
+    ktrdr_market::Bars::from_ipc(bytes).unwrap().into_columns()
 }
 
 async fn start(data_dir: &std::path::Path) -> (ServiceProcess, Client) {

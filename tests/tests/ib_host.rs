@@ -857,7 +857,7 @@ async fn bars_can_come_as_arrow_ipc_with_the_same_values_as_columns() {
     let mut req = fetch_request("SPY", "1d", ms(2024, 1, 1), ms(2024, 7, 1), true);
     req.encoding = ktrdr_proto::common::v1::BarEncoding::ArrowIpc as i32;
     let mut stream = s.api.fetch_bars(req).await.unwrap().into_inner();
-    let mut arrow = ktrdr_data::bars::Bars::default();
+    let mut arrow = ktrdr_market::Bars::default();
     while let Some(item) = tokio::time::timeout(WAIT, stream.message())
         .await
         .unwrap()
@@ -867,7 +867,7 @@ async fn bars_can_come_as_arrow_ipc_with_the_same_values_as_columns() {
             let Some(bar_batch::Payload::ArrowIpc(bytes)) = b.payload else {
                 panic!("Arrow IPC expected")
             };
-            let part = ktrdr_data::bars::Bars::from_ipc(&bytes).unwrap();
+            let part = ktrdr_market::Bars::from_ipc(&bytes).unwrap();
             assert_eq!(part.timestamp_ms.len() as i64, b.bar_count);
             arrow.timestamp_ms.extend(part.timestamp_ms);
             arrow.close.extend(part.close);

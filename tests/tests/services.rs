@@ -11,7 +11,6 @@ use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
-use tonic_types::StatusExt;
 
 async fn health_status(channel: Channel, service: &str) -> Result<ServingStatus, tonic::Status> {
     let response = HealthClient::new(channel)
@@ -65,19 +64,6 @@ async fn reflection_v1alpha_services(channel: Channel) -> BTreeSet<String> {
             list.service.into_iter().map(|s| s.name).collect()
         }
         other => panic!("unexpected reflection answer {other:?}"),
-    }
-}
-
-/// Calls one method of each binary whose issue has not landed yet; `None` for binaries whose
-/// every method is implemented (all of them now; kept for the next contract that grows).
-async fn call_unimplemented(binary: &str, _channel: Channel) -> Option<(String, tonic::Status)> {
-    match binary {
-        "ktrdr-gateway"
-        | "ktrdr-ib-host"
-        | "ktrdr-ib-sim"
-        | "ktrdr-data"
-        | "ktrdr-training-host" => None,
-        other => panic!("no unimplemented call known for {other}"),
     }
 }
 
@@ -139,18 +125,6 @@ async fn every_binary_serves_health_reflection_and_its_api_then_stops_on_sigterm
             "{binary} reflection v1alpha"
         );
 
-        let stub = call_unimplemented(binary, channel.clone()).await;
-        if let Some((method, status)) = &stub {
-            assert_eq!(status.code(), Code::Unimplemented, "{binary} {method}");
-            assert_eq!(
-                status.message(),
-                format!("{method} is not implemented yet by {binary}")
-            );
-            let info = status.get_error_details().error_info().cloned().unwrap();
-            assert_eq!(info.reason, "NOT_IMPLEMENTED");
-            assert_eq!(&info.metadata["method"], method);
-        }
-
         drop(channel);
         process.signal("TERM");
         let exit = process.wait().await;
@@ -164,12 +138,11 @@ async fn every_binary_serves_health_reflection_and_its_api_then_stops_on_sigterm
             logs.contains(&format!("{binary} stopped")),
             "{binary} logs:\n{logs}"
         );
-        if let Some((method, _)) = &stub {
-            assert!(
-                logs.contains(&format!("rpc /{method} Unimplemented")),
-                "{binary} logs one line per RPC:\n{logs}"
-            );
-        }
+        // Successful health checks log at debug level; the failed one above is logged.
+        assert!(
+            logs.contains("rpc /grpc.health.v1.Health/Check NotFound"),
+            "{binary} logs one line per RPC:\n{logs}"
+        );
     }
 }
 

@@ -5,8 +5,8 @@
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ktrdr_common::market::Timeframe;
 use ktrdr_common::status::now_ms;
+use ktrdr_market::Timeframe;
 use ktrdr_proto::common::v1::{JobState, Progress, TimeRange, Warning};
 use ktrdr_proto::gateway::v1::{LoadEvent, LoadJob, LoadMode, LoadStarted, load_event};
 use tokio::sync::broadcast;

@@ -14,10 +14,11 @@ use std::time::Duration;
 
 use futures_util::Stream;
 use ktrdr_common::error::ServiceError;
-use ktrdr_common::market::{Timeframe, symbol_field, time_range};
+use ktrdr_common::market::{symbol_field, time_range, timeframe_field};
 use ktrdr_common::status::now_ms;
 use ktrdr_data::calendar::Calendar;
 use ktrdr_data::coverage::classify_gap;
+use ktrdr_market::Timeframe;
 use ktrdr_proto::common::v1::JobState;
 use ktrdr_proto::data::v1::data_service_server::DataService;
 use ktrdr_proto::data::v1::{CoverageSummary, GapKind, GetCoverageRequest};
@@ -59,7 +60,7 @@ pub struct LoadManager {
 /// A validated `LoadDataRequest`.
 fn spec_of(request: &LoadDataRequest) -> Result<JobSpec, ServiceError> {
     let symbol = symbol_field("symbol", &request.symbol)?;
-    let timeframe = Timeframe::parse_field("timeframe", &request.timeframe)?;
+    let timeframe = timeframe_field("timeframe", &request.timeframe)?;
     time_range("range", request.range.as_ref())?;
     let mode = match LoadMode::try_from(request.mode) {
         Ok(LoadMode::Unspecified) => LoadMode::Tail,

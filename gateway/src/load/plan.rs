@@ -2,7 +2,7 @@
 //! stretches the store lacks in it, and those stretches cut into segments IB can serve in one
 //! go. Pure functions of the store's coverage, so every rule is unit-tested here.
 
-use ktrdr_common::market::{DAY_MS, Timeframe};
+use ktrdr_market::{DAY_MS, Timeframe};
 use ktrdr_proto::data::v1::GapKind;
 use ktrdr_proto::gateway::v1::LoadMode;
 

@@ -5,11 +5,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use ktrdr_common::market::Timeframe;
 use ktrdr_common::status::now_ms;
+use ktrdr_market::{Bars, Timeframe};
+use ktrdr_proto::bars::BarsProto;
 use ktrdr_proto::common::v1::{
-    BarBatch, BarColumns, BarEncoding, Instrument, JobState, Progress, TimeRange, Warning,
-    bar_batch,
+    BarBatch, BarEncoding, Instrument, JobState, Progress, TimeRange, Warning, bar_batch,
 };
 use ktrdr_proto::data::v1::CoverageSummary;
 use ktrdr_proto::gateway::v1::{LoadProgress, LoadStarted, LoadSummary, load_event};
@@ -135,19 +135,10 @@ fn source_of(what_to_show: i32, use_rth: bool) -> String {
 
 /// IB stamps some bars at the session open (e.g. 09:30 New York for hourly stock bars); the
 /// store keeps bars at their UTC-aligned open time, so each is moved to the start of its slot.
-fn align(columns: &mut BarColumns, timeframe: Timeframe) {
-    for ts in &mut columns.timestamp_ms {
+fn align(bars: &mut Bars, timeframe: Timeframe) {
+    for ts in &mut bars.timestamp_ms {
         *ts = timeframe.bar_start(*ts);
     }
-}
-
-fn append(into: &mut BarColumns, from: BarColumns) {
-    into.timestamp_ms.extend(from.timestamp_ms);
-    into.open.extend(from.open);
-    into.high.extend(from.high);
-    into.low.extend(from.low);
-    into.close.extend(from.close);
-    into.volume.extend(from.volume);
 }
 
 struct Runner {
@@ -205,7 +196,7 @@ impl Runner {
     }
 
     /// Fetches one segment from IB, relaying IB progress as load progress.
-    async fn fetch(&mut self, index: usize, span: Span) -> Result<BarColumns, SegmentError> {
+    async fn fetch(&mut self, index: usize, span: Span) -> Result<Bars, SegmentError> {
         let spec = &self.job.spec;
         let instrument = self.planned.instrument.clone().unwrap_or_default();
         let request = FetchBarsRequest {
@@ -227,7 +218,7 @@ impl Runner {
             .await
             .map_err(classify)?
             .into_inner();
-        let mut bars = BarColumns::default();
+        let mut bars = Bars::default();
         let pacing_before = self.tally.pacing_wait_ms;
         let total = self.total();
         while let Some(item) = stream.next().await {
@@ -258,7 +249,12 @@ impl Runner {
                 Some(fetch_bars_response::Event::Bars(batch)) => {
                     if let Some(bar_batch::Payload::Columns(columns)) = batch.payload {
                         self.tally.bars_fetched += columns.timestamp_ms.len() as i64;
-                        append(&mut bars, columns);
+                        let fetched = Bars::from_columns(columns).map_err(|e| {
+                            SegmentError::Skipped(Status::internal(format!(
+                                "ib-host sent malformed bars: {e}"
+                            )))
+                        })?;
+                        bars.extend(&fetched);
                     }
                 }
                 Some(fetch_bars_response::Event::Warning(w)) => self.tally.new_warnings.push(w),
@@ -276,17 +272,17 @@ impl Runner {
     }
 
     /// Stores one fetched segment.
-    async fn store(&mut self, mut bars: BarColumns) -> Result<(), SegmentError> {
-        if bars.timestamp_ms.is_empty() {
+    async fn store(&mut self, mut bars: Bars) -> Result<(), SegmentError> {
+        if bars.is_empty() {
             return Ok(());
         }
         let spec = &self.job.spec;
         align(&mut bars, spec.timeframe);
-        let count = bars.timestamp_ms.len() as i64;
+        let count = bars.len() as i64;
         let batch = BarBatch {
             symbol: spec.symbol.clone(),
             timeframe: spec.timeframe.to_string(),
-            payload: Some(bar_batch::Payload::Columns(bars)),
+            payload: Some(bar_batch::Payload::Columns(bars.into_columns())),
             bar_count: count,
         };
         let written = self
@@ -463,12 +459,12 @@ mod tests {
     fn session_open_stamps_move_to_the_start_of_their_slot() {
         const H: i64 = 3_600_000;
         let day = 1_704_153_600_000; // 2024-01-02 00:00 UTC
-        let mut columns = BarColumns {
+        let mut bars = Bars {
             timestamp_ms: vec![day + 14 * H + 30 * 60_000, day + 15 * H],
-            ..BarColumns::default()
+            ..Bars::default()
         };
-        align(&mut columns, Timeframe::H1);
-        assert_eq!(columns.timestamp_ms, vec![day + 14 * H, day + 15 * H]);
+        align(&mut bars, Timeframe::H1);
+        assert_eq!(bars.timestamp_ms, vec![day + 14 * H, day + 15 * H]);
     }
 
     #[test]

@@ -7,24 +7,25 @@
 use std::sync::Arc;
 
 use ktrdr_common::error::ServiceError;
-use ktrdr_common::market::{Timeframe, symbol_field, time_range};
+use ktrdr_common::market::{symbol_field, time_range, timeframe_field};
 use ktrdr_common::paging::Page;
 use ktrdr_common::server::ResponseStream;
 use ktrdr_common::status::{ProcessIdentity, now_ms};
+use ktrdr_market::Timeframe;
 use ktrdr_proto::common::v1 as common;
 use ktrdr_proto::data::v1::{self as pb, data_service_server::DataService};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 
-use crate::bars::Bars;
 use crate::calendar::Calendar;
 use crate::coverage;
 use crate::csv_io;
 use crate::import::{ChunkReader, ImportPlan};
-use crate::resample::Resampler;
 use crate::store::{Store, StoreError, WriteOutcome};
 use crate::validate::{self, MAX_ISSUES_RETURNED};
+use ktrdr_market::{Bars, Resampler};
+use ktrdr_proto::bars::BarsProto;
 
 /// Bars per streamed batch unless the caller asks otherwise: ~2.4 MB as columns.
 const DEFAULT_BATCH_BARS: usize = 50_000;
@@ -99,7 +100,7 @@ impl DataApi {
             let (symbol, timeframe) = match &header {
                 None => {
                     let symbol = symbol_field("batch.symbol", &batch.symbol)?;
-                    let timeframe = Timeframe::parse_field("batch.timeframe", &batch.timeframe)?;
+                    let timeframe = timeframe_field("batch.timeframe", &batch.timeframe)?;
                     let source = if message.source.is_empty() {
                         "write".to_owned()
                     } else {
@@ -200,7 +201,7 @@ impl DataService for DataApi {
     ) -> Result<Response<Self::ReadBarsStream>, Status> {
         let req = request.into_inner();
         let symbol = symbol_field("symbol", &req.symbol)?;
-        let timeframe = Timeframe::parse_field("timeframe", &req.timeframe)?;
+        let timeframe = timeframe_field("timeframe", &req.timeframe)?;
         let (start, end) = time_range("range", req.range.as_ref())?;
         let batch_bars = batch_size(req.max_bars_per_batch)?;
         let limit = match req.limit {
@@ -256,7 +257,7 @@ impl DataService for DataApi {
                     let mut offset = 0;
                     while offset < tail.len() {
                         let to = (offset + batch_bars).min(tail.len());
-                        let chunk = tail.slice(offset, to);
+                        let chunk = tail.slice(offset..to);
                         if !emit(chunk.into_payload(encoding), to - offset) {
                             break;
                         }
@@ -267,7 +268,7 @@ impl DataService for DataApi {
                 // Arrow out: hand Parquet's record batches straight to the IPC writer.
                 _ if encoding == common::BarEncoding::ArrowIpc => {
                     snapshot.read_range_batches(start, end, batch_bars, limit, &mut |batch| {
-                        let payload = Bars::record_batch_to_ipc(&batch)
+                        let payload = ktrdr_market::arrow::record_batch_to_ipc(&batch)
                             .map(common::bar_batch::Payload::ArrowIpc);
                         emit(payload, batch.num_rows())
                     })
@@ -296,7 +297,7 @@ impl DataService for DataApi {
     ) -> Result<Response<pb::GetCoverageResponse>, Status> {
         let req = request.into_inner();
         let symbol = symbol_field("symbol", &req.symbol)?;
-        let timeframe = Timeframe::parse_field("timeframe", &req.timeframe)?;
+        let timeframe = timeframe_field("timeframe", &req.timeframe)?;
         let (start, end) = time_range("range", req.range.as_ref())?;
         let max_gaps = match req.max_gaps {
             None | Some(0) => DEFAULT_MAX_GAPS,
@@ -355,7 +356,7 @@ impl DataService for DataApi {
         let timeframe = if req.timeframe.is_empty() {
             None
         } else {
-            Some(Timeframe::parse_field("timeframe", &req.timeframe)?)
+            Some(timeframe_field("timeframe", &req.timeframe)?)
         };
         let page = Page::parse(
             req.page_size,
@@ -402,7 +403,7 @@ impl DataService for DataApi {
         let timeframes: Vec<Timeframe> = if req.timeframe.is_empty() {
             Timeframe::ALL.to_vec()
         } else {
-            vec![Timeframe::parse_field("timeframe", &req.timeframe)?]
+            vec![timeframe_field("timeframe", &req.timeframe)?]
         };
         let store = self.store.clone();
         let explicit = !req.timeframe.is_empty();
@@ -500,7 +501,7 @@ impl DataService for DataApi {
     ) -> Result<Response<Self::ExportCsvStream>, Status> {
         let req = request.into_inner();
         let symbol = symbol_field("symbol", &req.symbol)?;
-        let timeframe = Timeframe::parse_field("timeframe", &req.timeframe)?;
+        let timeframe = timeframe_field("timeframe", &req.timeframe)?;
         let (start, end) = time_range("range", req.range.as_ref())?;
         let store = self.store.clone();
         let snapshot =
@@ -542,8 +543,8 @@ impl DataService for DataApi {
     ) -> Result<Response<Self::ResampleStream>, Status> {
         let req = request.into_inner();
         let symbol = symbol_field("symbol", &req.symbol)?;
-        let source = Timeframe::parse_field("source_timeframe", &req.source_timeframe)?;
-        let target = Timeframe::parse_field("target_timeframe", &req.target_timeframe)?;
+        let source = timeframe_field("source_timeframe", &req.source_timeframe)?;
+        let target = timeframe_field("target_timeframe", &req.target_timeframe)?;
         if !(target > source && target.is_multiple_of(source)) {
             return Err(ServiceError::invalid_argument(
                 "target_timeframe",
@@ -642,14 +643,14 @@ impl DataService for DataApi {
         let mut dataset: Option<(String, i64, i64)> = None;
         match req.source {
             Some(pb::validate_bars_request::Source::Bars(batch)) => {
-                timeframe = Timeframe::parse_field("bars.timeframe", &batch.timeframe)?;
+                timeframe = timeframe_field("bars.timeframe", &batch.timeframe)?;
                 bars =
                     Some(Bars::from_batch_payload(batch.payload).map_err(|e| {
                         ServiceError::invalid_argument("bars.payload", e.to_string())
                     })?);
             }
             Some(pb::validate_bars_request::Source::Dataset(reference)) => {
-                timeframe = Timeframe::parse_field("dataset.timeframe", &reference.timeframe)?;
+                timeframe = timeframe_field("dataset.timeframe", &reference.timeframe)?;
                 let symbol = symbol_field("dataset.symbol", &reference.symbol)?;
                 let (start, end) = time_range("dataset.range", reference.range.as_ref())?;
                 dataset = Some((symbol, start, end));

@@ -3,10 +3,17 @@
 //! - **US equities** (NYSE/NASDAQ regular hours): 09:30–16:00 America/New_York, Monday to
 //!   Friday, minus NYSE holidays (rules from 1998, plus the unscheduled closures since 2001), with
 //!   13:00 early closes on July 3, the day after Thanksgiving and December 24.
-//! - **Forex** (IDEALPRO, 24/5): Sunday 17:00 to Friday 17:00 America/New_York.
+//! - **Forex** (IDEALPRO, 24/5): Sunday 17:00 to Friday 17:00 America/New_York, each session
+//!   running 17:00 to 17:00 and belonging to the next day (the FX trading day). Closed on
+//!   25 December and 1 January: the session that would end at 17:00 on those days does not
+//!   run (no observance when they fall on a weekend).
 //! - **CME futures** (Globex): Sunday 18:00 to Friday 17:00 America/New_York with the daily
-//!   17:00–18:00 maintenance break; US equity holidays are used as the holiday list (CME's own
-//!   holiday schedule differs on a few days a year — a documented approximation).
+//!   17:00–18:00 maintenance break. Closed on the US holidays of the NYSE list (New Year's
+//!   Day, Good Friday and Christmas, when CME is closed, and the other federal holidays, on
+//!   which CME's equity products only trade an abbreviated session to 13:00 New York: the
+//!   whole day counts as closed, so a missing abbreviated session is never reported as a
+//!   gap). Early closes at 13:15 New York (12:15 Chicago) on 24 December and the day after
+//!   Thanksgiving.
 //!
 //! Daily bars are expected on trading dates (the bar's UTC date), weekly bars on weeks with at
 //! least one trading date.
@@ -14,7 +21,7 @@
 use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, TimeZone, Timelike, Weekday};
 use chrono_tz::America::New_York;
 use chrono_tz::Tz;
-use ktrdr_common::market::{AssetClass, DAY_MS, Timeframe};
+use ktrdr_market::{AssetClass, DAY_MS, Timeframe};
 
 /// Which calendar a symbol trades on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,11 +53,12 @@ impl Calendar {
         "America/New_York"
     }
 
-    /// Whether the trading venue is closed for the whole NY-local `date` (weekend or holiday).
-    pub fn is_closed_date(self, date: NaiveDate) -> bool {
+    /// Whether `date` is a weekday on which the venue does not trade (a holiday). For forex
+    /// the date is the FX trading day, whose session starts at 17:00 New York the day before.
+    pub fn is_holiday(self, date: NaiveDate) -> bool {
         match self {
-            Self::Forex => matches!(date.weekday(), Weekday::Sat),
-            Self::UsEquity | Self::CmeFutures => is_weekend(date) || is_nyse_holiday(date),
+            Self::Forex => is_forex_holiday(date),
+            Self::UsEquity | Self::CmeFutures => !is_weekend(date) && is_nyse_holiday(date),
         }
     }
 
@@ -66,7 +74,7 @@ impl Calendar {
     /// Whether a daily bar is expected on `date`.
     fn is_trading_date(self, date: NaiveDate) -> bool {
         match self {
-            Self::Forex => !is_weekend(date),
+            Self::Forex => !is_weekend(date) && !is_forex_holiday(date),
             Self::UsEquity | Self::CmeFutures => !is_weekend(date) && !is_nyse_holiday(date),
         }
     }
@@ -108,20 +116,28 @@ impl Calendar {
                 pair(at(date, 9, 30), at(date, close.0, close.1))
             }
             Self::Forex => match date.weekday() {
-                // Sunday 17:00 to Friday 17:00: each session runs 17:00 → 17:00 next day.
+                // Sunday 17:00 to Friday 17:00: each session runs 17:00 → 17:00 next day and
+                // belongs to that next day, so it does not run when that day is a holiday.
                 Weekday::Sun | Weekday::Mon | Weekday::Tue | Weekday::Wed | Weekday::Thu => {
-                    pair(at(date, 17, 0), date.succ_opt().and_then(|n| at(n, 17, 0)))
+                    let next = date.succ_opt();
+                    if next.is_some_and(is_forex_holiday) {
+                        Vec::new()
+                    } else {
+                        pair(at(date, 17, 0), next.and_then(|n| at(n, 17, 0)))
+                    }
                 }
                 _ => Vec::new(),
             },
             Self::CmeFutures => match date.weekday() {
-                // 18:00 → 17:00 next day, Sunday to Thursday evenings, unless the next day is a holiday.
+                // 18:00 → 17:00 next day, Sunday to Thursday evenings, unless the next day is a
+                // holiday; 18:00 → 13:15 before an early close.
                 Weekday::Sun | Weekday::Mon | Weekday::Tue | Weekday::Wed | Weekday::Thu => {
                     let next = date.succ_opt();
-                    if next.is_some_and(is_nyse_holiday) {
-                        Vec::new()
-                    } else {
-                        pair(at(date, 18, 0), next.and_then(|n| at(n, 17, 0)))
+                    match next {
+                        Some(n) if is_nyse_holiday(n) => Vec::new(),
+                        Some(n) if is_cme_early_close(n) => pair(at(date, 18, 0), at(n, 13, 15)),
+                        Some(n) => pair(at(date, 18, 0), at(n, 17, 0)),
+                        None => Vec::new(),
                     }
                 }
                 _ => Vec::new(),
@@ -254,6 +270,21 @@ pub fn is_nyse_early_close(date: NaiveDate) -> bool {
     Some(date) == black_friday || Some(date) == july_3 || Some(date) == dec_24
 }
 
+/// Whether CME Globex closes early, at 13:15 New York (12:15 Chicago), on `date`: 24 December
+/// and the day after Thanksgiving, when they are trading days.
+pub fn is_cme_early_close(date: NaiveDate) -> bool {
+    if is_weekend(date) || is_nyse_holiday(date) {
+        return false;
+    }
+    let black_friday = nth_weekday(date.year(), 11, Weekday::Thu, 4).and_then(|t| t.succ_opt());
+    Some(date) == black_friday || (date.month(), date.day()) == (12, 24)
+}
+
+/// Whether the FX market is closed for the trading day `date`: 25 December and 1 January.
+pub fn is_forex_holiday(date: NaiveDate) -> bool {
+    matches!((date.month(), date.day()), (12, 25) | (1, 1))
+}
+
 /// The NY-local hour of `ts_ms` (for messages and tests).
 pub fn ny_hour(ts_ms: i64) -> Option<u32> {
     ny(ts_ms).map(|t| t.hour())
@@ -349,6 +380,67 @@ mod tests {
         // 2024-01-03 22:00 UTC = 17:00 NY (break); 23:00 UTC = 18:00 NY (open).
         assert!(!cal.expects_bar(Timeframe::H1, 1_704_319_200_000));
         assert!(cal.expects_bar(Timeframe::H1, 1_704_322_800_000));
+    }
+
+    /// UTC ms of `y-m-d h:00` UTC.
+    fn utc(y: i32, m: u32, day: u32, h: u32) -> i64 {
+        d(y, m, day)
+            .and_hms_opt(h, 0, 0)
+            .unwrap()
+            .and_utc()
+            .timestamp_millis()
+    }
+
+    #[test]
+    fn forex_closes_for_christmas_and_new_year() {
+        let cal = Calendar::Forex;
+        let h1 = Timeframe::H1;
+        // Tuesday 2024-12-24: open until 17:00 NY (22:00 UTC); the session that would run to
+        // 17:00 on the 25th does not; the one starting 17:00 on the 25th (for the 26th) does.
+        assert!(cal.expects_bar(h1, utc(2024, 12, 24, 21)));
+        assert!(!cal.expects_bar(h1, utc(2024, 12, 24, 22)));
+        assert!(!cal.expects_bar(h1, utc(2024, 12, 25, 12)));
+        assert!(!cal.expects_bar(h1, utc(2024, 12, 25, 21)));
+        assert!(cal.expects_bar(h1, utc(2024, 12, 25, 22)));
+        // Same around 1 January 2025 (a Wednesday).
+        assert!(cal.expects_bar(h1, utc(2024, 12, 31, 21)));
+        assert!(!cal.expects_bar(h1, utc(2024, 12, 31, 22)));
+        assert!(!cal.expects_bar(h1, utc(2025, 1, 1, 12)));
+        assert!(cal.expects_bar(h1, utc(2025, 1, 1, 22)));
+        // Christmas 2023 was a Monday: no session from Sunday 17:00 to Monday 17:00.
+        assert!(!cal.expects_bar(h1, utc(2023, 12, 24, 22)));
+        assert!(cal.expects_bar(h1, utc(2023, 12, 25, 22)));
+        // Daily bars and the holiday test.
+        assert!(!cal.expects_bar(Timeframe::D1, utc(2024, 12, 25, 0)));
+        assert!(cal.expects_bar(Timeframe::D1, utc(2024, 12, 26, 0)));
+        assert!(cal.is_holiday(d(2024, 12, 25)) && cal.is_holiday(d(2025, 1, 1)));
+        assert!(!cal.is_holiday(d(2024, 12, 24)) && !cal.is_holiday(d(2024, 7, 4)));
+    }
+
+    #[test]
+    fn futures_close_on_us_holidays_and_early_on_christmas_eve_and_black_friday() {
+        let cal = Calendar::CmeFutures;
+        let h1 = Timeframe::H1;
+        // Friday 2024-11-29 (after Thanksgiving): the 13:00 NY bar (18:00 UTC) overlaps the
+        // session, which ends at 13:15; the 14:00 NY one does not.
+        assert!(cal.expects_bar(h1, utc(2024, 11, 29, 18)));
+        assert!(!cal.expects_bar(h1, utc(2024, 11, 29, 19)));
+        // Tuesday 2024-12-24: same early close; no evening session before Christmas; the
+        // evening session of the 25th (18:00 NY = 23:00 UTC) runs.
+        assert!(cal.expects_bar(h1, utc(2024, 12, 24, 18)));
+        assert!(!cal.expects_bar(h1, utc(2024, 12, 24, 19)));
+        assert!(!cal.expects_bar(h1, utc(2024, 12, 24, 23)));
+        assert!(!cal.expects_bar(h1, utc(2024, 12, 25, 15)));
+        assert!(cal.expects_bar(h1, utc(2024, 12, 25, 23)));
+        // Good Friday and Martin Luther King Day are closed; trading resumes that evening.
+        assert!(!cal.expects_bar(h1, utc(2024, 3, 29, 15)));
+        assert!(!cal.expects_bar(h1, utc(2024, 1, 15, 15)));
+        assert!(cal.expects_bar(h1, utc(2024, 1, 15, 23)));
+        // An ordinary Tuesday closes at 17:00.
+        assert!(cal.expects_bar(h1, utc(2024, 12, 17, 21)));
+        assert!(is_cme_early_close(d(2024, 12, 24)));
+        assert!(!is_cme_early_close(d(2022, 12, 24)), "a Saturday");
+        assert!(cal.is_holiday(d(2024, 1, 15)) && !cal.is_holiday(d(2024, 12, 24)));
     }
 
     #[test]

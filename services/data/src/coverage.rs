@@ -5,7 +5,7 @@
 //! break only at unexpected gaps.
 
 use chrono::Datelike;
-use ktrdr_common::market::Timeframe;
+use ktrdr_market::Timeframe;
 use ktrdr_proto::common::v1::TimeRange;
 use ktrdr_proto::data::v1::{Gap, GapCount, GapKind};
 
@@ -62,7 +62,7 @@ fn closed_kind(calendar: Calendar, start_ms: i64, end_ms: i64) -> GapKind {
     while date <= last && days < 400 {
         if calendar::is_weekend(date) {
             saw_weekend = true;
-        } else if calendar != Calendar::Forex && calendar.is_closed_date(date) {
+        } else if calendar.is_holiday(date) {
             return GapKind::Holiday;
         }
         match date.succ_opt() {
@@ -193,7 +193,7 @@ pub fn add_edge_gaps(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ktrdr_common::market::DAY_MS;
+    use ktrdr_market::DAY_MS;
 
     const H: i64 = 3_600_000;
     /// Tuesday 2024-01-02 00:00 UTC
@@ -330,5 +330,36 @@ mod tests {
             .find(|g| g.kind() == GapKind::Unexpected)
             .unwrap();
         assert_eq!((unexpected.count, unexpected.missing_bars), (1, 5));
+    }
+
+    #[test]
+    fn forex_christmas_and_new_year_closures_are_holidays() {
+        let utc = |m: u32, d: u32, h: u32| {
+            let year = if m == 1 { 2025 } else { 2024 };
+            chrono::NaiveDate::from_ymd_opt(year, m, d)
+                .and_then(|d| d.and_hms_opt(h, 0, 0))
+                .unwrap()
+                .and_utc()
+                .timestamp_millis()
+        };
+        // EURUSD's real closures over the 2024 year end (17:00 New York = 22:00 UTC): three
+        // weekends, and the FX trading days 25 December and 1 January.
+        let closed = [
+            (utc(12, 20, 22), utc(12, 22, 22)),
+            (utc(12, 24, 22), utc(12, 25, 22)),
+            (utc(12, 27, 22), utc(12, 29, 22)),
+            (utc(12, 31, 22), utc(1, 1, 22)),
+            (utc(1, 3, 22), utc(1, 5, 22)),
+        ];
+        let ts: Vec<i64> = (utc(12, 20, 0) / H..utc(1, 7, 0) / H)
+            .map(|h| h * H)
+            .filter(|t| !closed.iter().any(|(a, b)| (*a..*b).contains(t)))
+            .collect();
+        let c = analyse(Calendar::Forex, Timeframe::H1, &ts);
+        use GapKind::{Holiday, Weekend};
+        assert_eq!(kinds(&c), [Weekend, Holiday, Weekend, Holiday, Weekend]);
+        assert_eq!(c.gaps[1].missing_bars, 24);
+        assert_eq!(c.gaps[3].expected_missing_bars, 0);
+        assert_eq!(c.covered.len(), 1);
     }
 }

@@ -11,9 +11,9 @@ use std::io::Read;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
-use ktrdr_common::market::Timeframe;
+use ktrdr_market::Timeframe;
 
-use crate::bars::Bars;
+use ktrdr_market::Bars;
 
 /// A way timestamps are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,8 +6,9 @@ use std::path::{Component, Path, PathBuf};
 
 use chrono_tz::Tz;
 use ktrdr_common::error::ServiceError;
-use ktrdr_common::market::{Timeframe, normalize_symbol};
+use ktrdr_common::market::timeframe_field;
 use ktrdr_common::status::now_ms;
+use ktrdr_market::{Timeframe, normalize_symbol};
 use ktrdr_proto::data::v1::{self as pb, IssueKind, IssueSeverity, ValidationIssue};
 use tokio::sync::mpsc;
 
@@ -63,7 +64,7 @@ impl ImportPlan {
                     ),
                 ));
             }
-            (given, _) => Timeframe::parse_field("options.timeframe", given)?,
+            (given, _) => timeframe_field("options.timeframe", given)?,
         };
         let time_zone = match options.timezone.trim() {
             "" => chrono_tz::UTC,

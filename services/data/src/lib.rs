@@ -2,14 +2,12 @@
 //! [`server`]; the gateway runs the same library in-process when `USE_DATA_SERVICE=false`.
 
 pub mod api;
-pub mod bars;
 pub mod calendar;
 pub mod config;
 pub mod coverage;
 pub mod csv_io;
 mod import;
 pub mod metrics;
-pub mod resample;
 pub mod store;
 pub mod validate;
 

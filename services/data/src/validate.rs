@@ -7,10 +7,11 @@
 //! REJECT mode; REPAIR fixes what it can (see each rule) and drops the rest.
 
 use ktrdr_common::error::{FieldViolation, ServiceError};
-use ktrdr_common::market::{Timeframe, iso_ms as iso};
+use ktrdr_common::market::iso_ms as iso;
+use ktrdr_market::Timeframe;
 use ktrdr_proto::data::v1::{IssueCount, IssueKind, IssueSeverity, ValidationIssue};
 
-use crate::bars::Bars;
+use ktrdr_market::Bars;
 
 /// At most this many issues are returned in a response; the total is always reported.
 pub const MAX_ISSUES_RETURNED: usize = 1_000;
@@ -188,7 +189,7 @@ pub fn validate(mut bars: Bars, timeframe: Timeframe, repair: bool, now_ms: i64)
                     "timestamp {at} is not the start of a {timeframe} bar (rule: timestamps aligned to the timeframe)"
                 ),
             ))
-        } else if ts > now_ms + ktrdr_common::market::DAY_MS {
+        } else if ts > now_ms + ktrdr_market::DAY_MS {
             Some(issue(
                 IssueKind::FutureTimestamp,
                 IssueSeverity::Error,
@@ -406,7 +407,7 @@ pub fn validate(mut bars: Bars, timeframe: Timeframe, repair: bool, now_ms: i64)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bars::tests::hourly;
+    use ktrdr_market::fixtures::hourly;
 
     const NOW: i64 = 1_800_000_000_000;
 
@@ -509,7 +510,7 @@ mod tests {
         let mut bars = hourly(3, NOW - 3 * 3_600_000 - NOW.rem_euclid(3_600_000));
         bars.close[1] = bars.close[0] * 3.0;
         bars.high[1] = bars.close[1];
-        bars.timestamp_ms[2] = Timeframe::H1.bar_start(NOW + 2 * ktrdr_common::market::DAY_MS);
+        bars.timestamp_ms[2] = Timeframe::H1.bar_start(NOW + 2 * ktrdr_market::DAY_MS);
         let (_, report) = validate(bars, Timeframe::H1, false, NOW);
         assert_eq!(
             kinds(&report),

@@ -6,9 +6,51 @@ use ktrdr_common::config::{
     ConfigError, Env, ServerConfig, VarDoc, env_help, loopback, server_var_docs,
 };
 
-use crate::connection::ConnectSettings;
-use crate::host::HostSettings;
 use crate::pacing::PacingConfig;
+
+/// Behaviour of the host beyond the connection.
+#[derive(Debug, Clone, Copy)]
+pub struct HostSettings {
+    pub pacing: PacingConfig,
+    /// How often a request answered with 162 "pacing violation" is retried before the call
+    /// fails with RESOURCE_EXHAUSTED.
+    pub pacing_retries: u32,
+}
+
+impl Default for HostSettings {
+    fn default() -> Self {
+        Self {
+            pacing: PacingConfig::default(),
+            pacing_retries: 3,
+        }
+    }
+}
+
+/// Timing of connection attempts.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectSettings {
+    /// First retry delay; doubles up to `backoff_max`.
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    /// How often the link is checked for a drop.
+    pub poll: Duration,
+    /// Longest wait for one handshake.
+    pub connect_timeout: Duration,
+    /// Client ids tried after `IB_CLIENT_ID` when it is in use (326).
+    pub client_id_tries: i32,
+}
+
+impl Default for ConnectSettings {
+    fn default() -> Self {
+        Self {
+            backoff_min: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(10),
+            poll: Duration::from_millis(50),
+            connect_timeout: Duration::from_secs(10),
+            client_id_tries: 10,
+        }
+    }
+}
 
 /// Default gRPC port of `ktrdr-ib-host`.
 pub const DEFAULT_PORT: u16 = 50052;

@@ -12,7 +12,7 @@ use ibapi::Client;
 use ktrdr_common::status::now_ms;
 use tokio::sync::watch;
 
-use crate::config::IbConnectionConfig;
+use crate::config::{ConnectSettings, IbConnectionConfig};
 use crate::error::IbError;
 use crate::metrics;
 
@@ -52,32 +52,6 @@ pub struct ConnectionInfo {
     pub farms: BTreeMap<String, Farm>,
     pub last_error: String,
     pub last_error_at_ms: i64,
-}
-
-/// Timing of connection attempts.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectSettings {
-    /// First retry delay; doubles up to `backoff_max`.
-    pub backoff_min: Duration,
-    pub backoff_max: Duration,
-    /// How often the link is checked for a drop.
-    pub poll: Duration,
-    /// Longest wait for one handshake.
-    pub connect_timeout: Duration,
-    /// Client ids tried after `IB_CLIENT_ID` when it is in use (326).
-    pub client_id_tries: i32,
-}
-
-impl Default for ConnectSettings {
-    fn default() -> Self {
-        Self {
-            backoff_min: Duration::from_millis(100),
-            backoff_max: Duration::from_secs(10),
-            poll: Duration::from_millis(50),
-            connect_timeout: Duration::from_secs(10),
-            client_id_tries: 10,
-        }
-    }
 }
 
 pub struct IbConnection {

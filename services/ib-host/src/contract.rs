@@ -1,7 +1,7 @@
 //! From a ktrdr symbol to an IB contract: normalisation, asset-class detection, IB's defaults
 //! per class (SMART/USD stocks, IDEALPRO forex as base.quote, CME futures).
 
-use ktrdr_common::market::{AssetClass, normalize_symbol};
+use ktrdr_market::{AssetClass, normalize_symbol};
 use ktrdr_proto::common::v1::{Instrument, InstrumentType};
 
 /// What ib-host asks IB for.

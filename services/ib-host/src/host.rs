@@ -8,40 +8,24 @@ use std::time::{Duration, Instant};
 
 use ktrdr_common::ServiceError;
 use ktrdr_common::error::FieldViolation;
-use ktrdr_common::market::{AssetClass, Timeframe, symbol_field};
+use ktrdr_common::market::{symbol_field, timeframe_field};
 use ktrdr_common::server::ResponseStream;
 use ktrdr_common::status::{ProcessIdentity, now_ms};
-use ktrdr_proto::common::v1::{self as common, BarBatch, BarEncoding, Instrument, InstrumentType};
+use ktrdr_market::{AssetClass, Bars, Timeframe};
+use ktrdr_proto::bars::BarsProto;
+use ktrdr_proto::common::v1::{self as common, BarEncoding, Instrument, InstrumentType};
 use ktrdr_proto::ib::v1::{self as pb, WhatToShow, fetch_bars_response::Event};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Status;
 
+use crate::config::HostSettings;
 use crate::connection::Phase;
 use crate::contract::{self, ContractSpec};
-use crate::encode;
 use crate::error::IbError;
-use crate::pacing::{PacingConfig, PacingGate};
+use crate::pacing::PacingGate;
 use crate::plan::{self, Segment};
-use crate::source::{HistoricalRequest, MarketDataSource, RawBar};
-
-/// Behaviour of the host beyond the connection.
-#[derive(Debug, Clone, Copy)]
-pub struct HostSettings {
-    pub pacing: PacingConfig,
-    /// How often a request answered with 162 "pacing violation" is retried before the call
-    /// fails with RESOURCE_EXHAUSTED.
-    pub pacing_retries: u32,
-}
-
-impl Default for HostSettings {
-    fn default() -> Self {
-        Self {
-            pacing: PacingConfig::default(),
-            pacing_retries: 3,
-        }
-    }
-}
+use crate::source::{HistoricalRequest, MarketDataSource};
 
 #[derive(Clone)]
 struct CachedHead {
@@ -50,7 +34,7 @@ struct CachedHead {
 }
 
 /// An IB answer and when it arrived.
-type RecentAnswer = (Instant, Arc<Vec<RawBar>>);
+type RecentAnswer = (Instant, Arc<Bars>);
 
 /// The IB host over any [`MarketDataSource`].
 pub struct IbHost {
@@ -114,7 +98,7 @@ fn validate_fetch(req: &pb::FetchBarsRequest) -> Result<FetchArgs, ServiceError>
         }
     };
     let symbol = symbol_field("symbol", &req.symbol).inspect_err(&mut take);
-    let timeframe = Timeframe::parse_field("timeframe", &req.timeframe).inspect_err(&mut take);
+    let timeframe = timeframe_field("timeframe", &req.timeframe).inspect_err(&mut take);
     let (start_ms, end_ms) = req.range.map_or((0, 0), |r| (r.start_ms, r.end_ms));
     if start_ms < 0 {
         violations.push(FieldViolation::new(
@@ -648,7 +632,7 @@ impl FetchJob {
                         if !self.send(warning).await {
                             return;
                         }
-                        break vec![];
+                        break Bars::default();
                     }
                     Err(IbError::Pacing { message, .. }) => {
                         gate.record_violation();
@@ -674,30 +658,31 @@ impl FetchJob {
                     }
                 }
             };
-            let kept: Vec<RawBar> = bars
-                .into_iter()
-                .filter(|b| b.ts_ms >= self.start_ms && b.ts_ms < self.end_ms && b.ts_ms > last_ts)
-                .collect();
-            if let Some(last) = kept.last() {
-                last_ts = last.ts_ms;
+            let mut kept = Bars::with_capacity(bars.len());
+            for (i, &ts) in bars.timestamp_ms.iter().enumerate() {
+                if ts >= self.start_ms && ts < self.end_ms && ts > last_ts {
+                    kept.push_from(&bars, i);
+                }
+            }
+            if let Some(last) = kept.last_ms() {
+                last_ts = last;
                 bars_so_far += kept.len() as i64;
-                let payload = if self.args.arrow {
-                    match encode::arrow_ipc(&kept) {
-                        Ok(p) => p,
-                        Err(e) => {
-                            self.fail(IbError::Internal(format!("Arrow IPC encoding failed: {e}")))
-                                .await;
-                            return;
-                        }
-                    }
+                let encoding = if self.args.arrow {
+                    common::BarEncoding::ArrowIpc
                 } else {
-                    encode::columns(&kept)
+                    common::BarEncoding::Columns
                 };
-                let batch = BarBatch {
-                    symbol: self.spec.symbol.clone(),
-                    timeframe: self.args.timeframe.as_str().to_owned(),
-                    bar_count: kept.len() as i64,
-                    payload: Some(payload),
+                let batch = match kept.into_batch(
+                    &self.spec.symbol,
+                    self.args.timeframe.as_str(),
+                    encoding,
+                ) {
+                    Ok(batch) => batch,
+                    Err(e) => {
+                        self.fail(IbError::Internal(format!("Arrow IPC encoding failed: {e}")))
+                            .await;
+                        return;
+                    }
                 };
                 if !self.send(Event::Bars(batch)).await {
                     return;

@@ -12,7 +12,6 @@ pub mod api;
 pub mod config;
 pub mod connection;
 pub mod contract;
-pub mod encode;
 pub mod error;
 pub mod host;
 pub mod metrics;

@@ -5,7 +5,7 @@
 //! range, and covers the remainder with the shortest legal duration that reaches the start.
 //! Pure and unit-tested; the simulator enforces the same table independently.
 
-use ktrdr_common::market::{AssetClass, Timeframe};
+use ktrdr_market::{AssetClass, Timeframe};
 use time::{Date, Month, OffsetDateTime};
 
 const DAY: i64 = 86_400;

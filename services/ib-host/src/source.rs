@@ -12,28 +12,17 @@ use ibapi::market_data::TradingHours;
 use ibapi::market_data::historical::{
     BarSize, BarTimestamp, Duration as IbApiDuration, WhatToShow as IbWhat,
 };
-use ktrdr_common::market::{AssetClass, Timeframe};
+use ktrdr_market::{AssetClass, Bars, Timeframe};
 use ktrdr_proto::common::v1::Instrument;
 use ktrdr_proto::ib::v1::WhatToShow;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use crate::config::IbConnectionConfig;
-use crate::connection::{ConnectSettings, ConnectionInfo, IbConnection, Phase};
+use crate::config::{ConnectSettings, IbConnectionConfig};
+use crate::connection::{ConnectionInfo, IbConnection, Phase};
 use crate::contract::{self, ContractSpec};
 use crate::error::IbError;
 use crate::plan::IbDuration;
-
-/// One bar as IB sent it, with its open time in UTC epoch milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct RawBar {
-    pub ts_ms: i64,
-    pub open: f64,
-    pub high: f64,
-    pub low: f64,
-    pub close: f64,
-    pub volume: f64,
-}
 
 /// One reqHistoricalData call.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,12 +47,13 @@ pub trait MarketDataSource: Send + Sync + 'static {
         what: WhatToShow,
         use_rth: bool,
     ) -> Result<i64, IbError>;
-    /// IB's reqHistoricalData; bars in ascending time.
+    /// IB's reqHistoricalData; bars as IB sent them (open times in UTC epoch milliseconds,
+    /// ascending; volume `-1` where IB reports none).
     async fn historical(
         &self,
         spec: &ContractSpec,
         request: &HistoricalRequest,
-    ) -> Result<Vec<RawBar>, IbError>;
+    ) -> Result<Bars, IbError>;
     /// Current connection state and details.
     fn connection(&self) -> (Phase, ConnectionInfo);
     /// true while requests can be served; changes drive health.
@@ -240,7 +230,7 @@ impl MarketDataSource for IbapiSource {
         &self,
         spec: &ContractSpec,
         request: &HistoricalRequest,
-    ) -> Result<Vec<RawBar>, IbError> {
+    ) -> Result<Bars, IbError> {
         let contract = ib_contract(spec);
         let end = OffsetDateTime::from_unix_timestamp(request.end)
             .map_err(|e| IbError::Internal(format!("bad end time {}: {e}", request.end)))?;
@@ -257,18 +247,18 @@ impl MarketDataSource for IbapiSource {
                     .await
             })
             .await?;
-        Ok(data
-            .bars
-            .iter()
-            .map(|b| RawBar {
-                ts_ms: bar_ms(&b.date, tf),
-                open: b.open,
-                high: b.high,
-                low: b.low,
-                close: b.close,
-                volume: b.volume,
-            })
-            .collect())
+        let mut bars = Bars::with_capacity(data.bars.len());
+        for b in &data.bars {
+            bars.push(
+                bar_ms(&b.date, tf),
+                b.open,
+                b.high,
+                b.low,
+                b.close,
+                b.volume,
+            );
+        }
+        Ok(bars)
     }
 
     fn connection(&self) -> (Phase, ConnectionInfo) {

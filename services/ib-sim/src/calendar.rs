@@ -130,6 +130,19 @@ pub fn is_weekend(date: Date) -> bool {
 }
 
 /// `yyyymmdd`
+/// New York wall-clock time of a UTC instant as IB writes bar times for `formatDate=1`:
+/// `yyyymmdd hh:mm:ss US/Eastern`.
+pub fn ny_bar_time(utc: i64) -> String {
+    let secs = (utc + ny_offset(utc)).rem_euclid(DAY);
+    format!(
+        "{} {:02}:{:02}:{:02} US/Eastern",
+        yyyymmdd(ny_date(utc)),
+        secs / HOUR,
+        (secs % HOUR) / MINUTE,
+        secs % MINUTE
+    )
+}
+
 pub fn yyyymmdd(date: Date) -> String {
     format!(
         "{:04}{:02}{:02}",
@@ -244,6 +257,13 @@ mod tests {
             ny_date(unix(date!(2024 - 07 - 03), 2 * HOUR)),
             date!(2024 - 07 - 02)
         );
+    }
+
+    #[test]
+    fn bar_times_for_format_1_are_new_york_wall_clock() {
+        // 2024-02-06 14:30 UTC (winter) and 2024-07-01 13:30 UTC (summer) are both 09:30.
+        assert_eq!(ny_bar_time(1_707_229_800), "20240206 09:30:00 US/Eastern");
+        assert_eq!(ny_bar_time(1_719_840_600), "20240701 09:30:00 US/Eastern");
     }
 
     #[test]

@@ -193,7 +193,7 @@ impl IbSimConfig {
             VarDoc {
                 name: "IB_SIM_SERVER_VERSION",
                 default: "213",
-                meaning: "TWS server version announced at the handshake (ibapi 5.x needs >= 213)",
+                meaning: "highest TWS server version the sim negotiates; a client gets min(this, its own highest) (ibapi 5.x needs >= 213, classic clients such as ib_async get their own highest)",
             },
         ]);
         env_help(&vars)

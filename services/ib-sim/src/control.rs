@@ -9,7 +9,7 @@ use ktrdr_proto::common::v1::ServiceInfo;
 use ktrdr_proto::ib::v1::{self as pb, ib_sim_service_server::IbSimService};
 use tonic::{Request, Response, Status};
 
-use crate::session::{error_frame, standard_message};
+use crate::session::standard_message;
 use crate::state::{Fault, FaultAction, Kind, Rules, Sim, now_ms};
 
 /// Implements `IbSimService` over the shared simulator state.
@@ -87,8 +87,9 @@ impl IbSimApi {
             _ => "Connectivity between IB and Trader Workstation has been restored - data maintained.".to_owned(),
         };
         self.sim.count_error(code, false);
-        self.sim
-            .broadcast(client_ids, &error_frame(-1, code, &message))
+        self.sim.broadcast(client_ids, |codec| {
+            codec.error(-1, code, &message, now_ms())
+        })
     }
 
     fn inject(

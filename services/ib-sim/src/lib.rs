@@ -1,13 +1,15 @@
 //! `ktrdr-ib-sim`: a TWS API wire-protocol simulator. The binary is a thin shell around
 //! [`start`].
 //!
-//! - [`wire`]: framing and message ids; [`proto`]: the IB protobuf messages it speaks;
+//! - [`wire`]: framing, message ids, versions; [`codec`]: every message in the encoding the
+//!   agreed version calls for (classic text or protobuf); [`proto`]: the IB protobuf messages;
 //! - [`calendar`] and [`market`]: New York time, trading sessions, contracts, deterministic bars;
 //! - [`rules`]: legal (duration, bar size) pairs and pacing;
 //! - [`session`]: one client connection; [`state`]: shared rules, counters, faults;
 //! - [`control`]: the gRPC `IbSimService` tests drive.
 
 pub mod calendar;
+pub mod codec;
 pub mod config;
 pub mod control;
 pub mod market;

@@ -1,13 +1,14 @@
-//! One TWS API client connection: handshake, StartApi, then requests until the client leaves
-//! or the control API drops it. Each request is answered by its own task, so slow (delayed or
-//! held) answers never block the others, and a cancel aborts just that task.
+//! One TWS API client connection: handshake (version negotiation), StartApi, then requests
+//! until the client leaves or the control API drops it. Each data request is answered by its
+//! own task, so slow (delayed or held) answers never block the others, and a cancel aborts just
+//! that task. Rules, faults and answers are the same for every client; only the encoding
+//! differs, and the connection's [`Codec`] owns it.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use prost::Message;
 use time::OffsetDateTime;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::OwnedReadHalf;
@@ -16,14 +17,18 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
 use crate::calendar;
+use crate::codec::{self, Codec, Request, Sync};
 use crate::market::{self, BarTime, ContractQuery, SimContract, WhatToShow};
 use crate::proto as ib;
 use crate::rules::{self, IbDuration, Illegal, Violation};
 use crate::state::{ClientEntry, FaultAction, Kind, Sim, now_ms};
-use crate::wire::{self, Frame, incoming, outgoing};
+use crate::wire;
 
 /// Most bar slots one request may span (a year of 1-minute bars is about 525 000).
 const MAX_BARS_PER_REQUEST: i64 = 2_000_000;
+
+/// The order id a client may use first.
+const NEXT_ORDER_ID: i32 = 1;
 
 /// Longest wait for a client's greeting and StartApi.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,19 +53,6 @@ pub fn standard_message(code: i32) -> String {
         1100 => "Connectivity between IB and Trader Workstation has been lost.".to_owned(),
         other => format!("Simulated error {other}"),
     }
-}
-
-pub fn error_frame(id: i32, code: i32, message: &str) -> Vec<u8> {
-    wire::proto_frame(
-        outgoing::ERROR,
-        &ib::ErrorMessage {
-            id: Some(id),
-            error_time: Some(now_ms()),
-            error_code: Some(code),
-            error_msg: Some(message.to_owned()),
-            advanced_order_reject_json: None,
-        },
-    )
 }
 
 /// Accepts TWS API clients until the task is dropped.
@@ -95,6 +87,7 @@ type Pending = Arc<Mutex<HashMap<i32, AbortHandle>>>;
 struct Session {
     sim: Arc<Sim>,
     conn: u64,
+    codec: Codec,
     tx: mpsc::UnboundedSender<Vec<u8>>,
     pending: Pending,
 }
@@ -107,13 +100,16 @@ async fn run(sim: Arc<Sim>, stream: TcpStream, peer: SocketAddr) -> Result<(), w
             Ok(r) => r?,
             Err(_) => return Err(wire::WireError::Handshake("no greeting".into())),
         };
-    let version = sim.settings.server_version.min(client_max);
-    if version < client_min {
-        return Err(wire::WireError::Handshake(format!(
-            "client wants v{client_min}..{client_max}, server speaks {}",
-            sim.settings.server_version
-        )));
-    }
+    let version = match codec::negotiate(sim.settings.server_version, client_min, client_max) {
+        Ok(version) => version,
+        Err(why) => {
+            // No handshake reply: the client sees the socket close and reports a failed connect.
+            tracing::warn!(%peer, client_min, client_max, "refused: {why}");
+            let _ = wr.shutdown().await;
+            return Ok(());
+        }
+    };
+    let codec = Codec::new(version);
     let now = OffsetDateTime::now_utc();
     let time = format!(
         "{} {:02}:{:02}:{:02} UTC",
@@ -131,17 +127,14 @@ async fn run(sim: Arc<Sim>, stream: TcpStream, peer: SocketAddr) -> Result<(), w
     let Some(start) = start else {
         return Err(wire::WireError::Handshake("no StartApi".into()));
     };
-    let frame = wire::decode_frame(start)?;
-    if frame.id != incoming::START_API || !frame.protobuf {
-        return Err(wire::WireError::Handshake(format!(
-            "expected StartApi, got message {}",
-            frame.id
-        )));
-    }
-    let client_id = ib::StartApiRequest::decode(frame.payload.as_slice())
-        .ok()
-        .and_then(|m| m.client_id)
-        .unwrap_or(0);
+    let client_id = match codec.request(&wire::decode_frame(start, version)?) {
+        Request::StartApi { client_id } => client_id,
+        other => {
+            return Err(wire::WireError::Handshake(format!(
+                "expected StartApi at v{version}, got {other:?}"
+            )));
+        }
+    };
 
     let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
     let (kill, mut killed) = watch::channel(false);
@@ -170,7 +163,7 @@ async fn run(sim: Arc<Sim>, stream: TcpStream, peer: SocketAddr) -> Result<(), w
     };
     let Some(conn) = registered else {
         sim.count_error(326, false);
-        wr.write_all(&error_frame(-1, 326, MSG_CLIENT_ID_IN_USE))
+        wr.write_all(&codec.error(-1, 326, MSG_CLIENT_ID_IN_USE, now_ms()))
             .await?;
         let _ = wr.shutdown().await;
         tracing::info!(%peer, client_id, "refused: client id in use (326)");
@@ -178,20 +171,13 @@ async fn run(sim: Arc<Sim>, stream: TcpStream, peer: SocketAddr) -> Result<(), w
     };
     tracing::info!(%peer, client_id, version, "TWS client connected");
 
+    let now = now_ms();
     let greeting = [
-        wire::proto_frame(
-            outgoing::NEXT_VALID_ID,
-            &ib::NextValidId { order_id: Some(1) },
-        ),
-        wire::proto_frame(
-            outgoing::MANAGED_ACCOUNTS,
-            &ib::ManagedAccounts {
-                accounts_list: Some("DU1234567".to_owned()),
-            },
-        ),
-        error_frame(-1, 2104, "Market data farm connection is OK:usfarm"),
-        error_frame(-1, 2106, "HMDS data farm connection is OK:ushmds"),
-        error_frame(-1, 2158, "Sec-def data farm connection is OK:secdefil"),
+        codec.next_valid_id(NEXT_ORDER_ID),
+        codec.managed_accounts(codec::ACCOUNT),
+        codec.error(-1, 2104, "Market data farm connection is OK:usfarm", now),
+        codec.error(-1, 2106, "HMDS data farm connection is OK:ushmds", now),
+        codec.error(-1, 2158, "Sec-def data farm connection is OK:secdefil", now),
     ];
     for frame in greeting {
         let _ = tx.send(frame);
@@ -209,6 +195,7 @@ async fn run(sim: Arc<Sim>, stream: TcpStream, peer: SocketAddr) -> Result<(), w
     let session = Session {
         sim: Arc::clone(&sim),
         conn,
+        codec,
         tx,
         pending: Arc::default(),
     };
@@ -240,22 +227,9 @@ async fn read_loop(
             _ = killed.wait_for(|k| *k) => return Ok(()),
         };
         let Some(body) = body else { return Ok(()) };
-        session.dispatch(wire::decode_frame(body)?);
+        let frame = wire::decode_frame(body, session.codec.version)?;
+        session.dispatch(session.codec.request(&frame));
     }
-}
-
-/// Decodes a protobuf payload; a malformed one is logged and ignored, as TWS does.
-fn decode<M: Message + Default>(frame: &Frame) -> Option<M> {
-    if !frame.protobuf {
-        tracing::warn!(
-            id = frame.id,
-            "ignoring text-encoded message (protobuf expected)"
-        );
-        return None;
-    }
-    M::decode(frame.payload.as_slice())
-        .map_err(|e| tracing::warn!(id = frame.id, error = %e, "undecodable message"))
-        .ok()
 }
 
 fn query_of(contract: Option<&ib::Contract>) -> ContractQuery {
@@ -281,62 +255,62 @@ enum FaultOutcome {
 }
 
 impl Session {
-    fn dispatch(&self, frame: Frame) {
-        let kind = match frame.id {
-            incoming::REQ_HISTORICAL_DATA => Kind::Historical,
-            incoming::REQ_HEAD_TIMESTAMP => Kind::HeadTimestamp,
-            incoming::REQ_CONTRACT_DATA => Kind::ContractDetails,
-            incoming::CANCEL_HISTORICAL_DATA => Kind::CancelHistorical,
-            incoming::CANCEL_HEAD_TIMESTAMP => Kind::CancelHeadTimestamp,
-            incoming::CANCEL_CONTRACT_DATA => Kind::CancelContractDetails,
-            other => {
-                tracing::debug!(id = other, "ignoring unsupported message");
-                self.sim.count_request(self.conn, Kind::Other);
-                return;
+    fn dispatch(&self, request: Request) {
+        let kind = match &request {
+            Request::Historical(_) => Kind::Historical,
+            Request::HeadTimestamp(_) => Kind::HeadTimestamp,
+            Request::ContractDetails(_) => Kind::ContractDetails,
+            Request::Cancel { kind, .. } => *kind,
+            Request::Sync(_) => Kind::AccountSync,
+            Request::StartApi { .. } | Request::Unsupported(_) | Request::Malformed(_) => {
+                Kind::Other
             }
         };
         self.sim.count_request(self.conn, kind);
-        match kind {
-            Kind::Historical => {
-                if let Some(req) = decode::<ib::HistoricalDataRequest>(&frame) {
-                    let req_id = req.req_id.unwrap_or(0);
-                    self.spawn(req_id, self.clone_parts().historical(req));
+        match request {
+            Request::Historical(req) => {
+                let req_id = req.req_id.unwrap_or(0);
+                self.spawn(req_id, self.clone_parts().historical(req));
+            }
+            Request::HeadTimestamp(req) => {
+                let req_id = req.req_id.unwrap_or(0);
+                self.spawn(req_id, self.clone_parts().head_timestamp(req));
+            }
+            Request::ContractDetails(req) => {
+                let req_id = req.req_id.unwrap_or(0);
+                self.spawn(req_id, self.clone_parts().contract_details(req));
+            }
+            Request::Cancel { req_id, .. } => {
+                let task = self
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&req_id);
+                match task {
+                    Some(task) => task.abort(),
+                    // Cancelling a finished request is harmless at IB too (no answer).
+                    None => tracing::debug!(req_id, "cancel for a finished request"),
                 }
             }
-            Kind::HeadTimestamp => {
-                if let Some(req) = decode::<ib::HeadTimestampRequest>(&frame) {
-                    let req_id = req.req_id.unwrap_or(0);
-                    self.spawn(req_id, self.clone_parts().head_timestamp(req));
-                }
-            }
-            Kind::ContractDetails => {
-                if let Some(req) = decode::<ib::ContractDataRequest>(&frame) {
-                    let req_id = req.req_id.unwrap_or(0);
-                    self.spawn(req_id, self.clone_parts().contract_details(req));
-                }
-            }
-            Kind::CancelHistorical | Kind::CancelHeadTimestamp | Kind::CancelContractDetails => {
-                if let Some(req) = decode::<ib::CancelRequest>(&frame) {
-                    let req_id = req.req_id.unwrap_or(0);
-                    let task = self
-                        .pending
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .remove(&req_id);
-                    match task {
-                        Some(task) => task.abort(),
-                        // Cancelling a finished request is harmless at IB too (no answer).
-                        None => tracing::debug!(req_id, "cancel for a finished request"),
-                    }
-                }
-            }
-            Kind::Other => {}
+            Request::Sync(sync) => self.sync(&sync),
+            Request::StartApi { .. } => tracing::debug!("ignoring a second StartApi"),
+            Request::Unsupported(id) => tracing::debug!(id, "ignoring unsupported message"),
+            // TWS ignores what it cannot read, too.
+            Request::Malformed(id) => tracing::warn!(id, "ignoring unreadable message"),
+        }
+    }
+
+    /// Answers a connect-time request as an empty paper account does.
+    fn sync(&self, sync: &Sync) {
+        if let Some(frame) = self.codec.sync_reply(sync, NEXT_ORDER_ID, now_ms() / 1000) {
+            let _ = self.tx.send(frame);
         }
     }
 
     fn clone_parts(&self) -> Handler {
         Handler {
             sim: Arc::clone(&self.sim),
+            codec: self.codec,
             tx: self.tx.clone(),
         }
     }
@@ -358,6 +332,7 @@ impl Session {
 /// What a request task needs: the shared state and the way to the client.
 struct Handler {
     sim: Arc<Sim>,
+    codec: Codec,
     tx: mpsc::UnboundedSender<Vec<u8>>,
 }
 
@@ -379,7 +354,7 @@ impl Handler {
     fn error(&self, req_id: i32, code: i32, message: &str) {
         let pacing = code == 162 && message.contains("pacing violation");
         self.sim.count_error(code, pacing);
-        self.send(error_frame(req_id, code, message));
+        self.send(self.codec.error(req_id, code, message, now_ms()));
     }
 
     /// Applies injected faults: fail, delay, drop after N.
@@ -425,21 +400,13 @@ impl Handler {
         }
         let today = calendar::ny_date(now_ms() / 1000);
         for c in &found {
-            self.send(wire::proto_frame(
-                outgoing::CONTRACT_DATA,
-                &ib::ContractData {
-                    req_id: Some(req_id),
-                    contract: Some(wire_contract(c)),
-                    contract_details: Some(wire_details(c, today)),
-                },
-            ));
-        }
-        self.send(wire::proto_frame(
-            outgoing::CONTRACT_DATA_END,
-            &ib::ContractDataEnd {
+            self.send(self.codec.contract_data(&ib::ContractData {
                 req_id: Some(req_id),
-            },
-        ));
+                contract: Some(wire_contract(c)),
+                contract_details: Some(wire_details(c, today)),
+            }));
+        }
+        self.send(self.codec.contract_data_end(req_id));
     }
 
     async fn head_timestamp(self, req: ib::HeadTimestampRequest) {
@@ -467,19 +434,16 @@ impl Handler {
                     contract.local_symbol
                 ),
             ),
-            Some(_) => self.send(wire::proto_frame(
-                outgoing::HEAD_TIMESTAMP,
-                &ib::HeadTimestamp {
-                    req_id: Some(req_id),
-                    head_timestamp: Some(
-                        self.sim
-                            .replay
-                            .head(&contract)
-                            .unwrap_or(contract.head_timestamp)
-                            .to_string(),
-                    ),
-                },
-            )),
+            Some(_) => self.send(self.codec.head_timestamp(&ib::HeadTimestamp {
+                req_id: Some(req_id),
+                head_timestamp: Some(
+                    self.sim
+                        .replay
+                        .head(&contract)
+                        .unwrap_or(contract.head_timestamp)
+                        .to_string(),
+                ),
+            })),
         }
     }
 
@@ -634,10 +598,13 @@ impl Handler {
             );
             return;
         }
+        // formatDate 2: unix seconds; 1: New York wall clock (the contracts' time zone).
+        let wall_clock = req.format_date == Some(1);
         let wire_bars = bars
             .iter()
             .map(|b| ib::HistoricalDataBar {
                 date: Some(match b.time {
+                    BarTime::Unix(t) if wall_clock => calendar::ny_bar_time(t),
                     BarTime::Unix(t) => t.to_string(),
                     BarTime::Date(d) => calendar::yyyymmdd(d),
                 }),
@@ -650,15 +617,11 @@ impl Handler {
                 bar_count: Some(b.count),
             })
             .collect();
-        self.send(wire::proto_frame(
-            outgoing::HISTORICAL_DATA,
+        self.send(self.codec.historical(
             &ib::HistoricalData {
                 req_id: Some(req_id),
                 historical_data_bars: wire_bars,
             },
-        ));
-        self.send(wire::proto_frame(
-            outgoing::HISTORICAL_DATA_END,
             &ib::HistoricalDataEnd {
                 req_id: Some(req_id),
                 start_date_str: Some(calendar::utc_dashed(start)),

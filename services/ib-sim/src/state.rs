@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch};
 
+use crate::codec::Codec;
 use crate::market::{self, SimContract};
 use crate::replay::Replay;
 use crate::rules::{Pacer, PacingSwitches, PacingWindows};
@@ -43,6 +44,8 @@ pub enum Kind {
     CancelHistorical,
     CancelHeadTimestamp,
     CancelContractDetails,
+    /// Account and order state a client syncs at connect (positions, orders, executions…).
+    AccountSync,
     Other,
 }
 
@@ -55,6 +58,7 @@ impl Kind {
             Self::CancelHistorical => "cancel_historical_data",
             Self::CancelHeadTimestamp => "cancel_head_timestamp",
             Self::CancelContractDetails => "cancel_contract_details",
+            Self::AccountSync => "account_sync",
             Self::Other => "other",
         }
     }
@@ -99,6 +103,7 @@ pub struct ClientEntry {
     pub peer: SocketAddr,
     pub connected_at_ms: i64,
     pub requests_served: i64,
+    /// The version agreed at the handshake; every frame to the client is encoded for it.
     pub server_version: i32,
     /// Frames to the client (notices from the control API).
     pub tx: mpsc::UnboundedSender<Vec<u8>>,
@@ -130,6 +135,7 @@ pub struct Inner {
 /// Startup settings of the simulator.
 #[derive(Debug, Clone)]
 pub struct SimSettings {
+    /// The highest server version the sim negotiates (see [`crate::codec::negotiate`]).
     pub server_version: i32,
     pub rules: Rules,
     pub pacing_scale: f64,
@@ -292,14 +298,15 @@ impl Sim {
         n
     }
 
-    /// Sends a frame to the clients in `client_ids` (all when empty); returns how many.
-    pub fn broadcast(&self, client_ids: &[i32], frame: &[u8]) -> usize {
+    /// Sends a message, encoded for each client's server version, to the clients in
+    /// `client_ids` (all when empty); returns how many.
+    pub fn broadcast(&self, client_ids: &[i32], frame: impl Fn(Codec) -> Vec<u8>) -> usize {
         let inner = self.lock();
         inner
             .clients
             .values()
             .filter(|c| client_ids.is_empty() || client_ids.contains(&c.client_id))
-            .filter(|c| c.tx.send(frame.to_vec()).is_ok())
+            .filter(|c| c.tx.send(frame(Codec::new(c.server_version))).is_ok())
             .count()
     }
 

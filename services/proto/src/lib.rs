@@ -9,6 +9,8 @@
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/ktrdr_descriptor.bin"));
 
+pub mod bars;
+
 pub mod common {
     pub mod v1 {
         tonic::include_proto!("ktrdr.common.v1");

@@ -14,6 +14,8 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use burn::backend::Autodiff;
+use ktrdr_market::Timeframe;
+use ktrdr_strategy::LoadedStrategy;
 use ktrdr_strategy::dataset::{SymbolBars, build_datasets};
 use ktrdr_strategy::features::compute_features;
 use ktrdr_strategy::indicators::resolve;
@@ -21,7 +23,6 @@ use ktrdr_strategy::model::CpuBackend;
 use ktrdr_strategy::strategy::IndicatorSpec;
 use ktrdr_strategy::synthetic::{PathSpec, generate};
 use ktrdr_strategy::training::{TrainControl, train};
-use ktrdr_strategy::{LoadedStrategy, Timeframe};
 
 const BARS: usize = 1_000_000;
 

@@ -18,7 +18,6 @@ use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
 use burn::tensor::backend::Backend;
 use serde::{Deserialize, Serialize};
 
-use crate::bars::{Bars, Timeframe};
 use crate::dataset::Dataset;
 use crate::error::{Result, StrategyError};
 use crate::features::{FeatureSpec, compute_features, feature_spec};
@@ -26,6 +25,7 @@ use crate::labels::Label;
 use crate::model::{CLASSES, Mlp, MlpConfig};
 use crate::strategy::{LoadedStrategy, StrategyConfig};
 use crate::training::{TrainedModel, TrainingMetrics, argmax, predict_probabilities};
+use ktrdr_market::{Bars, Timeframe};
 
 const WEIGHTS_STEM: &str = "model";
 const BURN_VERSION: &str = "0.21.0";

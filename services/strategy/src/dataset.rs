@@ -12,12 +12,12 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bars::{Bars, Timeframe};
 use crate::error::{Result, StrategyError};
 use crate::features::compute_features;
 use crate::labels::{Label, segment_labels};
 use crate::split::chronological_ranges;
 use crate::strategy::LoadedStrategy;
+use ktrdr_market::{Bars, Timeframe};
 
 /// One symbol's bars, one series per timeframe.
 #[derive(Debug, Clone)]

@@ -39,5 +39,17 @@ impl StrategyError {
     }
 }
 
+impl From<ktrdr_market::BarsError> for StrategyError {
+    fn from(e: ktrdr_market::BarsError) -> Self {
+        Self::Data(e.to_string())
+    }
+}
+
+impl From<ktrdr_market::UnknownTimeframe> for StrategyError {
+    fn from(e: ktrdr_market::UnknownTimeframe) -> Self {
+        Self::Data(e.to_string())
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T> = std::result::Result<T, StrategyError>;

@@ -24,10 +24,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::bars::{Bars, Timeframe};
 use crate::error::{Result, StrategyError};
 use crate::fuzzy::MembershipFunction;
 use crate::strategy::{LoadedStrategy, TimeframeSelection};
+use ktrdr_market::{Bars, Timeframe};
 
 /// Feature columns on the base timeframe's bars.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,5 +1,6 @@
 //! ktrdr's strategy pipeline: strategy files (the original v2 YAML format), indicators, fuzzy
-//! memberships, features, ZigZag labels and chronological splits.
+//! memberships, features, ZigZag labels and chronological splits, over the one bar type
+//! [`ktrdr_market::Bars`].
 //!
 //! The flow, for one strategy:
 //! 1. [`strategy::LoadedStrategy::from_file`] parses and validates the YAML;
@@ -28,7 +29,6 @@
 //!   `nn_inputs`) is not.
 
 pub mod artifacts;
-pub mod bars;
 pub mod dataset;
 pub mod error;
 pub mod features;
@@ -41,7 +41,6 @@ pub mod strategy;
 pub mod synthetic;
 pub mod training;
 
-pub use bars::{Bars, Timeframe};
 pub use error::{Result, StrategyError};
 pub use labels::Label;
 pub use strategy::{ConfigWarning, LoadedStrategy, StrategyConfig};

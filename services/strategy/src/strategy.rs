@@ -14,10 +14,10 @@ use std::path::Path;
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::bars::Timeframe;
 use crate::error::{Result, StrategyError};
 use crate::fuzzy::MembershipFunction;
 use crate::indicators::{self, IndicatorDef};
+use ktrdr_market::Timeframe;
 
 pub mod v3;
 

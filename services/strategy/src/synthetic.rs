@@ -5,7 +5,7 @@
 //! The same seed always gives the same bars, on every platform (integer RNG, no float `pow`
 //! tricks that differ by libm).
 
-use crate::bars::{Bars, Timeframe};
+use ktrdr_market::{Bars, Timeframe};
 
 /// Parameters of the generated path.
 #[derive(Debug, Clone)]
@@ -101,12 +101,14 @@ pub fn generate(spec: &PathSpec) -> Bars {
             low = low.min(price);
         }
         let volume = (1_000.0 * (1.0 + 0.5 * rng.next_normal().abs())).round();
-        bars.timestamp_ms.push(spec.start_ms + i as i64 * step);
-        bars.open.push(open);
-        bars.high.push(high);
-        bars.low.push(low);
-        bars.close.push(price);
-        bars.volume.push(volume);
+        bars.push(
+            spec.start_ms + i as i64 * step,
+            open,
+            high,
+            low,
+            price,
+            volume,
+        );
     }
     bars
 }

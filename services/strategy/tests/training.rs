@@ -6,6 +6,7 @@
 use std::sync::atomic::AtomicBool;
 
 use burn::backend::Autodiff;
+use ktrdr_market::Timeframe;
 use ktrdr_strategy::artifacts::{ModelStore, SavedModel};
 use ktrdr_strategy::dataset::{SplitDatasets, SymbolBars, build_datasets};
 use ktrdr_strategy::model::CpuBackend;
@@ -13,7 +14,7 @@ use ktrdr_strategy::synthetic::{PathSpec, generate};
 use ktrdr_strategy::training::{
     Progress, TrainControl, TrainedModel, evaluate, predict_probabilities, train,
 };
-use ktrdr_strategy::{LoadedStrategy, StrategyError, Timeframe};
+use ktrdr_strategy::{LoadedStrategy, StrategyError};
 
 type Train = Autodiff<CpuBackend>;
 

@@ -25,11 +25,12 @@ use std::time::Duration;
 use ktrdr_common::client::ChannelPool;
 use ktrdr_common::market::iso_ms;
 use ktrdr_common::status::now_ms;
-use ktrdr_proto::common::v1::{BarColumns, BarEncoding, TimeRange, bar_batch};
+use ktrdr_market::{Bars, Timeframe};
+use ktrdr_proto::bars::BarsProto;
+use ktrdr_proto::common::v1::{BarEncoding, TimeRange, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{GapKind, GetCoverageRequest, GetStatusRequest, ReadBarsRequest};
 use ktrdr_strategy::dataset::SymbolBars;
-use ktrdr_strategy::{Bars, Timeframe};
 use tonic::Code;
 
 use crate::error::{Result, TrainingError};
@@ -191,7 +192,9 @@ impl BarSource {
                 Ok(Some(item)) => {
                     let payload = item.batch.and_then(|b| b.payload);
                     match payload {
-                        Some(bar_batch::Payload::Columns(c)) => append(&mut bars, c),
+                        Some(bar_batch::Payload::Columns(c)) => {
+                            bars.extend(&Bars::from_columns(c)?)
+                        }
                         Some(bar_batch::Payload::ArrowIpc(_)) => {
                             return Err(TrainingError::Data {
                                 url: self.urls.clone(),
@@ -212,19 +215,10 @@ impl BarSource {
     }
 }
 
-fn append(bars: &mut Bars, c: BarColumns) {
-    bars.timestamp_ms.extend(c.timestamp_ms);
-    bars.open.extend(c.open);
-    bars.high.extend(c.high);
-    bars.low.extend(c.low);
-    bars.close.extend(c.close);
-    bars.volume.extend(c.volume);
-}
-
 /// What [`BarSource::read_symbols`] reports per dataset read.
 pub struct Loaded<'a> {
     pub symbol: &'a str,
-    pub timeframe: ktrdr_strategy::Timeframe,
+    pub timeframe: Timeframe,
     pub bars: &'a Bars,
     /// Not stored: resampled from the base timeframe.
     pub resampled: bool,
@@ -237,7 +231,7 @@ impl BarSource {
     pub async fn read_symbols(
         &self,
         symbols: &[String],
-        timeframes: &[ktrdr_strategy::Timeframe],
+        timeframes: &[Timeframe],
         start_ms: i64,
         end_ms: i64,
         keep_going: &(dyn Fn() -> bool + Sync),
@@ -494,7 +488,7 @@ impl BarSource {
             Some(base) => base.clone(),
             None => or_empty(self.read_some(symbol, &name, start_ms, end_ms, None).await)?,
         };
-        append_bars(&mut bars, in_range);
+        bars.extend(&in_range);
         Ok((bars, found))
     }
 
@@ -639,15 +633,6 @@ struct DatasetWindow<'a> {
     /// The range resolved against the stored base bars.
     window_start: i64,
     window_end: i64,
-}
-
-fn append_bars(bars: &mut Bars, more: Bars) {
-    bars.timestamp_ms.extend(more.timestamp_ms);
-    bars.open.extend(more.open);
-    bars.high.extend(more.high);
-    bars.low.extend(more.low);
-    bars.close.extend(more.close);
-    bars.volume.extend(more.volume);
 }
 
 #[cfg(test)]

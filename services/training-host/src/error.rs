@@ -69,6 +69,12 @@ impl TrainingError {
     }
 }
 
+impl From<ktrdr_market::BarsError> for TrainingError {
+    fn from(e: ktrdr_market::BarsError) -> Self {
+        Self::Strategy(e.into())
+    }
+}
+
 impl From<TrainingError> for ServiceError {
     fn from(err: TrainingError) -> Self {
         let message = err.to_string();

@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use ktrdr_common::status::now_ms;
+use ktrdr_market::Timeframe;
 use ktrdr_proto::training::v1 as pb;
+use ktrdr_strategy::StrategyError;
 use ktrdr_strategy::dataset::SymbolBars;
-use ktrdr_strategy::{StrategyError, Timeframe};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::config::TrainingConfig;

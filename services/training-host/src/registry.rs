@@ -4,13 +4,14 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ktrdr_market::{Bars, Timeframe};
+use ktrdr_strategy::LoadedStrategy;
 use ktrdr_strategy::artifacts::{ModelMetadata, SavedConfig, SavedModel};
 use ktrdr_strategy::dataset::{Dataset, SymbolBars, build_datasets};
 use ktrdr_strategy::features::{compute_features, warmup_bars};
 use ktrdr_strategy::labels::segment_labels;
 use ktrdr_strategy::model::CpuBackend;
 use ktrdr_strategy::training::{TrainingMetrics, evaluate};
-use ktrdr_strategy::{Bars, LoadedStrategy, Timeframe};
 
 use crate::error::{Result, TrainingError};
 use crate::record::Metrics;

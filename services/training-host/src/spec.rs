@@ -7,9 +7,10 @@ use std::hash::{BuildHasher, Hasher};
 use std::path::Path;
 
 use ktrdr_common::market::{symbol_field, time_range};
+use ktrdr_market::Timeframe;
 use ktrdr_proto::training::v1 as pb;
+use ktrdr_strategy::LoadedStrategy;
 use ktrdr_strategy::strategy::{SymbolsConfig, SymbolsMode, TimeframesConfig, TimeframesMode};
-use ktrdr_strategy::{LoadedStrategy, Timeframe};
 
 use crate::error::{Result, TrainingError};
 use crate::record::SessionSpec;
@@ -323,6 +324,18 @@ training:
         assert_eq!(field(resolve(&r, dir).unwrap_err()), "device");
         let r = pb::StartTrainingRequest::default();
         assert_eq!(field(resolve(&r, dir).unwrap_err()), "strategy");
+    }
+
+    #[test]
+    fn timeframes_accept_the_same_spellings_as_every_other_service() {
+        let dir = Path::new("/nonexistent");
+        let mut r = request(YAML);
+        r.timeframes = vec!["1H".into()];
+        assert_eq!(resolve(&r, dir).unwrap().timeframes, ["1h"]);
+        let upper = YAML.replace("timeframe: \"1h\"", "timeframe: \"1H\"");
+        assert_ne!(upper, YAML);
+        let spec = resolve(&request(&upper), dir).unwrap();
+        assert_eq!(spec.timeframes, ["1h"]);
     }
 
     #[test]

@@ -25,11 +25,11 @@ use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use arrow_array::{Array, RecordBatch, TimestampMillisecondArray};
 use ktrdr_common::error::ServiceError;
-use ktrdr_common::market::Timeframe;
+use ktrdr_market::Timeframe;
 
 pub use manifest::{Manifest, Partition};
 
-use crate::bars::Bars;
+use ktrdr_market::Bars;
 
 /// Bars per partition file.
 const PARTITION_ROWS: usize = 1_000_000;
@@ -190,10 +190,11 @@ impl Snapshot {
         let mut held = 0u64;
         for partition in self.overlapping(start_ms, end_ms).rev() {
             let bars = parquet_io::read_all(&self.partition_path(partition))?;
-            let (from, to) = bars.range_indices(start_ms, end_ms);
+            let range = bars.range_indices(start_ms, end_ms);
+            let (from, to) = (range.start, range.end);
             let take = ((to - from) as u64).min(limit - held) as usize;
             if take > 0 {
-                chunks.push(bars.slice(to - take, to));
+                chunks.push(bars.slice(to - take..to));
                 held += take as u64;
             }
             if held >= limit {
@@ -386,7 +387,7 @@ impl Dataset {
         let version = old.manifest.version + 1;
         let mut written = Vec::new();
         for (n, start) in (0..merged.len()).step_by(PARTITION_ROWS).enumerate() {
-            let chunk = merged.slice(start, (start + PARTITION_ROWS).min(merged.len()));
+            let chunk = merged.slice(start..(start + PARTITION_ROWS).min(merged.len()));
             let file = format!("part-{version:010}-{n:04}.parquet");
             let bytes = parquet_io::write_partition(&self.dir, &file, &chunk)?;
             written.push(Partition {
@@ -580,7 +581,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bars::tests::hourly;
+    use ktrdr_market::fixtures::hourly;
 
     const T0: i64 = 1_704_067_200_000;
     const H: i64 = 3_600_000;
@@ -626,8 +627,8 @@ mod tests {
         let all = ds.snapshot().read_all(i64::MIN, i64::MAX).unwrap();
         assert_eq!(all.len(), 150);
         assert!(all.is_sorted_unique());
-        assert_eq!(all.slice(0, 50), hourly(100, T0).slice(0, 50));
-        assert_eq!(all.slice(50, 150), newer);
+        assert_eq!(all.slice(0..50), hourly(100, T0).slice(0..50));
+        assert_eq!(all.slice(50..150), newer);
     }
 
     #[test]
@@ -692,7 +693,7 @@ mod tests {
         let snap = ds.snapshot();
         assert_eq!(
             snap.read_all(T0 + 10 * H, T0 + 20 * H).unwrap(),
-            bars.slice(10, 20)
+            bars.slice(10..20)
         );
         let mut chunks = Vec::new();
         let sent = snap
@@ -705,7 +706,7 @@ mod tests {
         assert!(chunks.iter().all(|&n| n <= 7), "{chunks:?}");
         assert_eq!(
             snap.read_tail(i64::MIN, T0 + 100 * H, 5).unwrap(),
-            bars.slice(95, 100)
+            bars.slice(95..100)
         );
         assert_eq!(snap.read_tail(i64::MIN, i64::MAX, 1_000).unwrap(), bars);
     }

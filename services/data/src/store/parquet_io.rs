@@ -12,7 +12,8 @@ use parquet::file::statistics::Statistics;
 
 use super::StoreError;
 use super::manifest::sync_dir;
-use crate::bars::{Bars, SCHEMA};
+use ktrdr_market::Bars;
+use ktrdr_market::arrow::SCHEMA;
 
 /// Rows per Parquet row group: the unit a range read can skip.
 const ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -34,7 +35,7 @@ pub fn write_partition(dir: &Path, name: &str, bars: &Bars) -> Result<u64, Store
     let file = fs::File::create(&tmp).map_err(|e| StoreError::io(&tmp, e))?;
     let mut writer = ArrowWriter::try_new(file, SCHEMA.clone(), Some(properties()))?;
     for start in (0..bars.len()).step_by(ROW_GROUP_ROWS) {
-        let chunk = bars.slice(start, (start + ROW_GROUP_ROWS).min(bars.len()));
+        let chunk = bars.slice(start..(start + ROW_GROUP_ROWS).min(bars.len()));
         writer.write(&chunk.to_record_batch()?)?;
     }
     let file = writer.into_inner()?;

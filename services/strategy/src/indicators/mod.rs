@@ -7,8 +7,11 @@
 //!   after it: each maximal run of finite bars is computed on its own (`by_finite_runs`). This
 //!   keeps recursive indicators (EMA, Wilder smoothing) from carrying a hole forever and keeps
 //!   window indicators from silently averaging over it;
-//! - standard (published) definitions. Where the original ktrdr computed something else, the
-//!   indicator's doc comment says what and why we differ.
+//! - standard (published) definitions, as TA-Lib computes them (start-up, seeds, tie rules).
+//!   Where the original ktrdr computed something else, or where we give a value TA-Lib's formula
+//!   leaves undefined (0/0), the indicator's doc comment says what and why. The
+//!   `indicator_dump` example and `scripts/talib_parity.py` (run by `make test`) compare every
+//!   indicator with a TA-Lib counterpart against TA-Lib.
 //!
 //! [`resolve`] turns a strategy file's indicator entry into an [`IndicatorDef`];
 //! [`IndicatorKind::compute`] runs it on [`crate::Bars`].
@@ -108,9 +111,32 @@ pub(crate) mod kernel {
         ema_seeded(x, period, 2.0 / (period as f64 + 1.0))
     }
 
-    /// Wilder's smoothing (an EMA with `alpha = 1 / period`, SMA-seeded).
+    /// Wilder's smoothing, SMA-seeded (the first value at index `period - 1`), then
+    /// `(previous × (period − 1) + x) / period`, in TA-Lib's order of operations.
     pub fn wilder(x: &[f64], period: usize) -> Vec<f64> {
-        ema_seeded(x, period, 1.0 / period as f64)
+        let n = x.len();
+        let mut out = vec![f64::NAN; n];
+        if period == 0 || n < period {
+            return out;
+        }
+        let p = period as f64;
+        let mut value = x[..period].iter().sum::<f64>() / p;
+        out[period - 1] = value;
+        for i in period..n {
+            value = (value * (p - 1.0) + x[i]) / p;
+            out[i] = value;
+        }
+        out
+    }
+
+    /// `values` placed from index `from` of an `n`-long column, NaN before; for kernels run
+    /// on a later slice of their input.
+    pub fn placed_at(n: usize, from: usize, values: Vec<f64>) -> Vec<f64> {
+        let mut out = vec![f64::NAN; n];
+        if from < n {
+            out[from..from + values.len()].copy_from_slice(&values);
+        }
+        out
     }
 
     /// Applies `kernel` to the values after the leading NaNs of `x` (a derived series's
@@ -193,19 +219,32 @@ pub(crate) mod kernel {
             .collect()
     }
 
-    /// True range; the first bar (no previous close) uses high − low.
+    /// True range: the largest of high − low and the distances from the previous close to
+    /// the high and to the low. NaN on the first bar, which has no previous close (TA-Lib's
+    /// TRANGE).
     pub fn true_range(high: &[f64], low: &[f64], close: &[f64]) -> Vec<f64> {
         (0..high.len())
             .map(|i| {
-                let hl = high[i] - low[i];
                 if i == 0 {
-                    hl
-                } else {
-                    let pc = close[i - 1];
-                    hl.max((high[i] - pc).abs()).max((low[i] - pc).abs())
+                    return f64::NAN;
                 }
+                let pc = close[i - 1];
+                let greatest = high[i] - low[i];
+                greatest.max((pc - high[i]).abs()).max((pc - low[i]).abs())
             })
             .collect()
+    }
+
+    /// Wilder's Average True Range as TA-Lib computes it: the first value, at index
+    /// `period`, is the mean of the true ranges of bars 1..=period (bar 0 has none), then
+    /// Wilder smoothing.
+    pub fn atr(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<f64> {
+        let n = high.len();
+        if n < 2 {
+            return vec![f64::NAN; n];
+        }
+        let tr = true_range(high, low, close);
+        placed_at(n, 1, wilder(&tr[1..], period))
     }
 }
 
@@ -294,9 +333,10 @@ mod tests {
     }
 
     #[test]
-    fn true_range_uses_previous_close() {
+    fn true_range_uses_previous_close_and_starts_on_the_second_bar() {
         // bar1: H-L = 1, |H-pc| = |12-10| = 2, |L-pc| = 1 → 2
         let tr = kernel::true_range(&[11.0, 12.0], &[9.0, 11.0], &[10.0, 11.5]);
-        assert_eq!(tr, vec![2.0, 2.0]);
+        assert!(tr[0].is_nan());
+        assert_eq!(tr[1], 2.0);
     }
 }

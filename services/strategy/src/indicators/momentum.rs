@@ -3,13 +3,14 @@
 
 use super::{by_finite_runs, kernel, map_finite_runs};
 
-/// Wilder's RSI. The first value is at index `period` (it needs `period` price changes); the
-/// averages are SMA-seeded, then Wilder-smoothed.
+/// Wilder's RSI, as TA-Lib's RSI. The first value is at index `period` (it needs `period`
+/// price changes); the averages are SMA-seeded, then Wilder-smoothed.
 ///
-/// Where there was no loss over the averaging window RSI is 100, and where prices did not move
-/// at all (no gain, no loss: 0/0) it is 50, a neutral value rather than NaN so flat stretches do
-/// not punch holes in features. Matches the original in substance (it also used Wilder smoothing
-/// seeded by an SMA), computed without a Python loop.
+/// Where there was no loss over the averaging window RSI is 100, and where prices have not
+/// moved at all since the series began (no gain, no loss: 0/0) it is 50, a neutral value rather
+/// than NaN so flat stretches do not punch holes in features; TA-Lib reports 0 there, which
+/// would read as maximally oversold. Matches the original in substance (it also used Wilder
+/// smoothing seeded by an SMA), computed without a Python loop.
 pub fn rsi(x: &[f64], period: usize) -> Vec<f64> {
     map_finite_runs(x, |x| {
         let n = x.len();
@@ -45,8 +46,13 @@ pub fn rsi(x: &[f64], period: usize) -> Vec<f64> {
     })
 }
 
-/// Slow stochastic: raw %K over `k_period`, smoothed by an SMA of `smooth_k` into %K, and %D an
-/// SMA of %K over `d_period`. A bar whose high-low range over the window is 0 gets raw %K 50.
+/// Slow stochastic, as TA-Lib's STOCH with SMA smoothing: raw %K over `k_period`, smoothed by
+/// an SMA of `smooth_k` into %K, and %D an SMA of %K over `d_period`. %K starts at index
+/// `k_period + smooth_k − 2`, %D `d_period − 1` bars later (one TA-Lib STOCH call reports both
+/// from %D's first bar).
+///
+/// A bar whose high-low range over the window is 0 (0/0) gets raw %K 50, a neutral value, where
+/// TA-Lib reports 0, which would read as "closed at the low".
 pub fn stochastic(
     high: &[f64],
     low: &[f64],
@@ -82,8 +88,9 @@ pub(crate) fn position_in_range(value: f64, low: f64, high: f64) -> f64 {
     }
 }
 
-/// Williams %R in [-100, 0]: `-100 × (highest high − close) / (highest high − lowest low)`;
-/// −50 where the range is 0.
+/// Williams %R in [-100, 0], as TA-Lib's WILLR: `-100 × (highest high − close) / (highest
+/// high − lowest low)`. Where the range is 0 (0/0) it is −50, a neutral value, where TA-Lib
+/// reports 0, which would read as "closed at the high".
 pub fn williams_r(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<f64> {
     by_finite_runs([high, low, close], 1, |[h, l, c]| {
         let hh = kernel::rolling_max(h, period);
@@ -98,8 +105,10 @@ pub fn williams_r(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Ve
     .unwrap_or_default()
 }
 
-/// Lambert's Commodity Channel Index: `(TP − SMA(TP)) / (0.015 × mean absolute deviation)` with
-/// typical price `TP = (H + L + C) / 3`; 0 where the mean deviation is 0.
+/// Lambert's Commodity Channel Index, as TA-Lib's CCI: `(TP − SMA(TP)) / (0.015 × mean
+/// absolute deviation)` with typical price `TP = (H + L + C) / 3`; 0 where the window's typical
+/// prices are all equal (the mean deviation is 0; computed, the mean can round off the value
+/// and leave a ratio of two rounding residues).
 pub fn cci(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<f64> {
     by_finite_runs([high, low, close], 1, |[h, l, c]| {
         let n = c.len();
@@ -110,6 +119,10 @@ pub fn cci(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<f64> 
         }
         for i in period - 1..n {
             let window = &tp[i + 1 - period..=i];
+            if window.iter().all(|v| *v == window[0]) {
+                out[i] = 0.0;
+                continue;
+            }
             let mean = window.iter().sum::<f64>() / period as f64;
             let mad = window.iter().map(|v| (v - mean).abs()).sum::<f64>() / period as f64;
             out[i] = if mad > 0.0 {
@@ -124,7 +137,7 @@ pub fn cci(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<f64> 
     .unwrap_or_default()
 }
 
-/// Momentum: `x[t] − x[t − period]`.
+/// Momentum, as TA-Lib's MOM: `x[t] − x[t − period]`.
 pub fn momentum(x: &[f64], period: usize) -> Vec<f64> {
     map_finite_runs(x, |x| {
         (0..x.len())
@@ -139,7 +152,8 @@ pub fn momentum(x: &[f64], period: usize) -> Vec<f64> {
     })
 }
 
-/// Rate of change in percent: `100 × (x[t] / x[t − period] − 1)`; NaN where the old value is 0.
+/// Rate of change in percent, as TA-Lib's ROC: `100 × (x[t] / x[t − period] − 1)`. NaN where
+/// the old value is 0 (no rate of change from nothing), where TA-Lib reports 0.
 pub fn roc(x: &[f64], period: usize) -> Vec<f64> {
     map_finite_runs(x, |x| {
         (0..x.len())
@@ -157,7 +171,7 @@ pub fn roc(x: &[f64], period: usize) -> Vec<f64> {
 /// Relative Vigor Index (Ehlers): the (1, 2, 2, 1)/6-weighted close − open over the same
 /// weighting of high − low, each summed over `period` bars, and its (1, 2, 2, 1)/6-weighted
 /// signal line. The first RVI is at index `period + 2`, the signal 3 bars later; 0 where the
-/// summed range is 0.
+/// summed range is 0. Not in TA-Lib (its RVI is the Relative Volatility Index).
 pub fn rvi(
     open: &[f64],
     high: &[f64],
@@ -211,9 +225,14 @@ pub fn rvi(
     (value, signal)
 }
 
-/// Money Flow Index over `period` typical-price changes (first value at index `period`).
-/// 100 where there was no negative flow, 50 where there was no flow at all (flat prices or zero
-/// volume).
+/// Money Flow Index over `period` typical-price changes (first value at index `period`), as
+/// TA-Lib's MFI: a bar's money flow `TP × volume` is positive when its typical price rose,
+/// negative when it fell, and none on a tie. A tie is TA-Lib's: a change within 1e-14 of the
+/// two prices' magnitudes (`|ΔTP| ≤ 1e-14 × (|TP| + |TP₋₁|)`), since typical prices equal in
+/// exact arithmetic can differ in the last bit once rounded.
+///
+/// 100 where there was no negative flow. Where there was no flow at all (flat prices or zero
+/// volume, 0/0) it is 50, a neutral value, where TA-Lib reports 0.
 #[allow(clippy::needless_range_loop)] // windows over several aligned columns read clearer by index
 pub fn mfi(high: &[f64], low: &[f64], close: &[f64], volume: &[f64], period: usize) -> Vec<f64> {
     by_finite_runs([high, low, close, volume], 1, |[h, l, c, v]| {
@@ -223,11 +242,14 @@ pub fn mfi(high: &[f64], low: &[f64], close: &[f64], volume: &[f64], period: usi
         for i in period..n {
             let (mut pos, mut neg) = (0.0, 0.0);
             for j in i + 1 - period..=i {
-                let flow = tp[j] * v[j];
-                if tp[j] > tp[j - 1] {
-                    pos += flow;
-                } else if tp[j] < tp[j - 1] {
-                    neg += flow;
+                let change = tp[j] - tp[j - 1];
+                if change.abs() <= 1e-14 * (tp[j].abs() + tp[j - 1].abs()) {
+                    continue;
+                }
+                if change > 0.0 {
+                    pos += tp[j] * v[j];
+                } else {
+                    neg += tp[j] * v[j];
                 }
             }
             out[i] = if neg == 0.0 {
@@ -242,7 +264,8 @@ pub fn mfi(high: &[f64], low: &[f64], close: &[f64], volume: &[f64], period: usi
     .unwrap_or_default()
 }
 
-/// Ehlers' Fisher Transform of the median price over `period` bars, and its signal line.
+/// Ehlers' Fisher Transform of the median price over `period` bars, and its signal line (not
+/// in TA-Lib).
 ///
 /// `v = 0.33 × 2 × (position of hl2 in its `period` range − 0.5) + 0.67 × v[t−1]`, clamped to
 /// ±0.999, `fisher = 0.5 × ln((1 + v) / (1 − v)) + 0.5 × fisher[t−1]`. Ehlers' trigger is the

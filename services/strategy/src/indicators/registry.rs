@@ -4,9 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use super::params::Params;
 use super::{momentum, trend, volatility, volume};
-use crate::bars::Bars;
 use crate::error::Result;
 use crate::strategy::{ConfigWarning, IndicatorSpec};
+use ktrdr_market::Bars;
 
 /// Which price column an indicator reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -3,13 +3,13 @@
 
 use super::{by_finite_runs, kernel, map_finite_runs};
 
-/// Simple moving average of the last `period` values.
+/// Simple moving average of the last `period` values (TA-Lib's SMA).
 pub fn sma(x: &[f64], period: usize) -> Vec<f64> {
     map_finite_runs(x, |x| kernel::sma(x, period))
 }
 
 /// Exponential moving average, `alpha = 2 / (period + 1)`, seeded with the SMA of the first
-/// `period` values (first value at index `period - 1`).
+/// `period` values (first value at index `period - 1`), as TA-Lib's EMA.
 ///
 /// Differs from the original ktrdr, which used pandas `ewm(span, adjust=True)`: a weighted
 /// average over all history with no warm-up, so its first values depend on how far back the
@@ -18,15 +18,19 @@ pub fn ema(x: &[f64], period: usize) -> Vec<f64> {
     map_finite_runs(x, |x| kernel::ema(x, period))
 }
 
-/// MACD line (EMA fast − EMA slow), signal line (EMA of the MACD line) and histogram.
+/// MACD line (EMA fast − EMA slow), signal line (EMA of the MACD line) and histogram, as
+/// TA-Lib's MACD.
 ///
-/// Both EMAs and the signal are SMA-seeded (TA-Lib's convention): the MACD line starts at
-/// index `slow - 1`, the signal and histogram `signal - 1` bars later. The original used
+/// Every EMA is SMA-seeded, and both price EMAs are seeded on the same bar, `slow - 1`: the
+/// slow one over the first `slow` prices, the fast one over the `fast` prices ending there
+/// (TA-Lib's convention, so the line starts from two aligned averages). The MACD line starts
+/// at index `slow - 1`, the signal and histogram `signal - 1` bars later. The original used
 /// `ewm(adjust=False)` seeded with the first price, so it had values from the first bar whose
 /// early part depends on where the data start.
 pub fn macd(x: &[f64], fast: usize, slow: usize, signal: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let mut out = by_finite_runs([x], 3, |[x]| {
-        let fast_ema = kernel::ema(x, fast);
+        let lag = slow.saturating_sub(fast).min(x.len());
+        let fast_ema = kernel::placed_at(x.len(), lag, kernel::ema(&x[lag..], fast));
         let slow_ema = kernel::ema(x, slow);
         let line: Vec<f64> = fast_ema.iter().zip(&slow_ema).map(|(f, s)| f - s).collect();
         let signal_line = kernel::after_warmup(&line, |l| kernel::ema(l, signal));
@@ -39,12 +43,15 @@ pub fn macd(x: &[f64], fast: usize, slow: usize, signal: usize) -> (Vec<f64>, Ve
     (line, signal_line, hist)
 }
 
-/// Wilder's ADX with +DI and −DI.
+/// Wilder's ADX with +DI and −DI, as TA-Lib's ADX, PLUS_DI and MINUS_DI.
 ///
-/// +DM/−DM and the true range start at the second bar (they need the previous bar); their
-/// Wilder averages start at index `period`, DX there too, and ADX (Wilder average of DX) at
-/// index `2 * period - 1`. Where +DI + −DI is 0 (flat prices) DX is 0; where the averaged true
-/// range is 0, both DIs are 0.
+/// +DM/−DM and the true range start at the second bar (they need the previous bar). They are
+/// smoothed as Wilder's running sums `S ← S − S / period + x`, started from the sum of the
+/// first `period − 1` values (TA-Lib's seed), so the DIs start at index `period`; DX starts
+/// there too and ADX, the mean of the first `period` DX values and then Wilder's average, at
+/// index `2 * period - 1`. Where the smoothed true range is 0 both DIs are 0; where
+/// +DI + −DI is 0 (no directional movement at all) DX is undefined: it counts as 0 in the
+/// first mean and leaves ADX unchanged afterwards (TA-Lib's rules).
 pub fn adx(
     high: &[f64],
     low: &[f64],
@@ -56,41 +63,58 @@ pub fn adx(
         let mut adx = vec![f64::NAN; n];
         let mut plus_di = vec![f64::NAN; n];
         let mut minus_di = vec![f64::NAN; n];
-        if n < 2 {
+        if period == 0 || n <= period {
             return vec![adx, plus_di, minus_di];
         }
-        let mut plus_dm = Vec::with_capacity(n - 1);
-        let mut minus_dm = Vec::with_capacity(n - 1);
+        let p = period as f64;
         let tr = kernel::true_range(h, l, c);
-        for i in 1..n {
+        // (+DM, −DM) of bar i: the larger move, if positive; neither on a tie.
+        let dm = |i: usize| {
             let up = h[i] - h[i - 1];
             let down = l[i - 1] - l[i];
-            plus_dm.push(if up > down && up > 0.0 { up } else { 0.0 });
-            minus_dm.push(if down > up && down > 0.0 { down } else { 0.0 });
-        }
-        let atr = kernel::wilder(&tr[1..], period);
-        let plus = kernel::wilder(&plus_dm, period);
-        let minus = kernel::wilder(&minus_dm, period);
-        let mut dx = vec![f64::NAN; n - 1];
-        for j in 0..n - 1 {
-            if atr[j].is_nan() {
-                continue;
+            if down > 0.0 && up < down {
+                (0.0, down)
+            } else if up > 0.0 && up > down {
+                (up, 0.0)
+            } else {
+                (0.0, 0.0)
             }
-            let (p, m) = if atr[j] > 0.0 {
-                (100.0 * plus[j] / atr[j], 100.0 * minus[j] / atr[j])
+        };
+        let (mut s_plus, mut s_minus, mut s_tr) = (0.0, 0.0, 0.0);
+        for (i, range) in tr.iter().enumerate().take(period).skip(1) {
+            let (up, down) = dm(i);
+            s_plus += up;
+            s_minus += down;
+            s_tr += range;
+        }
+        let mut dx_sum = 0.0;
+        let mut value = f64::NAN;
+        for i in period..n {
+            let (up, down) = dm(i);
+            s_plus = s_plus - s_plus / p + up;
+            s_minus = s_minus - s_minus / p + down;
+            s_tr = s_tr - s_tr / p + tr[i];
+            let (pdi, mdi) = if s_tr != 0.0 {
+                (100.0 * (s_plus / s_tr), 100.0 * (s_minus / s_tr))
             } else {
                 (0.0, 0.0)
             };
-            plus_di[j + 1] = p;
-            minus_di[j + 1] = m;
-            dx[j] = if p + m > 0.0 {
-                100.0 * (p - m).abs() / (p + m)
+            plus_di[i] = pdi;
+            minus_di[i] = mdi;
+            let sum = pdi + mdi;
+            let dx = (s_tr != 0.0 && sum != 0.0).then(|| 100.0 * ((mdi - pdi).abs() / sum));
+            if i < 2 * period - 1 {
+                dx_sum += dx.unwrap_or(0.0);
+            } else if i == 2 * period - 1 {
+                value = (dx_sum + dx.unwrap_or(0.0)) / p;
+                adx[i] = value;
             } else {
-                0.0
-            };
+                if let Some(dx) = dx {
+                    value = (value * (p - 1.0) + dx) / p;
+                }
+                adx[i] = value;
+            }
         }
-        let smoothed = kernel::after_warmup(&dx, |d| kernel::wilder(d, period));
-        adx[1..].copy_from_slice(&smoothed);
         vec![adx, plus_di, minus_di]
     });
     let minus = out.pop().unwrap_or_default();
@@ -100,7 +124,7 @@ pub fn adx(
 }
 
 /// Aroon up / down / oscillator over the last `period + 1` bars (first value at index
-/// `period`). `up = 100 × (period − bars since the highest high) / period`; on ties the most
+/// `period`), as TA-Lib's AROON and AROONOSC. `up = 100 × (period − bars since the highest high) / period`; on ties the most
 /// recent extreme counts (TA-Lib's choice).
 pub fn aroon(high: &[f64], low: &[f64], period: usize) -> (Vec<f64>, Vec<f64>, Vec<f64>) {
     let mut out = by_finite_runs([high, low], 3, |[h, l]| {
@@ -133,9 +157,25 @@ pub fn aroon(high: &[f64], low: &[f64], period: usize) -> (Vec<f64>, Vec<f64>, V
     (up, down, osc)
 }
 
-/// Wilder's Parabolic SAR. The first bar has no value; the initial direction is long when the
-/// second bar's high is not below the first's (then SAR starts at the first low), short
-/// otherwise. The SAR never moves inside the previous two bars' range.
+/// Wilder's Parabolic SAR, as TA-Lib's SAR (SAREXT when `step_af` differs from
+/// `initial_af`; TA-Lib's SAREXT then reports short SARs as negative numbers, we do not).
+///
+/// Start-up: the first bar has no value. The trade on the second bar is short when the low
+/// fell by more than the high rose between the first two bars (−DM > +DM and −DM > 0), long
+/// otherwise; its SAR is the first bar's low (long) or high (short) and its extreme point the
+/// second bar's high (long) or low (short).
+///
+/// Each bar: a long trade reverses when the low touches or crosses the SAR (`low ≤ SAR`; a
+/// short one when `high ≥ SAR`). On a reversal the bar's SAR is the previous extreme point,
+/// moved out of the previous and current bars' range if it lies inside, the extreme point
+/// becomes the bar's low (high) and the acceleration factor `initial_af`. Otherwise the bar's
+/// SAR is the one projected the bar before, and a new extreme raises the factor by `step_af`
+/// up to `max_af`. The next SAR is `SAR + af × (EP − SAR)`, never inside the previous and
+/// current bars' range.
+///
+/// Differs from the original ktrdr, whose start-up (direction from the second bar's high,
+/// extreme point from the first bar) and reversals (only when the low falls strictly below
+/// the SAR, SAR capped by the two bars before) were its own.
 pub fn parabolic_sar(
     high: &[f64],
     low: &[f64],
@@ -149,38 +189,47 @@ pub fn parabolic_sar(
         if n < 2 {
             return vec![out];
         }
-        let mut long = h[1] >= h[0];
-        let mut sar = if long { l[0] } else { h[0] };
-        let mut ep = if long { h[0] } else { l[0] };
+        let up = h[1] - h[0];
+        let down = l[0] - l[1];
+        let mut long = !(down > 0.0 && up < down);
+        let (mut sar, mut ep) = if long { (l[0], h[1]) } else { (h[0], l[1]) };
         let mut af = initial_af;
+        // The first step compares with the second bar itself (TA-Lib's start).
+        let (mut new_high, mut new_low) = (h[1], l[1]);
         for i in 1..n {
-            sar += af * (ep - sar);
-            // SAR may not enter the prior two bars' range.
-            let lookback = if i >= 2 { i - 2 } else { i - 1 };
+            let (prev_high, prev_low) = (new_high, new_low);
+            (new_high, new_low) = (h[i], l[i]);
             if long {
-                sar = sar.min(l[i - 1]).min(l[lookback]);
-                if l[i] < sar {
+                if new_low <= sar {
                     long = false;
-                    sar = ep;
-                    ep = l[i];
+                    sar = ep.max(prev_high).max(new_high);
+                    out[i] = sar;
                     af = initial_af;
-                } else if h[i] > ep {
-                    ep = h[i];
-                    af = (af + step_af).min(max_af);
+                    ep = new_low;
+                    sar = (sar + af * (ep - sar)).max(prev_high).max(new_high);
+                } else {
+                    out[i] = sar;
+                    if new_high > ep {
+                        ep = new_high;
+                        af = (af + step_af).min(max_af);
+                    }
+                    sar = (sar + af * (ep - sar)).min(prev_low).min(new_low);
                 }
+            } else if new_high >= sar {
+                long = true;
+                sar = ep.min(prev_low).min(new_low);
+                out[i] = sar;
+                af = initial_af;
+                ep = new_high;
+                sar = (sar + af * (ep - sar)).min(prev_low).min(new_low);
             } else {
-                sar = sar.max(h[i - 1]).max(h[lookback]);
-                if h[i] > sar {
-                    long = true;
-                    sar = ep;
-                    ep = h[i];
-                    af = initial_af;
-                } else if l[i] < ep {
-                    ep = l[i];
+                out[i] = sar;
+                if new_low < ep {
+                    ep = new_low;
                     af = (af + step_af).min(max_af);
                 }
+                sar = (sar + af * (ep - sar)).max(prev_high).max(new_high);
             }
-            out[i] = sar;
         }
         vec![out]
     })
@@ -188,7 +237,8 @@ pub fn parabolic_sar(
     .unwrap_or_default()
 }
 
-/// Ichimoku: tenkan-sen, kijun-sen, senkou span A and B.
+/// Ichimoku: tenkan-sen, kijun-sen, senkou span A and B. Tenkan and kijun are midpoints of
+/// the highest high and lowest low (TA-Lib's MIDPRICE).
 ///
 /// The spans are the standard ones "plotted `displacement` bars ahead": the value at bar t is
 /// the one computed at bar `t - displacement`, so nothing looks ahead. The chikou span (close
@@ -224,9 +274,10 @@ pub fn ichimoku(
     std::array::from_fn(|_| it.next().unwrap_or_default())
 }
 
-/// SuperTrend line and direction (+1 up, −1 down) from Wilder's ATR and `hl2 ± multiplier × ATR`
-/// bands that only ratchet in the trend's favour. The first valid bar starts in the direction
-/// given by whether the close is above hl2.
+/// SuperTrend line and direction (+1 up, −1 down), as TA-Lib's SUPERTREND: Wilder's ATR and
+/// `hl2 ± multiplier × ATR` bands that only ratchet in the trend's favour, each released by a
+/// close beyond it. The first value is at the ATR's first bar, index `period`, and starts an
+/// up trend (TA-Lib's convention: the line is the lower band there).
 pub fn supertrend(
     high: &[f64],
     low: &[f64],
@@ -236,7 +287,7 @@ pub fn supertrend(
 ) -> (Vec<f64>, Vec<f64>) {
     let mut out = by_finite_runs([high, low, close], 2, |[h, l, c]| {
         let n = h.len();
-        let atr = kernel::wilder(&kernel::true_range(h, l, c), period);
+        let atr = kernel::atr(h, l, c, period);
         let mut line = vec![f64::NAN; n];
         let mut direction = vec![f64::NAN; n];
         let mut prev: Option<(f64, f64, f64)> = None; // (final upper, final lower, direction)
@@ -248,11 +299,7 @@ pub fn supertrend(
             let basic_upper = hl2 + multiplier * atr[i];
             let basic_lower = hl2 - multiplier * atr[i];
             let (upper, lower, dir) = match prev {
-                None => (
-                    basic_upper,
-                    basic_lower,
-                    if c[i] >= hl2 { 1.0 } else { -1.0 },
-                ),
+                None => (basic_upper, basic_lower, 1.0),
                 Some((pu, pl, pd)) => {
                     let pc = c[i - 1];
                     let upper = if basic_upper < pu || pc > pu {
@@ -286,7 +333,8 @@ pub fn supertrend(
     (line, direction)
 }
 
-/// Distance of `x` from its moving average, in percent: `100 × (x − MA) / MA`.
+/// Distance of `x` from its moving average (SMA or EMA, as above), in percent:
+/// `100 × (x − MA) / MA`.
 pub fn distance_from_ma(x: &[f64], period: usize, use_ema: bool) -> Vec<f64> {
     let ma = if use_ema {
         ema(x, period)
@@ -408,10 +456,11 @@ mod tests {
 
     #[test]
     fn parabolic_sar_hand_worked() {
-        // Rising bars: highs 10,11,12,13, lows 9,10,11,12. Long from the start, SAR0 = 9, EP = 10, AF 0.02.
-        // i1: sar = 9 + .02(10-9) = 9.02, capped by low0 = 9 → 9; high 11 > EP → EP 11, AF .04
-        // i2: sar = 9 + .04(11-9) = 9.08, min(low1 10, low0 9) → 9; EP 12, AF .06
-        // i3: sar = 9 + .06(12-9) = 9.18, min(low2 11, low1 10) → 9.18; EP 13, AF .08
+        // Rising bars: highs 10,11,12,13, lows 9,10,11,12. −DM of bar 1 is 0 → long; SAR = low0
+        // = 9, EP = high1 = 11, AF .02.
+        // i1: low 10 > 9, no new extreme: SAR 9; next 9 + .02(11 − 9) = 9.04 (≤ lows 10, 10).
+        // i2: SAR 9.04; high 12 > EP → EP 12, AF .04; next 9.04 + .04(12 − 9.04) = 9.1584.
+        // i3: SAR 9.1584.
         let out = parabolic_sar(
             &[10.0, 11.0, 12.0, 13.0],
             &[9.0, 10.0, 11.0, 12.0],
@@ -419,8 +468,8 @@ mod tests {
             0.02,
             0.2,
         );
-        assert_close(&out, &[NAN, 9.0, 9.0, 9.18], 1e-12);
-        // A drop below the SAR reverses to short with SAR = EP (the highest high).
+        assert_close(&out, &[NAN, 9.0, 9.04, 9.1584], 1e-12);
+        // i3: low 8 ≤ SAR 9.1584 → short; SAR = EP 12, outside the bars' range (max(12, 9)).
         let out = parabolic_sar(
             &[10.0, 11.0, 12.0, 9.0],
             &[9.0, 10.0, 11.0, 8.0],
@@ -428,8 +477,15 @@ mod tests {
             0.02,
             0.2,
         );
-        // i3: sar = 9 + .06*3 = 9.18 → low 8 < 9.18 → reverse, SAR = EP 12.
         assert_eq!(out[3], 12.0);
+        // A low that only touches the SAR reverses too: i1 low 9 ≤ SAR 9.
+        let out = parabolic_sar(&[10.0, 11.0], &[9.0, 9.0], 0.02, 0.02, 0.2);
+        assert_eq!(out[1], 11.0);
+        // Falling first bars start short: SAR = high0 = 10, EP = low1 = 8.
+        let out = parabolic_sar(&[10.0, 9.5, 9.0], &[9.0, 8.0, 7.5], 0.02, 0.02, 0.2);
+        assert_eq!(out[1], 10.0);
+        // i2: 10 + .02(8 − 10) = 9.96, kept above the highs 9.5 and 9.5 → 9.96.
+        assert_close(&out[2..], &[9.96], 1e-12);
     }
 
     #[test]
@@ -453,8 +509,8 @@ mod tests {
         let l: Vec<f64> = (0..20).map(f64::from).collect();
         let h: Vec<f64> = l.iter().map(|v| v + 1.0).collect();
         let (line, direction) = supertrend(&h, &l, &h, 3, 2.0);
-        assert!(line[..2].iter().all(|v| v.is_nan()));
-        assert!(direction[2..].iter().all(|d| *d == 1.0));
+        assert!(line[..3].iter().all(|v| v.is_nan()));
+        assert!(direction[3..].iter().all(|d| *d == 1.0));
         // ATR stays 1 (every TR is 1): lower band at i = hl2 - 2 = i + 0.5 - 2.
         assert!((line[10] - 8.5).abs() < 1e-9);
     }

@@ -4,22 +4,22 @@
 use super::momentum::position_in_range;
 use super::{by_finite_runs, kernel};
 
-/// Wilder's Average True Range. The first true range (no previous close) is high − low; the
-/// first ATR, at index `period - 1`, is the mean of the first `period` true ranges
-/// (StockCharts' worked example), then Wilder smoothing.
+/// Wilder's Average True Range, as TA-Lib's ATR. The first bar has no true range (no
+/// previous close); the first ATR, at index `period`, is the mean of the true ranges of bars
+/// 1..=period, then Wilder smoothing.
 ///
 /// Differs from the original ktrdr, which used a plain rolling mean of the true range (an SMA,
 /// not Wilder's average).
 pub fn atr(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Vec<f64> {
     by_finite_runs([high, low, close], 1, |[h, l, c]| {
-        vec![kernel::wilder(&kernel::true_range(h, l, c), period)]
+        vec![kernel::atr(h, l, c, period)]
     })
     .pop()
     .unwrap_or_default()
 }
 
-/// Bollinger Bands: middle SMA, upper/lower at ± `std_dev` population standard deviations
-/// (Bollinger's definition divides by N, not N − 1).
+/// Bollinger Bands, as TA-Lib's BBANDS with an SMA: middle SMA, upper/lower at ± `std_dev`
+/// population standard deviations (Bollinger's definition divides by N, not N − 1).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bands {
     pub upper: Vec<f64>,
@@ -77,8 +77,13 @@ fn bands_from(out: Vec<Vec<f64>>) -> Bands {
     }
 }
 
-/// Keltner Channels: middle EMA(`period`) of the close, bands at ± `multiplier` × ATR
-/// (`atr_period`, Wilder). `percent_b` and `bandwidth` as for Bollinger.
+/// Keltner Channels as TA-Lib's KC: the middle line is the EMA(`period`) of the typical price
+/// (H + L + C)/3, the bands are at ± `multiplier` × ATR(`atr_period`). Both legs start on the
+/// same bar, `max(period − 1, atr_period)`, each seeded there over its own window (so the
+/// shorter one is seeded later than it would be alone). `percent_b` and `bandwidth` as for
+/// Bollinger.
+///
+/// Differs from the original ktrdr, whose middle line was an EMA of the close.
 pub fn keltner(
     high: &[f64],
     low: &[f64],
@@ -88,22 +93,34 @@ pub fn keltner(
     multiplier: f64,
 ) -> Bands {
     let out = by_finite_runs([high, low, close], 5, |[h, l, c]| {
-        let middle = kernel::ema(c, period);
-        let atr = kernel::wilder(&kernel::true_range(h, l, c), atr_period);
+        let n = c.len();
+        let start = period.saturating_sub(1).max(atr_period);
+        if period == 0 || n <= start {
+            return vec![vec![f64::NAN; n]; 5];
+        }
+        let tp: Vec<f64> = (0..n).map(|i| (h[i] + l[i] + c[i]) / 3.0).collect();
+        let ema_from = start + 1 - period;
+        let middle = kernel::placed_at(n, ema_from, kernel::ema(&tp[ema_from..], period));
+        let atr_from = start - atr_period;
+        let atr = kernel::placed_at(
+            n,
+            atr_from,
+            kernel::atr(&h[atr_from..], &l[atr_from..], &c[atr_from..], atr_period),
+        );
         let upper: Vec<f64> = middle
             .iter()
             .zip(&atr)
-            .map(|(m, a)| m + multiplier * a)
+            .map(|(m, a)| m + a * multiplier)
             .collect();
         let lower: Vec<f64> = middle
             .iter()
             .zip(&atr)
-            .map(|(m, a)| m - multiplier * a)
+            .map(|(m, a)| m - a * multiplier)
             .collect();
-        let percent_b = (0..c.len())
+        let percent_b = (0..n)
             .map(|i| position_in_range(c[i], lower[i], upper[i]))
             .collect();
-        let bandwidth = (0..c.len())
+        let bandwidth = (0..n)
             .map(|i| relative_width(upper[i], lower[i], middle[i]))
             .collect();
         vec![upper, middle, lower, percent_b, bandwidth]
@@ -111,8 +128,9 @@ pub fn keltner(
     bands_from(out)
 }
 
-/// Donchian Channels: highest high and lowest low of the last `period` bars (current bar
-/// included), their midpoint, and the close's position in the channel.
+/// Donchian Channels, as TA-Lib's DONCHIAN: highest high and lowest low of the last `period`
+/// bars (current bar included), their midpoint, and the close's position in the channel (0.5
+/// where the channel has no width).
 pub fn donchian(high: &[f64], low: &[f64], close: &[f64], period: usize) -> Bands {
     let out = by_finite_runs([high, low, close], 5, |[h, l, c]| {
         let upper = kernel::rolling_max(h, period);
@@ -173,18 +191,19 @@ mod tests {
     #[test]
     fn atr_hand_worked() {
         // H/L/C: (10,8,9) (11,9,10) (12,9,11) (11,10,10.5)
-        // TR: 2; max(2, |11−9|, |9−9|) = 2; max(3, |12−10|, |9−10|) = 3; max(1, |11−11|, |10−11|) = 1
-        // ATR(3): idx2 = (2+2+3)/3 = 7/3; idx3 = (7/3 × 2 + 1)/3 = 17/9
+        // TR: none; max(2, |11−9|, |9−9|) = 2; max(3, |12−10|, |9−10|) = 3; max(1, |11−11|, |10−11|) = 1
+        // Bar 0 has no true range (no previous close). ATR(2): idx2 = (2 + 3)/2 = 5/2;
+        // idx3 = (5/2 × 1 + 1)/2 = 7/4.
         let out = atr(
             &[10.0, 11.0, 12.0, 11.0],
             &[8.0, 9.0, 9.0, 10.0],
             &[9.0, 10.0, 11.0, 10.5],
-            3,
+            2,
         );
-        assert_close(&out, &[NAN, NAN, 7.0 / 3.0, 17.0 / 9.0], 1e-12);
+        assert_close(&out, &[NAN, NAN, 5.0 / 2.0, 7.0 / 4.0], 1e-12);
         assert_close(
             &atr(&[5.0; 3], &[5.0; 3], &[5.0; 3], 2),
-            &[NAN, 0.0, 0.0],
+            &[NAN, NAN, 0.0],
             0.0,
         );
         assert_close(&atr(&[5.0], &[4.0], &[4.5], 14), &[NAN], 0.0);
@@ -209,11 +228,12 @@ mod tests {
 
     #[test]
     fn keltner_and_donchian_hand_worked() {
-        // Constant bars H 11, L 9, C 10: EMA 10, TR 2 → ATR 2 → bands 10 ± 2 × 2.
+        // Constant bars H 11, L 9, C 10: EMA of the typical price 10, TR 2 → ATR 2 → bands
+        // 10 ± 2 × 2, from bar max(period − 1, atr_period) = 2.
         let k = keltner(&[11.0; 4], &[9.0; 4], &[10.0; 4], 2, 2, 2.0);
-        assert_close(&k.upper, &[NAN, 14.0, 14.0, 14.0], 1e-12);
-        assert_close(&k.lower, &[NAN, 6.0, 6.0, 6.0], 1e-12);
-        assert_close(&k.percent_b, &[NAN, 0.5, 0.5, 0.5], 1e-12);
+        assert_close(&k.upper, &[NAN, NAN, 14.0, 14.0], 1e-12);
+        assert_close(&k.lower, &[NAN, NAN, 6.0, 6.0], 1e-12);
+        assert_close(&k.percent_b, &[NAN, NAN, 0.5, 0.5], 1e-12);
         let d = donchian(&[3.0, 5.0, 4.0], &[1.0, 2.0, 3.0], &[2.0, 4.0, 3.5], 2);
         // idx2: upper max(5,4) = 5, lower min(2,3) = 2, middle 3.5, %B (3.5−2)/3 = .5
         assert_close(&d.upper, &[NAN, 5.0, 5.0], 0.0);
@@ -224,8 +244,9 @@ mod tests {
 
     #[test]
     fn squeeze_of_constant_bars() {
-        // Constant close: BB width 0; KC width 2 × 2 × ATR(=2) = 8 → intensity 1.
+        // Constant close: BB width 0; KC width 2 × 2 × ATR(=2) = 8 → intensity 1, from the
+        // Keltner start, bar max(3 − 1, 3) = 3.
         let s = squeeze_intensity(&[11.0; 5], &[9.0; 5], &[10.0; 5], 3, 2.0, 3, 3, 2.0);
-        assert_close(&s, &[NAN, NAN, 1.0, 1.0, 1.0], 1e-12);
+        assert_close(&s, &[NAN, NAN, NAN, 1.0, 1.0], 1e-12);
     }
 }

@@ -3,11 +3,15 @@
 
 use super::{by_finite_runs, kernel, map_finite_runs};
 
-/// On-Balance Volume, starting at 0 on the first bar (and on the first bar after a NaN bar,
-/// since it is a running total that restarts with its run).
+/// On-Balance Volume, as TA-Lib's OBV: the running total starts at the first bar's volume
+/// (on the first bar after a NaN bar too, since it restarts with its run), then adds a bar's
+/// volume when the close rose, subtracts it when the close fell, and keeps it when the close
+/// is unchanged.
+///
+/// Differs from the original ktrdr, which started the total at 0.
 pub fn obv(close: &[f64], volume: &[f64]) -> Vec<f64> {
     by_finite_runs([close, volume], 1, |[c, v]| {
-        let mut total = 0.0;
+        let mut total = v.first().copied().unwrap_or(0.0);
         vec![
             (0..c.len())
                 .map(|i| {
@@ -28,7 +32,8 @@ pub fn obv(close: &[f64], volume: &[f64]) -> Vec<f64> {
 }
 
 /// Rolling VWAP over `period` bars: Σ(price × volume) / Σ volume, with the typical price
-/// (H + L + C)/3 or the close. NaN where the window's volume is 0.
+/// (H + L + C)/3 or the close; TA-Lib's VWMA of that price. NaN where the window's volume is 0
+/// (0/0; TA-Lib's running sums leave a rounding residue there and report NaN or ±∞).
 ///
 /// The original's VWAP(20) is also a rolling window, not the session-anchored intraday VWAP.
 pub fn vwap(
@@ -74,8 +79,8 @@ fn close_location(h: f64, l: f64, c: f64) -> f64 {
     }
 }
 
-/// Accumulation/Distribution line: running total of close location × volume, from 0; with
-/// `smoothing_period`, an SMA of it.
+/// Accumulation/Distribution line, as TA-Lib's AD: running total of close location × volume
+/// (the first bar's included); with `smoothing_period`, an SMA of it.
 pub fn ad_line(
     high: &[f64],
     low: &[f64],
@@ -100,8 +105,8 @@ pub fn ad_line(
     .unwrap_or_default()
 }
 
-/// Chaikin Money Flow: Σ(close location × volume) / Σ volume over `period` bars; NaN where
-/// the window's volume is 0.
+/// Chaikin Money Flow, as TA-Lib's CMF: Σ(close location × volume) / Σ volume over `period`
+/// bars; 0 where the window's volume is 0 (no money flowed).
 pub fn cmf(high: &[f64], low: &[f64], close: &[f64], volume: &[f64], period: usize) -> Vec<f64> {
     by_finite_runs([high, low, close, volume], 1, |[h, l, c, v]| {
         let flow: Vec<f64> = (0..c.len())
@@ -113,7 +118,15 @@ pub fn cmf(high: &[f64], low: &[f64], close: &[f64], volume: &[f64], period: usi
             flow_sum
                 .iter()
                 .zip(&v_sum)
-                .map(|(a, b)| if *b > 0.0 { a / b } else { f64::NAN })
+                .map(|(a, b)| {
+                    if b.is_nan() {
+                        f64::NAN
+                    } else if *b > 0.0 {
+                        a / b
+                    } else {
+                        0.0
+                    }
+                })
                 .collect(),
         ]
     })
@@ -121,13 +134,24 @@ pub fn cmf(high: &[f64], low: &[f64], close: &[f64], volume: &[f64], period: usi
     .unwrap_or_default()
 }
 
-/// Volume over its SMA of `period` bars (current bar included); NaN where that average is 0.
+/// Relative volume, as TA-Lib's RVOL: a bar's volume over the mean volume of the `period`
+/// bars before it (the first value at index `period`). NaN where that mean is 0 (TA-Lib gives
+/// +∞ for a bar with volume after `period` bars without, and NaN when it has none either; an
+/// infinite ratio is no usable value, so we give NaN for both).
+///
+/// Differs from the original ktrdr, whose average included the bar itself.
 pub fn volume_ratio(volume: &[f64], period: usize) -> Vec<f64> {
     map_finite_runs(volume, |v| {
+        let n = v.len();
         let avg = kernel::sma(v, period);
-        v.iter()
-            .zip(&avg)
-            .map(|(x, a)| if *a > 0.0 { x / a } else { f64::NAN })
+        (0..n)
+            .map(|i| {
+                if i == 0 || avg[i - 1].is_nan() || avg[i - 1] <= 0.0 {
+                    f64::NAN
+                } else {
+                    v[i] / avg[i - 1]
+                }
+            })
             .collect()
     })
 }
@@ -140,9 +164,10 @@ mod tests {
     #[test]
     fn obv_hand_worked() {
         // up +20, down −30, flat 0
+        // starts at the first volume 10; up +20, down −30, flat 0
         let out = obv(&[10.0, 11.0, 10.5, 10.5], &[10.0, 20.0, 30.0, 40.0]);
-        assert_eq!(out, vec![0.0, 20.0, -10.0, -10.0]);
-        assert_eq!(obv(&[1.0], &[5.0]), vec![0.0]);
+        assert_eq!(out, vec![10.0, 30.0, 0.0, 0.0]);
+        assert_eq!(obv(&[1.0], &[5.0]), vec![5.0]);
     }
 
     #[test]
@@ -171,17 +196,17 @@ mod tests {
         assert_close(&ad_line(&h, &l, &c, &v, Some(2)), &[NAN, 1.5, 1.0], 1e-12);
         // CMF(2): idx1 (2 − 1)/3 = 1/3; idx2 (−1 + 0)/5 = −0.2
         assert_close(&cmf(&h, &l, &c, &v, 2), &[NAN, 1.0 / 3.0, -0.2], 1e-12);
-        assert_close(&cmf(&h, &l, &c, &[0.0; 3], 2), &[NAN, NAN, NAN], 0.0);
+        assert_close(&cmf(&h, &l, &c, &[0.0; 3], 2), &[NAN, 0.0, 0.0], 0.0);
     }
 
     #[test]
     fn volume_ratio_hand_worked() {
-        // SMA(2) idx1 = 15 → 20/15; idx2 SMA 25 → 30/25
+        // period 2: idx2 30 / mean(10, 20) = 2; idx3 5 / mean(20, 30) = 0.2
         assert_close(
-            &volume_ratio(&[10.0, 20.0, 30.0], 2),
-            &[NAN, 20.0 / 15.0, 1.2],
+            &volume_ratio(&[10.0, 20.0, 30.0, 5.0], 2),
+            &[NAN, NAN, 2.0, 0.2],
             1e-12,
         );
-        assert_close(&volume_ratio(&[0.0; 3], 2), &[NAN, NAN, NAN], 0.0);
+        assert_close(&volume_ratio(&[0.0, 0.0, 7.0], 2), &[NAN, NAN, NAN], 0.0);
     }
 }

@@ -383,7 +383,7 @@ fn a_v3_strategy_computes_its_features_and_survives_a_saved_config() {
         bars: 2_000,
         ..Default::default()
     });
-    let bars: BTreeMap<Timeframe, crate::bars::Bars> = s
+    let bars: BTreeMap<Timeframe, ktrdr_market::Bars> = s
         .timeframes()
         .into_iter()
         .map(|tf| (tf, base.resample(tf).unwrap()))

@@ -30,7 +30,7 @@ use super::{
     Decisions, Deployment, FuzzySetKind, FuzzySetSpec, IndicatorSpec, ModelConfig, Scope,
     StrategyConfig, TrainingConfig, TrainingData, string_or_number,
 };
-use crate::bars::Timeframe;
+use ktrdr_market::Timeframe;
 
 /// A map that keeps its keys in file order (v3's memberships and fuzzy sets are ordered).
 #[derive(Debug, Clone, PartialEq, Default)]

@@ -50,11 +50,11 @@ fn warm_up_lengths_of_the_defaults() {
     // Index of the first value, derived from each definition (see the doc comments):
     // rsi 14 changes → 14; sma/ema 20 → 19; macd slow 26 → 25; adx 2×14−1 = 27;
     // aroon needs 15 bars → 14; psar from the 2nd bar → 1; ichimoku tenkan 9 → 8;
-    // supertrend ATR(10) → 9; distance SMA(20) → 19; stochastic raw 14 → 13, %K smoothed 3 → 15;
+    // supertrend ATR(10) → 10; distance SMA(20) → 19; stochastic raw 14 → 13, %K smoothed 3 → 15;
     // williams 13; cci 19; momentum/roc 10; rvi weights need 4 bars (3) + sum of 10 → 12;
-    // mfi 14 TP changes → 14; fisher range of 10 → 9; atr 13; bollinger / width 19;
-    // keltner EMA(20) → 19; donchian 19; squeeze 19; obv 0; vwap 19; ad line 0; cmf 20;
-    // volume ratio 19; zigzag: wherever the first pivot is (not checked).
+    // mfi 14 TP changes → 14; fisher range of 10 → 9; atr 14 true ranges from bar 1 → 14;
+    // bollinger / width 19; keltner max(EMA(20) → 19, ATR(10) → 10) = 19; donchian 19;
+    // squeeze 19; obv 0; vwap 19; ad line 0; cmf 20; volume ratio: 20 bars before → 20; zigzag: wherever the first pivot is (not checked).
     let expected: BTreeMap<&str, usize> = [
         ("rsi", 14),
         ("sma", 19),
@@ -65,7 +65,7 @@ fn warm_up_lengths_of_the_defaults() {
         ("aroon", 14),
         ("parabolic_sar", 1),
         ("ichimoku", 8),
-        ("supertrend", 9),
+        ("supertrend", 10),
         ("distance_from_ma", 19),
         ("stochastic", 15),
         ("williams_r", 13),
@@ -75,7 +75,7 @@ fn warm_up_lengths_of_the_defaults() {
         ("rvi", 12),
         ("mfi", 14),
         ("fisher_transform", 9),
-        ("atr", 13),
+        ("atr", 14),
         ("bollinger_bands", 19),
         ("bollinger_band_width", 19),
         ("keltner_channels", 19),
@@ -85,7 +85,7 @@ fn warm_up_lengths_of_the_defaults() {
         ("vwap", 19),
         ("ad_line", 0),
         ("cmf", 20),
-        ("volume_ratio", 19),
+        ("volume_ratio", 20),
     ]
     .into_iter()
     .collect();
@@ -134,8 +134,8 @@ fn empty_and_single_bar_inputs() {
             out.primary()
         );
     }
-    // OBV starts at 0; the A/D line at CLV × V = ((10.5 − 9) − (11 − 10.5)) / 2 × 100 = 50.
-    assert_eq!(IndicatorKind::Obv.compute(&one).primary(), &[0.0]);
+    // OBV starts at the first bar's volume; the A/D line at CLV × V = ((10.5 − 9) − (11 − 10.5)) / 2 × 100 = 50.
+    assert_eq!(IndicatorKind::Obv.compute(&one).primary(), &[100.0]);
     let ad = IndicatorKind::AdLine {
         use_sma_smoothing: false,
         smoothing_period: 21,
@@ -183,6 +183,7 @@ fn flat_prices_and_zero_volume() {
         ("squeeze_intensity", 1.0),
         ("obv", 0.0),
         ("ad_line", 0.0),
+        ("cmf", 0.0),
     ]
     .into_iter()
     .collect();
@@ -194,7 +195,7 @@ fn flat_prices_and_zero_volume() {
         let last = out.primary()[n - 1];
         match expected.get(name) {
             Some(want) => assert!((last - want).abs() < 1e-9, "{name}: {last} ≠ {want}"),
-            // Undefined without volume (VWAP, CMF, volume ratio) or without pivots (ZigZag).
+            // Undefined without volume (VWAP, volume ratio) or without pivots (ZigZag).
             None => assert!(last.is_nan(), "{name}: {last}"),
         }
     }

@@ -1,9 +1,12 @@
 //! Resampling to a coarser timeframe: open = first, high = max, low = min, close = last,
-//! volume = sum (IB's −1 "no volume" markers count as 0 unless every bar has one).
+//! volume = sum. IB's `-1` "no volume" markers count as 0, unless every bar of a bucket has one,
+//! then the bucket keeps `-1`. A bucket is stamped with its open time ([`Timeframe::bar_start`]).
+//!
+//! One resampler serves the store (chunk by chunk, [`Resampler`]) and the feature pipeline
+//! (whole series, [`Bars::resample`]), so both give the same bars for the same input.
 
-use ktrdr_common::market::Timeframe;
-
-use crate::bars::Bars;
+use crate::bars::{Bars, BarsError};
+use crate::timeframe::Timeframe;
 
 /// Aggregates sorted bars chunk by chunk; a bucket is emitted once a later bucket starts.
 #[derive(Debug)]
@@ -84,41 +87,60 @@ impl Resampler {
     }
 }
 
+impl Bars {
+    /// These bars aggregated into bars of `target`. The last bucket may be incomplete (it holds
+    /// only the bars seen so far), exactly as a live feed would show it; feature alignment never
+    /// uses a higher-timeframe bar before its close time.
+    pub fn resample(&self, target: Timeframe) -> Result<Bars, BarsError> {
+        self.validate()?;
+        let mut resampler = Resampler::new(target);
+        let mut out = resampler.push(self);
+        out.extend(&resampler.finish());
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn hours(n: i64, first_hour: i64) -> Bars {
+        let mut bars = Bars::default();
+        for h in first_hour..first_hour + n {
+            let p = 100.0 + h as f64;
+            bars.push(h * 3_600_000, p, p + 2.0, p - 2.0, p + 1.0, 10.0);
+        }
+        bars
+    }
+
     #[test]
     fn hours_become_four_hour_bars_across_chunks() {
-        let mut hourly = Bars::default();
-        for h in 0..9 {
-            let p = 100.0 + f64::from(h);
-            hourly.push(
-                1_704_067_200_000 + i64::from(h) * 3_600_000,
-                p,
-                p + 2.0,
-                p - 2.0,
-                p + 1.0,
-                10.0,
-            );
-        }
+        let hourly = hours(9, 0);
         let mut r = Resampler::new(Timeframe::H4);
-        let mut out = r.push(&hourly.slice(0, 3));
-        out.extend(&r.push(&hourly.slice(3, 9)));
+        let mut out = r.push(&hourly.slice(0..3));
+        out.extend(&r.push(&hourly.slice(3..9)));
         out.extend(&r.finish());
-        assert_eq!(
-            out.timestamp_ms,
-            [1_704_067_200_000, 1_704_081_600_000, 1_704_096_000_000]
-        );
+        assert_eq!(out.timestamp_ms, [0, 14_400_000, 28_800_000]);
         assert_eq!(out.open, [100.0, 104.0, 108.0]);
         assert_eq!(out.high, [105.0, 109.0, 110.0]);
         assert_eq!(out.low, [98.0, 102.0, 106.0]);
         assert_eq!(out.close, [104.0, 108.0, 109.0]);
         assert_eq!(out.volume, [40.0, 40.0, 10.0]);
+        assert_eq!(hourly.resample(Timeframe::H4).unwrap(), out);
     }
 
     #[test]
-    fn no_volume_markers() {
+    fn a_series_starting_mid_bucket_is_stamped_with_the_bucket_open() {
+        // Five hourly bars from 02:00: buckets 00:00 (02:00, 03:00) and 04:00 (04:00..06:00).
+        let r = hours(5, 2).resample(Timeframe::H4).unwrap();
+        assert_eq!(r.timestamp_ms, [0, 14_400_000]);
+        assert_eq!(r.open, [102.0, 104.0]);
+        assert_eq!(r.close, [104.0, 107.0]);
+        assert_eq!(r.volume, [20.0, 30.0]);
+    }
+
+    #[test]
+    fn no_volume_markers_count_as_zero_unless_the_whole_bucket_has_none() {
         let mut bars = Bars::default();
         bars.push(0, 1.0, 1.0, 1.0, 1.0, -1.0);
         bars.push(60_000, 1.0, 1.0, 1.0, 1.0, -1.0);
@@ -128,5 +150,14 @@ mod tests {
         let mut out = r.push(&bars);
         out.extend(&r.finish());
         assert_eq!(out.volume, [-1.0, 5.0]);
+        // The whole-series path gives the same answer, never a sum of -1s.
+        assert_eq!(bars.resample(Timeframe::H1).unwrap().volume, [-1.0, 5.0]);
+    }
+
+    #[test]
+    fn resampling_unsorted_bars_is_an_error() {
+        let mut bars = hours(3, 0);
+        bars.timestamp_ms.swap(0, 1);
+        assert!(bars.resample(Timeframe::H4).is_err());
     }
 }
