@@ -81,6 +81,21 @@ fn closed_kind(calendar: Calendar, start_ms: i64, end_ms: i64) -> GapKind {
     }
 }
 
+/// Adds `gap` to the count of its kind.
+fn count_gap(counts: &mut Vec<GapCount>, gap: &Gap) {
+    match counts.iter_mut().find(|c| c.kind == gap.kind) {
+        Some(count) => {
+            count.count += 1;
+            count.missing_bars += gap.missing_bars;
+        }
+        None => counts.push(GapCount {
+            kind: gap.kind,
+            count: 1,
+            missing_bars: gap.missing_bars,
+        }),
+    }
+}
+
 /// Analyses `timestamps` (sorted, unique, aligned).
 pub fn analyse(calendar: Calendar, timeframe: Timeframe, timestamps: &[i64]) -> Coverage {
     let mut coverage = Coverage::default();
@@ -102,17 +117,7 @@ pub fn analyse(calendar: Calendar, timeframe: Timeframe, timestamps: &[i64]) -> 
             });
             interval_start = next;
         }
-        match coverage.counts.iter_mut().find(|c| c.kind == gap.kind) {
-            Some(count) => {
-                count.count += 1;
-                count.missing_bars += gap.missing_bars;
-            }
-            None => coverage.counts.push(GapCount {
-                kind: gap.kind,
-                count: 1,
-                missing_bars: gap.missing_bars,
-            }),
-        }
+        count_gap(&mut coverage.counts, &gap);
         coverage.gaps.push(gap);
     }
     if let Some(&last) = timestamps.last() {
@@ -170,17 +175,7 @@ pub fn add_edge_gaps(
         }
     }
     for (leading, gap) in edges {
-        match coverage.counts.iter_mut().find(|c| c.kind == gap.kind) {
-            Some(count) => {
-                count.count += 1;
-                count.missing_bars += gap.missing_bars;
-            }
-            None => coverage.counts.push(GapCount {
-                kind: gap.kind,
-                count: 1,
-                missing_bars: gap.missing_bars,
-            }),
-        }
+        count_gap(&mut coverage.counts, &gap);
         if leading {
             coverage.gaps.insert(0, gap);
         } else {
