@@ -305,6 +305,25 @@ pub fn training_event(event: &TrainingEvent) -> Value {
             "event": "final_metrics",
             "metrics": metrics(Some(m)),
         }),
+        Some(Event::DataSplit(r)) => {
+            let part = |p: Option<&ktrdr_proto::training::v1::SplitSummary>| {
+                let p = p.copied().unwrap_or_default();
+                json!({
+                    "bars": p.bars,
+                    "rows": p.rows,
+                    "buy": p.buy,
+                    "hold": p.hold,
+                    "sell": p.sell,
+                })
+            };
+            json!({
+                "event": "data_split",
+                "train": part(r.train.as_ref()),
+                "validation": part(r.validation.as_ref()),
+                "test": part(r.test.as_ref()),
+                "warnings": r.warnings,
+            })
+        }
         Some(Event::Log(l)) => json!({
             "event": "log",
             "level": l.level,

@@ -151,6 +151,16 @@ pub fn say(bar: &indicatif::ProgressBar, text: &str) {
     });
 }
 
+/// Prints `warning: <text>` on stderr, above any progress bar: warnings reach the user in
+/// text and JSON mode alike without mixing into stdout's output.
+pub fn warn(bar: &indicatif::ProgressBar, text: &str) {
+    bar.suspend(|| {
+        let mut stderr = std::io::stderr().lock();
+        let _ = writeln!(stderr, "warning: {text}");
+        let _ = stderr.flush();
+    });
+}
+
 /// [`say`] for a group of bars.
 pub fn say_multi(bars: &indicatif::MultiProgress, text: &str) {
     bars.suspend(|| {

@@ -86,7 +86,8 @@ fn report_json(
                 "symbols": strategy.symbols(),
                 "timeframes": strategy.timeframes().iter().map(|t| t.as_str()).collect::<Vec<_>>(),
                 "indicators": config.indicators.iter().map(|i| i.id().to_owned()).collect::<Vec<_>>(),
-                "fuzzy_sets": config.fuzzy_sets.iter().map(|(k, v)| (k.clone(), v.keys().cloned().collect::<Vec<_>>())).collect::<std::collections::BTreeMap<_, _>>(),
+                "fuzzy_sets": strategy.membership_names(),
+                "format": if strategy.is_v3() { "v3" } else { "v2" },
                 "hidden_layers": config.model.architecture.hidden_layers,
                 "epochs": config.model.training.epochs,
                 "warnings": strategy.warnings.iter().map(|w| json!({"path": w.path, "message": w.message})).collect::<Vec<_>>(),
@@ -103,16 +104,17 @@ fn report_text(file: &std::path::Path, outcome: &Result<LoadedStrategy, Strategy
     let config = &strategy.config;
     let timeframes: Vec<&str> = strategy.timeframes().iter().map(|t| t.as_str()).collect();
     let indicators: Vec<&str> = config.indicators.iter().map(|i| i.id()).collect();
-    let fuzzy: usize = config.fuzzy_sets.values().map(|sets| sets.len()).sum();
+    let sets = strategy.membership_names();
+    let fuzzy: usize = sets.values().map(Vec::len).sum();
     let mut text = format!(
-        "{}: OK  {}\n  symbols     {}\n  timeframes  {}\n  indicators  {} ({})\n  fuzzy sets  {fuzzy} over {} indicator(s)\n  model       MLP {:?}, {} epochs\n",
+        "{}: OK  {}\n  symbols     {}\n  timeframes  {}\n  indicators  {} ({})\n  fuzzy sets  {fuzzy} in {} set(s)\n  model       MLP {:?}, {} epochs\n",
         file.display(),
         config.name,
         strategy.symbols().join(", "),
         timeframes.join(", "),
         indicators.len(),
         indicators.join(", "),
-        config.fuzzy_sets.len(),
+        sets.len(),
         config.model.architecture.hidden_layers,
         config.model.training.epochs,
     );

@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::data::{LoadView, Mode, cancel_load, summary_text};
 use crate::error::CliError;
 use crate::json::{self as to_json, short_name, training_state};
-use crate::output::{Table, percent, print, print_json, print_json_line, say, say_multi};
+use crate::output::{Table, percent, print, print_json, print_json_line, say, say_multi, warn};
 use crate::time::{human_duration, iso_or_dash};
 use crate::{Context, CtrlC, RangeArgs, parse_symbol, parse_timeframe};
 
@@ -238,6 +238,22 @@ impl TrainingView {
                     b.loss,
                     percent(b.accuracy)
                 ));
+            }
+            Some(Event::DataSplit(r)) => {
+                for (name, part) in [
+                    ("train", &r.train),
+                    ("validation", &r.validation),
+                    ("test", &r.test),
+                ] {
+                    let p = part.unwrap_or_default();
+                    self.line(format!(
+                        "split {name}: {} rows from {} bars (BUY {}, HOLD {}, SELL {})",
+                        p.rows, p.bars, p.buy, p.hold, p.sell
+                    ));
+                }
+                for warning in &r.warnings {
+                    warn(&self.bar, warning);
+                }
             }
             Some(Event::CheckpointSaved(_)) | Some(Event::Log(_)) | None => {}
             Some(Event::ModelSaved(m)) => {

@@ -54,12 +54,12 @@ pub struct Gateway {
 pub fn gateway(config: GatewayConfig) -> Result<Gateway, ServiceError> {
     let pool = ChannelPool::new(ChannelOptions::default());
     let data = DataManager::new(&config, &pool)?;
-    let training = TrainingManager::new(&config, &pool)?;
     let ib = IbManager::new(&config, &pool)?;
     let loads = LoadManager::new(Backends {
         ib: ib.clone(),
         data: data.clone(),
     });
+    let training = TrainingManager::new(&config, &pool, loads.clone())?;
     let train = TrainFlow::new(
         loads.clone(),
         training.clone(),

@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use ktrdr_common::error::ServiceError;
 use ktrdr_common::server::ResponseStream;
-use ktrdr_proto::common::v1::JobState;
 use ktrdr_proto::gateway::v1::{
-    self as pb, DataLoadEvent, LoadDataRequest, LoadMode, TrainingStarted, load_event,
-    train_strategy_request, train_strategy_response,
+    self as pb, DataLoadEvent, LoadDataRequest, LoadMode, TrainingStarted, train_strategy_request,
+    train_strategy_response,
 };
 use ktrdr_proto::training::v1::training_service_server::TrainingService;
 use ktrdr_proto::training::v1::{
@@ -22,7 +21,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
 
-use crate::load::{self, LoadManager};
+use crate::load::LoadManager;
 use crate::orchestrator::ServiceOrchestrator;
 use crate::training::TrainingManager;
 
@@ -199,29 +198,16 @@ impl TrainFlow {
     /// One load, relayed; `false` when the caller went away. A load that does not complete
     /// ends the flow with its error.
     async fn load(&self, request: &LoadDataRequest, tx: &Sender) -> Result<bool, Status> {
-        let (job, joined) = self.loads.start(request).await?;
-        let mut events = load::events(&job, joined);
-        while let Some(item) = events.next().await {
-            let load_event = item?;
-            let cancelled = matches!(
-                &load_event.event,
-                Some(load_event::Event::Summary(s)) if s.state() == JobState::Cancelled
-            );
+        let relay = |load_event| {
             let message = event(train_strategy_response::Event::DataLoad(DataLoadEvent {
                 symbol: request.symbol.clone(),
                 timeframe: request.timeframe.clone(),
                 event: Some(load_event),
             }));
-            if tx.send(Ok(message)).await.is_err() {
-                return Ok(false);
-            }
-            if cancelled {
-                return Err(Status::cancelled(format!(
-                    "the data load of {} {} (job {}) was cancelled, so training did not start",
-                    request.symbol, request.timeframe, job.id
-                )));
-            }
-        }
-        Ok(true)
+            async move { tx.send(Ok(message)).await.is_ok() }
+        };
+        self.loads
+            .run_to_end(request, "training did not start", relay)
+            .await
     }
 }

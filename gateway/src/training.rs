@@ -1,6 +1,11 @@
 //! `TrainingManager`: the gateway's `TrainingService`, routed by `USE_TRAINING_HOST_SERVICE`
 //! either to `ktrdr-training-host` (one URL, or a comma list balanced across hosts) or to
 //! training sessions run in the gateway process (CPU).
+//!
+//! Predict and EvaluateModel on stored bars load what the store lacks: the training host
+//! answers `FAILED_PRECONDITION` `DATA_NOT_COVERED` naming each dataset and range it needs
+//! (warm-up before the range, stale or missing history inside it), the gateway loads them with
+//! the loads TrainStrategy runs before training, and calls again.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -11,16 +16,21 @@ use ktrdr_common::deadline;
 use ktrdr_common::error::ServiceError;
 use ktrdr_common::paging::Page;
 use ktrdr_common::server::ResponseStream;
-use ktrdr_proto::gateway::v1::BackendStatistics;
+use ktrdr_proto::common::v1::TimeRange;
+use ktrdr_proto::gateway::v1::{BackendStatistics, LoadDataRequest, LoadMode};
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
 use ktrdr_proto::training::v1::{self as pb, training_service_server::TrainingService};
-use ktrdr_training_host::data::BarSource;
+use ktrdr_training_host::data::{
+    BarSource, NOT_COVERED_REASON, Shortfall, shortfalls_from_metadata,
+};
 use ktrdr_training_host::grpc::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TrainingGrpc};
 use ktrdr_training_host::manager::SessionManager;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
+use tonic_types::StatusExt;
 
 use crate::config::{GatewayConfig, TRAINING};
+use crate::load::LoadManager;
 use crate::orchestrator::{ServiceOrchestrator, probe};
 use crate::replicas::Replicas;
 use crate::routing::{Backend, Endpoint, Routed, routed_server_stream, routed_unary};
@@ -28,6 +38,8 @@ use crate::stats::BackendStats;
 
 pub struct TrainingManager {
     routed: Routed<TrainingGrpc>,
+    /// Loads what Predict and EvaluateModel find missing.
+    loads: Arc<LoadManager>,
     /// The training hosts, one channel each (`None` when training runs in-process).
     replicas: Option<Arc<Replicas>>,
     /// Which host runs each session started through this gateway.
@@ -46,7 +58,11 @@ fn client(channel: Channel) -> TrainingServiceClient<Channel> {
 const OWNERS_KEPT: usize = 10_000;
 
 impl TrainingManager {
-    pub fn new(config: &GatewayConfig, pool: &ChannelPool) -> Result<Arc<Self>, ServiceError> {
+    pub fn new(
+        config: &GatewayConfig,
+        pool: &ChannelPool,
+        loads: Arc<LoadManager>,
+    ) -> Result<Arc<Self>, ServiceError> {
         let route = config.routing.training.clone();
         let mut replicas = None;
         let backend = if route.use_host_service {
@@ -79,6 +95,7 @@ impl TrainingManager {
         };
         Ok(Arc::new(Self {
             routed: Routed::new(&TRAINING, route, backend, config.calls),
+            loads,
             replicas,
             owners: Mutex::new(HashMap::new()),
             per_host: Mutex::new(HashMap::new()),
@@ -225,6 +242,107 @@ macro_rules! on_the_host {
     }};
 }
 
+/// Load-and-retry rounds of one inference call at most: the warm-up range named by the first
+/// answer is an estimate that a second round may extend.
+const LOAD_ROUNDS: usize = 2;
+
+/// The datasets and ranges a `DATA_NOT_COVERED` answer names; `None` for any other answer.
+fn not_covered(status: &Status) -> Option<Vec<Shortfall>> {
+    if status.code() != tonic::Code::FailedPrecondition {
+        return None;
+    }
+    let details = status.get_error_details();
+    let info = details.error_info()?;
+    if info.reason != NOT_COVERED_REASON {
+        return None;
+    }
+    shortfalls_from_metadata(&info.metadata)
+}
+
+impl TrainingManager {
+    /// Runs an inference call; while the training host answers that the store lacks bars, loads
+    /// them (a FULL load of each dataset over the range named, the same loads TrainStrategy
+    /// runs) and calls again, up to [`LOAD_ROUNDS`] times. A load that fails, or a round that
+    /// leaves the same bars missing, ends with the host's `FAILED_PRECONDITION` (naming the
+    /// dataset and range), its message saying what the load answered.
+    async fn with_missing_bars_loaded<T, F, Fut>(&self, call: F) -> Result<Response<T>, Status>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        let mut previous: Option<Vec<Shortfall>> = None;
+        for round in 0..=LOAD_ROUNDS {
+            let status = match call().await {
+                Ok(answer) => return Ok(answer),
+                Err(status) => status,
+            };
+            let Some(missing) = not_covered(&status) else {
+                return Err(status);
+            };
+            if round == LOAD_ROUNDS || previous.as_ref() == Some(&missing) {
+                return Err(status);
+            }
+            for shortfall in &missing {
+                let request = LoadDataRequest {
+                    symbol: shortfall.symbol.clone(),
+                    timeframe: shortfall.timeframe.to_string(),
+                    mode: LoadMode::Full as i32,
+                    range: Some(TimeRange {
+                        start_ms: shortfall.start_ms.max(1),
+                        end_ms: shortfall.end_ms,
+                    }),
+                    fill_gaps: true,
+                    ..LoadDataRequest::default()
+                };
+                tracing::info!(
+                    symbol = %request.symbol,
+                    timeframe = %request.timeframe,
+                    start_ms = shortfall.start_ms,
+                    end_ms = shortfall.end_ms,
+                    "loading bars an inference call lacks"
+                );
+                let loaded = self
+                    .loads
+                    .run_to_end(
+                        &request,
+                        "the bars inference needs are missing",
+                        |_| async { true },
+                    )
+                    .await;
+                if let Err(load) = loaded {
+                    return Err(Status::with_details(
+                        status.code(),
+                        format!(
+                            "{} (the gateway's load of {} {} failed: {})",
+                            status.message(),
+                            request.symbol,
+                            request.timeframe,
+                            load.message()
+                        ),
+                        status.details().to_vec().into(),
+                    ));
+                }
+            }
+            previous = Some(missing);
+        }
+        Err(Status::internal("unreachable: the last round returns"))
+    }
+
+    async fn evaluate_model_once(
+        &self,
+        request: Request<pb::EvaluateModelRequest>,
+    ) -> Result<Response<pb::EvaluateModelResponse>, Status> {
+        on_the_host!(self, request, evaluate_model, |_| None)
+    }
+
+    async fn predict_once(
+        &self,
+        request: Request<pb::PredictRequest>,
+    ) -> Result<Response<pb::PredictResponse>, Status> {
+        on_the_host!(self, request, predict, |_| None)
+    }
+}
+
 /// Pages of lists merged from several hosts, sized as one host sizes them.
 fn page(size: i32, token: &str) -> Result<Page, ServiceError> {
     Page::parse(size, token, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
@@ -347,14 +465,30 @@ impl TrainingService for TrainingManager {
         &self,
         request: Request<pb::EvaluateModelRequest>,
     ) -> Result<Response<pb::EvaluateModelResponse>, Status> {
-        on_the_host!(self, request, evaluate_model, |_| None)
+        let (metadata, _, message) = request.into_parts();
+        self.with_missing_bars_loaded(|| {
+            self.evaluate_model_once(Request::from_parts(
+                metadata.clone(),
+                tonic::Extensions::default(),
+                message.clone(),
+            ))
+        })
+        .await
     }
 
     async fn predict(
         &self,
         request: Request<pb::PredictRequest>,
     ) -> Result<Response<pb::PredictResponse>, Status> {
-        on_the_host!(self, request, predict, |_| None)
+        let (metadata, _, message) = request.into_parts();
+        self.with_missing_bars_loaded(|| {
+            self.predict_once(Request::from_parts(
+                metadata.clone(),
+                tonic::Extensions::default(),
+                message.clone(),
+            ))
+        })
+        .await
     }
 
     async fn list_models(

@@ -62,6 +62,18 @@ training:
   data_split: { train: 0.7, validation: 0.15, test: 0.15 }
 "#;
 
+/// [`TINY_STRATEGY`] on 1h bars with 4h and 1d context (every timeframe needs its own warm-up),
+/// with a ZigZag threshold that finds segments in forex moves.
+pub fn tiny_multi_timeframe_strategy() -> String {
+    TINY_STRATEGY
+        .replace("name: \"tiny_rsi\"", "name: \"tiny_rsi_mtf\"")
+        .replace(
+            "timeframes: { mode: \"single\", timeframe: \"1h\" }",
+            "timeframes: { mode: \"multi_timeframe\", list: [\"1h\", \"4h\", \"1d\"], base_timeframe: \"1h\" }",
+        )
+        .replace("zigzag_threshold: 0.01", "zigzag_threshold: 0.005")
+}
+
 /// Midnight UTC of a calendar date, as epoch milliseconds.
 pub fn utc_ms(year: i32, month: u8, day: u8) -> i64 {
     let (y, m, d) = (i64::from(year), i64::from(month), i64::from(day));

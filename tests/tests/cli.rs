@@ -1368,6 +1368,63 @@ async fn train_loads_then_trains_and_prints_the_metrics() {
     assert!(run.stdout.contains("COMPLETED: model tiny_rsi/"), "{run}");
 }
 
+/// 600 hourly bars split 70/15/15 leave the validation split under the threshold of
+/// `ktrdr_strategy::dataset::MIN_SELECTION_ROWS` (100) rows.
+#[tokio::test]
+async fn train_reports_rows_and_labels_per_split_and_warns_of_a_tiny_validation_split() {
+    let (stack, strategy) = training_stack().await;
+    let url = stack.gateway.url();
+    let args = [
+        "train",
+        strategy.to_str().unwrap(),
+        "--epochs",
+        "1",
+        "--data-mode",
+        "local",
+    ];
+    let run = ktrdr(&url, &args).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    for split in ["train", "validation", "test"] {
+        assert!(run.stdout.contains(&format!("split {split}: ")), "{run}");
+    }
+    assert!(
+        run.stderr.contains("warning: the validation split has"),
+        "{run}"
+    );
+    assert!(run.stderr.contains("(fewer than 100)"), "{run}");
+
+    let json_args: Vec<&str> = std::iter::once("--json").chain(args).collect();
+    let run = ktrdr(&url, &json_args).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let events = run.json_lines();
+    let split = events
+        .iter()
+        .find(|e| e["event"] == "data_split")
+        .unwrap_or_else(|| panic!("no data_split event\n{run}"));
+    let validation = &split["validation"];
+    let rows = validation["rows"].as_i64().unwrap();
+    assert!(rows > 0 && rows < 100, "{split}");
+    assert_eq!(
+        validation["buy"].as_i64().unwrap()
+            + validation["hold"].as_i64().unwrap()
+            + validation["sell"].as_i64().unwrap(),
+        rows
+    );
+    assert!(split["train"]["rows"].as_i64().unwrap() > rows);
+    let warnings = split["warnings"].as_array().unwrap();
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("the validation split has {rows} labelled rows"))),
+        "{split}"
+    );
+    // The split is reported before training starts.
+    let split_at = events.iter().position(|e| e["event"] == "data_split");
+    let first_epoch = events.iter().position(|e| e["event"] == "epoch");
+    assert!(split_at < first_epoch, "{run}");
+}
+
 #[tokio::test]
 async fn ctrl_c_during_train_cancels_the_session_and_exits_130() {
     let (stack, strategy) = training_stack().await;

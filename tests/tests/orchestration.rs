@@ -1,25 +1,30 @@
 //! The gateway's orchestrated flows end to end, with every real binary (ib-sim, ib-host, data,
 //! training-host, gateway): tail, backfill and full loads, training, the same flows with the
-//! gateway running each capability in process, backends killed mid-flow, joins and cancels.
+//! gateway running each capability in process, backends killed mid-flow, joins and cancels;
+//! predictions on stored bars, with the warm-up and stale timeframes the gateway loads.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
-use ktrdr_proto::common::v1::{BarColumns, JobState, TimeRange, bar_batch};
+use ktrdr_proto::common::v1::{BarColumns, DatasetRef, JobState, TimeRange, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
-use ktrdr_proto::data::v1::{GetCoverageRequest, ReadBarsRequest};
+use ktrdr_proto::data::v1::{DeleteDatasetRequest, GetCoverageRequest, ReadBarsRequest};
 use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
 use ktrdr_proto::gateway::v1::{
     LoadDataRequest, LoadMode, LoadProgress, LoadStarted, LoadSummary, TrainStrategyRequest,
     load_event, train_strategy_request, train_strategy_response,
 };
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
-use ktrdr_proto::training::v1::{ListModelsRequest, TrainingState, training_event};
-use ktrdr_system_tests::fixtures::{TINY_STRATEGY, utc_ms};
+use ktrdr_proto::training::v1::{
+    EvaluateModelRequest, ListModelsRequest, PredictRequest, PredictResponse, TrainingState,
+    predict_request, training_event,
+};
+use ktrdr_system_tests::fixtures::{TINY_STRATEGY, tiny_multi_timeframe_strategy, utc_ms};
 use ktrdr_system_tests::stack::{FAST_PACING, InProcess, Stack};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
+use tonic_types::StatusExt;
 
 const HOUR: i64 = 3_600_000;
 /// Bound on any one flow in these tests; generous for a loaded 2-core machine.
@@ -125,16 +130,22 @@ fn bars_within(bars: &BarColumns, start: i64, end: i64) -> usize {
         .count()
 }
 
-/// Trains the tiny strategy through TrainStrategy; returns the final training state.
-async fn train(channel: &Channel) -> (TrainingState, String, usize, bool) {
+/// Trains `strategy` (EURUSD, `timeframes`) on `[start, end)` through TrainStrategy; returns
+/// the final training state and reason, the data load events seen, and whether it started.
+async fn train(
+    channel: &Channel,
+    strategy: &str,
+    timeframes: &[&str],
+    (start, end): (i64, i64),
+) -> (TrainingState, String, usize, bool) {
     let mut stream = GatewayServiceClient::new(channel.clone())
         .train_strategy(TrainStrategyRequest {
             strategy: Some(train_strategy_request::Strategy::StrategyYaml(
-                TINY_STRATEGY.into(),
+                strategy.into(),
             )),
             range: Some(TimeRange {
-                start_ms: utc_ms(2023, 9, 1),
-                end_ms: utc_ms(2024, 3, 1),
+                start_ms: start,
+                end_ms: end,
             }),
             epochs: Some(2),
             seed: Some(3),
@@ -149,7 +160,8 @@ async fn train(channel: &Channel) -> (TrainingState, String, usize, bool) {
         while let Some(item) = stream.message().await.expect("the flow succeeds") {
             match item.event.unwrap() {
                 train_strategy_response::Event::DataLoad(e) => {
-                    assert_eq!((e.symbol.as_str(), e.timeframe.as_str()), ("EURUSD", "1h"));
+                    assert_eq!(e.symbol, "EURUSD");
+                    assert!(timeframes.contains(&e.timeframe.as_str()), "{e:?}");
                     load_events += 1;
                 }
                 train_strategy_response::Event::TrainingStarted(s) => {
@@ -297,7 +309,13 @@ async fn flows(stack: &Stack) -> Vec<BarColumns> {
     );
 
     // A training run: data loaded first, then a session that completes with a model.
-    let (state, reason, load_events, started) = train(&ch).await;
+    let (state, reason, load_events, started) = train(
+        &ch,
+        TINY_STRATEGY,
+        &["1h"],
+        (utc_ms(2023, 9, 1), utc_ms(2024, 3, 1)),
+    )
+    .await;
     assert!(load_events >= 2 && started);
     assert_eq!(state, TrainingState::Completed, "{reason}");
     let models = TrainingServiceClient::new(ch.clone())
@@ -732,4 +750,176 @@ async fn configuration_reflects_the_environment_sessions_spread_over_two_hosts_a
         training.iter().all(|b| b.calls >= 2 && b.healthy),
         "{training:#?}"
     );
+}
+
+/// The multi-timeframe tiny strategy trained on September 2023 to February 2024 through the
+/// gateway (which loads its 1h, 4h and 1d bars); returns the model id.
+async fn multi_timeframe_model(ch: &Channel) -> String {
+    let (state, reason, _, _) = train(
+        ch,
+        &tiny_multi_timeframe_strategy(),
+        &["1h", "4h", "1d"],
+        (utc_ms(2023, 9, 1), utc_ms(2024, 3, 1)),
+    )
+    .await;
+    assert_eq!(state, TrainingState::Completed, "{reason}");
+    TrainingServiceClient::new(ch.clone())
+        .list_models(ListModelsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .models[0]
+        .model_id
+        .clone()
+}
+
+/// Predict on the stored EURUSD bars of `[start, end)`.
+async fn predict(
+    ch: &Channel,
+    model_id: &str,
+    (start, end): (i64, i64),
+) -> Result<PredictResponse, Status> {
+    TrainingServiceClient::new(ch.clone())
+        .predict(PredictRequest {
+            model_id: model_id.into(),
+            input: Some(predict_request::Input::Dataset(DatasetRef {
+                symbol: "EURUSD".into(),
+                timeframe: String::new(),
+                range: Some(TimeRange {
+                    start_ms: start,
+                    end_ms: end,
+                }),
+            })),
+        })
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+/// The `ErrorInfo` of a DATA_NOT_COVERED answer: its `missing` list.
+fn missing_datasets(status: &Status) -> String {
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    let info = status
+        .get_error_details()
+        .error_info()
+        .cloned()
+        .unwrap_or_else(|| panic!("no ErrorInfo: {status:?}"));
+    assert_eq!(info.reason, "DATA_NOT_COVERED", "{status:?}");
+    info.metadata["missing"].clone()
+}
+
+#[tokio::test]
+async fn predict_over_a_range_takes_its_warm_up_from_before_it_and_gives_one_prediction_per_bar() {
+    let stack = Stack::start(InProcess::NONE, 1, FAST_PACING).await;
+    let ch = stack.gateway_channel().await;
+    let model_id = multi_timeframe_model(&ch).await;
+    let june = (utc_ms(2024, 6, 1), utc_ms(2024, 7, 1));
+
+    // The training host alone refuses: nothing of June, nor the warm-up before it, is stored.
+    let host = stack.training_hosts[0].channel().await;
+    let refused = predict(&host, &model_id, june).await.unwrap_err();
+    let missing = missing_datasets(&refused);
+    for dataset in ["EURUSD 1h", "EURUSD 4h", "EURUSD 1d"] {
+        assert!(missing.contains(dataset), "{dataset}: {missing}");
+        assert!(refused.message().contains(dataset), "{}", refused.message());
+    }
+    assert!(
+        refused.message().contains("warm-up"),
+        "{}",
+        refused.message()
+    );
+
+    // Through the gateway the bars are loaded, and every hourly bar of June gets a prediction.
+    let predicted = predict(&ch, &model_id, june).await.unwrap();
+    let stored = read(&ch, "EURUSD", "1h").await;
+    let june_bars: Vec<i64> = stored
+        .timestamp_ms
+        .iter()
+        .copied()
+        .filter(|t| (june.0..june.1).contains(t))
+        .collect();
+    assert!(june_bars.len() > 400, "{}", june_bars.len());
+    assert_eq!(predicted.timestamp_ms, june_bars);
+    assert_eq!(predicted.prob_buy.len(), june_bars.len());
+
+    // Evaluation over the same range scores bars of June only.
+    let evaluated = TrainingServiceClient::new(ch.clone())
+        .evaluate_model(EvaluateModelRequest {
+            model_id: model_id.clone(),
+            symbols: vec![],
+            range: Some(TimeRange {
+                start_ms: june.0,
+                end_ms: june.1,
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(evaluated.bars_evaluated > 0);
+    assert!(evaluated.bars_evaluated <= june_bars.len() as i64);
+}
+
+#[tokio::test]
+async fn stale_higher_timeframes_are_loaded_and_predict_as_with_every_bar_stored() {
+    let stack = Stack::start(InProcess::NONE, 1, FAST_PACING).await;
+    let ch = stack.gateway_channel().await;
+    let model_id = multi_timeframe_model(&ch).await;
+    let june = (utc_ms(2024, 6, 1), utc_ms(2024, 7, 1));
+    // Newer hourly bars only: the 4h and 1d bars stop at the end of February.
+    completed(
+        &load(
+            &ch,
+            request("EURUSD", "1h", LoadMode::Tail, utc_ms(2024, 3, 1), june.1),
+        )
+        .await,
+    );
+
+    // The training host alone refuses, naming the stale datasets, not the complete one.
+    let host = stack.training_hosts[0].channel().await;
+    let refused = predict(&host, &model_id, june).await.unwrap_err();
+    let missing = missing_datasets(&refused);
+    assert!(missing.contains("EURUSD 4h"), "{missing}");
+    assert!(missing.contains("EURUSD 1d"), "{missing}");
+    assert!(!missing.contains("EURUSD 1h"), "{missing}");
+    assert!(
+        refused.message().contains("EURUSD 1d"),
+        "{}",
+        refused.message()
+    );
+
+    // Through the gateway the missing bars are loaded first.
+    let auto = predict(&ch, &model_id, june).await.unwrap();
+    assert_eq!(
+        auto.timestamp_ms.len(),
+        bars_within(&read(&ch, "EURUSD", "1h").await, june.0, june.1)
+    );
+
+    // Every bar stored by hand instead, over a longer history: the same predictions.
+    let mut data = DataServiceClient::new(ch.clone());
+    for timeframe in ["4h", "1d"] {
+        data.delete_dataset(DeleteDatasetRequest {
+            symbol: "EURUSD".into(),
+            timeframe: timeframe.into(),
+        })
+        .await
+        .unwrap();
+        completed(
+            &load(
+                &ch,
+                request(
+                    "EURUSD",
+                    timeframe,
+                    LoadMode::Full,
+                    utc_ms(2022, 6, 1),
+                    june.1,
+                ),
+            )
+            .await,
+        );
+    }
+    let by_hand = predict(&host, &model_id, june).await.unwrap();
+    assert_eq!(by_hand.timestamp_ms, auto.timestamp_ms);
+    assert_eq!(by_hand.prob_buy, auto.prob_buy);
+    assert_eq!(by_hand.prob_hold, auto.prob_hold);
+    assert_eq!(by_hand.prob_sell, auto.prob_sell);
+    assert_eq!(by_hand.signals, auto.signals);
 }

@@ -403,16 +403,74 @@ async fn a_session_trains_to_completion_and_evaluate_reproduces_its_test_metrics
     assert_eq!(sent.timestamp_ms, predicted.timestamp_ms);
     assert_eq!(sent.signals, predicted.signals);
 
+    // A range needs its warm-up before it: none is stored before the first bar.
+    let range = |start_ms, end_ms| Some(ktrdr_proto::common::v1::TimeRange { start_ms, end_ms });
+    let refused = s
+        .client
+        .evaluate_model(EvaluateModelRequest {
+            model_id: model_id.clone(),
+            symbols: vec![],
+            range: range(T0, T0 + 700 * HOUR),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(
+        refused.message().contains("EURUSD 1h") && refused.message().contains("warm-up"),
+        "{}",
+        refused.message()
+    );
+    let info = refused.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.reason, "DATA_NOT_COVERED");
+    assert_eq!(
+        (
+            info.metadata["symbol"].as_str(),
+            info.metadata["timeframe"].as_str()
+        ),
+        ("EURUSD", "1h")
+    );
+
+    // Predict over a range: exactly one prediction per stored bar of it.
+    let ranged = s
+        .client
+        .predict(PredictRequest {
+            model_id: model_id.clone(),
+            input: Some(pb::predict_request::Input::Dataset(DatasetRef {
+                symbol: "EURUSD".into(),
+                timeframe: String::new(),
+                range: range(T0 + 300 * HOUR, T0 + 400 * HOUR),
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let expected: Vec<i64> = (300..400).map(|h| T0 + h * HOUR).collect();
+    assert_eq!(ranged.timestamp_ms, expected);
+    // The warm-up makes them the predictions of the whole history for those bars.
+    let of_whole: Vec<(i64, f32)> = predicted
+        .timestamp_ms
+        .iter()
+        .copied()
+        .zip(predicted.prob_buy.iter().copied())
+        .filter(|(t, _)| expected.contains(t))
+        .collect();
+    for ((t, p), (u, q)) in ranged
+        .timestamp_ms
+        .iter()
+        .zip(&ranged.prob_buy)
+        .zip(&of_whole)
+    {
+        assert_eq!(t, u);
+        assert!((p - q).abs() < 1e-4, "{t}: {p} vs {q}");
+    }
+
     // An explicit range labels and scores every bar in it: more rows than the test split.
     let whole = s
         .client
         .evaluate_model(EvaluateModelRequest {
             model_id: model_id.clone(),
             symbols: vec![],
-            range: Some(ktrdr_proto::common::v1::TimeRange {
-                start_ms: T0,
-                end_ms: T0 + 700 * HOUR,
-            }),
+            range: range(T0 + 300 * HOUR, T0 + 700 * HOUR),
         })
         .await
         .unwrap()

@@ -353,6 +353,46 @@ impl LoadManager {
     }
 }
 
+impl LoadManager {
+    /// Runs one load to its end (starting it, or joining the running load of the same
+    /// dataset), handing each event to `on_event`; what TrainStrategy, Predict and
+    /// EvaluateModel do before they need the bars. `Ok(false)` when `on_event` returned
+    /// `false` (its caller went away); a load that fails ends with its status, a cancelled one
+    /// with `CANCELLED` naming the dataset and `why` it was needed.
+    pub async fn run_to_end<F, Fut>(
+        self: &Arc<Self>,
+        request: &LoadDataRequest,
+        why: &str,
+        mut on_event: F,
+    ) -> Result<bool, Status>
+    where
+        F: FnMut(LoadEvent) -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        use tokio_stream::StreamExt;
+        let (job, joined) = self.start(request).await?;
+        let mut events = events(&job, joined);
+        while let Some(item) = events.next().await {
+            let event = item?;
+            let cancelled = matches!(
+                &event.event,
+                Some(ktrdr_proto::gateway::v1::load_event::Event::Summary(s))
+                    if s.state() == JobState::Cancelled
+            );
+            if !on_event(event).await {
+                return Ok(false);
+            }
+            if cancelled {
+                return Err(Status::cancelled(format!(
+                    "the data load of {} {} (job {}) was cancelled, so {why}",
+                    request.symbol, request.timeframe, job.id
+                )));
+            }
+        }
+        Ok(true)
+    }
+}
+
 /// The events of `job` for one caller: the snapshot, then live events up to the summary, then
 /// the failure status if the job failed. A task forwards them, and stops when the caller goes.
 pub fn events(job: &Arc<Job>, joined: bool) -> EventStream {

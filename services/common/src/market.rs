@@ -53,6 +53,14 @@ pub fn time_range(
     Ok((start_ms, end_ms))
 }
 
+/// UTC epoch milliseconds as ISO 8601 (`2024-06-30T00:00:00Z`), for messages; the number
+/// itself when it is out of chrono's range.
+pub fn iso_ms(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .unwrap_or_else(|| ms.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -316,7 +316,8 @@ impl DataService for DataApi {
                 .dataset(&symbol_for_read, timeframe)?
                 .existing_snapshot()?;
             let timestamps = snapshot.timestamps(start, end)?;
-            let analysis = coverage::analyse(calendar, timeframe, &timestamps);
+            let mut analysis = coverage::analyse(calendar, timeframe, &timestamps);
+            coverage::add_edge_gaps(&mut analysis, calendar, timeframe, &timestamps, start, end);
             Ok((timestamps, analysis))
         })
         .await?;

@@ -81,6 +81,21 @@ fn closed_kind(calendar: Calendar, start_ms: i64, end_ms: i64) -> GapKind {
     }
 }
 
+/// Adds `gap` to the count of its kind.
+fn count_gap(counts: &mut Vec<GapCount>, gap: &Gap) {
+    match counts.iter_mut().find(|c| c.kind == gap.kind) {
+        Some(count) => {
+            count.count += 1;
+            count.missing_bars += gap.missing_bars;
+        }
+        None => counts.push(GapCount {
+            kind: gap.kind,
+            count: 1,
+            missing_bars: gap.missing_bars,
+        }),
+    }
+}
+
 /// Analyses `timestamps` (sorted, unique, aligned).
 pub fn analyse(calendar: Calendar, timeframe: Timeframe, timestamps: &[i64]) -> Coverage {
     let mut coverage = Coverage::default();
@@ -102,17 +117,7 @@ pub fn analyse(calendar: Calendar, timeframe: Timeframe, timestamps: &[i64]) -> 
             });
             interval_start = next;
         }
-        match coverage.counts.iter_mut().find(|c| c.kind == gap.kind) {
-            Some(count) => {
-                count.count += 1;
-                count.missing_bars += gap.missing_bars;
-            }
-            None => coverage.counts.push(GapCount {
-                kind: gap.kind,
-                count: 1,
-                missing_bars: gap.missing_bars,
-            }),
-        }
+        count_gap(&mut coverage.counts, &gap);
         coverage.gaps.push(gap);
     }
     if let Some(&last) = timestamps.last() {
@@ -125,6 +130,61 @@ pub fn analyse(calendar: Calendar, timeframe: Timeframe, timestamps: &[i64]) -> 
     coverage
 }
 
+/// Adds to `coverage` the stretches between the sides of a requested range and the stored bars
+/// (`timestamps`, those inside the range): before the first bar from `start_ms`, after the last
+/// up to `end_ms` (the whole range when nothing is stored). Open sides (`i64::MIN` / `i64::MAX`)
+/// add nothing. Each is classified like any gap, so a range ending after the data reports the
+/// missing tail as UNEXPECTED when the market was open.
+pub fn add_edge_gaps(
+    coverage: &mut Coverage,
+    calendar: Calendar,
+    timeframe: Timeframe,
+    timestamps: &[i64],
+    start_ms: i64,
+    end_ms: i64,
+) {
+    let step = timeframe.duration_ms();
+    // The first bar slot at or after the start.
+    let first_slot = |start: i64| {
+        let slot = timeframe.bar_start(start);
+        if slot < start { slot + step } else { slot }
+    };
+    let mut edges = Vec::new();
+    match (timestamps.first(), timestamps.last()) {
+        (Some(&first), Some(&last)) => {
+            if start_ms != i64::MIN && first_slot(start_ms) < first {
+                edges.push((
+                    true,
+                    classify_gap(calendar, timeframe, first_slot(start_ms), first),
+                ));
+            }
+            if end_ms != i64::MAX && last + step < end_ms {
+                edges.push((
+                    false,
+                    classify_gap(calendar, timeframe, last + step, end_ms),
+                ));
+            }
+        }
+        _ => {
+            if start_ms != i64::MIN && end_ms != i64::MAX && first_slot(start_ms) < end_ms {
+                edges.push((
+                    false,
+                    classify_gap(calendar, timeframe, first_slot(start_ms), end_ms),
+                ));
+            }
+        }
+    }
+    for (leading, gap) in edges {
+        count_gap(&mut coverage.counts, &gap);
+        if leading {
+            coverage.gaps.insert(0, gap);
+        } else {
+            coverage.gaps.push(gap);
+        }
+    }
+    coverage.counts.sort_by_key(|c| c.kind);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +193,53 @@ mod tests {
     const H: i64 = 3_600_000;
     /// Tuesday 2024-01-02 00:00 UTC
     const TUE: i64 = 1_704_153_600_000;
+
+    #[test]
+    fn a_range_beyond_the_stored_bars_reports_the_missing_edges() {
+        let stored = expected_hours(Calendar::Forex, TUE, TUE + 2 * DAY_MS);
+        let (start, end) = (TUE - DAY_MS, TUE + 4 * DAY_MS);
+        let mut coverage = analyse(Calendar::Forex, Timeframe::H1, &stored);
+        assert!(coverage.gaps.is_empty());
+        add_edge_gaps(
+            &mut coverage,
+            Calendar::Forex,
+            Timeframe::H1,
+            &stored,
+            start,
+            end,
+        );
+        let ranges: Vec<(i64, i64)> = coverage
+            .gaps
+            .iter()
+            .map(|g| (g.range.unwrap().start_ms, g.range.unwrap().end_ms))
+            .collect();
+        assert_eq!(ranges, [(start, TUE), (TUE + 2 * DAY_MS, end)]);
+        assert!(
+            coverage
+                .gaps
+                .iter()
+                .all(|g| g.kind() == GapKind::Unexpected)
+        );
+        assert_eq!(
+            coverage.gaps[1].expected_missing_bars as usize,
+            expected_hours(Calendar::Forex, TUE + 2 * DAY_MS, end).len()
+        );
+        // Open sides add nothing; an empty range is one gap.
+        let mut open = analyse(Calendar::Forex, Timeframe::H1, &stored);
+        add_edge_gaps(
+            &mut open,
+            Calendar::Forex,
+            Timeframe::H1,
+            &stored,
+            i64::MIN,
+            i64::MAX,
+        );
+        assert!(open.gaps.is_empty());
+        let mut empty = Coverage::default();
+        add_edge_gaps(&mut empty, Calendar::Forex, Timeframe::H1, &[], start, end);
+        assert_eq!(empty.gaps.len(), 1);
+        assert_eq!(empty.counts[0].count, 1);
+    }
 
     /// Hourly bars at every hour the calendar expects in `[start, end)`.
     fn expected_hours(calendar: Calendar, start: i64, end: i64) -> Vec<i64> {

@@ -7,6 +7,7 @@
 //! REJECT mode; REPAIR fixes what it can (see each rule) and drops the rest.
 
 use ktrdr_common::error::{FieldViolation, ServiceError};
+use ktrdr_common::market::iso_ms as iso;
 use ktrdr_market::Timeframe;
 use ktrdr_proto::data::v1::{IssueCount, IssueKind, IssueSeverity, ValidationIssue};
 
@@ -97,12 +98,6 @@ impl Report {
             violations,
         }
     }
-}
-
-fn iso(ts: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ts)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
-        .unwrap_or_else(|| ts.to_string())
 }
 
 struct Issue {

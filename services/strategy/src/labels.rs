@@ -25,6 +25,15 @@ impl Label {
     pub fn from_index(i: usize) -> Option<Label> {
         Self::ALL.get(i).copied()
     }
+
+    /// `BUY`, `HOLD` or `SELL`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Label::Buy => "BUY",
+            Label::Hold => "HOLD",
+            Label::Sell => "SELL",
+        }
+    }
 }
 
 /// A confirmed ZigZag extreme.

@@ -1,4 +1,5 @@
-//! Strategy files: the original ktrdr v2 YAML format, loaded unchanged.
+//! Strategy files: the original ktrdr v2 YAML format, loaded unchanged, and its later v3
+//! grammar (indicators as a map, explicit `nn_inputs`; see [`v3`]), with the same validation.
 //!
 //! Loading has three outcomes:
 //! - a value of the wrong type, or YAML that does not parse, is a [`StrategyError::Parse`] naming
@@ -17,6 +18,10 @@ use crate::error::{Result, StrategyError};
 use crate::fuzzy::MembershipFunction;
 use crate::indicators::{self, IndicatorDef};
 use ktrdr_market::Timeframe;
+
+pub mod v3;
+
+pub use v3::{FuzzySetDefinition, NnInput, TimeframeSelection};
 
 /// A strategy as written in its YAML file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -39,6 +44,13 @@ pub struct StrategyConfig {
     /// follows it.
     #[serde(default)]
     pub fuzzy_sets: BTreeMap<String, BTreeMap<String, FuzzySetSpec>>,
+    /// v3: the fuzzy sets, each naming its indicator, in file order; empty in v2 (which uses
+    /// `fuzzy_sets`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fuzzy_set_definitions: Vec<FuzzySetDefinition>,
+    /// v3: the network's inputs, in order; empty in v2 (every fuzzy set on every timeframe).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nn_inputs: Vec<NnInput>,
     pub model: ModelConfig,
     #[serde(default)]
     pub decisions: Option<Decisions>,
@@ -387,33 +399,50 @@ pub struct LoadedStrategy {
 }
 
 impl LoadedStrategy {
-    /// Parses and validates a strategy from YAML text.
+    /// Parses and validates a strategy from YAML text, v2 or v3 ([`v3`]).
     pub fn from_yaml_str(yaml: &str) -> Result<Self> {
-        let mut warnings = Vec::new();
-        let deserializer = serde_norway::Deserializer::from_str(yaml);
-        let mut ignored = Vec::new();
-        let mut on_ignored = |path: serde_ignored::Path| ignored.push(format_ignored_path(&path));
-        let tracked = serde_ignored::Deserializer::new(deserializer, &mut on_ignored);
-        let config: StrategyConfig = serde_path_to_error::deserialize(tracked).map_err(|e| {
-            let path = display_path(e.path());
-            let message = e.inner().to_string();
-            // serde_norway already prefixes some messages with the path.
-            let message = message
-                .strip_prefix(&format!("{path}: "))
-                .map(str::to_owned)
-                .unwrap_or(message);
-            StrategyError::Parse { path, message }
-        })?;
-        warnings.extend(ignored.into_iter().map(|path| ConfigWarning {
-            message: "unknown key, ignored".to_owned(),
-            path,
-        }));
+        // YAML that does not parse is reported by the v2 parser, with its path.
+        let v3 = serde_norway::from_str::<serde_norway::Value>(yaml).is_ok_and(|v| v3::is_v3(&v));
+        let (config, mut warnings) = if v3 {
+            let (file, warnings) = parse::<v3::StrategyFileV3>(yaml)?;
+            (file.into_config(), warnings)
+        } else {
+            parse::<StrategyConfig>(yaml)?
+        };
         let indicators = validate(&config, &mut warnings)?;
         Ok(Self {
             config,
             indicators,
             warnings,
         })
+    }
+
+    /// Each fuzzy set's membership names: keyed by indicator id with sets by name in v2, by
+    /// fuzzy set id with memberships in file order in v3.
+    pub fn membership_names(&self) -> BTreeMap<String, Vec<String>> {
+        if self.is_v3() {
+            self.config
+                .fuzzy_set_definitions
+                .iter()
+                .map(|s| {
+                    (
+                        s.id.clone(),
+                        s.memberships.iter().map(|m| m.0.clone()).collect(),
+                    )
+                })
+                .collect()
+        } else {
+            self.config
+                .fuzzy_sets
+                .iter()
+                .map(|(k, v)| (k.clone(), v.keys().cloned().collect()))
+                .collect()
+        }
+    }
+
+    /// True for a v3 strategy (explicit `nn_inputs`).
+    pub fn is_v3(&self) -> bool {
+        !self.config.nn_inputs.is_empty() || !self.config.fuzzy_set_definitions.is_empty()
     }
 
     /// Validates an already parsed strategy (e.g. from a saved model's `config.json`).
@@ -448,7 +477,12 @@ impl LoadedStrategy {
 
     /// The timeframes, shortest (the base) first.
     pub fn timeframes(&self) -> Vec<Timeframe> {
-        let t = &self.config.training_data.timeframes;
+        Self::timeframes_of(&self.config)
+    }
+
+    /// [`Self::timeframes`] of a configuration not yet validated.
+    fn timeframes_of(config: &StrategyConfig) -> Vec<Timeframe> {
+        let t = &config.training_data.timeframes;
         let mut list: Vec<Timeframe> = match t.mode {
             TimeframesMode::Single => t.timeframe.iter().copied().collect(),
             TimeframesMode::MultiTimeframe => t.list.clone().unwrap_or_default(),
@@ -462,6 +496,32 @@ impl LoadedStrategy {
     pub fn base_timeframe(&self) -> Option<Timeframe> {
         self.timeframes().first().copied()
     }
+}
+
+/// Deserializes `yaml` as `T`, errors naming the YAML path, unknown keys as warnings.
+fn parse<T: serde::de::DeserializeOwned>(yaml: &str) -> Result<(T, Vec<ConfigWarning>)> {
+    let deserializer = serde_norway::Deserializer::from_str(yaml);
+    let mut ignored = Vec::new();
+    let mut on_ignored = |path: serde_ignored::Path| ignored.push(format_ignored_path(&path));
+    let tracked = serde_ignored::Deserializer::new(deserializer, &mut on_ignored);
+    let config: T = serde_path_to_error::deserialize(tracked).map_err(|e| {
+        let path = display_path(e.path());
+        let message = e.inner().to_string();
+        // serde_norway already prefixes some messages with the path.
+        let message = message
+            .strip_prefix(&format!("{path}: "))
+            .map(str::to_owned)
+            .unwrap_or(message);
+        StrategyError::Parse { path, message }
+    })?;
+    let warnings = ignored
+        .into_iter()
+        .map(|path| ConfigWarning {
+            message: "unknown key, ignored".to_owned(),
+            path,
+        })
+        .collect();
+    Ok((config, warnings))
 }
 
 fn string_or_number<'de, D: Deserializer<'de>>(
@@ -627,15 +687,204 @@ fn validate(
             "must list at least one indicator",
         ));
     }
+    let is_v3 = !config.nn_inputs.is_empty() || !config.fuzzy_set_definitions.is_empty();
     let mut defs = Vec::with_capacity(config.indicators.len());
     for (i, spec) in config.indicators.iter().enumerate() {
-        let path = format!("indicators[{i}]");
+        let path = if is_v3 {
+            format!("indicators.{}", spec.id())
+        } else {
+            format!("indicators[{i}]")
+        };
         let (def, param_warnings) = indicators::resolve(spec, &path)?;
         warnings.extend(param_warnings);
         defs.push(def);
     }
 
-    // fuzzy_sets
+    if is_v3 {
+        validate_v3(config, &defs, warnings)?;
+    } else {
+        validate_v2_fuzzy_sets(config, &defs, warnings)?;
+    }
+    validate_model_and_training(config, warnings)?;
+    Ok(defs)
+}
+
+/// A v3 file's fuzzy sets and `nn_inputs` ([`v3`]): every reference resolves, every input is
+/// on a training timeframe and appears once; unused fuzzy sets and indicators are warnings.
+fn validate_v3(
+    config: &StrategyConfig,
+    defs: &[IndicatorDef],
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<()> {
+    if !config.fuzzy_sets.is_empty() {
+        return Err(StrategyError::invalid(
+            "fuzzy_sets",
+            "a v3 strategy (nn_inputs, or indicators as a map) defines fuzzy sets with an \
+             `indicator:` each",
+        ));
+    }
+    if config.fuzzy_set_definitions.is_empty() {
+        return Err(StrategyError::invalid(
+            "fuzzy_sets",
+            "must define at least one fuzzy set: features are fuzzy memberships only",
+        ));
+    }
+    let known = || {
+        defs.iter()
+            .map(|d| d.id.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    for set in &config.fuzzy_set_definitions {
+        let path = format!("fuzzy_sets.{}", set.id);
+        let (id, output) = set.indicator_ref();
+        let matching: Vec<&IndicatorDef> = defs.iter().filter(|d| d.id == id).collect();
+        let def = match matching.as_slice() {
+            [def] => *def,
+            [] => {
+                return Err(StrategyError::invalid(
+                    format!("{path}.indicator"),
+                    format!("no indicator has the id {id:?} (known: {})", known()),
+                ));
+            }
+            _ => {
+                return Err(StrategyError::invalid(
+                    format!("{path}.indicator"),
+                    format!("{} indicators have the id {id:?}", matching.len()),
+                ));
+            }
+        };
+        if let Some(reason) = def.kind.not_a_feature_reason() {
+            return Err(StrategyError::invalid(format!("{path}.indicator"), reason));
+        }
+        if let Some(output) = output {
+            let names = crate::features::output_names(&def.kind);
+            if !names.iter().any(|n| n == output) {
+                return Err(StrategyError::invalid(
+                    format!("{path}.indicator"),
+                    format!(
+                        "indicator {id:?} has no output {output:?} (its outputs: {})",
+                        names.join(", ")
+                    ),
+                ));
+            }
+        }
+        if set.memberships.is_empty() {
+            return Err(StrategyError::invalid(
+                &path,
+                "must define at least one membership function besides `indicator`",
+            ));
+        }
+        for (name, spec) in &set.memberships {
+            MembershipFunction::from_spec(spec, &format!("{path}.{name}.parameters"))?;
+        }
+    }
+    if config.nn_inputs.is_empty() {
+        return Err(StrategyError::invalid(
+            "nn_inputs",
+            "required in a v3 strategy: list the fuzzy sets the network receives and on which \
+             timeframes (`- {fuzzy_set: rsi_fast, timeframes: all}`)",
+        ));
+    }
+    let training_timeframes = LoadedStrategy::timeframes_of(config);
+    let mut seen = BTreeSet::new();
+    for (i, input) in config.nn_inputs.iter().enumerate() {
+        let path = format!("nn_inputs[{i}]");
+        if !config
+            .fuzzy_set_definitions
+            .iter()
+            .any(|s| s.id == input.fuzzy_set)
+        {
+            return Err(StrategyError::invalid(
+                format!("{path}.fuzzy_set"),
+                format!(
+                    "no fuzzy set {:?} (known: {})",
+                    input.fuzzy_set,
+                    config
+                        .fuzzy_set_definitions
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ));
+        }
+        let timeframes = match &input.timeframes {
+            TimeframeSelection::All => training_timeframes.clone(),
+            TimeframeSelection::List(list) => list.clone(),
+        };
+        if timeframes.is_empty() {
+            return Err(StrategyError::invalid(
+                format!("{path}.timeframes"),
+                "must name at least one timeframe, or be `all`",
+            ));
+        }
+        for (j, tf) in timeframes.iter().enumerate() {
+            if !training_timeframes.contains(tf) {
+                return Err(StrategyError::invalid(
+                    format!("{path}.timeframes[{j}]"),
+                    format!(
+                        "{tf} is not a training timeframe ({})",
+                        training_timeframes
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ));
+            }
+            if !seen.insert((input.fuzzy_set.clone(), *tf)) {
+                return Err(StrategyError::invalid(
+                    format!("{path}.timeframes[{j}]"),
+                    format!(
+                        "{} on {tf} is already an input (its features would appear twice)",
+                        input.fuzzy_set
+                    ),
+                ));
+            }
+        }
+    }
+    for set in &config.fuzzy_set_definitions {
+        if !config.nn_inputs.iter().any(|i| i.fuzzy_set == set.id) {
+            warnings.push(ConfigWarning {
+                path: format!("fuzzy_sets.{}", set.id),
+                message: format!(
+                    "fuzzy set {:?} is in no nn_inputs entry, so the network never sees it",
+                    set.id
+                ),
+            });
+        }
+    }
+    for def in defs {
+        if !config
+            .fuzzy_set_definitions
+            .iter()
+            .any(|s| s.indicator_ref().0 == def.id)
+        {
+            warnings.push(ConfigWarning {
+                path: def.path.clone(),
+                message: format!(
+                    "indicator {:?} is read by no fuzzy set, so it is not used",
+                    def.id
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// A v2 file's `fuzzy_sets`: keyed by indicator id, each naming exactly one indicator.
+fn validate_v2_fuzzy_sets(
+    config: &StrategyConfig,
+    defs: &[IndicatorDef],
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<()> {
+    let warn = |warnings: &mut Vec<ConfigWarning>, path: &str, message: &str| {
+        warnings.push(ConfigWarning {
+            path: path.to_owned(),
+            message: message.to_owned(),
+        })
+    };
     if config.fuzzy_sets.is_empty() {
         return Err(StrategyError::invalid(
             "fuzzy_sets",
@@ -684,7 +933,7 @@ fn validate(
             MembershipFunction::from_spec(spec, &format!("{path}.{set_name}.parameters"))?;
         }
     }
-    for def in &defs {
+    for def in defs {
         if !config.fuzzy_sets.contains_key(&def.id) {
             warn(
                 warnings,
@@ -696,6 +945,21 @@ fn validate(
             );
         }
     }
+    Ok(())
+}
+
+/// The sections v2 and v3 share: model, decisions, training.
+fn validate_model_and_training(
+    config: &StrategyConfig,
+    warnings: &mut Vec<ConfigWarning>,
+) -> Result<()> {
+    let warn = |warnings: &mut Vec<ConfigWarning>, path: &str, message: &str| {
+        warnings.push(ConfigWarning {
+            path: path.to_owned(),
+            message: message.to_owned(),
+        })
+    };
+    let timeframes = &config.training_data.timeframes;
 
     // model
     let model = &config.model;
@@ -866,7 +1130,6 @@ fn validate(
         ));
     }
     if let Some(declared) = model.input_size {
-        let sets: usize = config.fuzzy_sets.values().map(BTreeMap::len).sum();
         let timeframe_count = match timeframes.mode {
             TimeframesMode::Single => 1,
             TimeframesMode::MultiTimeframe => timeframes
@@ -876,19 +1139,40 @@ fn validate(
                 .collect::<BTreeSet<_>>()
                 .len(),
         };
-        let computed = sets * timeframe_count * (1 + model.features.lookback_periods);
+        let per_row: usize = if config.nn_inputs.is_empty() {
+            let sets: usize = config.fuzzy_sets.values().map(BTreeMap::len).sum();
+            sets * timeframe_count
+        } else {
+            config
+                .nn_inputs
+                .iter()
+                .map(|input| {
+                    let memberships = config
+                        .fuzzy_set_definitions
+                        .iter()
+                        .find(|s| s.id == input.fuzzy_set)
+                        .map_or(0, |s| s.memberships.len());
+                    let timeframes = match &input.timeframes {
+                        TimeframeSelection::All => timeframe_count,
+                        TimeframeSelection::List(list) => list.len(),
+                    };
+                    memberships * timeframes
+                })
+                .sum()
+        };
+        let computed = per_row * (1 + model.features.lookback_periods);
         if declared != computed {
             warn(
                 warnings,
                 "model.input_size",
                 &format!(
                     "ignored: the features give {computed} inputs \
-                     (fuzzy sets × timeframes × (1 + lookback_periods)), not {declared}"
+                     (memberships × timeframes × (1 + lookback_periods)), not {declared}"
                 ),
             );
         }
     }
-    Ok(defs)
+    Ok(())
 }
 
 #[cfg(test)]

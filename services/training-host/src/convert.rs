@@ -189,6 +189,22 @@ pub fn event(session_id: &str, e: &Event) -> pb::TrainingEvent {
             path: path.clone(),
         }),
         EventKind::FinalMetrics(m) => E::FinalMetrics(metrics(m)),
+        EventKind::DataSplit(report) => {
+            let part = |[bars, rows, buy, hold, sell]: [u64; 5]| pb::SplitSummary {
+                bars: bars as i64,
+                rows: rows as i64,
+                buy: buy as i64,
+                hold: hold as i64,
+                sell: sell as i64,
+            };
+            let [train, validation, test] = report.parts;
+            E::DataSplit(pb::DataSplitReport {
+                train: Some(part(train)),
+                validation: Some(part(validation)),
+                test: Some(part(test)),
+                warnings: report.warnings.clone(),
+            })
+        }
         EventKind::Log { level, message } => E::Log(pb::LogLine {
             level: level.clone(),
             message: message.clone(),

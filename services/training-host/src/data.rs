@@ -1,13 +1,36 @@
-//! Training bars, streamed from the data service (`DATA_SERVICE_URL`) with `ReadBars`.
+//! Bars, streamed from the data service (`DATA_SERVICE_URL`) with `ReadBars`: every stored bar
+//! of a range for training ([`BarSource::read_symbols`]), and for inference (predictions,
+//! evaluations, backtests) a window checked for stale or missing history
+//! ([`BarSource::read_window`]).
+//!
+//! # The inference window
+//! Inference on the base bars of `[start, end)` needs, for every timeframe the model uses:
+//! - **warm-up**: the `warmup` bars of that timeframe that open just before `start`
+//!   ([`ktrdr_strategy::features::warmup_bars`]), read by count (the last N bars before the
+//!   start, whatever the calendar), so the result does not depend on how much older history
+//!   is stored;
+//! - **coverage**: from the first warm-up bar to the end (the last base bar's close when the
+//!   end is open, never later than now), no stretch where the trading calendar expects more
+//!   than [`TOLERATED_MISSING_BARS`] bars and none is stored (the data service's `GetCoverage`,
+//!   UNEXPECTED gaps). A higher timeframe that stops months before the base timeframe is such a
+//!   stretch, so stale 4h/1d bars are never used silently.
+//!
+//! What is missing is reported as [`Shortfall`]s (dataset and range), all of them at once, as
+//! `FAILED_PRECONDITION` with reason [`NOT_COVERED_REASON`]; [`shortfalls_from_metadata`] reads
+//! them back from the `ErrorInfo` (the gateway does, to load them and retry).
 
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use ktrdr_common::client::ChannelPool;
+use ktrdr_common::market::iso_ms;
+use ktrdr_common::status::now_ms;
 use ktrdr_market::{Bars, Timeframe};
 use ktrdr_proto::bars::BarsProto;
 use ktrdr_proto::common::v1::{BarEncoding, TimeRange, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
-use ktrdr_proto::data::v1::{GetStatusRequest, ReadBarsRequest};
+use ktrdr_proto::data::v1::{GapKind, GetCoverageRequest, GetStatusRequest, ReadBarsRequest};
+use ktrdr_strategy::dataset::SymbolBars;
 use tonic::Code;
 
 use crate::error::{Result, TrainingError};
@@ -115,6 +138,34 @@ impl BarSource {
         start_ms: i64,
         end_ms: i64,
     ) -> Result<Bars> {
+        let bars = self
+            .read_some(symbol, timeframe, start_ms, end_ms, None)
+            .await?;
+        if bars.is_empty() {
+            return Err(self.missing(symbol, timeframe));
+        }
+        Ok(bars)
+    }
+
+    fn missing(&self, symbol: &str, timeframe: &str) -> TrainingError {
+        TrainingError::MissingData {
+            symbol: symbol.to_owned(),
+            timeframe: timeframe.to_owned(),
+            url: self.urls.clone(),
+        }
+    }
+
+    /// The stored bars of (symbol, timeframe) with open time in `[start_ms, end_ms)`, possibly
+    /// none; with `last`, only the last `last` of them. `MissingData` when the dataset does
+    /// not exist.
+    async fn read_some(
+        &self,
+        symbol: &str,
+        timeframe: &str,
+        start_ms: i64,
+        end_ms: i64,
+        last: Option<usize>,
+    ) -> Result<Bars> {
         let mut client = self.client()?;
         let request = ReadBarsRequest {
             symbol: symbol.to_owned(),
@@ -123,15 +174,13 @@ impl BarSource {
                 start_ms: if start_ms == i64::MIN { 0 } else { start_ms },
                 end_ms: if end_ms == i64::MAX { 0 } else { end_ms },
             }),
+            limit: last.map(|n| n as i64),
+            from_end: last.is_some(),
             // Columns: no Arrow decoder needed here, and the store converts cheaply.
             encoding: BarEncoding::Columns as i32,
             ..Default::default()
         };
-        let missing = || TrainingError::MissingData {
-            symbol: symbol.to_owned(),
-            timeframe: timeframe.to_owned(),
-            url: self.urls.clone(),
-        };
+        let missing = || self.missing(symbol, timeframe);
         let mut stream = match client.read_bars(self.request(request)).await {
             Ok(response) => response.into_inner(),
             Err(status) if status.code() == Code::NotFound => return Err(missing()),
@@ -160,9 +209,6 @@ impl BarSource {
                 Err(status) if status.code() == Code::NotFound => return Err(missing()),
                 Err(status) => return Err(self.status_error(&status)),
             }
-        }
-        if bars.is_empty() {
-            return Err(missing());
         }
         bars.validate()?;
         Ok(bars)
@@ -234,5 +280,467 @@ impl BarSource {
             }
         }
         Ok(out)
+    }
+}
+
+/// The largest stretch of missing bars (in bars the trading calendar expects) inference
+/// tolerates inside its window: the newest bar of a timeframe may not be stored yet, and IB
+/// leaves single-bar holes. Anything longer is a [`Shortfall`].
+pub const TOLERATED_MISSING_BARS: i64 = 1;
+
+/// `ErrorInfo.reason` of the `FAILED_PRECONDITION` that reports [`Shortfall`]s.
+pub const NOT_COVERED_REASON: &str = "DATA_NOT_COVERED";
+
+/// `ErrorInfo` metadata key listing every shortfall, `;`-separated, each
+/// `SYMBOL TIMEFRAME START_MS END_MS`.
+const MISSING_KEY: &str = "missing";
+
+/// Bars one dataset lacks for an inference call: `[start_ms, end_ms)` by open time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Shortfall {
+    pub symbol: String,
+    pub timeframe: Timeframe,
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// What was expected, for the message, e.g. "60 1d bars of warm-up before …".
+    pub why: String,
+}
+
+impl std::fmt::Display for Shortfall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} {} lacks bars in [{}, {}) ({})",
+            self.symbol,
+            self.timeframe,
+            iso_ms(self.start_ms),
+            iso_ms(self.end_ms),
+            self.why
+        )
+    }
+}
+
+/// The `ErrorInfo` metadata of a [`Shortfall`] report: the first dataset and range as
+/// `symbol`, `timeframe`, `start_ms`, `end_ms`, and every one under `missing`.
+pub fn shortfall_metadata(shortfalls: &[Shortfall]) -> Vec<(&'static str, String)> {
+    let mut out = Vec::new();
+    if let Some(first) = shortfalls.first() {
+        out.push(("symbol", first.symbol.clone()));
+        out.push(("timeframe", first.timeframe.to_string()));
+        out.push(("start_ms", first.start_ms.to_string()));
+        out.push(("end_ms", first.end_ms.to_string()));
+    }
+    let all: Vec<String> = shortfalls
+        .iter()
+        .map(|s| format!("{} {} {} {}", s.symbol, s.timeframe, s.start_ms, s.end_ms))
+        .collect();
+    out.push((MISSING_KEY, all.join(";")));
+    out
+}
+
+/// The shortfalls of a `DATA_NOT_COVERED` error's `ErrorInfo` metadata (`why` is empty); `None`
+/// when the metadata holds none.
+pub fn shortfalls_from_metadata(metadata: &HashMap<String, String>) -> Option<Vec<Shortfall>> {
+    let all = metadata.get(MISSING_KEY)?;
+    let parsed: Option<Vec<Shortfall>> = all
+        .split(';')
+        .map(|item| {
+            let mut parts = item.split_whitespace();
+            let symbol = parts.next()?.to_owned();
+            let timeframe = parts.next()?.parse().ok()?;
+            let start_ms = parts.next()?.parse().ok()?;
+            let end_ms = parts.next()?.parse().ok()?;
+            Some(Shortfall {
+                symbol,
+                timeframe,
+                start_ms,
+                end_ms,
+                why: String::new(),
+            })
+        })
+        .collect();
+    parsed.filter(|s| !s.is_empty())
+}
+
+/// How far back, in calendar time, `bars` bars of `tf` reach at most: trading calendars leave
+/// out nights (an exchange's hourly bars cover about a fifth of the week), weekends and
+/// holidays. Used only to name the range to load when warm-up bars are missing.
+fn calendar_span_ms(tf: Timeframe, bars: usize) -> i64 {
+    let factor = if tf.duration_ms() < 86_400_000 { 5 } else { 2 };
+    bars as i64 * tf.duration_ms() * factor + 7 * 86_400_000
+}
+
+impl BarSource {
+    /// The bars inference needs (module doc, "The inference window") of every symbol and
+    /// timeframe (base = the shortest): base bars in `[start_ms, end_ms)` plus, per timeframe,
+    /// `warmup[tf]` bars before `start_ms` (none when the start is open, `i64::MIN`). Fails
+    /// with [`TrainingError::NotCovered`] listing every dataset and range the store lacks; a
+    /// higher timeframe is never resampled here (it would hide what is missing).
+    pub async fn read_window(
+        &self,
+        symbols: &[String],
+        timeframes: &[Timeframe],
+        warmup: &BTreeMap<Timeframe, usize>,
+        start_ms: i64,
+        end_ms: i64,
+    ) -> Result<Vec<SymbolBars>> {
+        let Some(&base_tf) = timeframes.iter().min() else {
+            return Err(TrainingError::invalid("timeframes", "no timeframe"));
+        };
+        let mut out = Vec::with_capacity(symbols.len());
+        let mut shortfalls = Vec::new();
+        for symbol in symbols {
+            let mut by_tf = BTreeMap::new();
+            // The base bars decide an open end: the last stored base bar's close.
+            let base = match self
+                .read_some(symbol, &base_tf.to_string(), start_ms, end_ms, None)
+                .await
+            {
+                Ok(bars) => bars,
+                Err(TrainingError::MissingData { .. }) => Bars::default(),
+                Err(e) => return Err(e),
+            };
+            let window_end = if end_ms == i64::MAX {
+                match base.timestamp_ms.last() {
+                    Some(last) => last + base_tf.duration_ms(),
+                    None => {
+                        return Err(self.missing(symbol, &base_tf.to_string()));
+                    }
+                }
+            } else {
+                end_ms
+            };
+            let window_start = if start_ms == i64::MIN {
+                match base.timestamp_ms.first() {
+                    Some(&first) => first,
+                    None => return Err(self.missing(symbol, &base_tf.to_string())),
+                }
+            } else {
+                start_ms
+            };
+            for &tf in timeframes {
+                let wanted = if start_ms == i64::MIN {
+                    0
+                } else {
+                    warmup.get(&tf).copied().unwrap_or(0)
+                };
+                let dataset = DatasetWindow {
+                    symbol,
+                    timeframe: tf,
+                    warmup: wanted,
+                    start_ms,
+                    end_ms,
+                    window_start,
+                    window_end,
+                };
+                let base = (tf == base_tf).then_some(&base);
+                let (bars, found) = self.read_timeframe(&dataset, base).await?;
+                shortfalls.extend(self.check_window(&dataset, &bars, found).await?);
+                by_tf.insert(tf, bars);
+            }
+            out.push(SymbolBars {
+                symbol: symbol.clone(),
+                bars: by_tf,
+            });
+        }
+        if shortfalls.is_empty() {
+            Ok(out)
+        } else {
+            Err(TrainingError::NotCovered {
+                shortfalls,
+                url: self.urls.clone(),
+            })
+        }
+    }
+
+    /// One timeframe of the window: its warm-up (the last `warmup` bars before the start)
+    /// followed by its bars in the range (`base`, already read, for the base timeframe).
+    /// Returns the bars and how many warm-up bars were found.
+    async fn read_timeframe(
+        &self,
+        dataset: &DatasetWindow<'_>,
+        base: Option<&Bars>,
+    ) -> Result<(Bars, usize)> {
+        let DatasetWindow {
+            symbol,
+            timeframe,
+            warmup,
+            start_ms,
+            end_ms,
+            ..
+        } = *dataset;
+        let name = timeframe.to_string();
+        let or_empty = |read: Result<Bars>| match read {
+            Ok(bars) => Ok(bars),
+            Err(TrainingError::MissingData { .. }) => Ok(Bars::default()),
+            Err(e) => Err(e),
+        };
+        let mut bars = if warmup > 0 {
+            or_empty(
+                self.read_some(symbol, &name, i64::MIN, start_ms, Some(warmup))
+                    .await,
+            )?
+        } else {
+            Bars::default()
+        };
+        let found = bars.len();
+        let in_range = match base {
+            Some(base) => base.clone(),
+            None => or_empty(self.read_some(symbol, &name, start_ms, end_ms, None).await)?,
+        };
+        bars.extend(&in_range);
+        Ok((bars, found))
+    }
+
+    /// The shortfalls of one timeframe's window: missing warm-up bars, and stretches of
+    /// missing bars (per the trading calendar) from the first warm-up bar to the window end.
+    async fn check_window(
+        &self,
+        dataset: &DatasetWindow<'_>,
+        bars: &Bars,
+        found: usize,
+    ) -> Result<Vec<Shortfall>> {
+        let DatasetWindow {
+            symbol,
+            timeframe: tf,
+            warmup: wanted,
+            window_start,
+            window_end,
+            ..
+        } = *dataset;
+        let mut out = Vec::new();
+        let first_stored = bars.timestamp_ms.first().copied();
+        if found < wanted {
+            let upto = first_stored.map_or(window_start, |first| first.min(window_start));
+            out.push(Shortfall {
+                symbol: symbol.to_owned(),
+                timeframe: tf,
+                start_ms: window_start - calendar_span_ms(tf, wanted),
+                end_ms: upto,
+                why: format!(
+                    "the model needs {wanted} {tf} bars of warm-up before {}; {found} are stored",
+                    iso_ms(window_start)
+                ),
+            });
+        }
+        // Bars that cannot have closed yet are not expected.
+        let check_end = window_end.min(now_ms() - tf.duration_ms());
+        let check_start = first_stored.map_or(window_start, |first| first.min(window_start));
+        if check_end <= check_start {
+            return Ok(out);
+        }
+        if bars.is_empty() {
+            out.push(Shortfall {
+                symbol: symbol.to_owned(),
+                timeframe: tf,
+                start_ms: check_start,
+                end_ms: check_end,
+                why: format!("no {tf} bars are stored"),
+            });
+            return Ok(out);
+        }
+        let mut client = self.client()?;
+        let request = GetCoverageRequest {
+            symbol: symbol.to_owned(),
+            timeframe: tf.to_string(),
+            range: Some(TimeRange {
+                start_ms: check_start,
+                end_ms: check_end,
+            }),
+            unexpected_only: true,
+            max_gaps: Some(1_000),
+        };
+        let coverage = match client.get_coverage(self.request(request)).await {
+            Ok(response) => response.into_inner(),
+            Err(status) => return Err(self.status_error(&status)),
+        };
+        for gap in coverage.gaps {
+            if gap.kind() != GapKind::Unexpected
+                || gap.expected_missing_bars <= TOLERATED_MISSING_BARS
+            {
+                continue;
+            }
+            let Some(range) = gap.range else { continue };
+            out.push(Shortfall {
+                symbol: symbol.to_owned(),
+                timeframe: tf,
+                start_ms: range.start_ms,
+                end_ms: range.end_ms,
+                why: format!(
+                    "{} {tf} bars the market was open for are not stored",
+                    gap.expected_missing_bars
+                ),
+            });
+        }
+        Ok(out)
+    }
+}
+
+/// How much earlier than the base timeframe's last close a higher timeframe's last close may be
+/// in bars sent with a request, beyond one bar of its own: a weekend and a holiday.
+pub const GIVEN_BARS_SLACK_MS: i64 = 4 * 86_400_000;
+
+/// Checks bars sent with an inference request (no calendar at hand): every higher timeframe
+/// must reach the end of the base bars, up to one of its own bars and
+/// [`GIVEN_BARS_SLACK_MS`]. A higher timeframe that stops earlier would feed stale values to
+/// every later base bar; `INVALID_ARGUMENT` names it (`field(timeframe)` is its request path).
+pub fn check_given_bars(
+    bars: &BTreeMap<Timeframe, Bars>,
+    field: impl Fn(Timeframe) -> String,
+) -> Result<()> {
+    let Some((&base_tf, base)) = bars.iter().next() else {
+        return Ok(());
+    };
+    let Some(&base_last) = base.timestamp_ms.last() else {
+        return Ok(());
+    };
+    let base_end = base_last + base_tf.duration_ms();
+    for (&tf, higher) in bars.iter().skip(1) {
+        let higher_end = higher
+            .timestamp_ms
+            .last()
+            .map_or(i64::MIN, |last| last + tf.duration_ms());
+        if higher_end < base_end - tf.duration_ms() - GIVEN_BARS_SLACK_MS {
+            return Err(TrainingError::invalid(
+                field(tf),
+                format!(
+                    "the {tf} bars end at {} but the {base_tf} bars at {}: every {base_tf} bar \
+                     after it would use stale {tf} values; send {tf} bars up to the end, or \
+                     leave {tf} out to have it resampled from the {base_tf} bars",
+                    if higher_end == i64::MIN {
+                        "nothing".to_owned()
+                    } else {
+                        iso_ms(higher_end)
+                    },
+                    iso_ms(base_end)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// One (symbol, timeframe) of an inference window.
+#[derive(Clone, Copy)]
+struct DatasetWindow<'a> {
+    symbol: &'a str,
+    timeframe: Timeframe,
+    /// Bars wanted before `start_ms`.
+    warmup: usize,
+    /// The range asked for (open sides as `i64::MIN` / `i64::MAX`).
+    start_ms: i64,
+    end_ms: i64,
+    /// The range resolved against the stored base bars.
+    window_start: i64,
+    window_end: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn shortfall(symbol: &str, timeframe: Timeframe, start_ms: i64, end_ms: i64) -> Shortfall {
+        Shortfall {
+            symbol: symbol.to_owned(),
+            timeframe,
+            start_ms,
+            end_ms,
+            why: "stale".to_owned(),
+        }
+    }
+
+    #[test]
+    fn shortfalls_round_trip_through_error_info_metadata() {
+        let all = vec![
+            shortfall(
+                "EURUSD",
+                Timeframe::D1,
+                1_709_164_800_000,
+                1_719_792_000_000,
+            ),
+            shortfall(
+                "EURUSD",
+                Timeframe::H4,
+                1_709_164_800_000,
+                1_719_792_000_000,
+            ),
+        ];
+        let metadata: HashMap<String, String> = shortfall_metadata(&all)
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        assert_eq!(metadata["symbol"], "EURUSD");
+        assert_eq!(metadata["timeframe"], "1d");
+        assert_eq!(metadata["start_ms"], "1709164800000");
+        let read = shortfalls_from_metadata(&metadata).unwrap();
+        assert_eq!(read.len(), 2);
+        for (got, sent) in read.iter().zip(&all) {
+            assert_eq!(
+                (&got.symbol, got.timeframe, got.start_ms, got.end_ms),
+                (&sent.symbol, sent.timeframe, sent.start_ms, sent.end_ms)
+            );
+        }
+        assert!(shortfalls_from_metadata(&HashMap::new()).is_none());
+        let garbled = HashMap::from([(MISSING_KEY.to_owned(), "EURUSD 2h 1 2".to_owned())]);
+        assert!(shortfalls_from_metadata(&garbled).is_none());
+    }
+
+    #[test]
+    fn not_covered_is_failed_precondition_naming_each_dataset_and_range() {
+        let error = TrainingError::NotCovered {
+            shortfalls: vec![shortfall(
+                "EURUSD",
+                Timeframe::D1,
+                1_709_164_800_000,
+                1_719_792_000_000,
+            )],
+            url: "http://data".to_owned(),
+        };
+        let message = error.to_string();
+        assert!(
+            message.starts_with(
+                "EURUSD 1d lacks bars in [2024-02-29T00:00:00Z, 2024-07-01T00:00:00Z) (stale)"
+            ),
+            "{message}"
+        );
+        let status = tonic::Status::from(error);
+        assert_eq!(status.code(), Code::FailedPrecondition);
+        assert_eq!(status.message(), message);
+    }
+
+    #[test]
+    fn given_higher_timeframes_that_stop_early_are_refused() {
+        let hourly = |start: i64, n: i64, step: i64| Bars {
+            timestamp_ms: (0..n).map(|i| start + i * step).collect(),
+            open: vec![1.0; n as usize],
+            high: vec![1.0; n as usize],
+            low: vec![1.0; n as usize],
+            close: vec![1.0; n as usize],
+            volume: vec![1.0; n as usize],
+        };
+        const H: i64 = 3_600_000;
+        let field = |tf: Timeframe| format!("bars.batches[{tf}]");
+        let mut bars = BTreeMap::from([
+            (Timeframe::H1, hourly(0, 24 * 60, H)),
+            (Timeframe::D1, hourly(0, 60, 24 * H)),
+        ]);
+        check_given_bars(&bars, field).unwrap();
+        // Daily bars ending a month before the hourly ones.
+        bars.insert(Timeframe::D1, hourly(0, 30, 24 * H));
+        let e = check_given_bars(&bars, field).unwrap_err().to_string();
+        assert!(
+            e.starts_with("invalid bars.batches[1d]: the 1d bars end at 1970-01-31"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_warm_up_range_to_load_reaches_back_past_nights_and_weekends() {
+        // 100 hourly bars of a six-and-a-half-hour session span about three weeks.
+        assert!(calendar_span_ms(Timeframe::H1, 100) >= 100 * 3_600_000 * 7 * 24 / 35);
+        // 100 daily bars of a five-day week span 140 days.
+        assert!(calendar_span_ms(Timeframe::D1, 100) >= 140 * 86_400_000);
     }
 }

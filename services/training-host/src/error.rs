@@ -27,6 +27,17 @@ pub enum TrainingError {
         timeframe: String,
         url: String,
     },
+    /// The stored bars do not cover what an inference call needs: missing warm-up, or
+    /// stretches (stale or missing history) the trading calendar expects bars in.
+    #[error(
+        "{} — load them first (the gateway's Predict and EvaluateModel load them itself; else \
+         LoadData / `ktrdr data load`) (data service {url})",
+        shortfalls.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+    )]
+    NotCovered {
+        shortfalls: Vec<crate::data::Shortfall>,
+        url: String,
+    },
     /// The data service cannot be reached.
     #[error(
         "data service unavailable at {url} — start ktrdr-data or set DATA_SERVICE_URL ({message})"
@@ -88,6 +99,14 @@ impl From<TrainingError> for ServiceError {
             } => ServiceError::not_found("DATASET_NOT_FOUND", message)
                 .with_metadata("symbol", symbol)
                 .with_metadata("timeframe", timeframe),
+            TrainingError::NotCovered { shortfalls, .. } => {
+                crate::data::shortfall_metadata(&shortfalls)
+                    .into_iter()
+                    .fold(
+                        ServiceError::failed_precondition(crate::data::NOT_COVERED_REASON, message),
+                        |e, (key, value)| e.with_metadata(key, value),
+                    )
+            }
             TrainingError::DataUnavailable { url, message: why } => {
                 ServiceError::service_unavailable(
                     "data",

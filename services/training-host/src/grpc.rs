@@ -237,22 +237,24 @@ impl TrainingService for TrainingGrpc {
         } else {
             time_range("range", req.range.as_ref())?
         };
+        // The model's own test split is rebuilt from the bars training read (no warm-up
+        // before them, as in training); any other range gets its warm-up from before it.
+        let warmup = if zero_range {
+            BTreeMap::new()
+        } else {
+            let dir = entry.dir.clone();
+            blocking(move || registry::warmup_of(&dir)).await?
+        };
         let bars = self
             .manager
             .data()
-            .read_symbols(
-                &symbols,
-                &timeframes_of(&entry),
-                start,
-                end,
-                &|| true,
-                &mut |_| {},
-            )
+            .read_window(&symbols, &timeframes_of(&entry), &warmup, start, end)
             .await?;
         let dir = entry.dir.clone();
         let test_split_only = zero_range && req.symbols.is_empty();
         let metrics =
-            blocking(move || registry::evaluate_model(&dir, &bars, test_split_only)).await?;
+            blocking(move || registry::evaluate_model(&dir, &bars, test_split_only, start.max(0)))
+                .await?;
         Ok(Response::new(pb::EvaluateModelResponse {
             model_id: entry.model_id,
             bars_evaluated: metrics.test_samples as i64,
@@ -269,28 +271,33 @@ impl TrainingService for TrainingGrpc {
         let id = req.model_id.clone();
         let entry = blocking(move || registry::get(&models_dir, &id)).await?;
         let timeframes = timeframes_of(&entry);
+        // With a range start: exactly the base bars from it on are predicted.
+        let mut from_ms = None;
         let (symbol, mut bars) = match req.input {
             Some(pb::predict_request::Input::Dataset(d)) => {
                 let symbol = symbol_field("dataset.symbol", &d.symbol)?;
                 let (start, end) = time_range("dataset.range", d.range.as_ref())?;
+                let dir = entry.dir.clone();
+                let warmup = blocking(move || registry::warmup_of(&dir)).await?;
                 let mut read = self
                     .manager
                     .data()
-                    .read_symbols(
+                    .read_window(
                         std::slice::from_ref(&symbol),
                         &timeframes,
+                        &warmup,
                         start,
                         end,
-                        &|| true,
-                        &mut |_| {},
                     )
                     .await?;
                 let bars = read.pop().map(|s| s.bars).unwrap_or_default();
+                from_ms = (start != i64::MIN).then_some(start);
                 (symbol, bars)
             }
             Some(pb::predict_request::Input::Bars(given)) => {
                 let mut symbol = String::new();
                 let mut bars = BTreeMap::new();
+                let mut tf_index = BTreeMap::new();
                 for (i, batch) in given.batches.into_iter().enumerate() {
                     let field = format!("bars.batches[{i}]");
                     let tf: Timeframe = batch.timeframe.trim().parse().map_err(|_| {
@@ -321,8 +328,16 @@ impl TrainingService for TrainingGrpc {
                         TrainingError::invalid(format!("{field}.payload"), e.to_string())
                     })?;
                     bars.insert(tf, b);
+                    tf_index.insert(tf, i);
                 }
                 registry::complete_timeframes(&mut bars, &timeframes)?;
+                bars.retain(|tf, _| timeframes.contains(tf));
+                crate::data::check_given_bars(&bars, |tf| {
+                    tf_index.get(&tf).map_or_else(
+                        || format!("bars ({tf}, resampled)"),
+                        |i| format!("bars.batches[{i}]"),
+                    )
+                })?;
                 (symbol, bars)
             }
             None => {
@@ -338,7 +353,27 @@ impl TrainingService for TrainingGrpc {
                 ktrdr_strategy::artifacts::SavedModel::<ktrdr_strategy::model::CpuBackend>::load(
                     &dir, &device,
                 )?;
-            Ok(saved.predict(&predict_symbol, &bars)?)
+            let predictions = saved.predict(&predict_symbol, &bars)?;
+            let Some(from_ms) = from_ms else {
+                return Ok(predictions);
+            };
+            // The warm-up bars are inputs only; every bar of the range must get a prediction.
+            let base = saved.features.base_timeframe;
+            let wanted = bars.get(&base).map_or(0, |b| {
+                b.timestamp_ms.iter().filter(|&&t| t >= from_ms).count()
+            });
+            let predictions: Vec<_> = predictions
+                .into_iter()
+                .filter(|p| p.timestamp_ms >= from_ms)
+                .collect();
+            if predictions.len() != wanted {
+                return Err(TrainingError::internal(format!(
+                    "{} of the {wanted} {base} bars of the range have incomplete features \
+                     after the warm-up",
+                    wanted - predictions.len().min(wanted)
+                )));
+            }
+            Ok(predictions)
         })
         .await?;
         let mut out = pb::PredictResponse {

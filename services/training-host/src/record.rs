@@ -112,6 +112,17 @@ pub struct BatchEvent {
     pub samples_per_second: f64,
 }
 
+/// Rows and labels of one split: `[bars, rows, buy, hold, sell]`.
+pub type SplitCounts = [u64; 5];
+
+/// The split a session trains on, before training starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SplitReport {
+    /// Train, validation, test.
+    pub parts: [SplitCounts; 3],
+    pub warnings: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum EventKind {
@@ -138,6 +149,7 @@ pub enum EventKind {
         path: String,
     },
     FinalMetrics(Metrics),
+    DataSplit(SplitReport),
     Log {
         level: String,
         message: String,

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use ktrdr_market::{Bars, Timeframe};
-use ktrdr_strategy::artifacts::{ModelMetadata, SavedModel};
+use ktrdr_strategy::LoadedStrategy;
+use ktrdr_strategy::artifacts::{ModelMetadata, SavedConfig, SavedModel};
 use ktrdr_strategy::dataset::{Dataset, SymbolBars, build_datasets};
-use ktrdr_strategy::features::compute_features;
+use ktrdr_strategy::features::{compute_features, warmup_bars};
 use ktrdr_strategy::labels::segment_labels;
 use ktrdr_strategy::model::CpuBackend;
 use ktrdr_strategy::training::{TrainingMetrics, evaluate};
@@ -155,15 +156,20 @@ pub fn get(models_dir: &Path, model_id: &str) -> Result<ModelEntry> {
 
 /// What EvaluateModel computes: metrics on `bars` with the saved model. `test_split_only`:
 /// rebuild the training split and score its test part (the model's own test metrics);
-/// otherwise label and score every bar.
-pub fn evaluate_model(dir: &Path, bars: &[SymbolBars], test_split_only: bool) -> Result<Metrics> {
+/// otherwise label and score every base bar from `from_ms` on (earlier bars are warm-up).
+pub fn evaluate_model(
+    dir: &Path,
+    bars: &[SymbolBars],
+    test_split_only: bool,
+    from_ms: i64,
+) -> Result<Metrics> {
     let device = Default::default();
     let saved = SavedModel::<CpuBackend>::load(dir, &device)?;
     let batch = saved.strategy.config.model.training.batch_size.max(1);
     let rows = if test_split_only {
         build_datasets(&saved.strategy, bars)?.test
     } else {
-        labelled_rows(&saved, bars)?
+        labelled_rows(&saved, bars, from_ms)?
     };
     if rows.is_empty() {
         return Err(TrainingError::invalid(
@@ -175,8 +181,13 @@ pub fn evaluate_model(dir: &Path, bars: &[SymbolBars], test_split_only: bool) ->
     Ok(evaluation_metrics(&metrics))
 }
 
-/// Every labelled row with complete features, all symbols joined.
-fn labelled_rows(saved: &SavedModel<CpuBackend>, bars: &[SymbolBars]) -> Result<Dataset> {
+/// Every labelled row with complete features from `from_ms` on, all symbols joined. Labels are
+/// computed on the bars from `from_ms` only, so warm-up prices do not shape them.
+fn labelled_rows(
+    saved: &SavedModel<CpuBackend>,
+    bars: &[SymbolBars],
+    from_ms: i64,
+) -> Result<Dataset> {
     let threshold = saved.strategy.config.training.labels.zigzag_threshold;
     let base_tf = saved.features.base_timeframe;
     let mut out = Dataset {
@@ -207,10 +218,12 @@ fn labelled_rows(saved: &SavedModel<CpuBackend>, bars: &[SymbolBars]) -> Result<
         let Some(base) = symbol_bars.bars.get(&base_tf) else {
             continue;
         };
-        for (i, label) in segment_labels(&base.close, threshold)
+        let first = base.timestamp_ms.partition_point(|&t| t < from_ms);
+        for (offset, label) in segment_labels(&base.close[first..], threshold)
             .into_iter()
             .enumerate()
         {
+            let i = first + offset;
             if let Some(label) = label
                 && i < features.rows()
                 && features.row_is_complete(i)
@@ -223,6 +236,18 @@ fn labelled_rows(saved: &SavedModel<CpuBackend>, bars: &[SymbolBars]) -> Result<
         }
     }
     Ok(out)
+}
+
+/// The warm-up bars per timeframe of the model in `dir`
+/// ([`ktrdr_strategy::features::warmup_bars`]), from its `config.json`.
+pub fn warmup_of(dir: &Path) -> Result<BTreeMap<Timeframe, usize>> {
+    let path = dir.join("config.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| TrainingError::internal(format!("{}: {e}", path.display())))?;
+    let config: SavedConfig = serde_json::from_str(&text)
+        .map_err(|e| TrainingError::internal(format!("{}: {e}", path.display())))?;
+    let strategy = LoadedStrategy::from_config(config.strategy)?;
+    Ok(warmup_bars(&strategy)?)
 }
 
 /// Fills timeframes the caller did not provide by resampling the base bars.

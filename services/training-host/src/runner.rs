@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use burn::backend::Autodiff;
 use ktrdr_strategy::artifacts::ModelStore;
-use ktrdr_strategy::dataset::{SymbolBars, build_datasets};
+use ktrdr_strategy::dataset::{SplitDatasets, SymbolBars, build_datasets};
 use ktrdr_strategy::model::CpuBackend;
 use ktrdr_strategy::training::{Progress, SaveWeights, TrainControl, TrainingMetrics, train};
 use ktrdr_strategy::{LoadedStrategy, StrategyError};
@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainingError};
 use crate::persist::SessionStore;
-use crate::record::{BatchEvent, EpochEvent, EventKind, Metrics, State};
+use crate::record::{BatchEvent, EpochEvent, EventKind, Metrics, SplitReport, State};
 use crate::session::Session;
 
 /// Where a session's checkpoints live, inside the sessions directory: a checkpoint is only of
@@ -108,6 +108,11 @@ impl Job<'_> {
         if session.cancel_requested() {
             return Err(StrategyError::Cancelled.into());
         }
+        let report = split_report(&sets);
+        for warning in &report.warnings {
+            tracing::warn!(session = %session.id, "{warning}");
+        }
+        session.emit(EventKind::DataSplit(report), store);
         session.emit(
             EventKind::StateChanged {
                 from: Some(State::LoadingData),
@@ -328,6 +333,30 @@ impl Job<'_> {
             store,
         );
         Ok(())
+    }
+}
+
+/// Rows and labels per split, and what makes them unfit to select a model on
+/// ([`SplitDatasets::warnings`]).
+pub fn split_report(sets: &SplitDatasets) -> SplitReport {
+    let bars = |part: usize| -> u64 { sets.bars_per_part.iter().map(|b| b[part] as u64).sum() };
+    let counts = |part: usize, d: &ktrdr_strategy::dataset::Dataset| {
+        let [buy, hold, sell] = d.label_counts();
+        [
+            bars(part),
+            d.len() as u64,
+            buy as u64,
+            hold as u64,
+            sell as u64,
+        ]
+    };
+    SplitReport {
+        parts: [
+            counts(0, &sets.train),
+            counts(1, &sets.validation),
+            counts(2, &sets.test),
+        ],
+        warnings: sets.warnings(),
     }
 }
 

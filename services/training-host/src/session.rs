@@ -249,7 +249,7 @@ fn apply(record: &mut SessionRecord, event: &Event) {
         EventKind::ModelSaved { model_id, .. } => record.model_id = model_id.clone(),
         EventKind::CheckpointSaved { epoch, .. } => record.last_checkpoint_epoch = *epoch,
         EventKind::FinalMetrics(m) => record.metrics = Some(m.clone()),
-        EventKind::DataLoaded { .. } | EventKind::Log { .. } => {}
+        EventKind::DataLoaded { .. } | EventKind::DataSplit(_) | EventKind::Log { .. } => {}
     }
 }
 

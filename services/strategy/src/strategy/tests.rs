@@ -321,3 +321,184 @@ fn rvi_signal_period_other_than_four_is_a_warning() {
             .any(|w| w.path == "indicators[2].signal_period")
     );
 }
+
+const V3: &str = include_str!("../../../../strategies/v3_multi_timeframe.yaml");
+
+#[test]
+fn a_v3_strategy_loads_with_its_explicit_inputs_in_order() {
+    let s = load(V3).unwrap();
+    assert!(s.is_v3());
+    let c = &s.config;
+    assert_eq!(c.name, "v3_multi_timeframe_example");
+    assert_eq!(c.version.as_deref(), Some("3.0"));
+    assert_eq!(
+        s.timeframes(),
+        vec![Timeframe::H1, Timeframe::H4, Timeframe::D1]
+    );
+    let ids: Vec<&str> = s.indicators.iter().map(|d| d.id.as_str()).collect();
+    assert_eq!(ids, ["rsi_14", "adx_14"]);
+    let extreme = &c.fuzzy_set_definitions[1];
+    assert_eq!(extreme.id, "rsi_extreme");
+    // The shorthand is a triangle; memberships keep the file's order.
+    assert_eq!(extreme.memberships[0].0, "very_oversold");
+    assert_eq!(extreme.memberships[0].1.kind, FuzzySetKind::Triangular);
+    assert_eq!(extreme.memberships[1].1.parameters, vec![80.0, 90.0, 100.0]);
+    assert_eq!(
+        c.fuzzy_set_definitions[2].indicator_ref(),
+        ("adx_14", Some("plus_di"))
+    );
+    assert!(
+        !s.warnings.iter().any(|w| w.message.starts_with("unknown")),
+        "{:?}",
+        s.warnings
+    );
+
+    let names = crate::features::feature_names(&s).unwrap();
+    let unlagged = [
+        "1h_rsi_fast_oversold",
+        "1h_rsi_fast_neutral",
+        "1h_rsi_fast_overbought",
+        "4h_rsi_fast_oversold",
+        "4h_rsi_fast_neutral",
+        "4h_rsi_fast_overbought",
+        "1d_rsi_fast_oversold",
+        "1d_rsi_fast_neutral",
+        "1d_rsi_fast_overbought",
+        "1d_rsi_extreme_very_oversold",
+        "1d_rsi_extreme_very_overbought",
+        "1h_di_plus_low",
+        "1h_di_plus_high",
+        "4h_di_plus_low",
+        "4h_di_plus_high",
+    ];
+    assert_eq!(names[..unlagged.len()], unlagged);
+    assert_eq!(names.len(), unlagged.len() * 3, "two lags");
+    assert_eq!(names[unlagged.len()], "1h_rsi_fast_oversold_lag_1");
+}
+
+#[test]
+fn a_v3_strategy_computes_its_features_and_survives_a_saved_config() {
+    let s = load(V3).unwrap();
+    let base = crate::synthetic::generate(&crate::synthetic::PathSpec {
+        bars: 2_000,
+        ..Default::default()
+    });
+    let bars: BTreeMap<Timeframe, ktrdr_market::Bars> = s
+        .timeframes()
+        .into_iter()
+        .map(|tf| (tf, base.resample(tf).unwrap()))
+        .collect();
+    let features = crate::features::compute_features(&s, &bars).unwrap();
+    assert_eq!(features.names, crate::features::feature_names(&s).unwrap());
+    let last = features.rows() - 1;
+    assert!(features.row_is_complete(last));
+    // DI+ memberships read the plus_di output, not the ADX line.
+    let adx = s.indicators[1].kind.compute(&bars[&Timeframe::H1]);
+    let plus_di = adx.column("plus_di").unwrap()[last];
+    let low = &s.config.fuzzy_set_definitions[2].memberships[0].1;
+    let expected = crate::fuzzy::MembershipFunction::from_spec(low, "x")
+        .unwrap()
+        .evaluate(&[plus_di])[0];
+    let column = features
+        .names
+        .iter()
+        .position(|n| n == "1h_di_plus_low")
+        .unwrap();
+    assert_eq!(features.columns[column][last], expected);
+
+    // config.json keeps the v3 form and reloads to the same features.
+    let json = serde_json::to_string(&s.config).unwrap();
+    let reloaded = LoadedStrategy::from_config(serde_json::from_str(&json).unwrap()).unwrap();
+    assert!(reloaded.is_v3());
+    assert_eq!(reloaded.config, s.config);
+    // Debug text compares NaN (warm-up) as equal, unlike `==`.
+    assert_eq!(
+        format!(
+            "{:?}",
+            crate::features::compute_features(&reloaded, &bars).unwrap()
+        ),
+        format!("{features:?}")
+    );
+}
+
+#[test]
+fn v3_references_are_validated_with_their_paths() {
+    let cases = [
+        (
+            V3.replace("indicator: rsi_14\n    very", "indicator: rsi_99\n    very"),
+            "fuzzy_sets.rsi_extreme.indicator: no indicator has the id \"rsi_99\"",
+        ),
+        (
+            V3.replace("adx_14.plus_di", "adx_14.plus"),
+            "fuzzy_sets.di_plus.indicator: indicator \"adx_14\" has no output \"plus\"",
+        ),
+        (
+            V3.replace("fuzzy_set: rsi_extreme", "fuzzy_set: rsi_slow"),
+            "nn_inputs[1].fuzzy_set: no fuzzy set \"rsi_slow\"",
+        ),
+        (
+            V3.replace("timeframes: [\"1d\"]", "timeframes: [\"5m\"]"),
+            "nn_inputs[1].timeframes[0]: 5m is not a training timeframe",
+        ),
+        (V3.replace("timeframes: [\"1d\"]", "timeframes: all"), ""),
+        (
+            V3.replace(
+                "timeframes: [\"1h\", \"4h\"]",
+                "timeframes: [\"1h\", \"1h\"]",
+            ),
+            "nn_inputs[2].timeframes[1]: di_plus on 1h is already an input",
+        ),
+        (
+            V3.replace(
+                "very_overbought: [80, 90, 100]",
+                "very_overbought: [90, 80, 100]",
+            ),
+            "fuzzy_sets.rsi_extreme.very_overbought.parameters: [a, b, c] must be in non-decreasing order",
+        ),
+        (
+            V3.replace(
+                "    period: 14\n    source: close",
+                "    period: 0\n    source: close",
+            ),
+            "indicators.rsi_14",
+        ),
+    ];
+    for (yaml, expected) in cases {
+        match load(&yaml) {
+            Ok(_) if expected.is_empty() => {}
+            Ok(_) => panic!("accepted, expected {expected}"),
+            Err(e) => assert!(
+                !expected.is_empty() && e.to_string().starts_with(expected),
+                "{e} does not start with {expected}"
+            ),
+        }
+    }
+    // nn_inputs is required once indicators are a map.
+    let start = V3.find("nn_inputs:").unwrap();
+    let end = V3.find("model:").unwrap();
+    let without = format!("{}{}", &V3[..start], &V3[end..]);
+    assert!(err(&without).starts_with("nn_inputs"), "{}", err(&without));
+    // An unused fuzzy set and an unused indicator are warnings.
+    let yaml = V3
+        .replace("  - fuzzy_set: rsi_extreme\n    timeframes: [\"1d\"]\n", "")
+        .replace(
+            "indicators:\n",
+            "indicators:\n  ema_9:\n    type: ema\n    period: 9\n",
+        );
+    let s = load(&yaml).unwrap();
+    let warned: Vec<&str> = s.warnings.iter().map(|w| w.path.as_str()).collect();
+    assert!(warned.contains(&"fuzzy_sets.rsi_extreme"), "{warned:?}");
+    assert!(warned.contains(&"indicators.ema_9"), "{warned:?}");
+}
+
+#[test]
+fn v2_strategies_still_load_as_v2() {
+    let s = load(ORIGINAL).unwrap();
+    assert!(!s.is_v3());
+    assert!(s.config.nn_inputs.is_empty());
+    let json = serde_json::to_value(&s.config).unwrap();
+    assert!(
+        json.get("nn_inputs").is_none(),
+        "v2 config.json is unchanged"
+    );
+}
