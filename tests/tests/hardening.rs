@@ -8,6 +8,8 @@ use ktrdr_proto::data::v1::ReadBarsRequest;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
 use ktrdr_proto::gateway::v1::{LoadDataRequest, TrainStrategyRequest, train_strategy_request};
+use ktrdr_proto::ib::v1::FetchBarsRequest;
+use ktrdr_proto::ib::v1::ib_host_service_client::IbHostServiceClient;
 use ktrdr_system_tests::fixtures::{TINY_STRATEGY, utc_ms};
 use ktrdr_system_tests::stack::{FAST_PACING, InProcess, Stack};
 use tonic::Code;
@@ -124,4 +126,32 @@ async fn a_100_kb_symbol_is_refused_with_a_short_message_and_a_short_log_line() 
         let longest = logs.lines().map(str::len).max().unwrap_or(0);
         assert!(longest < 2_000, "a log line of {longest} bytes");
     }
+}
+
+#[tokio::test]
+async fn an_enum_value_the_contract_does_not_define_is_an_invalid_argument_naming_the_field() {
+    let stack = Stack::start(InProcess::NONE, 0, FAST_PACING).await;
+    let channel = stack.gateway_channel().await;
+    let read = DataServiceClient::new(channel.clone())
+        .read_bars(ReadBarsRequest {
+            symbol: "EURUSD".into(),
+            timeframe: "1h".into(),
+            encoding: 999,
+            ..Default::default()
+        })
+        .await;
+    let status = first_error(read).await.expect("refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violated_field(&status), "encoding");
+    let fetch = IbHostServiceClient::new(channel)
+        .fetch_bars(FetchBarsRequest {
+            symbol: "EURUSD".into(),
+            timeframe: "1h".into(),
+            what_to_show: 999,
+            ..Default::default()
+        })
+        .await;
+    let status = first_error(fetch).await.expect("refused");
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violated_field(&status), "what_to_show");
 }

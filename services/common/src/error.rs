@@ -123,6 +123,17 @@ pub enum ServiceError {
     Internal { message: String },
 }
 
+/// A protobuf enum field read strictly: a value the contract does not define (a newer client,
+/// a bug, a fuzzer) is `INVALID_ARGUMENT` naming the field, never silently the default.
+pub fn enum_field<E: TryFrom<i32>>(field: &str, raw: i32) -> Result<E, ServiceError> {
+    E::try_from(raw).map_err(|_| {
+        ServiceError::invalid_argument(
+            field,
+            format!("unknown value {raw} (see the enum in the .proto for the accepted values)"),
+        )
+    })
+}
+
 impl ServiceError {
     /// A bad request with one offending field.
     pub fn invalid_argument(field: impl Into<String>, description: impl Into<String>) -> Self {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use ktrdr_common::error::ServiceError;
+use ktrdr_common::error::{ServiceError, enum_field};
 use ktrdr_common::market::{symbol_field, time_range, timeframe_field};
 use ktrdr_common::paging::Page;
 use ktrdr_common::server::ResponseStream;
@@ -95,7 +95,9 @@ impl DataApi {
         let mut header: Option<(String, Timeframe, bool, String)> = None;
         let mut bars = Bars::default();
         while let Some(message) = stream.message().await? {
-            let repair = message.validation_mode() == pb::ValidationMode::Repair;
+            let repair =
+                enum_field::<pb::ValidationMode>("validation_mode", message.validation_mode)?
+                    == pb::ValidationMode::Repair;
             let batch = message.batch.unwrap_or_default();
             let (symbol, timeframe) = match &header {
                 None => {
@@ -213,7 +215,7 @@ impl DataService for DataApi {
                 );
             }
         };
-        let encoding = req.encoding();
+        let encoding = enum_field::<common::BarEncoding>("encoding", req.encoding)?;
         let from_end = req.from_end;
 
         let store = self.store.clone();
@@ -554,7 +556,7 @@ impl DataService for DataApi {
         }
         let (start, end) = time_range("range", req.range.as_ref())?;
         let batch_bars = batch_size(req.max_bars_per_batch)?;
-        let encoding = req.encoding();
+        let encoding = enum_field::<common::BarEncoding>("encoding", req.encoding)?;
         let store = self.store.clone();
         let symbol_for_read = symbol.clone();
         let snapshot = blocking(move || {

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use chrono_tz::Tz;
-use ktrdr_common::error::ServiceError;
+use ktrdr_common::error::{ServiceError, enum_field};
 use ktrdr_common::market::timeframe_field;
 use ktrdr_common::status::now_ms;
 use ktrdr_market::{Timeframe, normalize_symbol};
@@ -84,7 +84,10 @@ impl ImportPlan {
             symbol,
             timeframe,
             time_zone,
-            repair: options.validation_mode() == pb::ValidationMode::Repair,
+            repair: enum_field::<pb::ValidationMode>(
+                "options.validation_mode",
+                options.validation_mode,
+            )? == pb::ValidationMode::Repair,
             dry_run: options.dry_run,
             replace: options.replace_existing,
             source: format!("csv:{named}"),

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use ktrdr_common::ServiceError;
-use ktrdr_common::error::FieldViolation;
+use ktrdr_common::error::{FieldViolation, enum_field};
 use ktrdr_common::market::{symbol_field, timeframe_field};
 use ktrdr_common::server::ResponseStream;
 use ktrdr_common::status::{ProcessIdentity, now_ms};
@@ -90,15 +90,17 @@ struct FetchArgs {
 }
 
 fn validate_fetch(req: &pb::FetchBarsRequest) -> Result<FetchArgs, ServiceError> {
+    // Collect the violations of every field, not just the first, in the message's field order.
     let mut violations = vec![];
-    // Collect the violations of every field, not just the first.
-    let mut take = |e: &ServiceError| {
-        if let ServiceError::InvalidArgument { violations: v, .. } = e {
+    let take = |violations: &mut Vec<FieldViolation>, e: Option<&ServiceError>| {
+        if let Some(ServiceError::InvalidArgument { violations: v, .. }) = e {
             violations.extend(v.iter().cloned());
         }
     };
-    let symbol = symbol_field("symbol", &req.symbol).inspect_err(&mut take);
-    let timeframe = timeframe_field("timeframe", &req.timeframe).inspect_err(&mut take);
+    let symbol = symbol_field("symbol", &req.symbol);
+    take(&mut violations, symbol.as_ref().err());
+    let timeframe = timeframe_field("timeframe", &req.timeframe);
+    take(&mut violations, timeframe.as_ref().err());
     let (start_ms, end_ms) = req.range.map_or((0, 0), |r| (r.start_ms, r.end_ms));
     if start_ms < 0 {
         violations.push(FieldViolation::new(
@@ -118,32 +120,18 @@ fn validate_fetch(req: &pb::FetchBarsRequest) -> Result<FetchArgs, ServiceError>
             format!("end {end_ms} must be after start {start_ms}"),
         ));
     }
-    let what = WhatToShow::try_from(req.what_to_show).map_err(|_| ());
-    if what.is_err() {
+    let what = enum_field::<WhatToShow>("what_to_show", req.what_to_show);
+    take(&mut violations, what.as_ref().err());
+    let class = enum_field::<InstrumentType>("instrument_type", req.instrument_type);
+    take(&mut violations, class.as_ref().err());
+    if matches!(class, Ok(InstrumentType::Index)) {
         violations.push(FieldViolation::new(
-            "what_to_show",
-            format!("unknown value {}", req.what_to_show),
-        ));
-    }
-    let class = InstrumentType::try_from(req.instrument_type).map_err(|_| ());
-    match class {
-        Err(()) => violations.push(FieldViolation::new(
-            "instrument_type",
-            format!("unknown value {}", req.instrument_type),
-        )),
-        Ok(InstrumentType::Index) => violations.push(FieldViolation::new(
             "instrument_type",
             "indices are not supported yet; use STOCK, FOREX or FUTURE",
-        )),
-        Ok(_) => {}
+        ));
     }
-    match BarEncoding::try_from(req.encoding) {
-        Ok(_) => {}
-        Err(_) => violations.push(FieldViolation::new(
-            "encoding",
-            format!("unknown value {}", req.encoding),
-        )),
-    }
+    let encoding = enum_field::<BarEncoding>("encoding", req.encoding);
+    take(&mut violations, encoding.as_ref().err());
     if req.con_id < 0 {
         violations.push(FieldViolation::new("con_id", "must not be negative"));
     }
@@ -291,12 +279,7 @@ impl IbHost {
         req: pb::LookupContractRequest,
     ) -> Result<pb::LookupContractResponse, ServiceError> {
         let symbol = symbol_field("symbol", &req.symbol)?;
-        let class = InstrumentType::try_from(req.instrument_type).map_err(|_| {
-            ServiceError::invalid_argument(
-                "instrument_type",
-                format!("unknown value {}", req.instrument_type),
-            )
-        })?;
+        let class = enum_field::<InstrumentType>("instrument_type", req.instrument_type)?;
         let (_, instruments, cached) = self
             .lookup_spec(
                 &symbol,
@@ -318,18 +301,8 @@ impl IbHost {
         req: pb::GetHeadTimestampRequest,
     ) -> Result<pb::GetHeadTimestampResponse, ServiceError> {
         let symbol = symbol_field("symbol", &req.symbol)?;
-        let class = InstrumentType::try_from(req.instrument_type).map_err(|_| {
-            ServiceError::invalid_argument(
-                "instrument_type",
-                format!("unknown value {}", req.instrument_type),
-            )
-        })?;
-        let what = WhatToShow::try_from(req.what_to_show).map_err(|_| {
-            ServiceError::invalid_argument(
-                "what_to_show",
-                format!("unknown value {}", req.what_to_show),
-            )
-        })?;
+        let class = enum_field::<InstrumentType>("instrument_type", req.instrument_type)?;
+        let what = enum_field::<WhatToShow>("what_to_show", req.what_to_show)?;
         let (spec, instrument) = self
             .resolve(
                 &symbol,
