@@ -16,6 +16,7 @@ use ktrdr_proto::training::v1::{
     GetTrainingRequest, StartTrainingRequest, TrainingState, start_training_request::Strategy,
 };
 use ktrdr_system_tests::fixtures::{TINY_STRATEGY, trending_hourly_bars, utc_ms};
+use ktrdr_system_tests::stack::{InProcess, Stack};
 use ktrdr_system_tests::{RunningCli, ServiceProcess, ktrdr, ktrdr_into_head, store_bars};
 
 /// Nothing listens on port 9 (discard) on loopback.
@@ -973,85 +974,13 @@ async fn trainings_and_models_commands_follow_a_real_session() {
 
 /// ib-sim → ib-host → gateway ← data (and a training host when asked), for loads and training.
 /// ib-sim delays each reply by `reply_delay_ms` so a load lasts long enough to be interrupted.
-struct IbStack {
-    _sim: ServiceProcess,
-    _ib_host: ServiceProcess,
-    data: ServiceProcess,
-    _training_host: Option<ServiceProcess>,
-    gateway: ServiceProcess,
-    _data_dir: tempfile::TempDir,
-    models: tempfile::TempDir,
-}
-
-async fn ib_stack(reply_delay_ms: &str, with_training_host: bool) -> IbStack {
-    use ktrdr_proto::ib::v1 as ib;
-    let sim = ServiceProcess::start(
-        "ktrdr-ib-sim",
-        &[
-            ("IB_SIM_ADDR", "127.0.0.1:0"),
-            ("IB_SIM_PACING", "false"),
-            ("IB_SIM_REPLY_DELAY_MS", reply_delay_ms),
-        ],
-    )
-    .await;
-    let tws = ib::ib_sim_service_client::IbSimServiceClient::new(sim.channel().await)
-        .get_sim_status(ib::GetSimStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner()
-        .tws_listen_addr;
-    let port = tws.rsplit(':').next().unwrap().to_owned();
-    let ib_host = ServiceProcess::start(
-        "ktrdr-ib-host",
-        &[
-            ("IB_HOST", "127.0.0.1"),
-            ("IB_PORT", port.as_str()),
-            ("IB_PACING", "false"),
-        ],
-    )
-    .await;
-    let data_dir = tempfile::tempdir().unwrap();
-    let models = tempfile::tempdir().unwrap();
-    let data = ServiceProcess::start(
-        "ktrdr-data",
-        &[("KTRDR_DATA_DIR", data_dir.path().to_str().unwrap())],
-    )
-    .await;
-    let training_host = if with_training_host {
-        Some(
-            ServiceProcess::start(
-                "ktrdr-training-host",
-                &[
-                    ("DATA_SERVICE_URL", data.url().as_str()),
-                    ("KTRDR_MODELS_DIR", models.path().to_str().unwrap()),
-                ],
-            )
-            .await,
-        )
-    } else {
-        None
-    };
-    let training_url = training_host
-        .as_ref()
-        .map_or(NOBODY.to_owned(), ServiceProcess::url);
-    let gateway = ServiceProcess::start(
-        "ktrdr-gateway",
-        &[
-            ("DATA_SERVICE_URL", data.url().as_str()),
-            ("IB_HOST_SERVICE_URL", ib_host.url().as_str()),
-            ("TRAINING_HOST_SERVICE_URL", training_url.as_str()),
-        ],
-    )
-    .await;
-    IbStack {
-        _sim: sim,
-        _ib_host: ib_host,
-        data,
-        _training_host: training_host,
-        gateway,
-        _data_dir: data_dir,
-        models,
-    }
+async fn ib_stack(reply_delay_ms: &str, with_training_host: bool) -> Stack {
+    let env = [
+        ("IB_SIM_PACING", "false"),
+        ("IB_SIM_REPLY_DELAY_MS", reply_delay_ms),
+        ("IB_PACING", "false"),
+    ];
+    Stack::start(InProcess::NONE, usize::from(with_training_host), &env).await
 }
 
 #[tokio::test]
@@ -1137,7 +1066,7 @@ async fn ctrl_c_during_data_load_cancels_the_job_and_exits_130() {
 }
 
 /// The load job `job_id` as the gateway reports it (GetLoad).
-async fn load_job(stack: &IbStack, job_id: &str) -> ktrdr_proto::gateway::v1::LoadJob {
+async fn load_job(stack: &Stack, job_id: &str) -> ktrdr_proto::gateway::v1::LoadJob {
     GatewayServiceClient::new(stack.gateway.channel().await)
         .get_load(GetLoadRequest {
             job_id: job_id.to_owned(),
@@ -1300,16 +1229,16 @@ async fn ctrl_c_during_a_batch_load_cancels_every_child_and_exits_130() {
 
 /// The IB stack with a training host, 600 hourly EURUSD bars stored and the tiny strategy in a
 /// file.
-async fn training_stack() -> (IbStack, std::path::PathBuf) {
+async fn training_stack() -> (Stack, std::path::PathBuf) {
     let stack = ib_stack("0", true).await;
     store_bars(
-        stack.data.channel().await,
+        stack.data.as_ref().unwrap().channel().await,
         "EURUSD",
         "1h",
         trending_hourly_bars(600, 7),
     )
     .await;
-    let strategy = stack.models.path().join("tiny.yaml");
+    let strategy = stack.models_dir.path().join("tiny.yaml");
     std::fs::write(&strategy, TINY_STRATEGY).unwrap();
     (stack, strategy)
 }
