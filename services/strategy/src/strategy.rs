@@ -267,6 +267,13 @@ impl Default for TrainingHyperparameters {
     }
 }
 
+/// The largest learning rate a strategy or a request may set.
+pub const MAX_LEARNING_RATE: f64 = 10.0;
+/// The most epochs a strategy or a request may set.
+pub const MAX_EPOCHS: usize = 100_000;
+/// The largest batch a strategy or a request may set.
+pub const MAX_BATCH_SIZE: usize = 1 << 20;
+
 fn default_learning_rate() -> f64 {
     0.001
 }
@@ -1024,22 +1031,25 @@ fn validate_model_and_training(
         ));
     }
     let hp = &model.training;
-    if !(hp.learning_rate.is_finite() && hp.learning_rate > 0.0) {
+    if !(hp.learning_rate.is_finite()
+        && hp.learning_rate > 0.0
+        && hp.learning_rate <= MAX_LEARNING_RATE)
+    {
         return Err(StrategyError::invalid(
             "model.training.learning_rate",
-            "must be a positive number",
+            format!("must be a positive number up to {MAX_LEARNING_RATE}"),
         ));
     }
-    if hp.batch_size == 0 {
+    if !(1..=MAX_BATCH_SIZE).contains(&hp.batch_size) {
         return Err(StrategyError::invalid(
             "model.training.batch_size",
-            "must be at least 1",
+            format!("must be from 1 to {MAX_BATCH_SIZE}"),
         ));
     }
-    if hp.epochs == 0 {
+    if !(1..=MAX_EPOCHS).contains(&hp.epochs) {
         return Err(StrategyError::invalid(
             "model.training.epochs",
-            "must be at least 1",
+            format!("must be from 1 to {MAX_EPOCHS}"),
         ));
     }
     if !(hp.weight_decay.is_finite() && hp.weight_decay >= 0.0) {

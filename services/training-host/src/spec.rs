@@ -10,7 +10,10 @@ use ktrdr_common::market::{symbol_field, time_range};
 use ktrdr_market::Timeframe;
 use ktrdr_proto::training::v1 as pb;
 use ktrdr_strategy::LoadedStrategy;
-use ktrdr_strategy::strategy::{SymbolsConfig, SymbolsMode, TimeframesConfig, TimeframesMode};
+use ktrdr_strategy::strategy::{
+    MAX_BATCH_SIZE, MAX_EPOCHS, MAX_LEARNING_RATE, SymbolsConfig, SymbolsMode, TimeframesConfig,
+    TimeframesMode,
+};
 
 use crate::error::{Result, TrainingError};
 use crate::record::SessionSpec;
@@ -154,14 +157,26 @@ pub fn resolve(request: &pb::StartTrainingRequest, strategies_dir: &Path) -> Res
         time_range("range", request.range.as_ref()).map_err(service_to_invalid)?;
     let hp = &strategy.config.model.training;
     let epochs = positive("epochs", request.epochs)?.map_or(hp.epochs, |e| e as usize);
+    if epochs > MAX_EPOCHS {
+        return Err(TrainingError::invalid(
+            "epochs",
+            format!("{epochs} is more than {MAX_EPOCHS}"),
+        ));
+    }
     let batch_size =
         positive("batch_size", request.batch_size)?.map_or(hp.batch_size, |b| b as usize);
+    if batch_size > MAX_BATCH_SIZE {
+        return Err(TrainingError::invalid(
+            "batch_size",
+            format!("{batch_size} is more than {MAX_BATCH_SIZE}"),
+        ));
+    }
     let learning_rate =
         positive("learning_rate", request.learning_rate)?.unwrap_or(hp.learning_rate);
-    if !learning_rate.is_finite() {
+    if !(learning_rate.is_finite() && learning_rate <= MAX_LEARNING_RATE) {
         return Err(TrainingError::invalid(
             "learning_rate",
-            "must be a finite number",
+            format!("{learning_rate} is not a finite number up to {MAX_LEARNING_RATE}"),
         ));
     }
     let device = match request.device.as_deref().map(str::trim) {
@@ -319,6 +334,15 @@ training:
         let mut r = request(YAML);
         r.epochs = Some(0);
         assert_eq!(field(resolve(&r, dir).unwrap_err()), "epochs");
+        let mut r = request(YAML);
+        r.epochs = Some(i32::MAX);
+        assert_eq!(field(resolve(&r, dir).unwrap_err()), "epochs");
+        let mut r = request(YAML);
+        r.learning_rate = Some(1e308);
+        assert_eq!(field(resolve(&r, dir).unwrap_err()), "learning_rate");
+        let mut r = request(YAML);
+        r.batch_size = Some(i32::MAX);
+        assert_eq!(field(resolve(&r, dir).unwrap_err()), "batch_size");
         let mut r = request(YAML);
         r.device = Some("cuda:0".into());
         assert_eq!(field(resolve(&r, dir).unwrap_err()), "device");
