@@ -970,7 +970,7 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     assert!(run.stderr.contains("CANCELLED"), "{run}");
 }
 
-// ---- LoadData / TrainStrategy (gateway issue 7) --------------------------------------------
+// ---- LoadData / TrainStrategy through the gateway ------------------------------------------
 
 /// ib-sim → ib-host → gateway ← data (and a training host when asked), for loads and training.
 /// ib-sim delays each reply by `reply_delay_ms` so a load lasts long enough to be interrupted.
@@ -1030,23 +1030,7 @@ async fn data_load_streams_progress_to_a_summary() {
 async fn ctrl_c_during_data_load_cancels_the_job_and_exits_130() {
     let stack = ib_stack("500", false).await;
     let url = stack.gateway.url();
-    let mut cli = RunningCli::spawn(
-        &url,
-        &[
-            "--json",
-            "data",
-            "load",
-            "AAPL",
-            "-t",
-            "5m",
-            "-m",
-            "backfill",
-            "--start",
-            "2023-01-02",
-            "--end",
-            "2024-01-02",
-        ],
-    );
+    let mut cli = spawn_backfill_of_2023(&url, "AAPL", "5m");
     let started = cli.next_json_line().await.expect("a started event");
     assert_eq!(started["event"], "started", "{started}");
     let job_id = started["job_id"].as_str().unwrap().to_owned();
@@ -1057,7 +1041,33 @@ async fn ctrl_c_during_data_load_cancels_the_job_and_exits_130() {
     assert_eq!(last["event"], "interrupted", "{run}");
     assert_eq!(last["job_id"], job_id.as_str());
 
-    let job = load_job(&stack, &job_id).await;
+    assert_cancelled(&stack, &job_id).await;
+}
+
+/// `ktrdr --json data load SYMBOLS -t TIMEFRAMES -m backfill` over 2023, left running.
+fn spawn_backfill_of_2023(url: &str, symbols: &str, timeframes: &str) -> RunningCli {
+    RunningCli::spawn(
+        url,
+        &[
+            "--json",
+            "data",
+            "load",
+            symbols,
+            "-t",
+            timeframes,
+            "-m",
+            "backfill",
+            "--start",
+            "2023-01-02",
+            "--end",
+            "2024-01-02",
+        ],
+    )
+}
+
+/// Asserts that the gateway reports load job `job_id` CANCELLED.
+async fn assert_cancelled(stack: &Stack, job_id: &str) {
+    let job = load_job(stack, job_id).await;
     assert_eq!(
         job.state(),
         ktrdr_proto::common::v1::JobState::Cancelled,
@@ -1182,23 +1192,7 @@ async fn a_batch_load_fails_the_unknown_symbols_datasets_and_completes_the_other
 async fn ctrl_c_during_a_batch_load_cancels_every_child_and_exits_130() {
     let stack = ib_stack("500", false).await;
     let url = stack.gateway.url();
-    let mut cli = RunningCli::spawn(
-        &url,
-        &[
-            "--json",
-            "data",
-            "load",
-            "AAPL,MSFT",
-            "-t",
-            "5m,15m",
-            "-m",
-            "backfill",
-            "--start",
-            "2023-01-02",
-            "--end",
-            "2024-01-02",
-        ],
-    );
+    let mut cli = spawn_backfill_of_2023(&url, "AAPL,MSFT", "5m,15m");
     let batch = cli.next_json_line().await.expect("a batch_started event");
     assert_eq!(batch["event"], "batch_started", "{batch}");
     // Wait until the four children are running.
@@ -1218,12 +1212,7 @@ async fn ctrl_c_during_a_batch_load_cancels_every_child_and_exits_130() {
     assert_eq!(last["state"], "CANCELLED", "{run}");
 
     for job_id in jobs {
-        let job = load_job(&stack, &job_id).await;
-        assert_eq!(
-            job.state(),
-            ktrdr_proto::common::v1::JobState::Cancelled,
-            "{job:?}"
-        );
+        assert_cancelled(&stack, &job_id).await;
     }
 }
 

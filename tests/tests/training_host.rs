@@ -153,6 +153,26 @@ fn states(events: &[TrainingEvent]) -> Vec<TrainingState> {
         .collect()
 }
 
+/// Predict over the stored EURUSD bars of `range` (`None`: all of them).
+async fn predict_stored(
+    client: &mut Client,
+    model_id: &str,
+    range: Option<ktrdr_proto::common::v1::TimeRange>,
+) -> pb::PredictResponse {
+    client
+        .predict(PredictRequest {
+            model_id: model_id.to_owned(),
+            input: Some(pb::predict_request::Input::Dataset(DatasetRef {
+                symbol: "EURUSD".into(),
+                timeframe: String::new(),
+                range,
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
 async fn get(client: &mut Client, id: &str) -> pb::TrainingSession {
     client
         .get_training(GetTrainingRequest {
@@ -366,19 +386,7 @@ async fn a_session_trains_to_completion_and_evaluate_reproduces_its_test_metrics
     assert_eq!(got.strategy_yaml, STRATEGY);
     assert!(got.config_json.contains("tiny_rsi") && got.metadata_json.contains("EURUSD"));
 
-    let predicted = s
-        .client
-        .predict(PredictRequest {
-            model_id: model_id.clone(),
-            input: Some(pb::predict_request::Input::Dataset(DatasetRef {
-                symbol: "EURUSD".into(),
-                timeframe: String::new(),
-                range: None,
-            })),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let predicted = predict_stored(&mut s.client, &model_id, None).await;
     assert!(!predicted.timestamp_ms.is_empty());
     assert_eq!(predicted.signals.len(), predicted.timestamp_ms.len());
     assert_eq!(predicted.prob_sell.len(), predicted.timestamp_ms.len());
@@ -431,19 +439,12 @@ async fn a_session_trains_to_completion_and_evaluate_reproduces_its_test_metrics
     );
 
     // Predict over a range: exactly one prediction per stored bar of it.
-    let ranged = s
-        .client
-        .predict(PredictRequest {
-            model_id: model_id.clone(),
-            input: Some(pb::predict_request::Input::Dataset(DatasetRef {
-                symbol: "EURUSD".into(),
-                timeframe: String::new(),
-                range: range(T0 + 300 * HOUR, T0 + 400 * HOUR),
-            })),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let ranged = predict_stored(
+        &mut s.client,
+        &model_id,
+        range(T0 + 300 * HOUR, T0 + 400 * HOUR),
+    )
+    .await;
     let expected: Vec<i64> = (300..400).map(|h| T0 + h * HOUR).collect();
     assert_eq!(ranged.timestamp_ms, expected);
     // The warm-up makes them the predictions of the whole history for those bars.

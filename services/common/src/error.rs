@@ -110,14 +110,7 @@ pub enum ServiceError {
     /// `ErrorInfo`.
     #[error("{message}")]
     Unauthenticated { reason: String, message: String },
-    /// The method exists in the contract but this build does not serve it yet: `UNIMPLEMENTED`.
-    #[error("{method} is not implemented yet by {server}")]
-    Unimplemented {
-        /// Full method name, e.g. `ktrdr.data.v1.DataService/WriteBars`.
-        method: String,
-        /// The binary that answered.
-        server: String,
-    },
+
     /// A bug or an unexpected failure on our side: `INTERNAL`.
     #[error("{message}")]
     Internal { message: String },
@@ -225,13 +218,6 @@ impl ServiceError {
         }
     }
 
-    pub fn unimplemented(method: impl Into<String>, server: impl Into<String>) -> Self {
-        Self::Unimplemented {
-            method: method.into(),
-            server: server.into(),
-        }
-    }
-
     pub fn unauthenticated(reason: impl Into<String>, message: impl Into<String>) -> Self {
         Self::Unauthenticated {
             reason: reason.into(),
@@ -273,7 +259,6 @@ impl ServiceError {
             Self::Aborted { .. } => Code::Aborted,
             Self::Cancelled { .. } => Code::Cancelled,
             Self::Unauthenticated { .. } => Code::Unauthenticated,
-            Self::Unimplemented { .. } => Code::Unimplemented,
             Self::Internal { .. } => Code::Internal,
         }
     }
@@ -285,12 +270,6 @@ impl ServiceError {
             Self::Unavailable { .. } | Self::ResourceExhausted { .. } | Self::Aborted { .. }
         )
     }
-}
-
-/// The `UNIMPLEMENTED` status for `service/method` answered by `server`, e.g.
-/// `unimplemented_status("ktrdr.data.v1.DataService", "WriteBars", "ktrdr-data")`.
-pub fn unimplemented_status(service: &str, method: &str, server: &str) -> Status {
-    ServiceError::unimplemented(format!("{service}/{method}"), server).into()
 }
 
 impl From<ServiceError> for Status {
@@ -344,11 +323,6 @@ impl From<ServiceError> for Status {
                 if retry_after.is_some() {
                     details.set_retry_info(retry_after);
                 }
-            }
-            ServiceError::Unimplemented { method, server } => {
-                let metadata =
-                    HashMap::from([("method".to_owned(), method), ("server".to_owned(), server)]);
-                details.set_error_info("NOT_IMPLEMENTED", ERROR_DOMAIN, metadata);
             }
             ServiceError::Unauthenticated { reason, .. } => {
                 details.set_error_info(reason, ERROR_DOMAIN, HashMap::new());
@@ -515,25 +489,6 @@ mod tests {
         );
         assert!(ServiceError::aborted("R", "m").is_retryable());
         assert!(!ServiceError::permission_denied("R", "m").is_retryable());
-    }
-
-    #[test]
-    fn unimplemented_names_the_method_and_server() {
-        let s = status(ServiceError::unimplemented(
-            "ktrdr.data.v1.DataService/WriteBars",
-            "ktrdr-data",
-        ));
-        assert_eq!(s.code(), Code::Unimplemented);
-        assert_eq!(
-            s.message(),
-            "ktrdr.data.v1.DataService/WriteBars is not implemented yet by ktrdr-data"
-        );
-        let info = s.get_error_details().error_info().cloned().unwrap();
-        assert_eq!(info.reason, "NOT_IMPLEMENTED");
-        assert_eq!(
-            info.metadata["method"],
-            "ktrdr.data.v1.DataService/WriteBars"
-        );
     }
 
     #[test]

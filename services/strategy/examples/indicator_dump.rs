@@ -136,14 +136,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let document = serde_json::json!({
         "seed": SEED,
-        "bars": {
-            "timestamp_ms": bars.timestamp_ms,
-            "open": bars.open,
-            "high": bars.high,
-            "low": bars.low,
-            "close": bars.close,
-            "volume": bars.volume,
-        },
+        "bars": bars,
         "indicators": indicators,
     });
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());

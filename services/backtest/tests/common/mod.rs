@@ -167,14 +167,7 @@ pub fn parity_document(
             "min_bars": config.filters.min_bars_between_trades,
             "min_time_ms": config.filters.min_time_between_trades_ms,
         },
-        "bars": {
-            "timestamp_ms": bars.timestamp_ms,
-            "open": bars.open,
-            "high": bars.high,
-            "low": bars.low,
-            "close": bars.close,
-            "volume": bars.volume,
-        },
+        "bars": bars,
         "probabilities": probabilities,
         "engine": engine,
     })
