@@ -46,6 +46,17 @@ pub enum TrainingError {
     /// The data service answered with an error we did not expect.
     #[error("data service at {url}: {message}")]
     Data { url: String, message: String },
+    /// A request the current state refuses (`reason` is the ErrorInfo reason, `field` the
+    /// request field to change).
+    #[error("{message}")]
+    Precondition {
+        reason: String,
+        message: String,
+        field: String,
+    },
+    /// Something a request names does not exist (`reason` is the ErrorInfo reason).
+    #[error("{message}")]
+    NotFound { reason: String, message: String },
     /// The queue is full.
     #[error("{0}")]
     QueueFull(String),
@@ -107,6 +118,10 @@ impl From<TrainingError> for ServiceError {
                         |e, (key, value)| e.with_metadata(key, value),
                     )
             }
+            TrainingError::Precondition { reason, field, .. } => {
+                ServiceError::failed_precondition(reason, message).with_metadata("field", field)
+            }
+            TrainingError::NotFound { reason, .. } => ServiceError::not_found(reason, message),
             TrainingError::DataUnavailable { url, message: why } => {
                 ServiceError::service_unavailable(
                     "data",

@@ -104,6 +104,7 @@ impl SessionManager {
         if !sessions.by_id.is_empty() {
             tracing::info!(sessions = sessions.by_id.len(), "loaded training sessions");
         }
+        crate::backtest::clean_staging(&config.models_dir);
         Self {
             inner: Arc::new(Inner {
                 config,

@@ -77,6 +77,35 @@ pub struct ModelSession {
     pub val_samples: u64,
     pub test_samples: u64,
     pub training_time_ms: i64,
+    /// The bars the model was fitted on (train and validation rows): first row's open time to
+    /// the last row's close. Backtests that overlap it are refused unless told otherwise.
+    #[serde(default)]
+    pub fit_start_ms: Option<i64>,
+    #[serde(default)]
+    pub fit_end_ms: Option<i64>,
+}
+
+impl ModelSession {
+    /// The bars the model was fitted on, `[start, end)`; models saved without the record fall
+    /// back to every bar their session loaded.
+    pub fn fit_range(&self) -> (i64, i64) {
+        match (self.fit_start_ms, self.fit_end_ms) {
+            (Some(start), Some(end)) => (start, end),
+            _ => (self.loaded_first_ms, self.loaded_end_ms),
+        }
+    }
+}
+
+/// First open time and last close time of the train and validation rows.
+fn fit_range(sets: &SplitDatasets, bar_ms: i64) -> (Option<i64>, Option<i64>) {
+    let times = sets
+        .train
+        .timestamp_ms
+        .iter()
+        .chain(&sets.validation.timestamp_ms);
+    let first = times.clone().min().copied();
+    let last = times.max().map(|t| t.saturating_add(bar_ms));
+    (first, last)
 }
 
 /// Everything the training thread needs.
@@ -105,6 +134,10 @@ impl Job<'_> {
         } = self;
         let sets = build_datasets(&strategy, &bars)?;
         drop(bars);
+        let (fit_start_ms, fit_end_ms) = fit_range(
+            &sets,
+            strategy.base_timeframe().map_or(0, |tf| tf.duration_ms()),
+        );
         if session.cancel_requested() {
             return Err(StrategyError::Cancelled.into());
         }
@@ -303,6 +336,8 @@ impl Job<'_> {
             val_samples: metrics.val_samples,
             test_samples: metrics.test_samples,
             training_time_ms,
+            fit_start_ms,
+            fit_end_ms,
         };
         let text = serde_json::to_string_pretty(&sidecar)
             .map_err(|e| TrainingError::internal(e.to_string()))?;
