@@ -34,7 +34,7 @@ use crate::time::{human_duration, iso, iso_or_dash, parse_duration};
 use crate::{Context, CtrlC, RangeArgs, parse_symbol, report};
 
 #[derive(Debug, Args)]
-#[command(args_conflicts_with_subcommands = true)]
+#[command(args_conflicts_with_subcommands = true, allow_negative_numbers = true)]
 pub struct BacktestArgs {
     #[command(subcommand)]
     pub command: Option<BacktestCommand>,
