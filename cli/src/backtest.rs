@@ -408,21 +408,19 @@ async fn backtest(ctx: &Context, args: RunArgs) -> Result<(), CliError> {
                     });
                 view.on_event(&load_event);
             }
-            Some(Event::FoldTrained(f)) => {
-                if !ctx.json {
-                    say_multi(
-                        &bars,
-                        &format!(
-                            "window {}/{}: trained {} on {} (session {}), trades {}",
-                            f.fold,
-                            f.folds,
-                            f.model_id,
-                            range_text(f.train_range.as_ref()),
-                            f.session_id,
-                            range_text(f.test_range.as_ref()),
-                        ),
-                    );
-                }
+            Some(Event::FoldTrained(f)) if !ctx.json => {
+                say_multi(
+                    &bars,
+                    &format!(
+                        "window {}/{}: trained {} on {} (session {}), trades {}",
+                        f.fold,
+                        f.folds,
+                        f.model_id,
+                        range_text(f.train_range.as_ref()),
+                        f.session_id,
+                        range_text(f.test_range.as_ref()),
+                    ),
+                );
             }
             Some(Event::Progress(p)) => {
                 let progress = p.progress.unwrap_or_default();
@@ -454,7 +452,7 @@ async fn backtest(ctx: &Context, args: RunArgs) -> Result<(), CliError> {
                 summary = Some(s);
                 break;
             }
-            None => {}
+            Some(Event::FoldTrained(_)) | None => {}
         }
     }
     let _ = bars.clear();
@@ -930,7 +928,7 @@ mod tests {
         let cli = Cli::try_parse_from(std::iter::once("ktrdr").chain(args.iter().copied()))
             .unwrap_or_else(|e| panic!("{args:?}: {e}"));
         match cli.command {
-            Command::Backtest(args) => args,
+            Command::Backtest(args) => *args,
             other => panic!("{other:?}"),
         }
     }

@@ -106,7 +106,7 @@ pub enum Command {
     Models(models::ModelsCommand),
     /// Backtest a model (or walk-forward a strategy) on stored bars: metrics, trades, equity,
     /// an HTML report; list, show and cancel backtests.
-    Backtest(backtest::BacktestArgs),
+    Backtest(Box<backtest::BacktestArgs>),
     /// Strategy files: validate locally.
     #[command(subcommand)]
     Strategies(strategies::StrategiesCommand),
@@ -350,7 +350,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Train(args) => train::train(&ctx, args).await?,
         Command::Trainings(command) => train::run(&ctx, command).await?,
         Command::Models(command) => models::run(&ctx, command).await?,
-        Command::Backtest(args) => backtest::run(&ctx, args).await?,
+        Command::Backtest(args) => backtest::run(&ctx, *args).await?,
         Command::Health(_) | Command::Completions { .. } | Command::Strategies(_) => {}
     }
     Ok(ExitCode::Success)

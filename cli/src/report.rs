@@ -211,6 +211,13 @@ fn line_chart(
                 .map(|&i| &values[i])
                 .chain(marks.iter().map(|(_, v, _)| v)),
         );
+        // Enough decimals to tell the labels apart (FX prices need 4, equity none).
+        let step = (y1 - y0) / 6.0;
+        let decimals = if step > 0.0 {
+            (-step.log10()).ceil().clamp(0.0, 8.0) as usize
+        } else {
+            2
+        };
         let mut chart = ChartBuilder::on(&root)
             .caption(title, ("sans-serif", 18))
             .margin(12)
@@ -223,7 +230,7 @@ fn line_chart(
             .x_labels(8)
             .y_labels(6)
             .x_label_formatter(&date_label)
-            .y_label_formatter(&|v| format!("{v:.2}{unit}"))
+            .y_label_formatter(&|v| format!("{v:.decimals$}{unit}"))
             .light_line_style(RGBColor(236, 236, 236))
             .draw()
             .map_err(|e| fail(&e))?;
