@@ -17,7 +17,7 @@ use ktrdr_proto::training::v1::{
 };
 use ktrdr_system_tests::fixtures::{TINY_STRATEGY, trending_hourly_bars, utc_ms};
 use ktrdr_system_tests::stack::{InProcess, Stack};
-use ktrdr_system_tests::{RunningCli, ServiceProcess, ktrdr, ktrdr_into_head, store_bars};
+use ktrdr_system_tests::{CliRun, RunningCli, ServiceProcess, ktrdr, ktrdr_into_head, store_bars};
 
 /// Nothing listens on port 9 (discard) on loopback.
 const NOBODY: &str = "http://127.0.0.1:9";
@@ -1232,12 +1232,10 @@ async fn training_stack() -> (Stack, std::path::PathBuf) {
     (stack, strategy)
 }
 
-#[tokio::test]
-async fn train_loads_then_trains_and_prints_the_metrics() {
-    let (stack, strategy) = training_stack().await;
-    let url = stack.gateway.url();
-    let run = ktrdr(
-        &url,
+/// `ktrdr --json train STRATEGY --epochs 2 --seed 3 --data-mode local`.
+async fn train_two_epochs(url: &str, strategy: &Path) -> CliRun {
+    ktrdr(
+        url,
         &[
             "--json",
             "train",
@@ -1250,7 +1248,14 @@ async fn train_loads_then_trains_and_prints_the_metrics() {
             "local",
         ],
     )
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn train_loads_then_trains_and_prints_the_metrics() {
+    let (stack, strategy) = training_stack().await;
+    let url = stack.gateway.url();
+    let run = train_two_epochs(&url, &strategy).await;
     assert_eq!(run.code, Some(0), "{run}");
     let events = run.json_lines();
     let started = events
@@ -1437,21 +1442,7 @@ fn screenshot(html: &Path, png: &Path) -> bool {
 async fn backtest_writes_metrics_trades_equity_and_a_self_contained_report() {
     let (stack, strategy) = training_stack().await;
     let url = stack.gateway.url();
-    let trained = ktrdr(
-        &url,
-        &[
-            "--json",
-            "train",
-            strategy.to_str().unwrap(),
-            "--epochs",
-            "2",
-            "--seed",
-            "3",
-            "--data-mode",
-            "local",
-        ],
-    )
-    .await;
+    let trained = train_two_epochs(&url, &strategy).await;
     assert_eq!(trained.code, Some(0), "{trained}");
     let model_id = trained
         .json_lines()
