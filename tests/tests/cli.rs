@@ -1580,3 +1580,46 @@ async fn backtest_writes_metrics_trades_equity_and_a_self_contained_report() {
     let unknown = ktrdr(&url, &["backtest", "cancel", "no-such-job"]).await;
     assert_eq!(unknown.code, Some(4), "{unknown}");
 }
+
+/// A strategy file with --train-window/--test-window: the gateway trains a model per window
+/// (rolling) and backtests each on the window after it; the CLI prints a line per trained
+/// window, then the stitched result with one fold per window.
+#[tokio::test]
+async fn backtest_walks_forward_a_strategy_file_window_by_window() {
+    let (stack, strategy) = training_stack().await;
+    let url = stack.gateway.url();
+    let (start, end) = (T0.to_string(), (T0 + 600 * HOUR).to_string());
+    let run = ktrdr(
+        &url,
+        &[
+            "backtest",
+            strategy.to_str().unwrap(),
+            "--start",
+            start.as_str(),
+            "--end",
+            end.as_str(),
+            "--local",
+            "--train-window",
+            "13d",
+            "--test-window",
+            "6d",
+            "--epochs",
+            "1",
+            "--seed",
+            "5",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{run}");
+    // Out-of-sample windows from day 13 to day 25 in steps of 6 days: two.
+    assert!(
+        run.stdout.contains("window 1/2: trained tiny_rsi/"),
+        "{run}"
+    );
+    assert!(
+        run.stdout.contains("window 2/2: trained tiny_rsi/"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("EURUSD window 2:"), "{run}");
+    assert!(run.stdout.contains("COMPLETED"), "{run}");
+}
