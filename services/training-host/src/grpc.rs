@@ -84,6 +84,10 @@ fn model_pb(e: &registry::ModelEntry) -> pb::Model {
             .as_ref()
             .map(|s| convert::range(s.loaded_first_ms, s.loaded_end_ms)),
         parameter_count: e.parameters as i64,
+        fit_range: e.session.as_ref().map(|s| {
+            let (start, end) = s.fit_range();
+            convert::range(start, end)
+        }),
         labels: e
             .session
             .as_ref()
