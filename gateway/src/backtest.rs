@@ -95,16 +95,11 @@ fn folds(start: i64, end: i64, wf: &pb::WalkForward) -> Result<Vec<Fold>, Servic
         })?;
     let mut out = Vec::new();
     let mut k: i64 = 0;
-    loop {
-        let Some(test_start) = k
-            .checked_mul(step)
-            .and_then(|offset| first_test.checked_add(offset))
-        else {
-            break;
-        };
-        if test_start >= end {
-            break;
-        }
+    while let Some(test_start) = k
+        .checked_mul(step)
+        .and_then(|offset| first_test.checked_add(offset))
+        .filter(|&t| t < end)
+    {
         if k >= MAX_FOLDS {
             return Err(ServiceError::invalid_argument(
                 "walk_forward.step_ms",
