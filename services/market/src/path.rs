@@ -18,34 +18,55 @@ pub const MAX_NAME_LEN: usize = 64;
 pub const SAFE_NAME_RULE: &str = "letters, digits, '.', '_' and '-', starting with a letter or \
                                   digit, at most 64 characters";
 
-/// `raw` if it is a safe single path component (see the module doc); otherwise what is wrong
-/// with it, with `raw` cut to a readable length.
-pub fn safe_name(raw: &str) -> Result<&str, String> {
-    if raw.is_empty() {
-        return Err(format!("must not be empty; allowed are {SAFE_NAME_RULE}"));
+/// What keeps a name from being a safe single path component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fault {
+    Empty,
+    TooLong(usize),
+    Char(char),
+    Start,
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Empty => write!(f, "must not be empty"),
+            Self::TooLong(max) => write!(f, "is longer than {max} characters"),
+            Self::Char(c) => write!(f, "contains {c:?}"),
+            Self::Start => write!(f, "must start with a letter or digit"),
+        }
     }
-    if raw.len() > MAX_NAME_LEN {
-        return Err(format!(
-            "{} is longer than {MAX_NAME_LEN} characters; allowed are {SAFE_NAME_RULE}",
-            shown(raw)
-        ));
-    }
-    if let Some(bad) = raw
+}
+
+/// The rule [`safe_name`] and symbols ([`crate::normalize_symbol`]) share: `A–Z a–z 0–9 . _ -`,
+/// starting with a letter or digit, at most `max_len` bytes.
+pub(crate) fn fault(name: &str, max_len: usize) -> Option<Fault> {
+    if name.is_empty() {
+        Some(Fault::Empty)
+    } else if name.len() > max_len {
+        Some(Fault::TooLong(max_len))
+    } else if let Some(bad) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
     {
-        return Err(format!(
-            "{} contains {bad:?}; allowed are {SAFE_NAME_RULE}",
-            shown(raw)
-        ));
+        Some(Fault::Char(bad))
+    } else if !name.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+        Some(Fault::Start)
+    } else {
+        None
     }
-    if !raw.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(format!(
-            "{} must start with a letter or digit; allowed are {SAFE_NAME_RULE}",
+}
+
+/// `raw` if it is a safe single path component (see the module doc); otherwise what is wrong
+/// with it, with `raw` cut to a readable length.
+pub fn safe_name(raw: &str) -> Result<&str, String> {
+    match fault(raw, MAX_NAME_LEN) {
+        None => Ok(raw),
+        Some(fault) => Err(format!(
+            "{} {fault}; allowed are {SAFE_NAME_RULE}",
             shown(raw)
-        ));
+        )),
     }
-    Ok(raw)
 }
 
 /// `root` joined with `relative`, refused unless the result stays inside `root`: every
