@@ -416,13 +416,15 @@ impl TrainingService for TrainingManager {
         };
         let (metadata, _, message) = request.into_parts();
         let session_id = message.session_id.clone();
-        let stream = self
-            .on_host_of(replicas, Some(&session_id), |mut c| {
+        let owner = self.owner(&session_id);
+        let (stream, url) = self
+            .on_the_host_that_has(replicas, owner, |mut c| {
                 let request = deadline::forward(&metadata, message.clone());
                 async move { c.watch_training(request).await }
             })
             .await?;
-        Ok(Response::new(Box::pin(stream)))
+        self.remember(&session_id, &url);
+        Ok(Response::new(self.routed.relay(&url, stream)))
     }
 
     async fn get_training(
@@ -628,15 +630,15 @@ impl TrainingService for TrainingManager {
         };
         let (metadata, _, message) = request.into_parts();
         let deadline = self.routed.deadline(&metadata);
-        let stream = self
-            .on_host_of(replicas, None, |mut c| {
+        let (stream, url) = self
+            .on_the_host_that_has(replicas, None, |mut c| {
                 let request = self
                     .routed
                     .request_until(deadline, &metadata, message.clone());
                 async move { c.read_backtest_table(request).await }
             })
             .await?;
-        Ok(Response::new(Box::pin(stream) as ResponseStream<_>))
+        Ok(Response::new(self.routed.relay(&url, stream)))
     }
 
     async fn get_status(

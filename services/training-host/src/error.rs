@@ -60,6 +60,10 @@ pub enum TrainingError {
     /// The queue is full.
     #[error("{0}")]
     QueueFull(String),
+    /// The session asked about is in a state that forbids the call (e.g. resuming a session
+    /// that runs, or that another session is resuming already).
+    #[error("{message}")]
+    SessionBusy { session_id: String, message: String },
     /// The pipeline (features, training, artifacts) failed.
     #[error("{0}")]
     Strategy(#[from] StrategyError),
@@ -131,6 +135,10 @@ impl From<TrainingError> for ServiceError {
             }
             TrainingError::Data { .. } | TrainingError::Internal(_) => {
                 ServiceError::internal(message)
+            }
+            TrainingError::SessionBusy { session_id, .. } => {
+                ServiceError::failed_precondition("SESSION_BUSY", message)
+                    .with_metadata("session_id", session_id)
             }
             TrainingError::QueueFull(_) => ServiceError::resource_exhausted(
                 "TRAINING_QUEUE_FULL",
