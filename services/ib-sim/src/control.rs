@@ -375,13 +375,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_injected_connectivity_loss_sticks_without_any_session_and_reset_restores_it() {
-        let sim = Sim::new(SimSettings {
-            server_version: 213,
-            rules: Rules::all(true),
-            pacing_scale: 1.0,
-            startup_faults: vec![],
-            replay_dir: None,
-        });
+        let sim = Sim::new(SimSettings::ib_defaults());
         let api = IbSimApi::new(Arc::clone(&sim), String::new());
         assert_eq!(
             sim.connectivity_lost.receiver_count(),

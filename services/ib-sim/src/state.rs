@@ -145,6 +145,19 @@ pub struct SimSettings {
     pub replay_dir: Option<std::path::PathBuf>,
 }
 
+impl SimSettings {
+    /// IB's defaults: server version 213, every rule on at real pace, no faults, no replay.
+    pub fn ib_defaults() -> Self {
+        Self {
+            server_version: 213,
+            rules: Rules::all(true),
+            pacing_scale: 1.0,
+            startup_faults: vec![],
+            replay_dir: None,
+        }
+    }
+}
+
 /// Shared by the TWS listener, every session and the control API.
 pub struct Sim {
     pub settings: SimSettings,
@@ -334,13 +347,7 @@ mod tests {
 
     #[test]
     fn a_fractional_fault_fails_that_share_of_requests() {
-        let sim = Sim::new(SimSettings {
-            server_version: 213,
-            rules: Rules::all(true),
-            pacing_scale: 1.0,
-            startup_faults: vec![],
-            replay_dir: None,
-        });
+        let sim = Sim::new(SimSettings::ib_defaults());
         sim.add_fault(Fault {
             id: String::new(),
             kind: "fail_next_requests",
