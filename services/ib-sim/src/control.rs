@@ -9,8 +9,9 @@ use ktrdr_proto::common::v1::ServiceInfo;
 use ktrdr_proto::ib::v1::{self as pb, ib_sim_service_server::IbSimService};
 use tonic::{Request, Response, Status};
 
+use crate::codec::Kind;
 use crate::session::standard_message;
-use crate::state::{Fault, FaultAction, Kind, Rules, Sim, now_ms};
+use crate::state::{Fault, FaultAction, Rules, Sim, now_ms};
 
 /// Implements `IbSimService` over the shared simulator state.
 #[derive(Clone)]

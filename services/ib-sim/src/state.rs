@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::codec::Codec;
+use crate::codec::{Codec, Kind};
 use crate::market::{self, SimContract};
 use crate::replay::Replay;
 use crate::rules::{Pacer, PacingSwitches, PacingWindows};
@@ -31,35 +31,6 @@ impl Rules {
             },
             legal_durations: on,
             client_id_in_use: on,
-        }
-    }
-}
-
-/// Request kinds, for counters and fault matching.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Historical,
-    HeadTimestamp,
-    ContractDetails,
-    CancelHistorical,
-    CancelHeadTimestamp,
-    CancelContractDetails,
-    /// Account and order state a client syncs at connect (positions, orders, executions…).
-    AccountSync,
-    Other,
-}
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Historical => "historical_data",
-            Self::HeadTimestamp => "head_timestamp",
-            Self::ContractDetails => "contract_details",
-            Self::CancelHistorical => "cancel_historical_data",
-            Self::CancelHeadTimestamp => "cancel_head_timestamp",
-            Self::CancelContractDetails => "cancel_contract_details",
-            Self::AccountSync => "account_sync",
-            Self::Other => "other",
         }
     }
 }

@@ -15,17 +15,9 @@ use ktrdr_strategy::training::{TrainingMetrics, evaluate};
 
 use crate::error::{Result, TrainingError};
 use crate::record::Metrics;
-use crate::runner::{ModelSession, evaluation_metrics, final_metrics};
-
-/// Our sidecar in each model directory (see [`ModelSession`]).
-pub const SESSION_SIDECAR: &str = "session.json";
-
-/// `<strategy>/<version dir>` of a model directory under `models_dir`.
-pub fn model_id_of(models_dir: &Path, dir: &Path) -> String {
-    dir.strip_prefix(models_dir)
-        .map(|p| p.to_string_lossy().replace('\\', "/"))
-        .unwrap_or_else(|_| dir.display().to_string())
-}
+use crate::runner::{
+    ModelSession, SESSION_SIDECAR, evaluation_metrics, final_metrics, model_id_of,
+};
 
 /// One model as listed.
 #[derive(Debug, Clone)]

@@ -58,6 +58,16 @@ pub fn existing_checkpoint_stem(
 /// Batch progress events at most this often.
 const BATCH_EVENT_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Our sidecar in each model directory (a [`ModelSession`]).
+pub const SESSION_SIDECAR: &str = "session.json";
+
+/// `<strategy>/<version dir>` of a model directory under `models_dir`.
+pub fn model_id_of(models_dir: &Path, dir: &Path) -> String {
+    dir.strip_prefix(models_dir)
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_else(|_| dir.display().to_string())
+}
+
 /// `session.json` next to a saved model: what the registry needs that ktrdr-strategy's
 /// sidecars do not hold.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -306,12 +316,12 @@ impl Job<'_> {
         };
         let text = serde_json::to_string_pretty(&sidecar)
             .map_err(|e| TrainingError::internal(e.to_string()))?;
-        std::fs::write(dir.join(crate::registry::SESSION_SIDECAR), text)
+        std::fs::write(dir.join(SESSION_SIDECAR), text)
             .map_err(|e| TrainingError::internal(format!("{}: {e}", dir.display())))?;
         // GetModel returns the strategy verbatim, as the user wrote it.
         std::fs::write(dir.join("strategy.yaml"), &record.spec.strategy_yaml)
             .map_err(|e| TrainingError::internal(format!("{}: {e}", dir.display())))?;
-        let model_id = crate::registry::model_id_of(models_dir, &dir);
+        let model_id = model_id_of(models_dir, &dir);
         session.emit(
             EventKind::ModelSaved {
                 model_id,
