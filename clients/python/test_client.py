@@ -35,31 +35,8 @@ from ktrdr_client import KtrdrClient, state_name  # noqa: E402
 
 T0 = pd.Timestamp("2024-01-01T00:00:00Z")
 
-TINY_STRATEGY = """
-name: "tiny_rsi"
-training_data:
-  symbols: { mode: "single", symbol: "EURUSD" }
-  timeframes: { mode: "single", timeframe: "1h" }
-indicators:
-  - { name: "rsi", period: 14, source: "close" }
-  - { name: "ema", period: 10, source: "close" }
-fuzzy_sets:
-  rsi:
-    low: { type: "triangular", parameters: [0, 20, 45] }
-    mid: { type: "triangular", parameters: [30, 50, 70] }
-    high: { type: "triangular", parameters: [55, 80, 100] }
-  ema:
-    below: { type: "triangular", parameters: [0.97, 0.99, 1.0] }
-    above: { type: "triangular", parameters: [1.0, 1.01, 1.03] }
-model:
-  type: "mlp"
-  architecture: { hidden_layers: [8], activation: "relu", dropout: 0.0 }
-  features: { lookback_periods: 1 }
-  training: { learning_rate: 0.01, batch_size: 32, epochs: 3, optimizer: "adam" }
-training:
-  labels: { source: "zigzag", zigzag_threshold: 0.01 }
-  data_split: { train: 0.7, validation: 0.15, test: 0.15 }
-"""
+# The strategy the Rust system tests train too.
+TINY_STRATEGY = (ROOT / "tests" / "fixtures" / "tiny_strategy.yaml").read_text()
 
 
 class Service:

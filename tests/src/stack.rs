@@ -7,7 +7,11 @@ use std::path::Path;
 use ktrdr_proto::ib::v1::ib_host_service_client::IbHostServiceClient;
 use ktrdr_proto::ib::v1::ib_sim_service_client::IbSimServiceClient;
 use ktrdr_proto::ib::v1::inject_fault_request::Fault;
-use ktrdr_proto::ib::v1::{GetSimStatusRequest, GetSimStatusResponse, InjectFaultRequest};
+use ktrdr_proto::ib::v1::{
+    GetHeadTimestampRequest, GetHeadTimestampResponse, GetSimStatusRequest, GetSimStatusResponse,
+    GetStatusRequest, GetStatusResponse, InjectFaultRequest, LookupContractRequest,
+    LookupContractResponse, ResetSimRequest,
+};
 use tempfile::TempDir;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -136,6 +140,46 @@ impl IbPair {
             .into_inner()
     }
 
+    /// ib-host's GetStatus.
+    pub async fn host_status(&mut self) -> GetStatusResponse {
+        self.api
+            .get_status(GetStatusRequest {})
+            .await
+            .expect("ib-host status")
+            .into_inner()
+    }
+
+    /// ib-host's LookupContract of `symbol`.
+    pub async fn lookup(&mut self, symbol: &str) -> Result<LookupContractResponse, tonic::Status> {
+        let request = LookupContractRequest {
+            symbol: symbol.into(),
+            ..Default::default()
+        };
+        Ok(self.api.lookup_contract(request).await?.into_inner())
+    }
+
+    /// ib-host's GetHeadTimestamp of `symbol`.
+    pub async fn head_timestamp(
+        &mut self,
+        symbol: &str,
+    ) -> Result<GetHeadTimestampResponse, tonic::Status> {
+        let request = GetHeadTimestampRequest {
+            symbol: symbol.into(),
+            ..Default::default()
+        };
+        Ok(self.api.get_head_timestamp(request).await?.into_inner())
+    }
+
+    /// Clears ib-sim's faults (keeping its connections).
+    pub async fn reset_sim(&mut self) {
+        self.sim_api
+            .reset_sim(ResetSimRequest {
+                drop_connections: false,
+            })
+            .await
+            .expect("reset ib-sim");
+    }
+
     /// Historical requests ib-sim has received.
     pub async fn historical_requests(&mut self) -> i64 {
         historical_requests(&self.sim_status().await)
@@ -170,20 +214,35 @@ fn historical_requests(status: &GetSimStatusResponse) -> i64 {
         .unwrap_or(0)
 }
 
-/// A training host reading bars from `data_url` and keeping models under `models`, with
-/// `extra` added to its environment (strategies directory, session directory, slots…).
+/// ktrdr-data on a new temporary store, with `env`; the store lives as long as the directory.
+pub async fn start_data(env: &[(&str, &str)]) -> (ServiceProcess, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    (start_data_in(dir.path(), env).await, dir)
+}
+
+/// ktrdr-data on the store in `dir`, with `env`.
+pub async fn start_data_in(dir: &Path, env: &[(&str, &str)]) -> ServiceProcess {
+    let store = path(dir);
+    let mut all = vec![("KTRDR_DATA_DIR", store.as_str())];
+    all.extend_from_slice(env);
+    ServiceProcess::start("ktrdr-data", &all).await
+}
+
+/// A training host reading bars from the data service at `data_url`, keeping models (and
+/// sessions) under `models`, with no strategies directory, and `env`.
 pub async fn start_training_host(
     data_url: &str,
     models: &Path,
-    extra: &[(&str, &str)],
+    env: &[(&str, &str)],
 ) -> ServiceProcess {
-    let models = path(models);
-    let mut env = vec![
+    let (models, strategies) = (path(models), path(&models.join("no-strategies")));
+    let mut all = vec![
         ("DATA_SERVICE_URL", data_url),
         ("KTRDR_MODELS_DIR", models.as_str()),
+        ("KTRDR_STRATEGIES_DIR", strategies.as_str()),
     ];
-    env.extend_from_slice(extra);
-    ServiceProcess::start("ktrdr-training-host", &env).await
+    all.extend_from_slice(env);
+    ServiceProcess::start("ktrdr-training-host", &all).await
 }
 
 /// A free loopback port (for a process that must be reachable before it starts).

@@ -13,11 +13,14 @@ use ktrdr_proto::gateway::v1::GetLoadRequest;
 use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
 use ktrdr_proto::training::v1::{
-    GetTrainingRequest, StartTrainingRequest, TrainingState, start_training_request::Strategy,
+    StartTrainingRequest, TrainingState, start_training_request::Strategy,
 };
 use ktrdr_system_tests::fixtures::{TINY_STRATEGY, trending_hourly_bars, utc_ms};
-use ktrdr_system_tests::stack::{InProcess, Stack};
-use ktrdr_system_tests::{RunningCli, ServiceProcess, ktrdr, ktrdr_into_head, store_bars};
+use ktrdr_system_tests::stack::{InProcess, Stack, start_data, start_data_in, start_training_host};
+use ktrdr_system_tests::training::{get, start};
+use ktrdr_system_tests::{
+    RunningCli, ServiceProcess, ktrdr, ktrdr_into_head, ktrdr_line, store_bars, store_training_bars,
+};
 
 /// Nothing listens on port 9 (discard) on loopback.
 const NOBODY: &str = "http://127.0.0.1:9";
@@ -63,11 +66,7 @@ fn write_original_csv(dir: &Path) -> std::path::PathBuf {
 }
 
 async fn data_and_gateway(data_dir: &Path) -> (ServiceProcess, ServiceProcess) {
-    let data = ServiceProcess::start(
-        "ktrdr-data",
-        &[("KTRDR_DATA_DIR", data_dir.to_str().unwrap())],
-    )
-    .await;
+    let data = start_data_in(data_dir, &[]).await;
     let gateway = ServiceProcess::start(
         "ktrdr-gateway",
         &[
@@ -245,18 +244,14 @@ async fn strategies_validate_accepts_the_shipped_strategies_and_rejects_a_broken
         TINY_STRATEGY.replace("dropout: 0.0", "dropout: \"lots\""),
     )
     .unwrap();
-    let run = ktrdr(
-        NOBODY,
-        &["strategies", "validate", broken.to_str().unwrap()],
-    )
-    .await;
+    let run = ktrdr_line(NOBODY, &format!("strategies validate {}", broken.display())).await;
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stdout.contains("INVALID"), "{run}");
     assert!(run.stdout.contains("model.architecture.dropout"), "{run}");
 
-    let run = ktrdr(
+    let run = ktrdr_line(
         NOBODY,
-        &["--json", "strategies", "validate", broken.to_str().unwrap()],
+        &format!("--json strategies validate {}", broken.display()),
     )
     .await;
     assert_eq!(run.code, Some(1), "{run}");
@@ -326,11 +321,7 @@ async fn an_imported_csv_is_seen_by_show_range_gaps_and_list() {
     assert!(run.stdout.contains("would store: 91 bars"), "{run}");
 
     // show: table, JSON, CSV (the original format), limits and ranges
-    let run = ktrdr(
-        &url,
-        &["data", "show", "EURUSD", "-t", "1h", "--limit", "3"],
-    )
-    .await;
+    let run = ktrdr_line(&url, "data show EURUSD -t 1h --limit 3").await;
     assert_eq!(run.code, Some(0), "{run}");
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{run}");
@@ -352,44 +343,25 @@ async fn an_imported_csv_is_seen_by_show_range_gaps_and_list() {
         assert!(bars[90][key].is_f64(), "{key}");
     }
 
-    let run = ktrdr(
-        &url,
-        &[
-            "data", "show", "EURUSD", "-t", "1h", "--format", "csv", "--limit", "2", "--tail",
-        ],
-    )
-    .await;
+    let run = ktrdr_line(&url, "data show EURUSD -t 1h --format csv --limit 2 --tail").await;
     assert_eq!(run.code, Some(0), "{run}");
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines[0], "timestamp,open,high,low,close,volume");
     assert_eq!(lines.len(), 3, "{run}");
     assert!(lines[2].starts_with("2024-01-04T23:00:00Z,"), "{run}");
 
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "--json",
-            "data",
-            "show",
-            "EURUSD",
-            "-t",
-            "1h",
-            "--start",
-            "2024-01-02",
-            "--end",
-            "2024-01-02T03:00:00Z",
-        ],
+        "--json data show EURUSD -t 1h --start 2024-01-02 --end 2024-01-02T03:00:00Z",
     )
     .await;
     let shown = run.json();
     assert_eq!(shown["count"], 3, "{run}");
     assert_eq!(shown["bars"][0]["timestamp"], "2024-01-02T00:00:00Z");
     let epoch_ms = (T0 + 24 * HOUR).to_string();
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "--json", "data", "show", "EURUSD", "-t", "1h", "--start", &epoch_ms, "-n", "1",
-        ],
+        &format!("--json data show EURUSD -t 1h --start {epoch_ms} -n 1"),
     )
     .await;
     assert_eq!(
@@ -421,20 +393,9 @@ async fn an_imported_csv_is_seen_by_show_range_gaps_and_list() {
             .contains("2024-01-03T10:00:00Z  2024-01-03T15:00:00Z  UNEXPECTED"),
         "{run}"
     );
-    let gaps = ktrdr(
-        &url,
-        &[
-            "--json",
-            "data",
-            "gaps",
-            "EURUSD",
-            "-t",
-            "1h",
-            "--unexpected",
-        ],
-    )
-    .await
-    .json();
+    let gaps = ktrdr_line(&url, "--json data gaps EURUSD -t 1h --unexpected")
+        .await
+        .json();
     let list = gaps["gaps"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{gaps}");
     assert_eq!(list[0]["kind"], "UNEXPECTED");
@@ -459,18 +420,12 @@ async fn an_imported_csv_is_seen_by_show_range_gaps_and_list() {
     // import with flags overriding the file name
     let other = files.path().join("export.csv");
     std::fs::copy(csv, &other).unwrap();
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "--json",
-            "data",
-            "import",
-            other.to_str().unwrap(),
-            "--symbol",
-            "gbp/usd",
-            "-t",
-            "1h",
-        ],
+        &format!(
+            "--json data import {} --symbol gbp/usd -t 1h",
+            other.display()
+        ),
     )
     .await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -573,15 +528,9 @@ async fn server_errors_exit_with_4_and_show_the_servers_message() {
     // The CLI's flag, not the proto field, is what to pass.
     assert!(run.stderr.contains("write with --repair"), "{run}");
     assert!(!run.stderr.contains("VALIDATION_MODE"), "{run}");
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "data",
-            "import",
-            bad.to_str().unwrap(),
-            "--timezone",
-            "Mars/Olympus",
-        ],
+        &format!("data import {} --timezone Mars/Olympus", bad.display()),
     )
     .await;
     assert_eq!(run.code, Some(4), "{run}");
@@ -708,25 +657,9 @@ async fn with_auth_on_the_gateway_the_cli_sends_ktrdr_auth_token_and_any_bearer_
 
 #[tokio::test]
 async fn trainings_and_models_commands_follow_a_real_session() {
-    let data_dir = tempfile::tempdir().unwrap();
+    let (data, _data_dir) = start_data(&[]).await;
     let models = tempfile::tempdir().unwrap();
-    let data = ServiceProcess::start(
-        "ktrdr-data",
-        &[("KTRDR_DATA_DIR", data_dir.path().to_str().unwrap())],
-    )
-    .await;
-    let host = ServiceProcess::start(
-        "ktrdr-training-host",
-        &[
-            ("DATA_SERVICE_URL", data.url().as_str()),
-            ("KTRDR_MODELS_DIR", models.path().to_str().unwrap()),
-            (
-                "KTRDR_STRATEGIES_DIR",
-                models.path().join("none").to_str().unwrap(),
-            ),
-        ],
-    )
-    .await;
+    let host = start_training_host(&data.url(), models.path(), &[]).await;
     let gateway = ServiceProcess::start(
         "ktrdr-gateway",
         &[
@@ -738,13 +671,7 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     .await;
     let url = gateway.url();
     let channel = gateway.channel().await;
-    store_bars(
-        channel.clone(),
-        "EURUSD",
-        "1h",
-        trending_hourly_bars(600, 7),
-    )
-    .await;
+    store_training_bars(channel.clone()).await;
 
     let run = ktrdr(&url, &["trainings", "list"]).await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -753,17 +680,17 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     // Sessions are started through the gateway's TrainingService (what `train` does after its
     // data loads); the CLI follows them.
     let mut training = TrainingServiceClient::new(channel.clone());
-    let session_id = training
-        .start_training(StartTrainingRequest {
+    let session_id = start(
+        &mut training,
+        StartTrainingRequest {
             strategy: Some(Strategy::StrategyYaml(TINY_STRATEGY.into())),
             epochs: Some(2),
             seed: Some(3),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .session_id;
+        },
+    )
+    .await
+    .session_id;
 
     // watch follows the session to its end.
     let run = ktrdr(&url, &["--json", "trainings", "watch", &session_id]).await;
@@ -801,12 +728,9 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stdout.contains(&session_id), "{run}");
     assert!(run.stdout.contains("COMPLETED"), "{run}");
-    let listed = ktrdr(
-        &url,
-        &["--json", "trainings", "list", "--state", "completed"],
-    )
-    .await
-    .json();
+    let listed = ktrdr_line(&url, "--json trainings list --state completed")
+        .await
+        .json();
     assert_eq!(listed["sessions"][0]["session_id"], session_id.as_str());
     assert_eq!(listed["sessions"][0]["strategy_name"], "tiny_rsi");
     assert_eq!(listed["sessions"][0]["model_id"], model_id.as_str());
@@ -873,11 +797,9 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stdout.contains("bar(s) evaluated"), "{run}");
 
-    let predicted = ktrdr(
+    let predicted = ktrdr_line(
         &url,
-        &[
-            "--json", "models", "predict", &model_id, "--symbol", "EURUSD", "--limit", "5",
-        ],
+        &format!("--json models predict {model_id} --symbol EURUSD --limit 5"),
     )
     .await;
     assert_eq!(predicted.code, Some(0), "{predicted}");
@@ -891,11 +813,9 @@ async fn trainings_and_models_commands_follow_a_real_session() {
             + row["prob_sell"].as_f64().unwrap();
         assert!((total - 1.0).abs() < 1e-3, "{row}");
     }
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "models", "predict", &model_id, "--symbol", "EURUSD", "-n", "3", "-f", "csv",
-        ],
+        &format!("models predict {model_id} --symbol EURUSD -n 3 -f csv"),
     )
     .await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -909,18 +829,18 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     assert_eq!(missing.code, Some(4), "{missing}");
 
     // trainings cancel on a running session: CANCELLED on the server.
-    let long = training
-        .start_training(StartTrainingRequest {
+    let long = start(
+        &mut training,
+        StartTrainingRequest {
             strategy: Some(Strategy::StrategyYaml(TINY_STRATEGY.into())),
             epochs: Some(10_000),
             batch_size: Some(4),
             seed: Some(3),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .session_id;
+        },
+    )
+    .await
+    .session_id;
     // Ctrl+C while watching stops the watch (130), not the session.
     let mut watching = RunningCli::spawn(&url, &["--json", "trainings", "watch", &long]);
     let first = watching.next_json_line().await.expect("a first event");
@@ -929,16 +849,7 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     let run = watching.finish().await;
     assert_eq!(run.code, Some(130), "{run}");
     assert!(run.stderr.contains("stopped watching"), "{run}");
-    let state = training
-        .get_training(GetTrainingRequest {
-            session_id: long.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .session
-        .unwrap()
-        .state();
+    let state = get(&mut training, &long).await.state();
     assert!(
         matches!(
             state,
@@ -953,16 +864,7 @@ async fn trainings_and_models_commands_follow_a_real_session() {
         run.stdout.contains(&format!("session {long}: CANCELLED")),
         "{run}"
     );
-    let state = training
-        .get_training(GetTrainingRequest {
-            session_id: long.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .session
-        .unwrap()
-        .state();
+    let state = get(&mut training, &long).await.state();
     assert_eq!(state, TrainingState::Cancelled);
     // watch of a cancelled session: exit 1, says how it ended.
     let run = ktrdr(&url, &["trainings", "watch", &long]).await;
@@ -987,22 +889,9 @@ async fn ib_stack(reply_delay_ms: &str, with_training_host: bool) -> Stack {
 async fn data_load_streams_progress_to_a_summary() {
     let stack = ib_stack("0", false).await;
     let url = stack.gateway.url();
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "--json",
-            "data",
-            "load",
-            "AAPL",
-            "-t",
-            "1h",
-            "-m",
-            "tail",
-            "--start",
-            "2024-01-02",
-            "--end",
-            "2024-01-20",
-        ],
+        "--json data load AAPL -t 1h -m tail --start 2024-01-02 --end 2024-01-20",
     )
     .await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -1220,13 +1109,7 @@ async fn ctrl_c_during_a_batch_load_cancels_every_child_and_exits_130() {
 /// file.
 async fn training_stack() -> (Stack, std::path::PathBuf) {
     let stack = ib_stack("0", true).await;
-    store_bars(
-        stack.data.as_ref().unwrap().channel().await,
-        "EURUSD",
-        "1h",
-        trending_hourly_bars(600, 7),
-    )
-    .await;
+    store_training_bars(stack.data.as_ref().unwrap().channel().await).await;
     let strategy = stack.models_dir.path().join("tiny.yaml");
     std::fs::write(&strategy, TINY_STRATEGY).unwrap();
     (stack, strategy)
@@ -1236,19 +1119,12 @@ async fn training_stack() -> (Stack, std::path::PathBuf) {
 async fn train_loads_then_trains_and_prints_the_metrics() {
     let (stack, strategy) = training_stack().await;
     let url = stack.gateway.url();
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "--json",
-            "train",
-            strategy.to_str().unwrap(),
-            "--epochs",
-            "2",
-            "--seed",
-            "3",
-            "--data-mode",
-            "local",
-        ],
+        &format!(
+            "--json train {} --epochs 2 --seed 3 --data-mode local",
+            strategy.display()
+        ),
     )
     .await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -1270,16 +1146,9 @@ async fn train_loads_then_trains_and_prints_the_metrics() {
     );
     assert_eq!(last["session_id"], session_id);
 
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "train",
-            strategy.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--data-mode",
-            "local",
-        ],
+        &format!("train {} --epochs 1 --data-mode local", strategy.display()),
     )
     .await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -1377,12 +1246,7 @@ async fn ctrl_c_during_train_cancels_the_session_and_exits_130() {
     assert_eq!(last["event"], "interrupted", "{run}");
     assert_eq!(last["session_id"], session_id.as_str());
 
-    let session = TrainingServiceClient::new(stack.gateway.channel().await)
-        .get_training(GetTrainingRequest { session_id })
-        .await
-        .unwrap()
-        .into_inner()
-        .session
-        .unwrap();
+    let mut training = TrainingServiceClient::new(stack.gateway.channel().await);
+    let session = get(&mut training, &session_id).await;
     assert_eq!(session.state(), TrainingState::Cancelled);
 }

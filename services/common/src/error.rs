@@ -335,6 +335,20 @@ impl From<ServiceError> for Status {
     }
 }
 
+/// The fields a status's `BadRequest` details name, in order (none without such details).
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,13 +367,8 @@ mod tests {
         let s = status(err);
         assert_eq!(s.code(), Code::InvalidArgument);
         assert!(s.message().contains("2 invalid fields"), "{}", s.message());
+        assert_eq!(violated_fields(&s), ["symbol", "range.end_ms"]);
         let bad = s.get_error_details().bad_request().cloned().unwrap();
-        let fields: Vec<_> = bad
-            .field_violations
-            .iter()
-            .map(|v| v.field.as_str())
-            .collect();
-        assert_eq!(fields, ["symbol", "range.end_ms"]);
         assert_eq!(
             bad.field_violations[1].description,
             "must be after range.start_ms"
@@ -374,14 +383,7 @@ mod tests {
             "unknown timeframe \"2h\"",
         ));
         assert_eq!(s.message(), "invalid timeframe: unknown timeframe \"2h\"");
-        assert_eq!(
-            s.get_error_details()
-                .bad_request()
-                .unwrap()
-                .field_violations
-                .len(),
-            1
-        );
+        assert_eq!(violated_fields(&s), ["timeframe"]);
     }
 
     #[test]

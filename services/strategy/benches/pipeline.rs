@@ -14,9 +14,10 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
 use ktrdr_market::Timeframe;
 use ktrdr_strategy::LoadedStrategy;
-use ktrdr_strategy::dataset::{SymbolBars, build_datasets};
+use ktrdr_strategy::dataset::{SplitDatasets, SymbolBars, build_datasets};
 use ktrdr_strategy::features::compute_features;
 use ktrdr_strategy::indicators::resolve;
 use ktrdr_strategy::model::CpuBackend;
@@ -29,6 +30,23 @@ const BARS: usize = 1_000_000;
 fn strategy(file: &str) -> LoadedStrategy {
     let path = format!("{}/../../strategies/{file}", env!("CARGO_MANIFEST_DIR"));
     LoadedStrategy::from_file(path).unwrap()
+}
+
+/// Trains `s` on `data` with backend `B` (seed 1); training samples per second.
+fn training_rate<B: AutodiffBackend>(s: &LoadedStrategy, data: &SplitDatasets) -> f64 {
+    let started = Instant::now();
+    let trained = train::<B>(
+        s,
+        data,
+        &Default::default(),
+        TrainControl {
+            seed: 1,
+            ..TrainControl::default()
+        },
+    )
+    .unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    (data.train.len() * trained.metrics.epochs_trained) as f64 / seconds
 }
 
 fn main() {
@@ -128,46 +146,18 @@ fn main() {
     println!();
     println!("| backend | training rows | samples/s |");
     println!("|---|---:|---:|");
-    let started = Instant::now();
-    let trained = train::<Autodiff<CpuBackend>>(
-        &s,
-        &data,
-        &Default::default(),
-        TrainControl {
-            seed: 1,
-            ..TrainControl::default()
-        },
-    )
-    .unwrap();
-    let seconds = started.elapsed().as_secs_f64();
-    let samples = (data.train.len() * trained.metrics.epochs_trained) as f64;
     println!(
         "| CPU (burn ndarray) | {} | {:.0} |",
         data.train.len(),
-        samples / seconds
+        training_rate::<Autodiff<CpuBackend>>(&s, &data)
     );
     #[cfg(feature = "cuda")]
     if std::env::var("KTRDR_BENCH_GPU").as_deref() == Ok("1") {
         use ktrdr_strategy::model::GpuBackend;
-        let started = Instant::now();
-        let trained = train::<Autodiff<GpuBackend>>(
-            &s,
-            &data,
-            &Default::default(),
-            TrainControl {
-                seed: 1,
-                ..TrainControl::default()
-            },
-        )
-        .unwrap();
-        let seconds = started.elapsed().as_secs_f64();
-        let samples = (data.train.len() * trained.metrics.epochs_trained) as f64;
         println!(
             "| GPU (burn cuda) | {} | {:.0} |",
             data.train.len(),
-            samples / seconds
+            training_rate::<Autodiff<GpuBackend>>(&s, &data)
         );
     }
-    println!();
-    println!("Validation and test evaluation are included in the training time.");
 }

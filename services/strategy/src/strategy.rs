@@ -17,6 +17,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::error::{Result, StrategyError};
 use crate::fuzzy::MembershipFunction;
 use crate::indicators::{self, IndicatorDef};
+pub use crate::spec::{ConfigWarning, FuzzySetKind, FuzzySetSpec, IndicatorSpec};
 use ktrdr_market::{Timeframe, normalize_symbol};
 
 pub mod v3;
@@ -134,44 +135,6 @@ pub struct TargetTimeframes {
     /// The original's shipped files list deployment timeframes under this key.
     #[serde(default)]
     pub supported: Option<Vec<Timeframe>>,
-}
-
-/// One entry of `indicators`: a `name`, an optional `type` and the parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IndicatorSpec {
-    pub name: String,
-    /// The registry type (`RSI`, `BollingerBands`); inferred from `name` when absent.
-    #[serde(default, rename = "type")]
-    pub indicator_type: Option<String>,
-    /// Overrides `name` as the key fuzzy sets and features use.
-    #[serde(default)]
-    pub feature_id: Option<String>,
-    /// Every other key: the indicator's parameters (`period`, `source`, …).
-    #[serde(flatten)]
-    pub params: BTreeMap<String, serde_norway::Value>,
-}
-
-impl IndicatorSpec {
-    /// The key that fuzzy sets and feature names use for this indicator.
-    pub fn id(&self) -> &str {
-        self.feature_id.as_deref().unwrap_or(&self.name)
-    }
-}
-
-/// One fuzzy set: `{type: triangular, parameters: [a, b, c]}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FuzzySetSpec {
-    #[serde(rename = "type")]
-    pub kind: FuzzySetKind,
-    pub parameters: Vec<f64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FuzzySetKind {
-    Triangular,
-    Trapezoidal,
-    Gaussian,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -386,14 +349,6 @@ pub struct DataSplit {
     pub train: f64,
     pub validation: f64,
     pub test: f64,
-}
-
-/// Something in a strategy file that does not stop it loading but that the user should know.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConfigWarning {
-    /// YAML path, e.g. `model.features.scale_features`.
-    pub path: String,
-    pub message: String,
 }
 
 /// A validated strategy plus what loading it warned about.
@@ -782,7 +737,7 @@ fn validate_v3(
             return Err(StrategyError::invalid(format!("{path}.indicator"), reason));
         }
         if let Some(output) = output {
-            let names = crate::features::output_names(&def.kind);
+            let names = def.kind.output_names();
             if !names.iter().any(|n| n == output) {
                 return Err(StrategyError::invalid(
                     format!("{path}.indicator"),

@@ -35,7 +35,7 @@ pub enum TrainingError {
         shortfalls.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )]
     NotCovered {
-        shortfalls: Vec<crate::data::Shortfall>,
+        shortfalls: Vec<crate::shortfall::Shortfall>,
         url: String,
     },
     /// The data service cannot be reached.
@@ -115,10 +115,13 @@ impl From<TrainingError> for ServiceError {
                 .with_metadata("symbol", symbol)
                 .with_metadata("timeframe", timeframe),
             TrainingError::NotCovered { shortfalls, .. } => {
-                crate::data::shortfall_metadata(&shortfalls)
+                crate::shortfall::shortfall_metadata(&shortfalls)
                     .into_iter()
                     .fold(
-                        ServiceError::failed_precondition(crate::data::NOT_COVERED_REASON, message),
+                        ServiceError::failed_precondition(
+                            crate::shortfall::NOT_COVERED_REASON,
+                            message,
+                        ),
                         |e, (key, value)| e.with_metadata(key, value),
                     )
             }

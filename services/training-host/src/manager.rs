@@ -71,7 +71,7 @@ impl SessionManager {
     pub fn open(config: TrainingConfig, data: BarSource) -> Self {
         crate::registry::clean_unfinished(
             &config.models_dir,
-            &crate::registry::staging_owner(&config.sessions_dir),
+            &crate::runner::staging_owner(&config.sessions_dir),
         );
         let store = SessionStore::new(&config.sessions_dir);
         let mut sessions = Sessions::default();

@@ -21,32 +21,16 @@ use ktrdr_strategy::training::{TrainingMetrics, evaluate};
 
 use crate::error::{Result, TrainingError};
 use crate::record::Metrics;
-use crate::runner::{ModelSession, evaluation_metrics, final_metrics};
+use crate::runner::{
+    ModelSession, SESSION_SIDECAR, STRATEGY_FILE, evaluation_metrics, final_metrics, model_id_of,
+};
 
-/// Our sidecar in each model directory (see [`ModelSession`]).
-pub const SESSION_SIDECAR: &str = "session.json";
-/// The strategy as the user wrote it, in each model directory; written with the rest of the
-/// version, and the file that marks a version written by an older, non-atomic save complete.
-pub const STRATEGY_FILE: &str = "strategy.yaml";
 /// The model's metadata, in each model directory.
 const METADATA_FILE: &str = "metadata.json";
 
 /// Whether the version directory `dir` holds a complete model.
 fn is_complete(dir: &Path) -> bool {
     dir.join(METADATA_FILE).is_file() && dir.join(STRATEGY_FILE).is_file()
-}
-
-/// The name that marks this host's staging directories in a shared models directory: a hash
-/// of its own sessions directory (one per host), so a host only ever cleans up its own.
-pub fn staging_owner(sessions_dir: &Path) -> String {
-    // FNV-1a: stable across builds, unlike the standard library's hasher.
-    let hash = sessions_dir
-        .to_string_lossy()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    format!("{hash:016x}")
 }
 
 /// Removes, and logs one line each, what saves killed half-way left in `models_dir`: this
@@ -104,13 +88,6 @@ fn strategy_dirs(models_dir: &Path) -> Vec<(PathBuf, Vec<std::fs::DirEntry>)> {
             Some((s.path(), versions.flatten().collect()))
         })
         .collect()
-}
-
-/// `<strategy>/<version dir>` of a model directory under `models_dir`.
-pub fn model_id_of(models_dir: &Path, dir: &Path) -> String {
-    dir.strip_prefix(models_dir)
-        .map(|p| p.to_string_lossy().replace('\\', "/"))
-        .unwrap_or_else(|_| dir.display().to_string())
 }
 
 /// One model as listed.
@@ -349,6 +326,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::runner::staging_owner;
 
     /// A version directory holding `files` (empty content), under `models/<strategy>/`.
     fn version(models: &Path, strategy: &str, name: &str, files: &[&str]) -> PathBuf {

@@ -61,6 +61,33 @@ pub fn existing_checkpoint_stem(
 /// Batch progress events at most this often.
 const BATCH_EVENT_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Our sidecar in each model directory (a [`ModelSession`]).
+pub const SESSION_SIDECAR: &str = "session.json";
+
+/// The strategy as the user wrote it, in each model directory; written with the rest of the
+/// version, and the file that marks a version written by an older, non-atomic save complete.
+pub const STRATEGY_FILE: &str = "strategy.yaml";
+
+/// The name that marks this host's staging directories in a shared models directory: a hash
+/// of its own sessions directory (one per host), so a host only ever cleans up its own.
+pub fn staging_owner(sessions_dir: &Path) -> String {
+    // FNV-1a: stable across builds, unlike the standard library's hasher.
+    let hash = sessions_dir
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{hash:016x}")
+}
+
+/// `<strategy>/<version dir>` of a model directory under `models_dir`.
+pub fn model_id_of(models_dir: &Path, dir: &Path) -> String {
+    dir.strip_prefix(models_dir)
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_else(|_| dir.display().to_string())
+}
+
 /// `session.json` next to a saved model: what the registry needs that ktrdr-strategy's
 /// sidecars do not hold.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -343,21 +370,21 @@ impl Job<'_> {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
             ModelStore::new(models_dir)
-                .owned_by(crate::registry::staging_owner(sessions_dir))
+                .owned_by(staging_owner(sessions_dir))
                 .save_with(
                     &strategy,
                     &trained,
                     &[
-                        (crate::registry::SESSION_SIDECAR, text.as_bytes()),
+                        (SESSION_SIDECAR, text.as_bytes()),
                         // GetModel returns the strategy verbatim, as the user wrote it.
                         (
-                            crate::registry::STRATEGY_FILE,
+                            STRATEGY_FILE,
                             record.spec.strategy_yaml.as_bytes(),
                         ),
                     ],
                 )?
         };
-        let model_id = crate::registry::model_id_of(models_dir, &dir);
+        let model_id = model_id_of(models_dir, &dir);
         session.emit(
             EventKind::ModelSaved {
                 model_id,
