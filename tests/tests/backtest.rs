@@ -346,7 +346,10 @@ async fn bad_backtest_requests_are_refused_naming_the_field_and_write_nothing() 
     assert!(result.overlaps_training);
     let training_range = result.training_range.unwrap();
     assert!(training_range.start_ms >= train_start && training_range.end_ms <= train_end);
-    assert_eq!(saved_backtests(&stack), std::slice::from_ref(&result.backtest_id));
+    assert_eq!(
+        saved_backtests(&stack),
+        std::slice::from_ref(&result.backtest_id)
+    );
 }
 
 #[tokio::test]
