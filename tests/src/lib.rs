@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 pub mod fixtures;
+pub mod raw;
 pub mod stack;
 
 use std::net::SocketAddr;

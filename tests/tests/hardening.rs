@@ -4,12 +4,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use ktrdr_proto::common::v1::TimeRange;
-use ktrdr_proto::data::v1::ReadBarsRequest;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+use ktrdr_proto::data::v1::import_csv_request::Part;
+use ktrdr_proto::data::v1::{
+    GetCoverageRequest, ImportCsvOptions, ImportCsvRequest, ReadBarsRequest,
+};
 use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
 use ktrdr_proto::gateway::v1::{LoadDataRequest, TrainStrategyRequest, train_strategy_request};
-use ktrdr_proto::ib::v1::FetchBarsRequest;
 use ktrdr_proto::ib::v1::ib_host_service_client::IbHostServiceClient;
+use ktrdr_proto::ib::v1::inject_fault_request::Fault;
+use ktrdr_proto::ib::v1::{
+    DelayRepliesFault, FetchBarsRequest, InjectFaultRequest, SimRequestKind,
+};
 use ktrdr_system_tests::fixtures::{TINY_STRATEGY, utc_ms};
 use ktrdr_system_tests::stack::{FAST_PACING, InProcess, Stack};
 use tonic::Code;
@@ -154,4 +160,149 @@ async fn an_enum_value_the_contract_does_not_define_is_an_invalid_argument_namin
     let status = first_error(fetch).await.expect("refused");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(violated_field(&status), "what_to_show");
+}
+
+#[tokio::test]
+async fn a_load_from_an_ib_that_stopped_answering_fails_at_its_first_silent_segment_naming_the_cause()
+ {
+    let mut env = FAST_PACING.to_vec();
+    env.extend([
+        ("IB_REQUEST_TIMEOUT_MS", "1000"),
+        ("IB_REQUEST_TIMEOUT_PER_1000_BARS_MS", "0"),
+    ]);
+    let stack = Stack::start(InProcess::NONE, 0, &env).await;
+    stack
+        .sim_api()
+        .await
+        .inject_fault(InjectFaultRequest {
+            fault: Some(Fault::DelayReplies(DelayRepliesFault {
+                delay_ms: 600_000,
+                count: -1,
+                request_kind: SimRequestKind::HistoricalData as i32,
+                symbol: String::new(),
+            })),
+        })
+        .await
+        .unwrap();
+    // Half a year of hours: several segments, each of which would wait out its timeout.
+    let load = GatewayServiceClient::new(stack.gateway_channel().await)
+        .load_data(LoadDataRequest {
+            symbol: "EURUSD".into(),
+            timeframe: "1h".into(),
+            range: Some(TimeRange {
+                start_ms: utc_ms(2024, 1, 1),
+                end_ms: utc_ms(2024, 7, 1),
+            }),
+            ..Default::default()
+        })
+        .await;
+    let status = tokio::time::timeout(ktrdr_system_tests::PROCESS_WAIT, first_error(load))
+        .await
+        .expect("the load ends")
+        .expect("the load fails");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        status.message().contains("IB did not answer segment 1/")
+            && status.message().contains("within 1s"),
+        "{status:?}"
+    );
+    assert_eq!(
+        stack.sim_historical_requests().await,
+        1,
+        "no further segment was asked for"
+    );
+}
+
+#[tokio::test]
+async fn an_import_naming_a_server_file_and_sending_chunks_too_is_refused_as_contradictory() {
+    let stack = Stack::start(InProcess::NONE, 0, FAST_PACING).await;
+    let csv = "timestamp,open,high,low,close,volume\n2024-01-02T00:00:00Z,1,2,0.5,1.5,100\n";
+    std::fs::write(stack.data_dir.path().join("AAPL_1h.csv"), csv).unwrap();
+    let mut data = DataServiceClient::new(stack.gateway_channel().await);
+    let messages = vec![
+        ImportCsvRequest {
+            part: Some(Part::Options(ImportCsvOptions {
+                server_path: "AAPL_1h.csv".into(),
+                ..Default::default()
+            })),
+        },
+        ImportCsvRequest {
+            part: Some(Part::Chunk(csv.as_bytes().to_vec())),
+        },
+    ];
+    let status = data
+        .import_csv(tokio_stream::iter(messages))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violated_field(&status), "options.server_path");
+    let coverage = data
+        .get_coverage(GetCoverageRequest {
+            symbol: "AAPL".into(),
+            timeframe: "1h".into(),
+            ..Default::default()
+        })
+        .await;
+    match coverage {
+        Ok(c) => assert_eq!(c.into_inner().bar_count, 0, "nothing was imported"),
+        Err(status) => assert_eq!(status.code(), Code::NotFound, "{status:?}"),
+    }
+}
+
+#[tokio::test]
+async fn request_bytes_that_are_not_protobuf_are_an_invalid_argument_logged_as_a_warning() {
+    let stack = Stack::start(InProcess::NONE, 0, FAST_PACING).await;
+    let garbage = vec![0xff, 0xff, 0xff, 0xff, 0x0f, 0x08];
+    let deadline = std::time::Duration::from_secs(20);
+    // Unary, server-streaming and client-streaming methods, on the gateway and on the service
+    // behind it.
+    let data = stack.data.as_ref().unwrap();
+    for (process, channel, path) in [
+        (
+            &stack.gateway,
+            stack.gateway_channel().await,
+            "/ktrdr.data.v1.DataService/GetCoverage",
+        ),
+        (
+            &stack.gateway,
+            stack.gateway_channel().await,
+            "/ktrdr.gateway.v1.GatewayService/LoadData",
+        ),
+        (
+            data,
+            data.channel().await,
+            "/ktrdr.data.v1.DataService/ReadBars",
+        ),
+        (
+            data,
+            data.channel().await,
+            "/ktrdr.data.v1.DataService/WriteBars",
+        ),
+        (
+            data,
+            data.channel().await,
+            "/ktrdr.data.v1.DataService/ImportCsv",
+        ),
+    ] {
+        let status = ktrdr_system_tests::raw::call(channel, path, vec![garbage.clone()], deadline)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
+        assert!(
+            status.message().contains("not a valid message"),
+            "{path}: {status:?}"
+        );
+        let logs = process.logs();
+        let line = logs
+            .lines()
+            .find(|l| l.contains("undecodable request") && l.contains(path))
+            .unwrap_or_else(|| panic!("no warning for {path} in\n{logs}"));
+        assert!(line.contains("WARN"), "{line}");
+        assert!(
+            !logs
+                .lines()
+                .any(|l| l.contains("ERROR") && l.contains(path)),
+            "{logs}"
+        );
+    }
 }

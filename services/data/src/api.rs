@@ -456,12 +456,21 @@ impl DataService for DataApi {
 
         // The file comes either from the server's disk or as chunks that follow the options.
         let input: Box<dyn std::io::Read + Send> = match &plan.server_file {
-            Some(path) => Box::new(std::fs::File::open(path).map_err(|e| {
-                ServiceError::not_found(
-                    "FILE_NOT_FOUND",
-                    format!("cannot open {}: {e}", path.display()),
-                )
-            })?),
+            Some(path) => {
+                if stream.message().await?.is_some() {
+                    return Err(ServiceError::invalid_argument(
+                        "options.server_path",
+                        "names a file on the server, so no chunks may follow the options; send the file either as chunks or as options.server_path, not both",
+                    )
+                    .into());
+                }
+                Box::new(std::fs::File::open(path).map_err(|e| {
+                    ServiceError::not_found(
+                        "FILE_NOT_FOUND",
+                        format!("cannot open {}: {e}", path.display()),
+                    )
+                })?)
+            }
             None => {
                 let (tx, rx) = mpsc::channel(STREAM_BUFFER);
                 tokio::spawn(async move {
