@@ -14,6 +14,7 @@ pub mod config;
 pub mod deadline;
 mod decode;
 pub mod error;
+mod limit;
 pub mod logging;
 pub mod market;
 pub mod metrics;

@@ -4,7 +4,9 @@
 //! reflection in both v1 and v1alpha (grpcurl 1.8 only speaks v1alpha), with the `google.rpc`
 //! descriptors registered so grpcurl can print error details. Every RPC gets one log line and is
 //! counted in the Prometheus metrics, served on [`ServerConfig::metrics_addr`]. A request whose
-//! bytes do not decode is answered INVALID_ARGUMENT (logged at warn), not INTERNAL. On
+//! bytes do not decode is answered INVALID_ARGUMENT (logged at warn), not INTERNAL. At most
+//! [`ServerConfig::max_concurrent_streams`] API calls run at once; more are refused with
+//! RESOURCE_EXHAUSTED and RetryInfo. On
 //! SIGTERM/SIGINT health turns NOT_SERVING, the listener closes and in-flight calls get
 //! [`ServerConfig::shutdown_grace`] to finish.
 
@@ -23,6 +25,7 @@ use tonic_health::server::HealthReporter;
 
 use crate::config::ServerConfig;
 use crate::decode::DecodeErrorLayer;
+use crate::limit::ConcurrencyLimitLayer;
 use crate::rpc_log::RpcLogLayer;
 
 /// The stream type of server-streaming methods.
@@ -310,6 +313,10 @@ impl BoundServer {
                     .iter()
                     .copied()
                     .chain(service_names.iter().copied()),
+            ))
+            .layer(ConcurrencyLimitLayer::new(
+                binary,
+                config.max_concurrent_streams,
             ))
             .layer(DecodeErrorLayer)
             .add_routes(routes.routes());
