@@ -7,7 +7,8 @@ use ktrdr_proto::common::v1::TimeRange;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::import_csv_request::Part;
 use ktrdr_proto::data::v1::{
-    GetCoverageRequest, ImportCsvOptions, ImportCsvRequest, ReadBarsRequest,
+    GetCoverageRequest, ImportCsvOptions, ImportCsvRequest, ListDatasetsRequest, ReadBarsRequest,
+    WriteBarsRequest,
 };
 use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
 use ktrdr_proto::gateway::v1::{LoadDataRequest, TrainStrategyRequest, train_strategy_request};
@@ -304,5 +305,91 @@ async fn request_bytes_that_are_not_protobuf_are_an_invalid_argument_logged_as_a
                 .any(|l| l.contains("ERROR") && l.contains(path)),
             "{logs}"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_call_beyond_the_concurrent_stream_limit_is_refused_with_retry_info_and_health_still_answers()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let data = ktrdr_system_tests::ServiceProcess::start(
+        "ktrdr-data",
+        &[
+            ("KTRDR_DATA_DIR", dir.path().to_str().unwrap()),
+            ("KTRDR_MAX_CONCURRENT_STREAMS", "2"),
+        ],
+    )
+    .await;
+    let channel = data.channel().await;
+    let client = DataServiceClient::new(channel.clone());
+    // Two uploads that never send a message hold their calls open (each calls again when a
+    // call of the test itself took the place it wanted).
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                loop {
+                    let upload = client
+                        .write_bars(tokio_stream::pending::<WriteBarsRequest>())
+                        .await;
+                    match upload {
+                        Err(status) if status.code() == Code::ResourceExhausted => {
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        }
+                        other => return other,
+                    }
+                }
+            })
+        })
+        .collect();
+    let list = || {
+        let mut client = client.clone();
+        async move { client.list_datasets(ListDatasetsRequest::default()).await }
+    };
+    let deadline = tokio::time::Instant::now() + ktrdr_system_tests::PROCESS_WAIT;
+    let refused = loop {
+        match list().await {
+            Err(status) if status.code() == Code::ResourceExhausted => break status,
+            other => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never refused: {other:?}\n{}",
+                    data.logs()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(
+        refused.message().contains("KTRDR_MAX_CONCURRENT_STREAMS"),
+        "{refused:?}"
+    );
+    let details = refused.get_error_details();
+    assert_eq!(details.error_info().unwrap().reason, "TOO_MANY_STREAMS");
+    assert!(details.retry_info().is_some());
+    let health = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        health.into_inner().status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+
+    // Calls that end give their places back.
+    for call in held {
+        call.abort();
+    }
+    loop {
+        match list().await {
+            Ok(_) => break,
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                assert!(tokio::time::Instant::now() < deadline, "{status:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
     }
 }
