@@ -170,6 +170,22 @@ fn historical_requests(status: &GetSimStatusResponse) -> i64 {
         .unwrap_or(0)
 }
 
+/// A training host reading bars from `data_url` and keeping models under `models`, with
+/// `extra` added to its environment (strategies directory, session directory, slots…).
+pub async fn start_training_host(
+    data_url: &str,
+    models: &Path,
+    extra: &[(&str, &str)],
+) -> ServiceProcess {
+    let models = path(models);
+    let mut env = vec![
+        ("DATA_SERVICE_URL", data_url),
+        ("KTRDR_MODELS_DIR", models.as_str()),
+    ];
+    env.extend_from_slice(extra);
+    ServiceProcess::start("ktrdr-training-host", &env).await
+}
+
 /// A free loopback port (for a process that must be reachable before it starts).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -234,18 +250,10 @@ impl Stack {
             .map_or(format!("http://{gateway_addr}"), ServiceProcess::url);
         let mut hosts = Vec::new();
         for i in 0..training_hosts {
-            let models = path(&models_dir.path().join(format!("host{i}")));
-            hosts.push(
-                start(
-                    "ktrdr-training-host",
-                    with(&[
-                        ("DATA_SERVICE_URL", data_url.clone()),
-                        ("KTRDR_MODELS_DIR", models),
-                        ("KTRDR_STRATEGIES_DIR", strategies.clone()),
-                    ]),
-                )
-                .await,
-            );
+            let mut host_env = env_refs.clone();
+            host_env.push(("KTRDR_STRATEGIES_DIR", strategies.as_str()));
+            let models = models_dir.path().join(format!("host{i}"));
+            hosts.push(start_training_host(&data_url, &models, &host_env).await);
         }
         let unused = "http://127.0.0.1:1".to_owned();
         let mut gateway_env = vec![

@@ -21,6 +21,7 @@ use ktrdr_proto::training::v1::{
     start_training_request::Strategy, training_event::Event,
 };
 use ktrdr_system_tests::ServiceProcess;
+use ktrdr_system_tests::stack::start_training_host;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
@@ -69,13 +70,11 @@ async fn start_host_with(
 ) -> (ServiceProcess, Client) {
     let strategies = models.join("no-strategies");
     let mut env = vec![
-        ("DATA_SERVICE_URL", data_url),
-        ("KTRDR_MODELS_DIR", models.to_str().unwrap()),
         ("KTRDR_STRATEGIES_DIR", strategies.to_str().unwrap()),
         ("KTRDR_MAX_CONCURRENT_TRAININGS", max),
     ];
     env.extend_from_slice(extra);
-    let host = ServiceProcess::start("ktrdr-training-host", &env).await;
+    let host = start_training_host(data_url, models, &env).await;
     let client = TrainingServiceClient::new(host.channel().await);
     (host, client)
 }

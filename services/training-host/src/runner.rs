@@ -27,12 +27,16 @@ pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// Where checkpoints lived before `KTRDR_SESSIONS_DIR`: `<models>/_checkpoints`.
 const LEGACY_CHECKPOINTS_DIR: &str = "_checkpoints";
 
+/// `<root>/<session_id>/checkpoint`, refused unless the session id is a plain name.
+fn checkpoint_under(root: &Path, session_id: &str) -> Result<PathBuf> {
+    ktrdr_market::path::join_under(root, session_id)
+        .map(|dir| dir.join("checkpoint"))
+        .map_err(|why| TrainingError::internal(format!("session id {why}")))
+}
+
 /// The latest checkpoint of `session_id`, without the `.mpk` extension burn adds.
-pub fn checkpoint_stem(sessions_dir: &Path, session_id: &str) -> PathBuf {
-    sessions_dir
-        .join(CHECKPOINTS_DIR)
-        .join(session_id)
-        .join("checkpoint")
+pub fn checkpoint_stem(sessions_dir: &Path, session_id: &str) -> Result<PathBuf> {
+    checkpoint_under(&sessions_dir.join(CHECKPOINTS_DIR), session_id)
 }
 
 /// The checkpoint to resume `session_id` from: its own, or one an earlier version of the host
@@ -42,17 +46,16 @@ pub fn existing_checkpoint_stem(
     sessions_dir: &Path,
     models_dir: &Path,
     session_id: &str,
-) -> PathBuf {
-    let stem = checkpoint_stem(sessions_dir, session_id);
-    let legacy = models_dir
-        .join(LEGACY_CHECKPOINTS_DIR)
-        .join(session_id)
-        .join("checkpoint");
-    if !stem.with_extension("epoch").is_file() && legacy.with_extension("epoch").is_file() {
-        legacy
-    } else {
-        stem
-    }
+) -> Result<PathBuf> {
+    let stem = checkpoint_stem(sessions_dir, session_id)?;
+    let legacy = checkpoint_under(&models_dir.join(LEGACY_CHECKPOINTS_DIR), session_id)?;
+    Ok(
+        if !stem.with_extension("epoch").is_file() && legacy.with_extension("epoch").is_file() {
+            legacy
+        } else {
+            stem
+        },
+    )
 }
 
 /// Batch progress events at most this often.
@@ -77,6 +80,35 @@ pub struct ModelSession {
     pub val_samples: u64,
     pub test_samples: u64,
     pub training_time_ms: i64,
+    /// The bars the model was fitted on (train and validation rows): first row's open time to
+    /// the last row's close. Backtests that overlap it are refused unless told otherwise.
+    #[serde(default)]
+    pub fit_start_ms: Option<i64>,
+    #[serde(default)]
+    pub fit_end_ms: Option<i64>,
+}
+
+impl ModelSession {
+    /// The bars the model was fitted on, `[start, end)`; models saved without the record fall
+    /// back to every bar their session loaded.
+    pub fn fit_range(&self) -> (i64, i64) {
+        match (self.fit_start_ms, self.fit_end_ms) {
+            (Some(start), Some(end)) => (start, end),
+            _ => (self.loaded_first_ms, self.loaded_end_ms),
+        }
+    }
+}
+
+/// First open time and last close time of the train and validation rows.
+fn fit_range(sets: &SplitDatasets, bar_ms: i64) -> (Option<i64>, Option<i64>) {
+    let times = sets
+        .train
+        .timestamp_ms
+        .iter()
+        .chain(&sets.validation.timestamp_ms);
+    let first = times.clone().min().copied();
+    let last = times.max().map(|t| t.saturating_add(bar_ms));
+    (first, last)
 }
 
 /// Everything the training thread needs.
@@ -86,7 +118,7 @@ pub struct Job<'a> {
     pub models_dir: &'a Path,
     /// Checkpoints go under `<sessions_dir>/checkpoints/<id>/`.
     pub sessions_dir: &'a Path,
-    /// Serialises model saves: the registry picks the next version number by listing.
+    /// Serialises this host's model saves (version numbers are claimed atomically anyway).
     pub save_lock: &'a Mutex<()>,
     pub strategy: LoadedStrategy,
     pub bars: Vec<SymbolBars>,
@@ -105,6 +137,10 @@ impl Job<'_> {
         } = self;
         let sets = build_datasets(&strategy, &bars)?;
         drop(bars);
+        let (fit_start_ms, fit_end_ms) = fit_range(
+            &sets,
+            strategy.base_timeframe().map_or(0, |tf| tf.duration_ms()),
+        );
         if session.cancel_requested() {
             return Err(StrategyError::Cancelled.into());
         }
@@ -225,7 +261,7 @@ impl Job<'_> {
         };
         // Each epoch's weights replace the previous checkpoint (written beside it, then
         // renamed), so a cancelled or interrupted session can be resumed.
-        let stem = checkpoint_stem(sessions_dir, &session.id);
+        let stem = checkpoint_stem(sessions_dir, &session.id)?;
         let mut on_checkpoint =
             |epoch: usize, save: SaveWeights<'_>| -> ktrdr_strategy::Result<()> {
                 let io = |e: std::io::Error| StrategyError::Io {
@@ -284,12 +320,6 @@ impl Job<'_> {
             [sets.train.len(), sets.validation.len(), sets.test.len()],
             training_time_ms,
         );
-        let dir = {
-            let _saving = save_lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            ModelStore::new(models_dir).save(&strategy, &trained)?
-        };
         let sidecar = ModelSession {
             session_id: session.id.clone(),
             device: record.spec.device.clone(),
@@ -303,14 +333,30 @@ impl Job<'_> {
             val_samples: metrics.val_samples,
             test_samples: metrics.test_samples,
             training_time_ms,
+            fit_start_ms,
+            fit_end_ms,
         };
         let text = serde_json::to_string_pretty(&sidecar)
             .map_err(|e| TrainingError::internal(e.to_string()))?;
-        std::fs::write(dir.join(crate::registry::SESSION_SIDECAR), text)
-            .map_err(|e| TrainingError::internal(format!("{}: {e}", dir.display())))?;
-        // GetModel returns the strategy verbatim, as the user wrote it.
-        std::fs::write(dir.join("strategy.yaml"), &record.spec.strategy_yaml)
-            .map_err(|e| TrainingError::internal(format!("{}: {e}", dir.display())))?;
+        let dir = {
+            let _saving = save_lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            ModelStore::new(models_dir)
+                .owned_by(crate::registry::staging_owner(sessions_dir))
+                .save_with(
+                    &strategy,
+                    &trained,
+                    &[
+                        (crate::registry::SESSION_SIDECAR, text.as_bytes()),
+                        // GetModel returns the strategy verbatim, as the user wrote it.
+                        (
+                            crate::registry::STRATEGY_FILE,
+                            record.spec.strategy_yaml.as_bytes(),
+                        ),
+                    ],
+                )?
+        };
         let model_id = crate::registry::model_id_of(models_dir, &dir);
         session.emit(
             EventKind::ModelSaved {
