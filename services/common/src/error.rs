@@ -535,10 +535,12 @@ mod tests {
             "{}",
             &status.message()[1000..]
         );
-        assert!(status.details().len() < 1_000, "{}", status.details().len());
+        // The details repeat the message (google.rpc.Status) next to the capped metadata; far
+        // below HTTP/2's usual 16 KiB header list limit.
+        assert!(status.details().len() < 2_000, "{}", status.details().len());
         let status: Status = ServiceError::invalid_argument(huge.clone(), huge).into();
         assert!(status.message().len() < 1_100);
-        assert!(status.details().len() < 1_000, "{}", status.details().len());
+        assert!(status.details().len() < 2_000, "{}", status.details().len());
     }
 
     #[test]
