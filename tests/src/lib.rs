@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod fixtures;
 pub mod gateway;
+pub mod raw;
 pub mod stack;
 pub mod training;
 
@@ -148,12 +149,22 @@ impl ServiceProcess {
         self.child.id()
     }
 
-    /// Peak resident memory so far (`VmHWM`), in bytes; Linux only.
-    pub fn peak_rss_bytes(&self) -> Option<u64> {
+    /// A memory figure of `/proc/PID/status` (`VmHWM:`, `VmRSS:`), in bytes; Linux only.
+    fn proc_status_bytes(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kb * 1024)
+    }
+
+    /// Peak resident memory so far (`VmHWM`), in bytes; Linux only.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        self.proc_status_bytes("VmHWM:")
+    }
+
+    /// Resident memory now (`VmRSS`), in bytes; Linux only.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        self.proc_status_bytes("VmRSS:")
     }
 
     /// `http://127.0.0.1:PORT`

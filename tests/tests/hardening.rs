@@ -10,14 +10,21 @@ use std::path::Path;
 use std::time::Duration;
 
 use ktrdr_proto::common::v1::TimeRange;
-use ktrdr_proto::data::v1::ReadBarsRequest;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+use ktrdr_proto::data::v1::import_csv_request::Part;
+use ktrdr_proto::data::v1::{
+    GetCoverageRequest, ImportCsvOptions, ImportCsvRequest, ListDatasetsRequest, ReadBarsRequest,
+    WriteBarsRequest,
+};
 use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
 use ktrdr_proto::gateway::v1::{
     LoadDataRequest, TrainStrategyRequest, train_strategy_request, train_strategy_response,
 };
-use ktrdr_proto::ib::v1::FetchBarsRequest;
 use ktrdr_proto::ib::v1::ib_host_service_client::IbHostServiceClient;
+use ktrdr_proto::ib::v1::inject_fault_request::Fault;
+use ktrdr_proto::ib::v1::{
+    DelayRepliesFault, FetchBarsRequest, InjectFaultRequest, SimRequestKind,
+};
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
 use ktrdr_proto::training::v1::{
     CancelTrainingRequest, GetModelRequest, GetStatusRequest, GetTrainingRequest,
@@ -166,6 +173,237 @@ async fn an_enum_value_the_contract_does_not_define_is_an_invalid_argument_namin
     let status = first_error(fetch).await.expect("refused");
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
     assert_eq!(violated_field(&status), "what_to_show");
+}
+
+#[tokio::test]
+async fn a_load_from_an_ib_that_stopped_answering_fails_at_its_first_silent_segment_naming_the_cause()
+ {
+    let mut env = FAST_PACING.to_vec();
+    env.extend([
+        ("IB_REQUEST_TIMEOUT_MS", "1000"),
+        ("IB_REQUEST_TIMEOUT_PER_1000_BARS_MS", "0"),
+    ]);
+    let stack = Stack::start(InProcess::NONE, 0, &env).await;
+    stack
+        .sim_api()
+        .await
+        .inject_fault(InjectFaultRequest {
+            fault: Some(Fault::DelayReplies(DelayRepliesFault {
+                delay_ms: 600_000,
+                count: -1,
+                request_kind: SimRequestKind::HistoricalData as i32,
+                symbol: String::new(),
+            })),
+        })
+        .await
+        .unwrap();
+    // Half a year of hours: several segments, each of which would wait out its timeout.
+    let load = GatewayServiceClient::new(stack.gateway_channel().await)
+        .load_data(LoadDataRequest {
+            symbol: "EURUSD".into(),
+            timeframe: "1h".into(),
+            range: Some(TimeRange {
+                start_ms: utc_ms(2024, 1, 1),
+                end_ms: utc_ms(2024, 7, 1),
+            }),
+            ..Default::default()
+        })
+        .await;
+    let status = tokio::time::timeout(ktrdr_system_tests::PROCESS_WAIT, first_error(load))
+        .await
+        .expect("the load ends")
+        .expect("the load fails");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert!(
+        status.message().contains("IB did not answer segment 1/")
+            && status.message().contains("within 1s"),
+        "{status:?}"
+    );
+    assert_eq!(
+        stack.sim_historical_requests().await,
+        1,
+        "no further segment was asked for"
+    );
+}
+
+#[tokio::test]
+async fn an_import_naming_a_server_file_and_sending_chunks_too_is_refused_as_contradictory() {
+    let stack = Stack::start(InProcess::NONE, 0, FAST_PACING).await;
+    let csv = "timestamp,open,high,low,close,volume\n2024-01-02T00:00:00Z,1,2,0.5,1.5,100\n";
+    std::fs::write(stack.data_dir.path().join("AAPL_1h.csv"), csv).unwrap();
+    let mut data = DataServiceClient::new(stack.gateway_channel().await);
+    let messages = vec![
+        ImportCsvRequest {
+            part: Some(Part::Options(ImportCsvOptions {
+                server_path: "AAPL_1h.csv".into(),
+                ..Default::default()
+            })),
+        },
+        ImportCsvRequest {
+            part: Some(Part::Chunk(csv.as_bytes().to_vec())),
+        },
+    ];
+    let status = data
+        .import_csv(tokio_stream::iter(messages))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(violated_field(&status), "options.server_path");
+    let coverage = data
+        .get_coverage(GetCoverageRequest {
+            symbol: "AAPL".into(),
+            timeframe: "1h".into(),
+            ..Default::default()
+        })
+        .await;
+    match coverage {
+        Ok(c) => assert_eq!(c.into_inner().bar_count, 0, "nothing was imported"),
+        Err(status) => assert_eq!(status.code(), Code::NotFound, "{status:?}"),
+    }
+}
+
+#[tokio::test]
+async fn request_bytes_that_are_not_protobuf_are_an_invalid_argument_logged_as_a_warning() {
+    let stack = Stack::start(InProcess::NONE, 0, FAST_PACING).await;
+    let garbage = vec![0xff, 0xff, 0xff, 0xff, 0x0f, 0x08];
+    let deadline = std::time::Duration::from_secs(20);
+    // Unary, server-streaming and client-streaming methods, on the gateway and on the service
+    // behind it.
+    let data = stack.data.as_ref().unwrap();
+    for (process, channel, path) in [
+        (
+            &stack.gateway,
+            stack.gateway_channel().await,
+            "/ktrdr.data.v1.DataService/GetCoverage",
+        ),
+        (
+            &stack.gateway,
+            stack.gateway_channel().await,
+            "/ktrdr.gateway.v1.GatewayService/LoadData",
+        ),
+        (
+            data,
+            data.channel().await,
+            "/ktrdr.data.v1.DataService/ReadBars",
+        ),
+        (
+            data,
+            data.channel().await,
+            "/ktrdr.data.v1.DataService/WriteBars",
+        ),
+        (
+            data,
+            data.channel().await,
+            "/ktrdr.data.v1.DataService/ImportCsv",
+        ),
+    ] {
+        let status = ktrdr_system_tests::raw::call(channel, path, vec![garbage.clone()], deadline)
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{path}: {status:?}");
+        assert!(
+            status.message().contains("not a valid message"),
+            "{path}: {status:?}"
+        );
+        let logs = process.logs();
+        let line = logs
+            .lines()
+            .find(|l| l.contains("undecodable request") && l.contains(path))
+            .unwrap_or_else(|| panic!("no warning for {path} in\n{logs}"));
+        assert!(line.contains("WARN"), "{line}");
+        assert!(
+            !logs
+                .lines()
+                .any(|l| l.contains("ERROR") && l.contains(path)),
+            "{logs}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_call_beyond_the_concurrent_stream_limit_is_refused_with_retry_info_and_health_still_answers()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let data = ServiceProcess::start(
+        "ktrdr-data",
+        &[
+            ("KTRDR_DATA_DIR", dir.path().to_str().unwrap()),
+            ("KTRDR_MAX_CONCURRENT_STREAMS", "2"),
+        ],
+    )
+    .await;
+    let channel = data.channel().await;
+    let client = DataServiceClient::new(channel.clone());
+    // Two uploads that never send a message hold their calls open (each calls again when a
+    // call of the test itself took the place it wanted).
+    let held: Vec<_> = (0..2)
+        .map(|_| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                loop {
+                    let upload = client
+                        .write_bars(tokio_stream::pending::<WriteBarsRequest>())
+                        .await;
+                    match upload {
+                        Err(status) if status.code() == Code::ResourceExhausted => {
+                            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                        }
+                        other => return other,
+                    }
+                }
+            })
+        })
+        .collect();
+    let list = || {
+        let mut client = client.clone();
+        async move { client.list_datasets(ListDatasetsRequest::default()).await }
+    };
+    let deadline = tokio::time::Instant::now() + ktrdr_system_tests::PROCESS_WAIT;
+    let refused = loop {
+        match list().await {
+            Err(status) if status.code() == Code::ResourceExhausted => break status,
+            other => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "never refused: {other:?}\n{}",
+                    data.logs()
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+        }
+    };
+    assert!(
+        refused.message().contains("KTRDR_MAX_CONCURRENT_STREAMS"),
+        "{refused:?}"
+    );
+    let details = refused.get_error_details();
+    assert_eq!(details.error_info().unwrap().reason, "TOO_MANY_STREAMS");
+    assert!(details.retry_info().is_some());
+    let health = tonic_health::pb::health_client::HealthClient::new(channel)
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        health.into_inner().status(),
+        tonic_health::pb::health_check_response::ServingStatus::Serving
+    );
+
+    // Calls that end give their places back.
+    for call in held {
+        call.abort();
+    }
+    loop {
+        match list().await {
+            Ok(_) => break,
+            Err(status) if status.code() == Code::ResourceExhausted => {
+                assert!(tokio::time::Instant::now() < deadline, "{status:?}");
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            Err(status) => panic!("{status:?}"),
+        }
+    }
 }
 
 /// The names in `dir` (none when it does not exist).

@@ -645,3 +645,169 @@ async fn an_identical_fetch_within_15_seconds_is_answered_without_asking_ib_agai
     assert_eq!(s.historical_requests().await, before);
     assert_eq!(s.sim_status().await.pacing_violations_sent, 0);
 }
+
+/// Collects the health statuses ib-host reports for its API until one is `want`.
+fn watch_health_until(
+    s: &IbPair,
+    want: ServingStatus,
+) -> tokio::task::JoinHandle<Vec<ServingStatus>> {
+    let mut health = s.health.clone();
+    tokio::spawn(async move {
+        let mut stream = health
+            .watch(tonic_health::pb::HealthCheckRequest {
+                service: "ktrdr.ib.v1.IbHostService".into(),
+            })
+            .await
+            .expect("health watch")
+            .into_inner();
+        let mut seen = vec![];
+        while let Ok(Some(item)) = stream.message().await {
+            seen.push(item.status());
+            if item.status() == want {
+                break;
+            }
+        }
+        seen
+    })
+}
+
+#[tokio::test]
+async fn an_ib_that_stops_answering_times_requests_out_by_their_size_then_counts_as_broken_and_is_replaced()
+ {
+    // 1 s per request plus 20 ms per bar it can return: a month of days waits about 1.6 s, a
+    // month of hours about 16 s. Two unanswered requests in a row break the link.
+    let mut s = IbPair::start(
+        &[("IB_SIM_PACING", "false")],
+        &[
+            ("IB_PACING", "false"),
+            ("IB_REQUEST_TIMEOUT_MS", "1000"),
+            ("IB_REQUEST_TIMEOUT_PER_1000_BARS_MS", "20000"),
+            ("IB_TIMEOUTS_BEFORE_RECONNECT", "2"),
+        ],
+    )
+    .await;
+    // Resolve the contract while IB still answers: the stall below holds historical answers.
+    s.api
+        .get_head_timestamp(ib::GetHeadTimestampRequest {
+            symbol: "MSFT".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let health = watch_health_until(&s, ServingStatus::NotServing);
+    s.inject(Fault::DelayReplies(ib::DelayRepliesFault {
+        delay_ms: 600_000,
+        count: -1,
+        request_kind: ib::SimRequestKind::HistoricalData as i32,
+        symbol: String::new(),
+    }))
+    .await;
+    let days = |month| {
+        fetch_request(
+            "MSFT",
+            "1d",
+            utc_ms(2024, month, 1),
+            utc_ms(2024, month + 1, 1),
+            true,
+        )
+    };
+
+    let first = fetch(&mut s.api, days(1)).await.unwrap_err();
+    assert_eq!(first.code(), Code::DeadlineExceeded, "{first:?}");
+    assert!(first.message().contains("did not answer"), "{first:?}");
+
+    // A longer request in flight when the link breaks fails at once, not at its own timeout.
+    let mut api = s.api.clone();
+    let hours = tokio::spawn(async move {
+        fetch(
+            &mut api,
+            fetch_request("MSFT", "1h", utc_ms(2024, 3, 1), utc_ms(2024, 4, 1), true),
+        )
+        .await
+    });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s.historical_requests().await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hourly request never reached the sim"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = fetch(&mut s.api, days(2)).await.unwrap_err();
+    assert_eq!(second.code(), Code::DeadlineExceeded, "{second:?}");
+    let in_flight = hours.await.unwrap().unwrap_err();
+    assert_eq!(in_flight.code(), Code::Unavailable, "{in_flight:?}");
+    assert!(
+        in_flight.message().contains("no answer"),
+        "the message names the cause: {in_flight:?}"
+    );
+
+    let seen = tokio::time::timeout(WAIT, health).await.unwrap().unwrap();
+    assert_eq!(seen.last(), Some(&ServingStatus::NotServing), "{seen:?}");
+    s.wait_health(ServingStatus::Serving).await;
+    let status = s
+        .api
+        .get_status(ib::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.reconnect_count >= 1, "{status:?}");
+
+    s.sim_api
+        .reset_sim(ib::ResetSimRequest {
+            drop_connections: false,
+        })
+        .await
+        .unwrap();
+    let after = fetch(&mut s.api, days(5)).await.unwrap();
+    assert!(!after.bars.timestamp_ms.is_empty());
+}
+
+#[tokio::test]
+async fn a_1100_whose_all_clear_never_comes_is_ended_by_a_probe_ib_answers() {
+    let mut s = IbPair::start(
+        &[("IB_SIM_PACING", "false")],
+        &[("IB_PACING", "false"), ("IB_CONNECTIVITY_PROBE_MS", "300")],
+    )
+    .await;
+    s.inject(Fault::ConnectivityLost(ib::ConnectivityLostFault {
+        client_ids: vec![],
+        restore_after_ms: 0,
+    }))
+    .await;
+    s.wait_health(ServingStatus::NotServing).await;
+    // IB's connectivity returns, but the 1102 goes to another client id only.
+    let restored = s
+        .sim_api
+        .inject_fault(ib::InjectFaultRequest {
+            fault: Some(Fault::ConnectivityRestored(ib::ConnectivityRestoredFault {
+                client_ids: vec![999],
+                data_lost: false,
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        restored.clients_affected, 0,
+        "ib-host must not get the 1102"
+    );
+    s.wait_health(ServingStatus::Serving).await;
+    let status = s
+        .api
+        .get_status(ib::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.connection_state,
+        ib::ConnectionState::Connected as i32
+    );
+    let after = fetch(
+        &mut s.api,
+        fetch_request("AAPL", "1d", utc_ms(2023, 1, 1), utc_ms(2024, 1, 1), true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(after.bars.timestamp_ms.len(), 250);
+}
