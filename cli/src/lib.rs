@@ -11,6 +11,7 @@ pub mod json;
 pub mod models;
 pub mod output;
 pub mod strategies;
+pub mod sweep;
 pub mod time;
 pub mod train;
 
