@@ -581,7 +581,7 @@ impl BacktestJobs {
                 data_mode: wf.data_mode,
                 ..Default::default()
             };
-            let mut events = self.train.start(Request::new(request))?;
+            let mut events = self.train.start(Request::new(request)).await?;
             let mut model_id = String::new();
             let mut session_id = String::new();
             let mut failure = None;
@@ -608,6 +608,10 @@ impl BacktestJobs {
                         }
                         _ => {}
                     },
+                    // A walk-forward window trains one point, never a sweep.
+                    pb::train_strategy_response::Event::SweepStarted(_)
+                    | pb::train_strategy_response::Event::SweepProgress(_)
+                    | pb::train_strategy_response::Event::SweepSummary(_) => {}
                 }
             }
             if model_id.is_empty() {

@@ -363,6 +363,19 @@ impl Stack {
         }
     }
 
+    /// Stores what the tiny strategies train on in the data service: 600 trending hourly
+    /// EURUSD bars.
+    pub async fn store_training_bars(&self) {
+        let data = self.data.as_ref().expect("the stack runs the data service");
+        crate::store_bars(
+            data.channel().await,
+            "EURUSD",
+            "1h",
+            crate::fixtures::trending_hourly_bars(600, 7),
+        )
+        .await;
+    }
+
     pub async fn gateway_channel(&self) -> Channel {
         self.gateway.channel().await
     }

@@ -101,6 +101,12 @@ async fn usage_errors_exit_with_2_before_calling_anyone() {
         ],
         &["data", "load", "AAPL", "-t", "1h", "-m", "sideways"],
         &["train", "no/such/strategy.yaml"],
+        &["train", "tiny", "--sweep", "dropout=0.1,0.2"],
+        &["train", "tiny", "--sweep", "learning_rate="],
+        &[
+            "train", "tiny", "--sweep", "epochs=1", "--sweep", "epochs=2",
+        ],
+        &["train", "tiny", "--parallel", "2"],
         &["frobnicate"],
     ] {
         // The URL leads nowhere: a usage error must be found first.
@@ -111,6 +117,12 @@ async fn usage_errors_exit_with_2_before_calling_anyone() {
     let run = ktrdr(NOBODY, &["data", "show", "AAPL", "-t", "3h"]).await;
     assert!(
         run.stderr.contains("1m, 5m, 15m, 30m, 1h, 4h, 1d, 1w"),
+        "{run}"
+    );
+    let run = ktrdr(NOBODY, &["train", "tiny", "--sweep", "dropout=0.1"]).await;
+    assert!(run.stderr.contains("--sweep"), "{run}");
+    assert!(
+        run.stderr.contains("learning_rate, batch_size, epochs"),
         "{run}"
     );
 }
@@ -1444,4 +1456,103 @@ async fn backtest_writes_metrics_trades_equity_and_a_self_contained_report() {
     assert!(bad.stderr.contains("--commission"), "{bad}");
     let unknown = ktrdr(&url, &["backtest", "cancel", "no-such-job"]).await;
     assert_eq!(unknown.code, Some(4), "{unknown}");
+}
+
+#[tokio::test]
+async fn a_sweep_prints_its_points_ranked_by_validation_loss_and_names_the_best_model() {
+    let (stack, strategy) = training_stack().await;
+    let url = stack.gateway.url();
+    let args = [
+        "train",
+        strategy.to_str().unwrap(),
+        "--sweep",
+        "hidden=8x4,16",
+        "--sweep",
+        "learning_rate=0.01,0.05",
+        "--epochs",
+        "1",
+        "--seed",
+        "5",
+        "--data-mode",
+        "local",
+    ];
+    let run = ktrdr(&url, &args).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let table: Vec<&str> = run
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("rank"))
+        .collect();
+    assert_eq!(table.len(), 6, "header, 4 points, best\n{run}");
+    for (i, row) in table[1..5].iter().enumerate() {
+        assert!(
+            row.trim_start().starts_with(&format!("{} ", i + 1)),
+            "ranked rows in order\n{run}"
+        );
+        assert!(
+            row.contains("COMPLETED") && row.contains("tiny_rsi/"),
+            "{run}"
+        );
+    }
+    assert!(table[5].starts_with("best: point "), "{run}");
+
+    let json_args: Vec<&str> = std::iter::once("--json").chain(args).collect();
+    let run = ktrdr(&url, &json_args).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let events = run.json_lines();
+    let started = events.iter().filter(|e| e["event"] == "training_started");
+    let points: Vec<i64> = started.map(|e| e["point"].as_i64().unwrap()).collect();
+    assert_eq!(points.len(), 4, "{run}");
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "sweep_summary", "{run}");
+    assert_eq!(summary["state"], "COMPLETED");
+    let ranked = summary["points"].as_array().unwrap();
+    let losses: Vec<f64> = ranked
+        .iter()
+        .map(|p| p["metrics"]["val_loss"].as_f64().unwrap())
+        .collect();
+    assert!(losses.windows(2).all(|w| w[0] <= w[1]), "{losses:?}");
+    assert_eq!(summary["best_model_id"], ranked[0]["model_id"]);
+    let settings: Vec<(Vec<i64>, f64)> = ranked
+        .iter()
+        .map(|p| {
+            let hidden = p["hidden_layers"].as_array().unwrap();
+            (
+                hidden.iter().map(|h| h.as_i64().unwrap()).collect(),
+                p["learning_rate"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    for expected in [
+        (vec![8, 4], 0.01),
+        (vec![8, 4], 0.05),
+        (vec![16], 0.01),
+        (vec![16], 0.05),
+    ] {
+        assert!(settings.contains(&expected), "{settings:?}");
+    }
+
+    // A grid over the server's limit is refused before anything starts, naming the flag.
+    let many: String = (1..=20)
+        .map(|i| format!("0.{i:03}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let sweep = format!("learning_rate={many}");
+    let run = ktrdr(
+        &url,
+        &[
+            "train",
+            strategy.to_str().unwrap(),
+            "--sweep",
+            &sweep,
+            "--seeds",
+            "13",
+            "--data-mode",
+            "local",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(4), "{run}");
+    assert!(run.stderr.contains("--sweep"), "{run}");
+    assert!(run.stderr.contains("260 points (20 × 13)"), "{run}");
 }

@@ -701,7 +701,7 @@ async fn a_training_host_killed_mid_stream_is_unavailable_naming_it_for_train_an
                         return;
                     }
                 }
-                train_strategy_response::Event::DataLoad(_) => {}
+                _ => {}
             }
         }
         panic!("the flow ended before training");

@@ -157,6 +157,7 @@ async fn train(
                         reason = c.reason;
                     }
                 }
+                sweep => panic!("a sweep's event without a sweep: {sweep:?}"),
             }
         }
     })
@@ -859,4 +860,225 @@ async fn stale_higher_timeframes_are_loaded_and_predict_as_with_every_bar_stored
     assert_eq!(by_hand.prob_hold, auto.prob_hold);
     assert_eq!(by_hand.prob_sell, auto.prob_sell);
     assert_eq!(by_hand.signals, auto.signals);
+}
+
+/// Everything one TrainStrategy sweep streamed, by kind.
+#[derive(Debug, Default)]
+struct SweepRun {
+    started: Option<ktrdr_proto::gateway::v1::SweepStarted>,
+    /// (point, session, host) of each TrainingStarted.
+    sessions: Vec<(i32, String, String)>,
+    /// Training events relayed, each with its point.
+    training_events: Vec<i32>,
+    progress: Vec<ktrdr_proto::gateway::v1::SweepPoint>,
+    summary: Option<ktrdr_proto::gateway::v1::SweepSummary>,
+}
+
+/// Reads a sweep's stream to its end; `on_start` runs once, at the first TrainingStarted.
+async fn follow_sweep<F: std::future::Future<Output = ()>>(
+    stream: &mut tonic::Streaming<ktrdr_proto::gateway::v1::TrainStrategyResponse>,
+    on_start: impl FnOnce(String) -> F,
+) -> SweepRun {
+    let mut run = SweepRun::default();
+    let mut on_start = Some(on_start);
+    tokio::time::timeout(FLOW, async {
+        while let Some(item) = stream.message().await.expect("the sweep streams") {
+            match item.event.unwrap() {
+                train_strategy_response::Event::SweepStarted(s) => run.started = Some(s),
+                train_strategy_response::Event::TrainingStarted(s) => {
+                    assert!(item.point > 0, "a sweep's session names its point");
+                    run.sessions
+                        .push((item.point, s.session_id, s.training_host_url));
+                    if let (Some(f), Some(started)) = (on_start.take(), &run.started) {
+                        f(started.sweep_id.clone()).await;
+                    }
+                }
+                train_strategy_response::Event::Training(_) => run.training_events.push(item.point),
+                train_strategy_response::Event::SweepProgress(p) => {
+                    run.progress.push(p.point.unwrap())
+                }
+                train_strategy_response::Event::SweepSummary(s) => run.summary = Some(s),
+                train_strategy_response::Event::DataLoad(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the sweep ends");
+    run
+}
+
+#[tokio::test]
+async fn a_sweep_over_two_training_hosts_is_ranked_each_point_has_its_model_and_cancel_stops_every_session()
+ {
+    use ktrdr_proto::gateway::v1::{HiddenLayers, TrainingSweep};
+    use ktrdr_proto::training::v1::{CancelTrainingRequest, GetModelRequest, GetTrainingRequest};
+
+    let stack = Stack::start(InProcess::NONE, 2, FAST_PACING).await;
+    let ch = stack.gateway_channel().await;
+    stack.store_training_bars().await;
+    let sweep_request = |sweep: TrainingSweep, epochs: i32| TrainStrategyRequest {
+        strategy: Some(train_strategy_request::Strategy::StrategyYaml(
+            TINY_STRATEGY.into(),
+        )),
+        epochs: Some(epochs),
+        seed: Some(3),
+        data_mode: LoadMode::Local as i32,
+        sweep: Some(sweep),
+        ..Default::default()
+    };
+    let mut gateway = GatewayServiceClient::new(ch.clone());
+    let mut training = TrainingServiceClient::new(ch.clone());
+
+    // 2 hidden layer shapes × 2 seeds, two sessions at a time (one per host).
+    let grid = TrainingSweep {
+        hidden_layers: vec![
+            HiddenLayers { sizes: vec![8, 4] },
+            HiddenLayers { sizes: vec![16] },
+        ],
+        seeds: 2,
+        ..Default::default()
+    };
+    let mut stream = gateway
+        .train_strategy(sweep_request(grid, 1))
+        .await
+        .expect("the sweep is accepted")
+        .into_inner();
+    let run = follow_sweep(&mut stream, |_| async {}).await;
+    let started = run.started.expect("SweepStarted");
+    assert_eq!((started.points.len(), started.parallel), (4, 2));
+    let summary = run.summary.expect("SweepSummary");
+    assert_eq!(summary.state(), JobState::Completed, "{summary:#?}");
+    assert_eq!(summary.completed, 4);
+    assert_eq!(run.progress.len(), 4);
+    let hosts: std::collections::BTreeSet<&str> =
+        run.sessions.iter().map(|(_, _, h)| h.as_str()).collect();
+    let expected: std::collections::BTreeSet<String> =
+        stack.training_hosts.iter().map(|h| h.url()).collect();
+    assert_eq!(
+        hosts,
+        expected.iter().map(String::as_str).collect(),
+        "the points spread over both hosts"
+    );
+    for point in 1..=4 {
+        assert!(
+            run.training_events.contains(&point),
+            "point {point}'s training events are relayed"
+        );
+    }
+    let ranks: Vec<i32> = summary.points.iter().map(|p| p.rank).collect();
+    assert_eq!(ranks, [1, 2, 3, 4]);
+    let losses: Vec<f64> = summary
+        .points
+        .iter()
+        .map(|p| p.metrics.as_ref().unwrap().val_loss.unwrap())
+        .collect();
+    assert!(losses.windows(2).all(|w| w[0] <= w[1]), "{losses:?}");
+    assert_eq!(summary.best_model_id, summary.points[0].model_id);
+    assert_eq!(summary.best_point, summary.points[0].point);
+    // Each point's model exists on the host that trained it (hosts with models directories of
+    // their own number their versions each), made by its session with its hidden layers and
+    // labelled with its sweep and point.
+    let mut parameters = std::collections::BTreeMap::new();
+    for point in &summary.points {
+        let host = stack
+            .training_hosts
+            .iter()
+            .find(|h| h.url() == point.training_host_url)
+            .expect("the point's host is one of the stack's");
+        let model = TrainingServiceClient::new(host.channel().await)
+            .get_model(GetModelRequest {
+                model_id: point.model_id.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("point {}'s model: {e}", point.point))
+            .into_inner()
+            .model
+            .unwrap();
+        assert_eq!(model.training_session_id, point.session_id);
+        assert_eq!(model.labels["sweep_id"], summary.sweep_id);
+        assert_eq!(model.labels["sweep_point"], point.point.to_string());
+        let sizes = point.hidden_layers.as_ref().unwrap().sizes.clone();
+        parameters
+            .entry(sizes)
+            .or_insert_with(std::collections::BTreeSet::new)
+            .insert(model.parameter_count);
+    }
+    assert_eq!(parameters.len(), 2, "{parameters:?}");
+    assert!(
+        parameters.values().all(|counts| counts.len() == 1),
+        "one parameter count per shape: {parameters:?}"
+    );
+    assert_ne!(parameters[&vec![8, 4]], parameters[&vec![16]]);
+    let (small, large): (Vec<_>, Vec<_>) = summary
+        .points
+        .iter()
+        .partition(|p| p.hidden_layers.as_ref().unwrap().sizes == [8, 4]);
+    assert_eq!((small.len(), large.len()), (2, 2));
+    let seeds: std::collections::BTreeSet<u64> = small.iter().map(|p| p.seed).collect();
+    assert_eq!(
+        seeds,
+        [3, 4].into(),
+        "every shape trains with the same seeds"
+    );
+
+    // Cancelling the sweep by its id cancels its running sessions and starts no more.
+    let grid = TrainingSweep {
+        learning_rates: vec![0.01, 0.02, 0.03],
+        parallel: 1,
+        ..Default::default()
+    };
+    let mut stream = gateway
+        .train_strategy(sweep_request(grid, 100_000))
+        .await
+        .unwrap()
+        .into_inner();
+    let cancel_with = training.clone();
+    let run = follow_sweep(&mut stream, |sweep_id| async move {
+        let cancelled = cancel_with
+            .clone()
+            .cancel_training(CancelTrainingRequest {
+                session_id: sweep_id,
+                reason: "enough".into(),
+            })
+            .await
+            .expect("CancelTraining takes a sweep id")
+            .into_inner();
+        assert_eq!(cancelled.state(), TrainingState::Cancelled);
+    })
+    .await;
+    let summary = run.summary.expect("SweepSummary");
+    assert_eq!(summary.state(), JobState::Cancelled, "{summary:#?}");
+    assert_eq!(summary.cancelled, 3);
+    assert_eq!(run.sessions.len(), 1, "only the first point started");
+    let session = training
+        .get_training(GetTrainingRequest {
+            session_id: run.sessions[0].1.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    assert_eq!(session.state(), TrainingState::Cancelled);
+    assert!(summary.best_model_id.is_empty());
+
+    // A bad grid is refused before anything starts, naming the value.
+    let bad = gateway
+        .train_strategy(sweep_request(
+            TrainingSweep {
+                learning_rates: vec![0.01, 20.0],
+                ..Default::default()
+            },
+            1,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let violations = bad
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .clone();
+    assert_eq!(violations[0].field, "sweep.learning_rates[1]", "{bad:?}");
 }

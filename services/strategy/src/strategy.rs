@@ -236,6 +236,28 @@ pub const MAX_LEARNING_RATE: f64 = 10.0;
 pub const MAX_EPOCHS: usize = 100_000;
 /// The largest batch a strategy or a request may set.
 pub const MAX_BATCH_SIZE: usize = 1 << 20;
+/// The most hidden layers a strategy or a request may set.
+pub const MAX_HIDDEN_LAYERS: usize = 16;
+/// The widest hidden layer a strategy or a request may set.
+pub const MAX_LAYER_SIZE: usize = 65_536;
+
+/// Checks hidden layer sizes against the limits every strategy and request share; `path` names
+/// the list in the error (an index is appended for one bad size).
+pub fn check_hidden_layers(path: &str, sizes: &[usize]) -> Result<()> {
+    if sizes.is_empty() || sizes.len() > MAX_HIDDEN_LAYERS {
+        return Err(StrategyError::invalid(
+            path,
+            format!("must list 1 to {MAX_HIDDEN_LAYERS} layer sizes"),
+        ));
+    }
+    if let Some(i) = sizes.iter().position(|h| !(1..=MAX_LAYER_SIZE).contains(h)) {
+        return Err(StrategyError::invalid(
+            format!("{path}[{i}]"),
+            format!("layer sizes must be from 1 to {MAX_LAYER_SIZE}"),
+        ));
+    }
+    Ok(())
+}
 
 fn default_learning_rate() -> f64 {
     0.001
@@ -949,18 +971,7 @@ fn validate_model_and_training(
         ));
     }
     let arch = &model.architecture;
-    if arch.hidden_layers.is_empty() {
-        return Err(StrategyError::invalid(
-            "model.architecture.hidden_layers",
-            "must list at least one layer size",
-        ));
-    }
-    if let Some(i) = arch.hidden_layers.iter().position(|&h| h == 0) {
-        return Err(StrategyError::invalid(
-            format!("model.architecture.hidden_layers[{i}]"),
-            "layer sizes must be at least 1",
-        ));
-    }
+    check_hidden_layers("model.architecture.hidden_layers", &arch.hidden_layers)?;
     if !(0.0..1.0).contains(&arch.dropout) {
         return Err(StrategyError::invalid(
             "model.architecture.dropout",

@@ -12,7 +12,7 @@ use ktrdr_proto::training::v1 as pb;
 use ktrdr_strategy::LoadedStrategy;
 use ktrdr_strategy::strategy::{
     MAX_BATCH_SIZE, MAX_EPOCHS, MAX_LEARNING_RATE, SymbolsConfig, SymbolsMode, TimeframesConfig,
-    TimeframesMode,
+    TimeframesMode, check_hidden_layers,
 };
 
 use crate::error::{Result, TrainingError};
@@ -80,6 +80,13 @@ pub fn strategy_of(spec: &SessionSpec) -> Result<LoadedStrategy> {
     hp.epochs = spec.epochs;
     hp.batch_size = spec.batch_size;
     hp.learning_rate = spec.learning_rate;
+    if !spec.hidden_layers.is_empty() {
+        config
+            .model
+            .architecture
+            .hidden_layers
+            .clone_from(&spec.hidden_layers);
+    }
     Ok(LoadedStrategy::from_config(config)?)
 }
 
@@ -181,6 +188,19 @@ pub fn resolve(request: &pb::StartTrainingRequest, strategies_dir: &Path) -> Res
             format!("{learning_rate} is not a finite number up to {MAX_LEARNING_RATE}"),
         ));
     }
+    let hidden_layers: Vec<usize> = request
+        .hidden_layers
+        .iter()
+        .map(|&h| usize::try_from(h).unwrap_or(0))
+        .collect();
+    if !hidden_layers.is_empty() {
+        check_hidden_layers("hidden_layers", &hidden_layers).map_err(|e| match e {
+            ktrdr_strategy::StrategyError::Invalid { path, rule } => {
+                TrainingError::invalid(path, rule)
+            }
+            other => TrainingError::from(other),
+        })?;
+    }
     let device = match request.device.as_deref().map(str::trim) {
         None | Some("") | Some(CPU) => CPU.to_owned(),
         Some(other) => {
@@ -200,6 +220,7 @@ pub fn resolve(request: &pb::StartTrainingRequest, strategies_dir: &Path) -> Res
         epochs,
         batch_size,
         learning_rate,
+        hidden_layers,
         seed: request.seed.unwrap_or_else(random_u64),
         device,
         labels: request
@@ -314,9 +335,11 @@ training:
         r.epochs = Some(7);
         r.batch_size = Some(8);
         r.seed = Some(5);
+        r.hidden_layers = vec![16, 8];
         let spec = resolve(&r, dir).unwrap();
         let strategy = strategy_of(&spec).unwrap();
         assert_eq!(strategy.symbols(), ["AAPL", "MSFT"]);
+        assert_eq!(strategy.config.model.architecture.hidden_layers, [16, 8]);
         assert_eq!(strategy.config.model.training.epochs, 7);
         assert_eq!(strategy.config.model.training.batch_size, 8);
         assert_eq!(spec.seed, 5);
@@ -345,6 +368,12 @@ training:
         let mut r = request(YAML);
         r.batch_size = Some(i32::MAX);
         assert_eq!(field(resolve(&r, dir).unwrap_err()), "batch_size");
+        let mut r = request(YAML);
+        r.hidden_layers = vec![8, -1];
+        assert_eq!(field(resolve(&r, dir).unwrap_err()), "hidden_layers[1]");
+        let mut r = request(YAML);
+        r.hidden_layers = vec![1; 17];
+        assert_eq!(field(resolve(&r, dir).unwrap_err()), "hidden_layers");
         let mut r = request(YAML);
         r.device = Some("cuda:0".into());
         assert_eq!(field(resolve(&r, dir).unwrap_err()), "device");

@@ -186,6 +186,16 @@ fn rule_violations_name_path_and_rule() {
             "learning_rate: 0",
             "model.training.learning_rate: must be a positive number",
         ),
+        (
+            "hidden_layers: [128, 64, 32]",
+            "hidden_layers: [128, 100000]",
+            "model.architecture.hidden_layers[1]: layer sizes must be from 1 to 65536",
+        ),
+        (
+            "hidden_layers: [128, 64, 32]",
+            "hidden_layers: []",
+            "model.architecture.hidden_layers: must list 1 to 16 layer sizes",
+        ),
         ("    symbol: x", "", ""),
     ];
     for (from, to, expected) in cases {
