@@ -377,10 +377,7 @@ impl Job<'_> {
                     &[
                         (SESSION_SIDECAR, text.as_bytes()),
                         // GetModel returns the strategy verbatim, as the user wrote it.
-                        (
-                            STRATEGY_FILE,
-                            record.spec.strategy_yaml.as_bytes(),
-                        ),
+                        (STRATEGY_FILE, record.spec.strategy_yaml.as_bytes()),
                     ],
                 )?
         };
