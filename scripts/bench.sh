@@ -5,6 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo build --workspace --bins --release
+# PyTorch (CPU) for the training comparison, from PyPI into the bench's own venv.
+venv="${CARGO_TARGET_DIR:-target}/bench-venv"
+if ! "$venv/bin/python" -c "import torch" 2>/dev/null; then
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --only-binary :all: "torch==2.15.0"
+fi
+export KTRDR_BENCH_PYTHON="$venv/bin/python"
 section=$(mktemp)
 trap 'rm -f "$section"' EXIT
 cargo bench -p ktrdr-system-tests --bench grpc 2>/dev/null >"$section"
@@ -13,11 +20,17 @@ cargo bench -p ktrdr-system-tests --bench data 2>/dev/null >>"$section"
 echo >>"$section"
 cargo bench -p ktrdr-system-tests --bench gateway 2>/dev/null >>"$section"
 echo >>"$section"
+cargo bench -p ktrdr-system-tests --bench burst 2>/dev/null >>"$section"
+echo >>"$section"
 cargo bench -p ktrdr-system-tests --bench training 2>/dev/null >>"$section"
+echo >>"$section"
+cargo bench -p ktrdr-strategy --bench mlp_training 2>/dev/null >>"$section"
 echo >>"$section"
 cargo bench -p ktrdr-strategy --bench pipeline 2>/dev/null >>"$section"
 echo >>"$section"
 cargo bench -p ktrdr-backtest --bench simulate 2>/dev/null >>"$section"
+echo >>"$section"
+cargo bench -p ktrdr-system-tests --bench backtest 2>/dev/null >>"$section"
 echo >>"$section"
 cargo bench -p ktrdr-system-tests --bench ib 2>/dev/null >>"$section"
 

@@ -127,6 +127,9 @@ pub const TRAIN_FLAGS: Flags = &[
     ("batch_size", "--batch-size"),
     ("device", "--device"),
     ("data_mode", "--data-mode"),
+    ("sweep", "--sweep"),
+    ("sweep.seeds", "--seeds"),
+    ("sweep.parallel", "--parallel"),
 ];
 
 /// `trainings …` and `models list / show` (session and model ids, filters).

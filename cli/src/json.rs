@@ -7,7 +7,7 @@
 use ktrdr_proto::common::v1::{JobState, Progress, TimeRange, Warning};
 use ktrdr_proto::gateway::v1::{
     BacktestEvent, BacktestJob, BatchDataset, DataLoadEvent, LoadBatchResponse, LoadEvent, LoadJob,
-    LoadSummary, backtest_event, load_batch_response, load_event,
+    LoadSummary, SweepPoint, SweepSummary, backtest_event, load_batch_response, load_event,
 };
 use ktrdr_proto::training::v1::{
     BacktestMetrics, BacktestResult, BacktestSettings, BacktestSideStats, BacktestSignalCounts,
@@ -223,6 +223,41 @@ pub fn metrics(m: Option<&TrainingMetrics>) -> Value {
     })
 }
 
+/// One point of a training sweep: its settings, state, rank and outcome.
+pub fn sweep_point(p: &SweepPoint) -> Value {
+    json!({
+        "point": p.point,
+        "rank": p.rank,
+        "hidden_layers": p.hidden_layers.as_ref().map(|h| h.sizes.clone()).unwrap_or_default(),
+        "learning_rate": p.learning_rate,
+        "batch_size": p.batch_size,
+        "epochs": p.epochs,
+        "seed": p.seed,
+        "state": training_state(p.state()),
+        "session_id": p.session_id,
+        "training_host_url": p.training_host_url,
+        "model_id": p.model_id,
+        "error": p.error,
+        "metrics": metrics(p.metrics.as_ref()),
+    })
+}
+
+/// A sweep's outcome: the points ranked, the best model named.
+pub fn sweep_summary(s: &SweepSummary) -> Value {
+    json!({
+        "event": "sweep_summary",
+        "sweep_id": s.sweep_id,
+        "state": job_state(s.state()),
+        "best_model_id": s.best_model_id,
+        "best_point": s.best_point,
+        "completed": s.completed,
+        "failed": s.failed,
+        "cancelled": s.cancelled,
+        "elapsed_ms": s.elapsed_ms,
+        "points": s.points.iter().map(sweep_point).collect::<Vec<_>>(),
+    })
+}
+
 pub fn session(s: &TrainingSession) -> Value {
     json!({
         "session_id": s.session_id,
@@ -353,6 +388,7 @@ pub fn model(m: &Model) -> Value {
         "size_bytes": m.size_bytes,
         "device": m.device,
         "training_range": range(m.training_range.as_ref()),
+        "fit_range": range(m.fit_range.as_ref()),
         "parameter_count": m.parameter_count,
         "labels": m.labels,
     })

@@ -13,6 +13,7 @@ pub mod models;
 pub mod output;
 pub mod report;
 pub mod strategies;
+pub mod sweep;
 pub mod time;
 pub mod train;
 

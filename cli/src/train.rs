@@ -20,6 +20,7 @@ use crate::data::{LoadView, Mode, cancel_load, summary_text};
 use crate::error::CliError;
 use crate::json::{self as to_json, short_name, training_state};
 use crate::output::{Table, percent, print, print_json, print_json_line, say, say_multi, warn};
+use crate::sweep::{SweepAxis, SweepView, parse_sweep_axis, sweep_of};
 use crate::time::{human_duration, iso_or_dash};
 use crate::{Context, CtrlC, RangeArgs, parse_symbol, parse_timeframe};
 
@@ -50,6 +51,17 @@ pub struct TrainArgs {
     /// How to make sure the data exists first (local: train on stored bars only).
     #[arg(long, value_enum, default_value_t = Mode::Tail)]
     pub data_mode: Mode,
+    /// Train a grid instead of one session: PARAM=V1,V2,… with PARAM one of hidden (layer
+    /// sizes, e.g. hidden=32x16,64x32), learning_rate, batch_size, epochs; repeat the flag for
+    /// more parameters. Ends with the points ranked by validation loss.
+    #[arg(long, value_name = "PARAM=VALUES", value_parser = parse_sweep_axis)]
+    pub sweep: Vec<SweepAxis>,
+    /// Seeds per sweep point: --seed (random when unset), then --seed + 1, …
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    pub seeds: Option<i32>,
+    /// Sweep sessions in flight at once (default: one per training host).
+    #[arg(long, value_parser = clap::value_parser!(i32).range(1..))]
+    pub parallel: Option<i32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -76,9 +88,10 @@ pub enum TrainingsCommand {
         /// Session id.
         session_id: String,
     },
-    /// Cancel a queued or running session (its latest checkpoint is kept).
+    /// Cancel a queued or running session (its latest checkpoint is kept), or every session of
+    /// a sweep.
     Cancel {
-        /// Session id.
+        /// Session id, or a sweep id (`ktrdr train --sweep` prints it).
         session_id: String,
         /// Why, recorded with the session.
         #[arg(long, default_value = "cancelled with the ktrdr CLI")]
@@ -417,6 +430,7 @@ pub async fn train(ctx: &Context, args: TrainArgs) -> Result<(), CliError> {
         batch_size: args.batch_size,
         device: args.device.clone(),
         data_mode: args.data_mode.to_proto() as i32,
+        sweep: sweep_of(&args.sweep, args.seeds, args.parallel)?,
         ..Default::default()
     };
     let bars = if ctx.json {
@@ -438,18 +452,52 @@ pub async fn train(ctx: &Context, args: TrainArgs) -> Result<(), CliError> {
         }
     };
     let mut session_id = String::new();
+    let mut sweep: Option<SweepView> = None;
     loop {
         let message = tokio::select! {
             message = stream.message() => message.map_err(|s| ctx.error(s))?,
             _ = ctrl_c.pressed() => {
                 let _ = bars.clear();
-                return Err(interrupt_training(ctx, &session_id, &loads).await);
+                if let Some(sweep) = &sweep {
+                    return Err(interrupt_training(ctx, "sweep", &sweep.sweep_id, &loads).await);
+                }
+                return Err(interrupt_training(ctx, "session", &session_id, &loads).await);
             }
         };
-        let Some(event) = message.and_then(|m| m.event) else {
+        let Some((point, event)) = message.and_then(|m| Some((m.point, m.event?))) else {
             break;
         };
         match event {
+            train_strategy_response::Event::SweepStarted(started) => {
+                sweep = Some(SweepView::new(ctx.json, &bars, &started)?);
+                view.bar.finish_and_clear();
+            }
+            train_strategy_response::Event::SweepProgress(progress) => {
+                if let Some(sweep) = &mut sweep {
+                    sweep.on_progress(&progress)?;
+                }
+            }
+            train_strategy_response::Event::SweepSummary(summary) => {
+                let _ = bars.clear();
+                return match &sweep {
+                    Some(sweep) => sweep.finish(&summary),
+                    None => Err(CliError::Failed(
+                        "the gateway sent a sweep summary without starting a sweep".to_owned(),
+                    )),
+                };
+            }
+            train_strategy_response::Event::TrainingStarted(started)
+                if point > 0 && sweep.is_some() =>
+            {
+                if let Some(sweep) = &sweep {
+                    sweep.on_started(point, &started)?;
+                }
+            }
+            train_strategy_response::Event::Training(event) if point > 0 && sweep.is_some() => {
+                if let Some(sweep) = &sweep {
+                    sweep.on_training(point, &event)?;
+                }
+            }
             train_strategy_response::Event::DataLoad(load) => {
                 if ctx.json && load.event.is_some() {
                     print_json_line(&to_json::data_load_event(&load))?;
@@ -517,13 +565,20 @@ pub async fn train(ctx: &Context, args: TrainArgs) -> Result<(), CliError> {
         }
     }
     let _ = bars.clear();
+    if let Some(sweep) = &sweep {
+        return Err(CliError::Failed(format!(
+            "the event stream of sweep {id} ended before its summary; its sessions are listed by `ktrdr trainings list`",
+            id = sweep.sweep_id
+        )));
+    }
     view.finish()
 }
 
-/// After Ctrl+C: cancel the session if it started, else the loads still running; the error to
-/// exit with (130).
+/// After Ctrl+C: cancel the session (`what` = "session") or the sweep (every session of it) if
+/// it started, else the loads still running; the error to exit with (130).
 async fn interrupt_training(
     ctx: &Context,
+    what: &str,
     session_id: &str,
     loads: &BTreeMap<(String, String), (LoadView, String)>,
 ) -> CliError {
@@ -550,12 +605,13 @@ async fn interrupt_training(
                 let _ = print_json_line(&json!({
                     "event": "interrupted",
                     "session_id": session_id,
+                    "what": what,
                     "state": state,
                     "checkpoint_epoch": response.checkpoint_epoch,
                 }));
             }
             CliError::Interrupted(format!(
-                "interrupted: session {session_id} is {state}{}",
+                "interrupted: {what} {session_id} is {state}{}",
                 if response.checkpoint_epoch > 0 {
                     format!(
                         " (checkpoint of epoch {} kept; resume with StartTraining resume_from_session_id)",
@@ -567,7 +623,7 @@ async fn interrupt_training(
             ))
         }
         Err(status) => CliError::Interrupted(format!(
-            "interrupted, but cancelling session {session_id} failed: {} — run `ktrdr trainings cancel {session_id}`",
+            "interrupted, but cancelling {what} {session_id} failed: {} — run `ktrdr trainings cancel {session_id}`",
             ctx.error(status)
         )),
     }

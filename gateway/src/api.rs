@@ -167,7 +167,7 @@ impl GatewayService for GatewayApi {
         &self,
         request: Request<pb::TrainStrategyRequest>,
     ) -> Result<Response<Self::TrainStrategyStream>, Status> {
-        self.train.start(request).map(Response::new)
+        self.train.start(request).await.map(Response::new)
     }
 
     type BacktestStrategyStream = ResponseStream<pb::BacktestStrategyResponse>;

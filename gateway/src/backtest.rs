@@ -95,16 +95,11 @@ fn folds(start: i64, end: i64, wf: &pb::WalkForward) -> Result<Vec<Fold>, Servic
         })?;
     let mut out = Vec::new();
     let mut k: i64 = 0;
-    loop {
-        let Some(test_start) = k
-            .checked_mul(step)
-            .and_then(|offset| first_test.checked_add(offset))
-        else {
-            break;
-        };
-        if test_start >= end {
-            break;
-        }
+    while let Some(test_start) = k
+        .checked_mul(step)
+        .and_then(|offset| first_test.checked_add(offset))
+        .filter(|&t| t < end)
+    {
         if k >= MAX_FOLDS {
             return Err(ServiceError::invalid_argument(
                 "walk_forward.step_ms",
@@ -586,7 +581,7 @@ impl BacktestJobs {
                 data_mode: wf.data_mode,
                 ..Default::default()
             };
-            let mut events = self.train.start(Request::new(request))?;
+            let mut events = self.train.start(Request::new(request)).await?;
             let mut model_id = String::new();
             let mut session_id = String::new();
             let mut failure = None;
@@ -613,6 +608,10 @@ impl BacktestJobs {
                         }
                         _ => {}
                     },
+                    // A walk-forward window trains one point, never a sweep.
+                    pb::train_strategy_response::Event::SweepStarted(_)
+                    | pb::train_strategy_response::Event::SweepProgress(_)
+                    | pb::train_strategy_response::Event::SweepSummary(_) => {}
                 }
             }
             if model_id.is_empty() {

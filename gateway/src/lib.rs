@@ -15,6 +15,7 @@ pub mod orchestrator;
 pub mod replicas;
 mod routing;
 pub mod stats;
+pub mod sweep;
 pub mod train;
 pub mod training;
 

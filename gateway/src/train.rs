@@ -1,5 +1,6 @@
 //! `TrainStrategy`: make sure the data exists (a load per symbol × timeframe), start the
-//! session on a training host (or in-process), and relay its events until it ends.
+//! session on a training host (or in-process), and relay its events until it ends; or, with a
+//! sweep, train every point of its grid ([`crate::sweep`]) after the same loads.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ use tonic::{Request, Status};
 
 use crate::load::LoadManager;
 use crate::orchestrator::ServiceOrchestrator;
+use crate::sweep::{self, Grid};
 use crate::training::TrainingManager;
 
 type Sender = mpsc::Sender<Result<pb::TrainStrategyResponse, Status>>;
@@ -34,7 +36,18 @@ pub struct TrainFlow {
 }
 
 fn event(event: train_strategy_response::Event) -> pb::TrainStrategyResponse {
-    pb::TrainStrategyResponse { event: Some(event) }
+    point_event(0, event)
+}
+
+/// A stream item about sweep point `point` (0: not a sweep's point).
+pub(crate) fn point_event(
+    point: i32,
+    event: train_strategy_response::Event,
+) -> pb::TrainStrategyResponse {
+    pb::TrainStrategyResponse {
+        event: Some(event),
+        point,
+    }
 }
 
 impl TrainFlow {
@@ -50,9 +63,9 @@ impl TrainFlow {
         })
     }
 
-    /// Validates the request (the strategy, symbols, timeframes, overrides) before anything
-    /// starts, then runs the flow in a task that feeds the caller's stream.
-    pub fn start(
+    /// Validates the request (the strategy, symbols, timeframes, overrides, the sweep's grid)
+    /// before anything starts, then runs the flow in a task that feeds the caller's stream.
+    pub async fn start(
         self: &Arc<Self>,
         request: Request<pb::TrainStrategyRequest>,
     ) -> Result<ResponseStream<pb::TrainStrategyResponse>, Status> {
@@ -82,6 +95,7 @@ impl TrainFlow {
             device: request.device.clone(),
             resume_from_session_id: request.resume_from_session_id.clone(),
             labels: request.labels.clone(),
+            hidden_layers: Vec::new(),
         };
         // The device is the training host's to judge (it may have a GPU this process lacks).
         let checked = spec::resolve(
@@ -101,6 +115,23 @@ impl TrainFlow {
                     format!("unknown load mode {}", request.data_mode),
                 )
                 .into());
+            }
+        };
+        let grid = match request.sweep.clone() {
+            None => None,
+            Some(sweep) => {
+                let (base, dir, hosts) = (
+                    start.clone(),
+                    self.strategies_dir.clone(),
+                    self.training.host_count(),
+                );
+                // Every point is resolved as a training host would: parsing is CPU work.
+                let grid =
+                    tokio::task::spawn_blocking(move || sweep::grid(&sweep, &base, &dir, hosts))
+                        .await
+                        .map_err(|e| Status::internal(format!("validating the sweep: {e}")))?
+                        .map_err(Status::from)?;
+                Some(grid)
             }
         };
         let loads: Vec<LoadDataRequest> = checked
@@ -128,7 +159,7 @@ impl TrainFlow {
             "TrainStrategy",
             tracing::Instrument::instrument(
                 async move {
-                    if let Err(status) = flow.run(loads, start, metadata, &tx).await {
+                    if let Err(status) = flow.run(loads, start, grid, metadata, &tx).await {
                         let _ = tx.send(Err(status)).await;
                     }
                 },
@@ -143,6 +174,7 @@ impl TrainFlow {
         &self,
         loads: Vec<LoadDataRequest>,
         start: StartTrainingRequest,
+        grid: Option<Grid>,
         metadata: MetadataMap,
         tx: &Sender,
     ) -> Result<(), Status> {
@@ -150,6 +182,18 @@ impl TrainFlow {
             if !self.load(&request, tx).await? {
                 return Ok(());
             }
+        }
+        if let Some(grid) = grid {
+            let sweep = self.training.sweeps.create();
+            sweep::run(
+                Arc::clone(&self.training),
+                sweep,
+                grid,
+                metadata,
+                tx.clone(),
+            )
+            .await;
+            return Ok(());
         }
 
         let mut start_request = Request::new(start);

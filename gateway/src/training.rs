@@ -35,6 +35,7 @@ use crate::orchestrator::{ServiceOrchestrator, probe};
 use crate::replicas::Replicas;
 use crate::routing::{Backend, Endpoint, Routed, routed_server_stream, routed_unary};
 use crate::stats::BackendStats;
+use crate::sweep::Sweeps;
 
 pub struct TrainingManager {
     routed: Routed<TrainingGrpc>,
@@ -46,6 +47,8 @@ pub struct TrainingManager {
     owners: Mutex<HashMap<String, String>>,
     /// Call statistics per training host (GetStatistics lists each replica).
     per_host: Mutex<HashMap<String, Arc<BackendStats>>>,
+    /// TrainStrategy's sweeps, which CancelTraining cancels by their id.
+    pub sweeps: Sweeps,
 }
 
 fn client(channel: Channel) -> TrainingServiceClient<Channel> {
@@ -99,6 +102,7 @@ impl TrainingManager {
             replicas,
             owners: Mutex::new(HashMap::new()),
             per_host: Mutex::new(HashMap::new()),
+            sweeps: Sweeps::default(),
         }))
     }
 
@@ -114,6 +118,11 @@ impl TrainingManager {
     pub fn host_of(&self, session_id: &str) -> String {
         self.owner(session_id)
             .unwrap_or_else(|| self.routed.route.urls.join(","))
+    }
+
+    /// Training hosts configured; 0 when training runs in the gateway.
+    pub fn host_count(&self) -> usize {
+        self.replicas.as_ref().map_or(0, |r| r.all().len())
     }
 
     fn owner(&self, session_id: &str) -> Option<String> {
@@ -358,6 +367,20 @@ impl TrainingManager {
         routed_server_stream!(&self.routed, client, request, run_backtest)
     }
 
+    /// Cancels one session on its host (or in process).
+    pub async fn cancel_session(
+        &self,
+        request: Request<pb::CancelTrainingRequest>,
+    ) -> Result<Response<pb::CancelTrainingResponse>, Status> {
+        // Cancelling is idempotent, so it may be retried.
+        on_the_host!(
+            self,
+            request,
+            cancel_training,
+            |m: &pb::CancelTrainingRequest| Some(m.session_id.clone())
+        )
+    }
+
     async fn predict_once(
         &self,
         request: Request<pb::PredictRequest>,
@@ -416,13 +439,15 @@ impl TrainingService for TrainingManager {
         };
         let (metadata, _, message) = request.into_parts();
         let session_id = message.session_id.clone();
-        let stream = self
-            .on_host_of(replicas, Some(&session_id), |mut c| {
+        let owner = self.owner(&session_id);
+        let (stream, url) = self
+            .on_the_host_that_has(replicas, owner, |mut c| {
                 let request = deadline::forward(&metadata, message.clone());
                 async move { c.watch_training(request).await }
             })
             .await?;
-        Ok(Response::new(Box::pin(stream)))
+        self.remember(&session_id, &url);
+        Ok(Response::new(self.routed.relay(&url, stream)))
     }
 
     async fn get_training(
@@ -475,13 +500,17 @@ impl TrainingService for TrainingManager {
         &self,
         request: Request<pb::CancelTrainingRequest>,
     ) -> Result<Response<pb::CancelTrainingResponse>, Status> {
-        // Cancelling is idempotent, so it may be retried.
-        on_the_host!(
-            self,
-            request,
-            cancel_training,
-            |m: &pb::CancelTrainingRequest| Some(m.session_id.clone())
-        )
+        // A sweep's id cancels every session of the sweep.
+        if let Some(sweep) = self.sweeps.get(&request.get_ref().session_id) {
+            let (metadata, _, message) = request.into_parts();
+            let state = crate::sweep::cancel(self, &sweep, &metadata, &message.reason).await?;
+            return Ok(Response::new(pb::CancelTrainingResponse {
+                state: state as i32,
+                checkpoint_epoch: 0,
+                session: None,
+            }));
+        }
+        self.cancel_session(request).await
     }
 
     async fn evaluate_model(
@@ -628,15 +657,15 @@ impl TrainingService for TrainingManager {
         };
         let (metadata, _, message) = request.into_parts();
         let deadline = self.routed.deadline(&metadata);
-        let stream = self
-            .on_host_of(replicas, None, |mut c| {
+        let (stream, url) = self
+            .on_the_host_that_has(replicas, None, |mut c| {
                 let request = self
                     .routed
                     .request_until(deadline, &metadata, message.clone());
                 async move { c.read_backtest_table(request).await }
             })
             .await?;
-        Ok(Response::new(Box::pin(stream) as ResponseStream<_>))
+        Ok(Response::new(self.routed.relay(&url, stream)))
     }
 
     async fn get_status(

@@ -12,8 +12,9 @@ use ktrdr_market::Bars;
 use ktrdr_market::Timeframe;
 use ktrdr_proto::common::v1::{BarBatch, BarEncoding, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
-use ktrdr_proto::data::v1::{ReadBarsRequest, ValidationMode, WriteBarsRequest};
+use ktrdr_proto::data::v1::{ValidationMode, WriteBarsRequest};
 use ktrdr_system_tests::ServiceProcess;
+use ktrdr_system_tests::bench::timed_read;
 
 const BIG: usize = 50_000_000;
 const CHUNK: usize = 1_000_000;
@@ -38,29 +39,6 @@ fn minutes(start: usize, n: usize) -> Bars {
 
 fn rate(bars: usize, seconds: f64) -> String {
     format!("{:.2} M bars/s", bars as f64 / seconds / 1e6)
-}
-
-async fn read_all(
-    client: &mut DataServiceClient<tonic::transport::Channel>,
-    encoding: BarEncoding,
-) -> (usize, f64) {
-    let started = Instant::now();
-    let mut stream = client
-        .read_bars(ReadBarsRequest {
-            symbol: "BENCH".into(),
-            timeframe: "1m".into(),
-            encoding: encoding as i32,
-            max_bars_per_batch: Some(100_000),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut bars = 0usize;
-    while let Some(item) = stream.message().await.unwrap() {
-        bars += item.batch.unwrap().bar_count as usize;
-    }
-    (bars, started.elapsed().as_secs_f64())
 }
 
 #[tokio::main]
@@ -104,9 +82,9 @@ async fn main() {
         .max_encoding_message_size(256 * 1024 * 1024);
     let rss_idle = process.peak_rss_bytes().unwrap_or(0);
 
-    let (ipc_bars, ipc_secs) = read_all(&mut client, BarEncoding::ArrowIpc).await;
+    let (ipc_bars, ipc_secs) = timed_read(&mut client, "BENCH", "1m", BarEncoding::ArrowIpc).await;
     let rss_after_ipc = process.peak_rss_bytes().unwrap_or(0);
-    let (col_bars, col_secs) = read_all(&mut client, BarEncoding::Columns).await;
+    let (col_bars, col_secs) = timed_read(&mut client, "BENCH", "1m", BarEncoding::Columns).await;
     assert_eq!((ipc_bars, col_bars, in_process), (BIG, BIG, BIG));
 
     // WriteBars: 2 M new bars in 50 k-bar messages.

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use ktrdr_market::Bars;
 use ktrdr_proto::common::v1::{BarBatch, BarEncoding, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
-use ktrdr_proto::data::v1::{GetStatusRequest, ReadBarsRequest, ValidationMode, WriteBarsRequest};
+use ktrdr_proto::data::v1::{GetStatusRequest, ValidationMode, WriteBarsRequest};
+use ktrdr_system_tests::bench::{latency_row, ms, percentile, timed_read};
 use ktrdr_system_tests::{ServiceProcess, ktrdr};
 use tonic::transport::Channel;
 
@@ -24,15 +25,6 @@ const READS: usize = 3;
 const CLI_RUNS: usize = 20;
 /// 2000-01-03 00:00 UTC.
 const T0: i64 = 946_857_600_000;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((sorted.len() as f64 - 1.0) * p / 100.0).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1000.0)
-}
 
 fn client(channel: Channel) -> DataServiceClient<Channel> {
     DataServiceClient::new(channel).max_decoding_message_size(usize::MAX)
@@ -56,24 +48,9 @@ async fn unary_latencies(mut data: DataServiceClient<Channel>) -> Vec<Duration> 
 async fn read_rate(mut data: DataServiceClient<Channel>) -> f64 {
     let mut best = 0.0f64;
     for _ in 0..READS {
-        let started = Instant::now();
-        let mut stream = data
-            .read_bars(ReadBarsRequest {
-                symbol: "BENCH".into(),
-                timeframe: "1m".into(),
-                encoding: BarEncoding::ArrowIpc as i32,
-                max_bars_per_batch: Some(100_000),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        let mut bars = 0usize;
-        while let Some(item) = stream.message().await.unwrap() {
-            bars += item.batch.unwrap().bar_count as usize;
-        }
+        let (bars, secs) = timed_read(&mut data, "BENCH", "1m", BarEncoding::ArrowIpc).await;
         assert_eq!(bars, BARS);
-        best = best.max(bars as f64 / started.elapsed().as_secs_f64());
+        best = best.max(bars as f64 / secs);
     }
     best
 }
@@ -167,13 +144,7 @@ async fn main() {
         ("client → data", &direct_unary),
         ("client → gateway → data", &gateway_unary),
     ] {
-        println!(
-            "| {name} | {} | {} | {} | {} |",
-            ms(percentile(times, 50.0)),
-            ms(percentile(times, 90.0)),
-            ms(percentile(times, 99.0)),
-            ms(times[times.len() - 1])
-        );
+        println!("{}", latency_row(name, times));
     }
     let overhead = |p: f64| {
         percentile(&gateway_unary, p).as_secs_f64() * 1000.0

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use ktrdr_proto::data::v1::GetCoverageRequest;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+use ktrdr_system_tests::bench::{latency_row, ms};
 use ktrdr_system_tests::{SERVICE_BINARIES, ServiceProcess};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -19,15 +20,6 @@ const STARTS_PER_BINARY: usize = 5;
 const SEQUENTIAL_CALLS: usize = 2_000;
 const CONCURRENT_CALLERS: usize = 32;
 const CALLS_PER_CALLER: usize = 500;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((sorted.len() as f64 - 1.0) * p / 100.0).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.3}", d.as_secs_f64() * 1000.0)
-}
 
 async fn until_serving(channel: Channel) {
     let mut health = HealthClient::new(channel);
@@ -155,13 +147,7 @@ async fn main() {
             &error_path,
         ),
     ] {
-        println!(
-            "| {name} | {} | {} | {} | {} |",
-            ms(percentile(times, 50.0)),
-            ms(percentile(times, 90.0)),
-            ms(percentile(times, 99.0)),
-            ms(times[times.len() - 1])
-        );
+        println!("{}", latency_row(name, times));
     }
     println!(
         "\n### Throughput: {CONCURRENT_CALLERS} concurrent callers sharing one channel, {total} health checks\n"

@@ -16,6 +16,7 @@ use ktrdr_proto::training::v1::{
     start_training_request::Strategy,
 };
 use ktrdr_system_tests::ServiceProcess;
+use ktrdr_system_tests::bench::{ms, percentile};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -23,43 +24,24 @@ const SESSIONS: usize = 64;
 const BARS: usize = 2_000;
 const EPOCHS: i32 = 5;
 
-const STRATEGY: &str = r#"
-name: "bench_rsi"
-training_data:
-  symbols: { mode: "single", symbol: "EURUSD" }
-  timeframes: { mode: "single", timeframe: "1h" }
-indicators:
-  - { name: "rsi", period: 14, source: "close" }
-  - { name: "ema", period: 10, source: "close" }
-fuzzy_sets:
-  rsi:
-    low: { type: "triangular", parameters: [0, 20, 45] }
-    mid: { type: "triangular", parameters: [30, 50, 70] }
-    high: { type: "triangular", parameters: [55, 80, 100] }
-  ema:
-    below: { type: "triangular", parameters: [0.97, 0.99, 1.0] }
-    above: { type: "triangular", parameters: [1.0, 1.01, 1.03] }
-model:
-  type: "mlp"
-  architecture: { hidden_layers: [16, 8], activation: "relu", dropout: 0.1 }
-  features: { lookback_periods: 2 }
-  training: { learning_rate: 0.005, batch_size: 32, epochs: 5, optimizer: "adam" }
-training:
-  labels: { source: "zigzag", zigzag_threshold: 0.01 }
-  data_split: { train: 0.7, validation: 0.15, test: 0.15 }
-"#;
+/// The shared tiny strategy, made a little bigger: two hidden layers, dropout, two lookback
+/// periods, five epochs.
+fn strategy() -> String {
+    ktrdr_system_tests::fixtures::TINY_STRATEGY
+        .replace("name: \"tiny_rsi\"", "name: \"bench_rsi\"")
+        .replace(
+            "architecture: { hidden_layers: [8], activation: \"relu\", dropout: 0.0 }",
+            "architecture: { hidden_layers: [16, 8], activation: \"relu\", dropout: 0.1 }",
+        )
+        .replace("lookback_periods: 1", "lookback_periods: 2")
+        .replace(
+            "learning_rate: 0.01, batch_size: 32, epochs: 3",
+            "learning_rate: 0.005, batch_size: 32, epochs: 5",
+        )
+}
 
 fn bars(n: usize, seed: u64) -> BarColumns {
     ktrdr_system_tests::fixtures::trending_hourly_bars(n, seed)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let rank = ((sorted.len() as f64 - 1.0) * p / 100.0).round() as usize;
-    sorted[rank.min(sorted.len().saturating_sub(1))]
-}
-
-fn ms(d: Duration) -> String {
-    format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
 
 #[tokio::main]
@@ -103,7 +85,7 @@ async fn main() {
     for i in 0..SESSIONS {
         let response = client
             .start_training(StartTrainingRequest {
-                strategy: Some(Strategy::StrategyYaml(STRATEGY.into())),
+                strategy: Some(Strategy::StrategyYaml(strategy())),
                 epochs: Some(EPOCHS),
                 seed: Some(i as u64),
                 ..Default::default()

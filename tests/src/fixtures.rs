@@ -35,32 +35,25 @@ pub fn trending_hourly_bars(n: usize, seed: u64) -> BarColumns {
     c
 }
 
-/// A small strategy: two indicators, one hidden layer, no early stopping.
-pub const TINY_STRATEGY: &str = r#"
-name: "tiny_rsi"
-training_data:
-  symbols: { mode: "single", symbol: "EURUSD" }
-  timeframes: { mode: "single", timeframe: "1h" }
-indicators:
-  - { name: "rsi", period: 14, source: "close" }
-  - { name: "ema", period: 10, source: "close" }
-fuzzy_sets:
-  rsi:
-    low: { type: "triangular", parameters: [0, 20, 45] }
-    mid: { type: "triangular", parameters: [30, 50, 70] }
-    high: { type: "triangular", parameters: [55, 80, 100] }
-  ema:
-    below: { type: "triangular", parameters: [0.97, 0.99, 1.0] }
-    above: { type: "triangular", parameters: [1.0, 1.01, 1.03] }
-model:
-  type: "mlp"
-  architecture: { hidden_layers: [8], activation: "relu", dropout: 0.0 }
-  features: { lookback_periods: 1 }
-  training: { learning_rate: 0.01, batch_size: 32, epochs: 3, optimizer: "adam" }
-training:
-  labels: { source: "zigzag", zigzag_threshold: 0.01 }
-  data_split: { train: 0.7, validation: 0.15, test: 0.15 }
-"#;
+/// `n` hourly bars from [`T0`] with simple prices: open `100 + i`, high one above, low one
+/// below, close half above, volume 10.
+pub fn simple_hourly_bars(n: usize) -> BarColumns {
+    let mut c = BarColumns::default();
+    for i in 0..n {
+        let p = 100.0 + i as f64;
+        c.timestamp_ms.push(T0 + i as i64 * HOUR);
+        c.open.push(p);
+        c.high.push(p + 1.0);
+        c.low.push(p - 1.0);
+        c.close.push(p + 0.5);
+        c.volume.push(10.0);
+    }
+    c
+}
+
+/// A small strategy: two indicators, one hidden layer, no early stopping
+/// (`tests/fixtures/tiny_strategy.yaml`, which the Python client test reads too).
+pub const TINY_STRATEGY: &str = include_str!("../fixtures/tiny_strategy.yaml");
 
 /// [`TINY_STRATEGY`] on 1h bars with 4h and 1d context (every timeframe needs its own warm-up),
 /// with a ZigZag threshold that finds segments in forex moves.

@@ -6,8 +6,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod bench;
 pub mod fixtures;
+pub mod gateway;
+pub mod raw;
 pub mod stack;
+pub mod training;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -145,12 +149,22 @@ impl ServiceProcess {
         self.child.id()
     }
 
-    /// Peak resident memory so far (`VmHWM`), in bytes; Linux only.
-    pub fn peak_rss_bytes(&self) -> Option<u64> {
+    /// A memory figure of `/proc/PID/status` (`VmHWM:`, `VmRSS:`), in bytes; Linux only.
+    fn proc_status_bytes(&self, field: &str) -> Option<u64> {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid()?)).ok()?;
-        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let line = status.lines().find(|l| l.starts_with(field))?;
         let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kb * 1024)
+    }
+
+    /// Peak resident memory so far (`VmHWM`), in bytes; Linux only.
+    pub fn peak_rss_bytes(&self) -> Option<u64> {
+        self.proc_status_bytes("VmHWM:")
+    }
+
+    /// Resident memory now (`VmRSS`), in bytes; Linux only.
+    pub fn rss_bytes(&self) -> Option<u64> {
+        self.proc_status_bytes("VmRSS:")
     }
 
     /// `http://127.0.0.1:PORT`
@@ -325,6 +339,13 @@ pub async fn ktrdr(url: &str, args: &[&str]) -> CliRun {
     ktrdr_with_env(url, args, &[]).await
 }
 
+/// [`ktrdr`] of a command line split at spaces as a shell would split it (no quoting: an
+/// argument with a space goes through [`ktrdr`]).
+pub async fn ktrdr_line(url: &str, line: &str) -> CliRun {
+    let args: Vec<&str> = line.split_whitespace().collect();
+    ktrdr(url, &args).await
+}
+
 /// [`ktrdr`] with extra environment variables (e.g. `KTRDR_AUTH_TOKEN`).
 pub async fn ktrdr_with_env(url: &str, args: &[&str], env: &[(&str, &str)]) -> CliRun {
     let mut command = cli_command(url, args);
@@ -396,7 +417,7 @@ pub async fn store_bars(
     symbol: &str,
     timeframe: &str,
     bars: ktrdr_proto::common::v1::BarColumns,
-) {
+) -> ktrdr_proto::data::v1::WriteBarsResponse {
     use ktrdr_proto::common::v1::{BarBatch, bar_batch};
     use ktrdr_proto::data::v1::WriteBarsRequest;
     use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
@@ -412,7 +433,43 @@ pub async fn store_bars(
             ..Default::default()
         }]))
         .await
-        .expect("WriteBars");
+        .expect("WriteBars")
+        .into_inner()
+}
+
+/// Stores what [`fixtures::TINY_STRATEGY`] trains on: 600 trending EURUSD hourly bars.
+pub async fn store_training_bars(channel: Channel) {
+    let bars = fixtures::trending_hourly_bars(600, 7);
+    store_bars(channel, "EURUSD", "1h", bars).await;
+}
+
+/// Every stored bar of the dataset `symbol` `timeframe`, read through the DataService at
+/// `channel` (the data service's or the gateway's).
+pub async fn read_bars(
+    channel: Channel,
+    symbol: &str,
+    timeframe: &str,
+) -> ktrdr_proto::common::v1::BarColumns {
+    use ktrdr_market::Bars;
+    use ktrdr_proto::bars::BarsProto;
+    use ktrdr_proto::data::v1::ReadBarsRequest;
+    use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+    let mut stream = DataServiceClient::new(channel)
+        .max_decoding_message_size(usize::MAX)
+        .read_bars(ReadBarsRequest {
+            symbol: symbol.into(),
+            timeframe: timeframe.into(),
+            ..Default::default()
+        })
+        .await
+        .expect("ReadBars")
+        .into_inner();
+    let mut all = Bars::default();
+    while let Some(item) = stream.message().await.expect("ReadBars streams") {
+        let batch = item.batch.expect("a batch");
+        all.extend(&Bars::from_batch_payload(batch.payload).expect("well-formed bars"));
+    }
+    all.into_columns()
 }
 
 /// A `ktrdr` command still running (streams; Ctrl+C tests): read its stdout line by line,

@@ -7,7 +7,11 @@ use std::path::Path;
 use ktrdr_proto::ib::v1::ib_host_service_client::IbHostServiceClient;
 use ktrdr_proto::ib::v1::ib_sim_service_client::IbSimServiceClient;
 use ktrdr_proto::ib::v1::inject_fault_request::Fault;
-use ktrdr_proto::ib::v1::{GetSimStatusRequest, GetSimStatusResponse, InjectFaultRequest};
+use ktrdr_proto::ib::v1::{
+    GetHeadTimestampRequest, GetHeadTimestampResponse, GetSimStatusRequest, GetSimStatusResponse,
+    GetStatusRequest, GetStatusResponse, InjectFaultRequest, LookupContractRequest,
+    LookupContractResponse, ResetSimRequest,
+};
 use tempfile::TempDir;
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -136,6 +140,46 @@ impl IbPair {
             .into_inner()
     }
 
+    /// ib-host's GetStatus.
+    pub async fn host_status(&mut self) -> GetStatusResponse {
+        self.api
+            .get_status(GetStatusRequest {})
+            .await
+            .expect("ib-host status")
+            .into_inner()
+    }
+
+    /// ib-host's LookupContract of `symbol`.
+    pub async fn lookup(&mut self, symbol: &str) -> Result<LookupContractResponse, tonic::Status> {
+        let request = LookupContractRequest {
+            symbol: symbol.into(),
+            ..Default::default()
+        };
+        Ok(self.api.lookup_contract(request).await?.into_inner())
+    }
+
+    /// ib-host's GetHeadTimestamp of `symbol`.
+    pub async fn head_timestamp(
+        &mut self,
+        symbol: &str,
+    ) -> Result<GetHeadTimestampResponse, tonic::Status> {
+        let request = GetHeadTimestampRequest {
+            symbol: symbol.into(),
+            ..Default::default()
+        };
+        Ok(self.api.get_head_timestamp(request).await?.into_inner())
+    }
+
+    /// Clears ib-sim's faults (keeping its connections).
+    pub async fn reset_sim(&mut self) {
+        self.sim_api
+            .reset_sim(ResetSimRequest {
+                drop_connections: false,
+            })
+            .await
+            .expect("reset ib-sim");
+    }
+
     /// Historical requests ib-sim has received.
     pub async fn historical_requests(&mut self) -> i64 {
         historical_requests(&self.sim_status().await)
@@ -168,6 +212,37 @@ fn historical_requests(status: &GetSimStatusResponse) -> i64 {
         .get("historical_data")
         .copied()
         .unwrap_or(0)
+}
+
+/// ktrdr-data on a new temporary store, with `env`; the store lives as long as the directory.
+pub async fn start_data(env: &[(&str, &str)]) -> (ServiceProcess, TempDir) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    (start_data_in(dir.path(), env).await, dir)
+}
+
+/// ktrdr-data on the store in `dir`, with `env`.
+pub async fn start_data_in(dir: &Path, env: &[(&str, &str)]) -> ServiceProcess {
+    let store = path(dir);
+    let mut all = vec![("KTRDR_DATA_DIR", store.as_str())];
+    all.extend_from_slice(env);
+    ServiceProcess::start("ktrdr-data", &all).await
+}
+
+/// A training host reading bars from the data service at `data_url`, keeping models (and
+/// sessions) under `models`, with no strategies directory, and `env`.
+pub async fn start_training_host(
+    data_url: &str,
+    models: &Path,
+    env: &[(&str, &str)],
+) -> ServiceProcess {
+    let (models, strategies) = (path(models), path(&models.join("no-strategies")));
+    let mut all = vec![
+        ("DATA_SERVICE_URL", data_url),
+        ("KTRDR_MODELS_DIR", models.as_str()),
+        ("KTRDR_STRATEGIES_DIR", strategies.as_str()),
+    ];
+    all.extend_from_slice(env);
+    ServiceProcess::start("ktrdr-training-host", &all).await
 }
 
 /// A free loopback port (for a process that must be reachable before it starts).
@@ -234,18 +309,10 @@ impl Stack {
             .map_or(format!("http://{gateway_addr}"), ServiceProcess::url);
         let mut hosts = Vec::new();
         for i in 0..training_hosts {
-            let models = path(&models_dir.path().join(format!("host{i}")));
-            hosts.push(
-                start(
-                    "ktrdr-training-host",
-                    with(&[
-                        ("DATA_SERVICE_URL", data_url.clone()),
-                        ("KTRDR_MODELS_DIR", models),
-                        ("KTRDR_STRATEGIES_DIR", strategies.clone()),
-                    ]),
-                )
-                .await,
-            );
+            let mut host_env = env_refs.clone();
+            host_env.push(("KTRDR_STRATEGIES_DIR", strategies.as_str()));
+            let models = models_dir.path().join(format!("host{i}"));
+            hosts.push(start_training_host(&data_url, &models, &host_env).await);
         }
         let unused = "http://127.0.0.1:1".to_owned();
         let mut gateway_env = vec![
@@ -294,6 +361,19 @@ impl Stack {
             data_dir,
             models_dir,
         }
+    }
+
+    /// Stores what the tiny strategies train on in the data service: 600 trending hourly
+    /// EURUSD bars.
+    pub async fn store_training_bars(&self) {
+        let data = self.data.as_ref().expect("the stack runs the data service");
+        crate::store_bars(
+            data.channel().await,
+            "EURUSD",
+            "1h",
+            crate::fixtures::trending_hourly_bars(600, 7),
+        )
+        .await;
     }
 
     pub async fn gateway_channel(&self) -> Channel {

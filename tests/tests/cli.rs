@@ -14,11 +14,15 @@ use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
 use ktrdr_proto::gateway::v1::{GetBacktestJobRequest, GetLoadRequest};
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
 use ktrdr_proto::training::v1::{
-    GetTrainingRequest, StartTrainingRequest, TrainingState, start_training_request::Strategy,
+    StartTrainingRequest, TrainingState, start_training_request::Strategy,
 };
 use ktrdr_system_tests::fixtures::{TINY_STRATEGY, trending_hourly_bars, utc_ms};
-use ktrdr_system_tests::stack::{InProcess, Stack};
-use ktrdr_system_tests::{CliRun, RunningCli, ServiceProcess, ktrdr, ktrdr_into_head, store_bars};
+use ktrdr_system_tests::stack::{InProcess, Stack, start_data, start_data_in, start_training_host};
+use ktrdr_system_tests::training::{get, start};
+use ktrdr_system_tests::{
+    CliRun, RunningCli, ServiceProcess, ktrdr, ktrdr_into_head, ktrdr_line, store_bars,
+    store_training_bars,
+};
 
 /// Nothing listens on port 9 (discard) on loopback.
 const NOBODY: &str = "http://127.0.0.1:9";
@@ -64,11 +68,7 @@ fn write_original_csv(dir: &Path) -> std::path::PathBuf {
 }
 
 async fn data_and_gateway(data_dir: &Path) -> (ServiceProcess, ServiceProcess) {
-    let data = ServiceProcess::start(
-        "ktrdr-data",
-        &[("KTRDR_DATA_DIR", data_dir.to_str().unwrap())],
-    )
-    .await;
+    let data = start_data_in(data_dir, &[]).await;
     let gateway = ServiceProcess::start(
         "ktrdr-gateway",
         &[
@@ -102,6 +102,12 @@ async fn usage_errors_exit_with_2_before_calling_anyone() {
         ],
         &["data", "load", "AAPL", "-t", "1h", "-m", "sideways"],
         &["train", "no/such/strategy.yaml"],
+        &["train", "tiny", "--sweep", "dropout=0.1,0.2"],
+        &["train", "tiny", "--sweep", "learning_rate="],
+        &[
+            "train", "tiny", "--sweep", "epochs=1", "--sweep", "epochs=2",
+        ],
+        &["train", "tiny", "--parallel", "2"],
         &["frobnicate"],
     ] {
         // The URL leads nowhere: a usage error must be found first.
@@ -112,6 +118,12 @@ async fn usage_errors_exit_with_2_before_calling_anyone() {
     let run = ktrdr(NOBODY, &["data", "show", "AAPL", "-t", "3h"]).await;
     assert!(
         run.stderr.contains("1m, 5m, 15m, 30m, 1h, 4h, 1d, 1w"),
+        "{run}"
+    );
+    let run = ktrdr(NOBODY, &["train", "tiny", "--sweep", "dropout=0.1"]).await;
+    assert!(run.stderr.contains("--sweep"), "{run}");
+    assert!(
+        run.stderr.contains("learning_rate, batch_size, epochs"),
         "{run}"
     );
 }
@@ -246,18 +258,14 @@ async fn strategies_validate_accepts_the_shipped_strategies_and_rejects_a_broken
         TINY_STRATEGY.replace("dropout: 0.0", "dropout: \"lots\""),
     )
     .unwrap();
-    let run = ktrdr(
-        NOBODY,
-        &["strategies", "validate", broken.to_str().unwrap()],
-    )
-    .await;
+    let run = ktrdr_line(NOBODY, &format!("strategies validate {}", broken.display())).await;
     assert_eq!(run.code, Some(1), "{run}");
     assert!(run.stdout.contains("INVALID"), "{run}");
     assert!(run.stdout.contains("model.architecture.dropout"), "{run}");
 
-    let run = ktrdr(
+    let run = ktrdr_line(
         NOBODY,
-        &["--json", "strategies", "validate", broken.to_str().unwrap()],
+        &format!("--json strategies validate {}", broken.display()),
     )
     .await;
     assert_eq!(run.code, Some(1), "{run}");
@@ -327,11 +335,7 @@ async fn an_imported_csv_is_seen_by_show_range_gaps_and_list() {
     assert!(run.stdout.contains("would store: 91 bars"), "{run}");
 
     // show: table, JSON, CSV (the original format), limits and ranges
-    let run = ktrdr(
-        &url,
-        &["data", "show", "EURUSD", "-t", "1h", "--limit", "3"],
-    )
-    .await;
+    let run = ktrdr_line(&url, "data show EURUSD -t 1h --limit 3").await;
     assert_eq!(run.code, Some(0), "{run}");
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{run}");
@@ -353,44 +357,25 @@ async fn an_imported_csv_is_seen_by_show_range_gaps_and_list() {
         assert!(bars[90][key].is_f64(), "{key}");
     }
 
-    let run = ktrdr(
-        &url,
-        &[
-            "data", "show", "EURUSD", "-t", "1h", "--format", "csv", "--limit", "2", "--tail",
-        ],
-    )
-    .await;
+    let run = ktrdr_line(&url, "data show EURUSD -t 1h --format csv --limit 2 --tail").await;
     assert_eq!(run.code, Some(0), "{run}");
     let lines: Vec<&str> = run.stdout.lines().collect();
     assert_eq!(lines[0], "timestamp,open,high,low,close,volume");
     assert_eq!(lines.len(), 3, "{run}");
     assert!(lines[2].starts_with("2024-01-04T23:00:00Z,"), "{run}");
 
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "--json",
-            "data",
-            "show",
-            "EURUSD",
-            "-t",
-            "1h",
-            "--start",
-            "2024-01-02",
-            "--end",
-            "2024-01-02T03:00:00Z",
-        ],
+        "--json data show EURUSD -t 1h --start 2024-01-02 --end 2024-01-02T03:00:00Z",
     )
     .await;
     let shown = run.json();
     assert_eq!(shown["count"], 3, "{run}");
     assert_eq!(shown["bars"][0]["timestamp"], "2024-01-02T00:00:00Z");
     let epoch_ms = (T0 + 24 * HOUR).to_string();
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "--json", "data", "show", "EURUSD", "-t", "1h", "--start", &epoch_ms, "-n", "1",
-        ],
+        &format!("--json data show EURUSD -t 1h --start {epoch_ms} -n 1"),
     )
     .await;
     assert_eq!(
@@ -422,20 +407,9 @@ async fn an_imported_csv_is_seen_by_show_range_gaps_and_list() {
             .contains("2024-01-03T10:00:00Z  2024-01-03T15:00:00Z  UNEXPECTED"),
         "{run}"
     );
-    let gaps = ktrdr(
-        &url,
-        &[
-            "--json",
-            "data",
-            "gaps",
-            "EURUSD",
-            "-t",
-            "1h",
-            "--unexpected",
-        ],
-    )
-    .await
-    .json();
+    let gaps = ktrdr_line(&url, "--json data gaps EURUSD -t 1h --unexpected")
+        .await
+        .json();
     let list = gaps["gaps"].as_array().unwrap();
     assert_eq!(list.len(), 1, "{gaps}");
     assert_eq!(list[0]["kind"], "UNEXPECTED");
@@ -460,18 +434,12 @@ async fn an_imported_csv_is_seen_by_show_range_gaps_and_list() {
     // import with flags overriding the file name
     let other = files.path().join("export.csv");
     std::fs::copy(csv, &other).unwrap();
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "--json",
-            "data",
-            "import",
-            other.to_str().unwrap(),
-            "--symbol",
-            "gbp/usd",
-            "-t",
-            "1h",
-        ],
+        &format!(
+            "--json data import {} --symbol gbp/usd -t 1h",
+            other.display()
+        ),
     )
     .await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -574,15 +542,9 @@ async fn server_errors_exit_with_4_and_show_the_servers_message() {
     // The CLI's flag, not the proto field, is what to pass.
     assert!(run.stderr.contains("write with --repair"), "{run}");
     assert!(!run.stderr.contains("VALIDATION_MODE"), "{run}");
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "data",
-            "import",
-            bad.to_str().unwrap(),
-            "--timezone",
-            "Mars/Olympus",
-        ],
+        &format!("data import {} --timezone Mars/Olympus", bad.display()),
     )
     .await;
     assert_eq!(run.code, Some(4), "{run}");
@@ -709,25 +671,9 @@ async fn with_auth_on_the_gateway_the_cli_sends_ktrdr_auth_token_and_any_bearer_
 
 #[tokio::test]
 async fn trainings_and_models_commands_follow_a_real_session() {
-    let data_dir = tempfile::tempdir().unwrap();
+    let (data, _data_dir) = start_data(&[]).await;
     let models = tempfile::tempdir().unwrap();
-    let data = ServiceProcess::start(
-        "ktrdr-data",
-        &[("KTRDR_DATA_DIR", data_dir.path().to_str().unwrap())],
-    )
-    .await;
-    let host = ServiceProcess::start(
-        "ktrdr-training-host",
-        &[
-            ("DATA_SERVICE_URL", data.url().as_str()),
-            ("KTRDR_MODELS_DIR", models.path().to_str().unwrap()),
-            (
-                "KTRDR_STRATEGIES_DIR",
-                models.path().join("none").to_str().unwrap(),
-            ),
-        ],
-    )
-    .await;
+    let host = start_training_host(&data.url(), models.path(), &[]).await;
     let gateway = ServiceProcess::start(
         "ktrdr-gateway",
         &[
@@ -739,13 +685,7 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     .await;
     let url = gateway.url();
     let channel = gateway.channel().await;
-    store_bars(
-        channel.clone(),
-        "EURUSD",
-        "1h",
-        trending_hourly_bars(600, 7),
-    )
-    .await;
+    store_training_bars(channel.clone()).await;
 
     let run = ktrdr(&url, &["trainings", "list"]).await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -754,17 +694,17 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     // Sessions are started through the gateway's TrainingService (what `train` does after its
     // data loads); the CLI follows them.
     let mut training = TrainingServiceClient::new(channel.clone());
-    let session_id = training
-        .start_training(StartTrainingRequest {
+    let session_id = start(
+        &mut training,
+        StartTrainingRequest {
             strategy: Some(Strategy::StrategyYaml(TINY_STRATEGY.into())),
             epochs: Some(2),
             seed: Some(3),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .session_id;
+        },
+    )
+    .await
+    .session_id;
 
     // watch follows the session to its end.
     let run = ktrdr(&url, &["--json", "trainings", "watch", &session_id]).await;
@@ -802,12 +742,9 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stdout.contains(&session_id), "{run}");
     assert!(run.stdout.contains("COMPLETED"), "{run}");
-    let listed = ktrdr(
-        &url,
-        &["--json", "trainings", "list", "--state", "completed"],
-    )
-    .await
-    .json();
+    let listed = ktrdr_line(&url, "--json trainings list --state completed")
+        .await
+        .json();
     assert_eq!(listed["sessions"][0]["session_id"], session_id.as_str());
     assert_eq!(listed["sessions"][0]["strategy_name"], "tiny_rsi");
     assert_eq!(listed["sessions"][0]["model_id"], model_id.as_str());
@@ -874,11 +811,9 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     assert_eq!(run.code, Some(0), "{run}");
     assert!(run.stdout.contains("bar(s) evaluated"), "{run}");
 
-    let predicted = ktrdr(
+    let predicted = ktrdr_line(
         &url,
-        &[
-            "--json", "models", "predict", &model_id, "--symbol", "EURUSD", "--limit", "5",
-        ],
+        &format!("--json models predict {model_id} --symbol EURUSD --limit 5"),
     )
     .await;
     assert_eq!(predicted.code, Some(0), "{predicted}");
@@ -892,11 +827,9 @@ async fn trainings_and_models_commands_follow_a_real_session() {
             + row["prob_sell"].as_f64().unwrap();
         assert!((total - 1.0).abs() < 1e-3, "{row}");
     }
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "models", "predict", &model_id, "--symbol", "EURUSD", "-n", "3", "-f", "csv",
-        ],
+        &format!("models predict {model_id} --symbol EURUSD -n 3 -f csv"),
     )
     .await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -910,18 +843,18 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     assert_eq!(missing.code, Some(4), "{missing}");
 
     // trainings cancel on a running session: CANCELLED on the server.
-    let long = training
-        .start_training(StartTrainingRequest {
+    let long = start(
+        &mut training,
+        StartTrainingRequest {
             strategy: Some(Strategy::StrategyYaml(TINY_STRATEGY.into())),
             epochs: Some(10_000),
             batch_size: Some(4),
             seed: Some(3),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .session_id;
+        },
+    )
+    .await
+    .session_id;
     // Ctrl+C while watching stops the watch (130), not the session.
     let mut watching = RunningCli::spawn(&url, &["--json", "trainings", "watch", &long]);
     let first = watching.next_json_line().await.expect("a first event");
@@ -930,16 +863,7 @@ async fn trainings_and_models_commands_follow_a_real_session() {
     let run = watching.finish().await;
     assert_eq!(run.code, Some(130), "{run}");
     assert!(run.stderr.contains("stopped watching"), "{run}");
-    let state = training
-        .get_training(GetTrainingRequest {
-            session_id: long.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .session
-        .unwrap()
-        .state();
+    let state = get(&mut training, &long).await.state();
     assert!(
         matches!(
             state,
@@ -954,16 +878,7 @@ async fn trainings_and_models_commands_follow_a_real_session() {
         run.stdout.contains(&format!("session {long}: CANCELLED")),
         "{run}"
     );
-    let state = training
-        .get_training(GetTrainingRequest {
-            session_id: long.clone(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .session
-        .unwrap()
-        .state();
+    let state = get(&mut training, &long).await.state();
     assert_eq!(state, TrainingState::Cancelled);
     // watch of a cancelled session: exit 1, says how it ended.
     let run = ktrdr(&url, &["trainings", "watch", &long]).await;
@@ -988,22 +903,9 @@ async fn ib_stack(reply_delay_ms: &str, with_training_host: bool) -> Stack {
 async fn data_load_streams_progress_to_a_summary() {
     let stack = ib_stack("0", false).await;
     let url = stack.gateway.url();
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "--json",
-            "data",
-            "load",
-            "AAPL",
-            "-t",
-            "1h",
-            "-m",
-            "tail",
-            "--start",
-            "2024-01-02",
-            "--end",
-            "2024-01-20",
-        ],
+        "--json data load AAPL -t 1h -m tail --start 2024-01-02 --end 2024-01-20",
     )
     .await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -1221,13 +1123,7 @@ async fn ctrl_c_during_a_batch_load_cancels_every_child_and_exits_130() {
 /// file.
 async fn training_stack() -> (Stack, std::path::PathBuf) {
     let stack = ib_stack("0", true).await;
-    store_bars(
-        stack.data.as_ref().unwrap().channel().await,
-        "EURUSD",
-        "1h",
-        trending_hourly_bars(600, 7),
-    )
-    .await;
+    store_training_bars(stack.data.as_ref().unwrap().channel().await).await;
     let strategy = stack.models_dir.path().join("tiny.yaml");
     std::fs::write(&strategy, TINY_STRATEGY).unwrap();
     (stack, strategy)
@@ -1235,19 +1131,12 @@ async fn training_stack() -> (Stack, std::path::PathBuf) {
 
 /// `ktrdr --json train STRATEGY --epochs 2 --seed 3 --data-mode local`.
 async fn train_two_epochs(url: &str, strategy: &Path) -> CliRun {
-    ktrdr(
+    ktrdr_line(
         url,
-        &[
-            "--json",
-            "train",
-            strategy.to_str().unwrap(),
-            "--epochs",
-            "2",
-            "--seed",
-            "3",
-            "--data-mode",
-            "local",
-        ],
+        &format!(
+            "--json train {} --epochs 2 --seed 3 --data-mode local",
+            strategy.display()
+        ),
     )
     .await
 }
@@ -1276,16 +1165,9 @@ async fn train_loads_then_trains_and_prints_the_metrics() {
     );
     assert_eq!(last["session_id"], session_id);
 
-    let run = ktrdr(
+    let run = ktrdr_line(
         &url,
-        &[
-            "train",
-            strategy.to_str().unwrap(),
-            "--epochs",
-            "1",
-            "--data-mode",
-            "local",
-        ],
+        &format!("train {} --epochs 1 --data-mode local", strategy.display()),
     )
     .await;
     assert_eq!(run.code, Some(0), "{run}");
@@ -1383,13 +1265,8 @@ async fn ctrl_c_during_train_cancels_the_session_and_exits_130() {
     assert_eq!(last["event"], "interrupted", "{run}");
     assert_eq!(last["session_id"], session_id.as_str());
 
-    let session = TrainingServiceClient::new(stack.gateway.channel().await)
-        .get_training(GetTrainingRequest { session_id })
-        .await
-        .unwrap()
-        .into_inner()
-        .session
-        .unwrap();
+    let mut training = TrainingServiceClient::new(stack.gateway.channel().await);
+    let session = get(&mut training, &session_id).await;
     assert_eq!(session.state(), TrainingState::Cancelled);
 }
 
@@ -1672,4 +1549,103 @@ async fn ctrl_c_during_a_backtest_cancels_the_job_and_exits_130() {
         .job
         .unwrap();
     assert_eq!(job.state(), JobState::Cancelled);
+}
+
+#[tokio::test]
+async fn a_sweep_prints_its_points_ranked_by_validation_loss_and_names_the_best_model() {
+    let (stack, strategy) = training_stack().await;
+    let url = stack.gateway.url();
+    let args = [
+        "train",
+        strategy.to_str().unwrap(),
+        "--sweep",
+        "hidden=8x4,16",
+        "--sweep",
+        "learning_rate=0.01,0.05",
+        "--epochs",
+        "1",
+        "--seed",
+        "5",
+        "--data-mode",
+        "local",
+    ];
+    let run = ktrdr(&url, &args).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let table: Vec<&str> = run
+        .stdout
+        .lines()
+        .skip_while(|l| !l.starts_with("rank"))
+        .collect();
+    assert_eq!(table.len(), 6, "header, 4 points, best\n{run}");
+    for (i, row) in table[1..5].iter().enumerate() {
+        assert!(
+            row.trim_start().starts_with(&format!("{} ", i + 1)),
+            "ranked rows in order\n{run}"
+        );
+        assert!(
+            row.contains("COMPLETED") && row.contains("tiny_rsi/"),
+            "{run}"
+        );
+    }
+    assert!(table[5].starts_with("best: point "), "{run}");
+
+    let json_args: Vec<&str> = std::iter::once("--json").chain(args).collect();
+    let run = ktrdr(&url, &json_args).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    let events = run.json_lines();
+    let started = events.iter().filter(|e| e["event"] == "training_started");
+    let points: Vec<i64> = started.map(|e| e["point"].as_i64().unwrap()).collect();
+    assert_eq!(points.len(), 4, "{run}");
+    let summary = events.last().unwrap();
+    assert_eq!(summary["event"], "sweep_summary", "{run}");
+    assert_eq!(summary["state"], "COMPLETED");
+    let ranked = summary["points"].as_array().unwrap();
+    let losses: Vec<f64> = ranked
+        .iter()
+        .map(|p| p["metrics"]["val_loss"].as_f64().unwrap())
+        .collect();
+    assert!(losses.windows(2).all(|w| w[0] <= w[1]), "{losses:?}");
+    assert_eq!(summary["best_model_id"], ranked[0]["model_id"]);
+    let settings: Vec<(Vec<i64>, f64)> = ranked
+        .iter()
+        .map(|p| {
+            let hidden = p["hidden_layers"].as_array().unwrap();
+            (
+                hidden.iter().map(|h| h.as_i64().unwrap()).collect(),
+                p["learning_rate"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    for expected in [
+        (vec![8, 4], 0.01),
+        (vec![8, 4], 0.05),
+        (vec![16], 0.01),
+        (vec![16], 0.05),
+    ] {
+        assert!(settings.contains(&expected), "{settings:?}");
+    }
+
+    // A grid over the server's limit is refused before anything starts, naming the flag.
+    let many: String = (1..=20)
+        .map(|i| format!("0.{i:03}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let sweep = format!("learning_rate={many}");
+    let run = ktrdr(
+        &url,
+        &[
+            "train",
+            strategy.to_str().unwrap(),
+            "--sweep",
+            &sweep,
+            "--seeds",
+            "13",
+            "--data-mode",
+            "local",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(4), "{run}");
+    assert!(run.stderr.contains("--sweep"), "{run}");
+    assert!(run.stderr.contains("260 points (20 × 13)"), "{run}");
 }

@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use ktrdr_common::error::violated_fields;
+use ktrdr_market::Bars;
 use ktrdr_proto::bars::BarsProto;
 use ktrdr_proto::common::v1::{BarBatch, BarColumns, BarEncoding, TimeRange, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
@@ -34,15 +36,6 @@ fn tagged(n: usize, tag: u32) -> BarColumns {
         c.volume.push(f64::from(tag));
     }
     c
-}
-
-fn append(all: &mut BarColumns, more: BarColumns) {
-    all.timestamp_ms.extend(more.timestamp_ms);
-    all.open.extend(more.open);
-    all.high.extend(more.high);
-    all.low.extend(more.low);
-    all.close.extend(more.close);
-    all.volume.extend(more.volume);
 }
 
 fn slice(c: &BarColumns, from: usize, to: usize) -> BarColumns {
@@ -89,6 +82,26 @@ async fn write(
         .map(tonic::Response::into_inner)
 }
 
+/// [`write`] of valid bars (rejecting invalid ones), which must succeed.
+async fn store(
+    client: &mut Client,
+    symbol: &str,
+    timeframe: &str,
+    bars: &BarColumns,
+) -> WriteBarsResponse {
+    write(client, symbol, timeframe, bars, ValidationMode::Reject)
+        .await
+        .unwrap()
+}
+
+/// Every bar of the dataset, as columns.
+async fn read_all(client: &mut Client, symbol: &str, timeframe: &str) -> BarColumns {
+    read(client, symbol, timeframe, None, BarEncoding::Columns)
+        .await
+        .unwrap()
+        .0
+}
+
 async fn read(
     client: &mut Client,
     symbol: &str,
@@ -114,23 +127,13 @@ async fn read_request(
     request: ReadBarsRequest,
 ) -> Result<(BarColumns, usize), tonic::Status> {
     let mut stream = client.read_bars(request).await?.into_inner();
-    let mut all = BarColumns::default();
+    let mut all = Bars::default();
     let mut batches = 0;
     while let Some(item) = stream.message().await? {
         batches += 1;
-        let columns = match item.batch.unwrap().payload {
-            Some(bar_batch::Payload::Columns(c)) => c,
-            Some(bar_batch::Payload::ArrowIpc(bytes)) => ipc_to_columns(&bytes),
-            None => BarColumns::default(),
-        };
-        append(&mut all, columns);
+        all.extend(&Bars::from_batch_payload(item.batch.unwrap().payload).unwrap());
     }
-    Ok((all, batches))
-}
-
-/// Decodes the Arrow IPC bytes by hand-rolled reading through the data crate's public decoder.
-fn ipc_to_columns(bytes: &[u8]) -> BarColumns {
-    ktrdr_market::Bars::from_ipc(bytes).unwrap().into_columns()
+    Ok((all.into_columns(), batches))
 }
 
 async fn start(data_dir: &std::path::Path) -> (ServiceProcess, Client) {
@@ -150,9 +153,7 @@ async fn round_trip_is_exact_in_both_encodings() {
     let dir = tempfile::tempdir().unwrap();
     let (_process, mut client) = start(dir.path()).await;
     let bars = tagged(120_000, 7);
-    let written = write(&mut client, "aapl", "1m", &bars, ValidationMode::Reject)
-        .await
-        .unwrap();
+    let written = store(&mut client, "aapl", "1m", &bars).await;
     assert_eq!(
         (
             written.symbol.as_str(),
@@ -188,18 +189,12 @@ async fn overlapping_writes_merge_with_the_newest_winning() {
     let dir = tempfile::tempdir().unwrap();
     let (_process, mut client) = start(dir.path()).await;
     let old = tagged(1_000, 1);
-    write(&mut client, "EURUSD", "1m", &old, ValidationMode::Reject)
-        .await
-        .unwrap();
+    store(&mut client, "EURUSD", "1m", &old).await;
     let new = slice(&tagged(1_500, 2), 500, 1_500);
-    let written = write(&mut client, "EUR.USD", "1m", &new, ValidationMode::Reject)
-        .await
-        .unwrap();
+    let written = store(&mut client, "EUR.USD", "1m", &new).await;
     assert_eq!((written.bars_written, written.bars_replaced), (1_000, 500));
     assert_eq!(written.coverage.unwrap().bar_count, 1_500);
-    let (all, _) = read(&mut client, "EURUSD", "1m", None, BarEncoding::Columns)
-        .await
-        .unwrap();
+    let all = read_all(&mut client, "EURUSD", "1m").await;
     assert_eq!(slice(&all, 0, 500), slice(&old, 0, 500));
     assert_eq!(slice(&all, 500, 1_500), new);
 }
@@ -209,9 +204,7 @@ async fn bad_rows_are_rejected_naming_rows_and_rules_and_nothing_changes() {
     let dir = tempfile::tempdir().unwrap();
     let (_process, mut client) = start(dir.path()).await;
     let good = tagged(100, 1);
-    write(&mut client, "AAPL", "1m", &good, ValidationMode::Reject)
-        .await
-        .unwrap();
+    store(&mut client, "AAPL", "1m", &good).await;
 
     let mut bad = tagged(100, 2);
     bad.high[3] = bad.open[3] - 5.0;
@@ -249,9 +242,7 @@ async fn bad_rows_are_rejected_naming_rows_and_rules_and_nothing_changes() {
             .contains("aligned to the timeframe")
     );
 
-    let (stored, _) = read(&mut client, "AAPL", "1m", None, BarEncoding::Columns)
-        .await
-        .unwrap();
+    let stored = read_all(&mut client, "AAPL", "1m").await;
     assert_eq!(stored, good, "a rejected write changes nothing");
 
     let repaired = write(&mut client, "AAPL", "1m", &bad, ValidationMode::Repair)
@@ -279,15 +270,7 @@ async fn reads_validate_arguments_and_report_missing_datasets() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    assert_eq!(
-        status
-            .get_error_details()
-            .bad_request()
-            .unwrap()
-            .field_violations[0]
-            .field,
-        "timeframe"
-    );
+    assert_eq!(violated_fields(&status)[0], "timeframe");
 
     let reversed = TimeRange {
         start_ms: 10,
@@ -302,15 +285,7 @@ async fn reads_validate_arguments_and_report_missing_datasets() {
     )
     .await
     .unwrap_err();
-    assert_eq!(
-        status
-            .get_error_details()
-            .bad_request()
-            .unwrap()
-            .field_violations[0]
-            .field,
-        "range.end_ms"
-    );
+    assert_eq!(violated_fields(&status)[0], "range.end_ms");
 
     let status = read(&mut client, "../etc", "1h", None, BarEncoding::Columns)
         .await
@@ -323,9 +298,7 @@ async fn limits_tails_empty_ranges_listing_and_deletion() {
     let dir = tempfile::tempdir().unwrap();
     let (_process, mut client) = start(dir.path()).await;
     let bars = tagged(1_000, 3);
-    write(&mut client, "MSFT", "1m", &bars, ValidationMode::Reject)
-        .await
-        .unwrap();
+    store(&mut client, "MSFT", "1m", &bars).await;
 
     let head = ReadBarsRequest {
         symbol: "MSFT".into(),
@@ -411,26 +384,10 @@ fn bars_of_write(tag: u32) -> BarColumns {
 async fn kill_9_during_writes_never_corrupts_a_dataset() {
     let dir = tempfile::tempdir().unwrap();
     let (mut process, mut client) = start(dir.path()).await;
-    write(
-        &mut client,
-        "SPY",
-        "1m",
-        &bars_of_write(0),
-        ValidationMode::Reject,
-    )
-    .await
-    .unwrap();
+    store(&mut client, "SPY", "1m", &bars_of_write(0)).await;
     // Time one whole overwrite, to spread the kills over the life of the next ones.
     let started = std::time::Instant::now();
-    write(
-        &mut client,
-        "SPY",
-        "1m",
-        &bars_of_write(0),
-        ValidationMode::Reject,
-    )
-    .await
-    .unwrap();
+    store(&mut client, "SPY", "1m", &bars_of_write(0)).await;
     let write_time = started.elapsed();
     let mut state = (0u32, bars_of_write(0).timestamp_ms.len());
     let (mut kept_old, mut got_new) = (0, 0);
@@ -756,9 +713,7 @@ async fn imports_the_original_csv_files_with_their_header_variants() {
             .unwrap();
         assert_eq!(stored.timestamp_ms.len(), 2);
     }
-    let (aapl, _) = read(&mut client, "AAPL", "1h", None, BarEncoding::Columns)
-        .await
-        .unwrap();
+    let aapl = read_all(&mut client, "AAPL", "1h").await;
     assert_eq!(aapl.timestamp_ms, [1_747_900_800_000, 1_747_904_400_000]);
     assert_eq!(aapl.close, [195.5, 196.1]);
 
@@ -819,14 +774,7 @@ async fn bad_csv_rows_are_rejected_by_line_and_rule() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    let fields: Vec<String> = status
-        .get_error_details()
-        .bad_request()
-        .unwrap()
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect();
+    let fields = violated_fields(&status);
     assert_eq!(fields, ["lines[4]", "lines[3].high", "lines[5].volume"]);
     assert!(
         read(&mut client, "AAPL", "1h", None, BarEncoding::Columns)
@@ -853,9 +801,7 @@ async fn resample_aggregates_and_can_store_the_result() {
     let dir = tempfile::tempdir().unwrap();
     let (_process, mut client) = start(dir.path()).await;
     let minutes = tagged(240, 5); // four hours of 1-minute bars
-    write(&mut client, "QQQ", "1m", &minutes, ValidationMode::Reject)
-        .await
-        .unwrap();
+    store(&mut client, "QQQ", "1m", &minutes).await;
     let request = ktrdr_proto::data::v1::ResampleRequest {
         symbol: "QQQ".into(),
         source_timeframe: "1m".into(),
@@ -864,12 +810,10 @@ async fn resample_aggregates_and_can_store_the_result() {
         ..Default::default()
     };
     let mut stream = client.resample(request).await.unwrap().into_inner();
-    let mut hours = BarColumns::default();
+    let mut hours = Bars::default();
     let mut stored = None;
     while let Some(item) = stream.message().await.unwrap() {
-        if let Some(bar_batch::Payload::Columns(c)) = item.batch.unwrap().payload {
-            append(&mut hours, c);
-        }
+        hours.extend(&Bars::from_batch_payload(item.batch.unwrap().payload).unwrap());
         stored = stored.or(item.stored);
     }
     assert_eq!(
@@ -892,11 +836,8 @@ async fn resample_aggregates_and_can_store_the_result() {
     }
     assert_eq!(stored.unwrap().bar_count, 4);
     assert_eq!(
-        read(&mut client, "QQQ", "1h", None, BarEncoding::Columns)
-            .await
-            .unwrap()
-            .0,
-        hours
+        read_all(&mut client, "QQQ", "1h").await,
+        hours.into_columns()
     );
 
     let finer = ktrdr_proto::data::v1::ResampleRequest {

@@ -3,76 +3,28 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use ktrdr_proto::common::v1::{BarBatch, BarColumns, bar_batch};
+use ktrdr_proto::common::v1::BarColumns;
+use ktrdr_proto::data::v1::ListDatasetsRequest;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
-use ktrdr_proto::data::v1::{ListDatasetsRequest, ReadBarsRequest, WriteBarsRequest};
-use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
-use ktrdr_proto::gateway::v1::{GetConfigurationRequest, GetStatisticsRequest, ManagerMode};
-use ktrdr_system_tests::ServiceProcess;
+use ktrdr_proto::gateway::v1::ManagerMode;
+use ktrdr_system_tests::fixtures::simple_hourly_bars;
+use ktrdr_system_tests::gateway::{backend, manager};
+use ktrdr_system_tests::stack::{free_port, start_data, start_training_host};
+use ktrdr_system_tests::{ServiceProcess, read_bars, store_bars, store_training_bars};
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
-const T0: i64 = 1_704_067_200_000;
-
-fn hourly(n: usize) -> BarColumns {
-    let mut c = BarColumns::default();
-    for i in 0..n {
-        let p = 100.0 + i as f64;
-        c.timestamp_ms.push(T0 + i as i64 * 3_600_000);
-        c.open.push(p);
-        c.high.push(p + 1.0);
-        c.low.push(p - 1.0);
-        c.close.push(p + 0.5);
-        c.volume.push(10.0);
-    }
-    c
-}
-
+/// Writes 50 hourly AAPL bars through the DataService at `channel` and reads them back.
 async fn write_and_read(channel: Channel) -> BarColumns {
-    let mut data = DataServiceClient::new(channel);
-    let batch = BarBatch {
-        symbol: "AAPL".into(),
-        timeframe: "1h".into(),
-        payload: Some(bar_batch::Payload::Columns(hourly(50))),
-        bar_count: 0,
-    };
-    let written = data
-        .write_bars(tokio_stream::iter([WriteBarsRequest {
-            batch: Some(batch),
-            ..Default::default()
-        }]))
-        .await
-        .unwrap()
-        .into_inner();
+    let written = store_bars(channel.clone(), "AAPL", "1h", simple_hourly_bars(50)).await;
     assert_eq!(written.bars_written, 50);
-    let mut stream = data
-        .read_bars(ReadBarsRequest {
-            symbol: "AAPL".into(),
-            timeframe: "1h".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut out = BarColumns::default();
-    while let Some(item) = stream.message().await.unwrap() {
-        if let Some(bar_batch::Payload::Columns(c)) = item.batch.unwrap().payload {
-            out.timestamp_ms.extend(c.timestamp_ms);
-            out.close.extend(c.close);
-        }
-    }
-    out
+    read_bars(channel, "AAPL", "1h").await
 }
 
 #[tokio::test]
 async fn the_public_data_api_is_routed_to_the_data_service() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = ServiceProcess::start(
-        "ktrdr-data",
-        &[("KTRDR_DATA_DIR", dir.path().to_str().unwrap())],
-    )
-    .await;
+    let (data, _dir) = start_data(&[]).await;
     let gateway = ServiceProcess::start(
         "ktrdr-gateway",
         &[("DATA_SERVICE_URL", data.url().as_str())],
@@ -80,7 +32,7 @@ async fn the_public_data_api_is_routed_to_the_data_service() {
     .await;
 
     let through_gateway = write_and_read(gateway.channel().await).await;
-    assert_eq!(through_gateway.timestamp_ms, hourly(50).timestamp_ms);
+    assert_eq!(through_gateway, simple_hourly_bars(50));
     // The bars live in the data service's store.
     let direct = DataServiceClient::new(data.channel().await)
         .list_datasets(ListDatasetsRequest::default())
@@ -89,17 +41,7 @@ async fn the_public_data_api_is_routed_to_the_data_service() {
         .into_inner();
     assert_eq!(direct.datasets[0].bar_count, 50);
 
-    let mut api = GatewayServiceClient::new(gateway.channel().await);
-    let config = api
-        .get_configuration(GetConfigurationRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let manager = config
-        .managers
-        .iter()
-        .find(|m| m.manager == "data")
-        .unwrap();
+    let manager = manager(gateway.channel().await, "data").await;
     assert_eq!(manager.mode(), ManagerMode::HostService);
     assert_eq!(manager.url, data.url());
     assert!(manager.healthy, "{}", manager.health_message);
@@ -107,12 +49,7 @@ async fn the_public_data_api_is_routed_to_the_data_service() {
     assert_eq!(manager.env["DATA_SERVICE_URL"], data.url());
     assert!(manager.stats.as_ref().unwrap().calls >= 2);
 
-    let stats = api
-        .get_statistics(GetStatisticsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let backend = stats.backends.iter().find(|b| b.backend == "data").unwrap();
+    let backend = backend(gateway.channel().await, "data").await;
     assert_eq!((backend.calls, backend.errors), (2, 0));
     assert!(backend.latency_max_ms > 0.0);
 }
@@ -129,18 +66,9 @@ async fn with_use_data_service_false_the_gateway_opens_the_store_itself() {
     )
     .await;
     let bars = write_and_read(gateway.channel().await).await;
-    assert_eq!(bars.close, hourly(50).close);
+    assert_eq!(bars.close, simple_hourly_bars(50).close);
     assert!(dir.path().join("AAPL/1h/manifest.json").is_file());
-    let config = GatewayServiceClient::new(gateway.channel().await)
-        .get_configuration(GetConfigurationRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let manager = config
-        .managers
-        .iter()
-        .find(|m| m.manager == "data")
-        .unwrap();
+    let manager = manager(gateway.channel().await, "data").await;
     assert_eq!(manager.mode(), ManagerMode::Local);
     assert!(manager.healthy);
 }
@@ -170,13 +98,7 @@ async fn a_data_service_that_is_down_is_unavailable_with_retry_info_and_a_hint()
     );
     assert!(details.retry_info().is_some());
 
-    let mut api = GatewayServiceClient::new(gateway.channel().await);
-    let stats = api
-        .get_statistics(GetStatisticsRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let backend = stats.backends.iter().find(|b| b.backend == "data").unwrap();
+    let backend = backend(gateway.channel().await, "data").await;
     assert_eq!(
         (backend.calls, backend.errors, backend.retries),
         (1, 1, 3),
@@ -192,11 +114,7 @@ async fn the_public_training_api_is_routed_to_the_training_host() {
     use ktrdr_proto::training::v1::{GetTrainingRequest, ListModelsRequest};
 
     let models = tempfile::tempdir().unwrap();
-    let host = ServiceProcess::start(
-        "ktrdr-training-host",
-        &[("KTRDR_MODELS_DIR", models.path().to_str().unwrap())],
-    )
-    .await;
+    let host = start_training_host("http://127.0.0.1:1", models.path(), &[]).await;
     let gateway = ServiceProcess::start(
         "ktrdr-gateway",
         &[("TRAINING_HOST_SERVICE_URL", host.url().as_str())],
@@ -218,16 +136,7 @@ async fn the_public_training_api_is_routed_to_the_training_host() {
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
 
-    let config = GatewayServiceClient::new(gateway.channel().await)
-        .get_configuration(GetConfigurationRequest {})
-        .await
-        .unwrap()
-        .into_inner();
-    let manager = config
-        .managers
-        .iter()
-        .find(|m| m.manager == "training")
-        .unwrap();
+    let manager = manager(gateway.channel().await, "training").await;
     assert_eq!(manager.mode(), ManagerMode::HostService);
     assert_eq!(manager.env["TRAINING_HOST_SERVICE_URL"], host.url());
     assert!(manager.healthy, "{}", manager.health_message);
@@ -260,21 +169,16 @@ async fn a_training_host_that_is_down_is_unavailable_with_the_fix_in_the_message
 async fn with_everything_in_process_the_gateway_stores_bars_and_trains_a_model() {
     use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
     use ktrdr_proto::training::v1::{
-        GetTrainingRequest, ListModelsRequest, StartTrainingRequest, TrainingState,
-        WatchTrainingRequest, start_training_request::Strategy,
+        ListModelsRequest, StartTrainingRequest, TrainingState, start_training_request::Strategy,
     };
-    use ktrdr_system_tests::fixtures::{TINY_STRATEGY, trending_hourly_bars};
+    use ktrdr_system_tests::fixtures::TINY_STRATEGY;
+    use ktrdr_system_tests::training::train_to_end;
 
     let data_dir = tempfile::tempdir().unwrap();
     let models = tempfile::tempdir().unwrap();
     // In-process training reads bars through the gateway's own DataService, so the gateway needs
     // a known port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", free_port());
     let gateway = ServiceProcess::start(
         "ktrdr-gateway",
         &[
@@ -287,53 +191,21 @@ async fn with_everything_in_process_the_gateway_stores_bars_and_trains_a_model()
     )
     .await;
     let channel = gateway.channel().await;
-    let batch = BarBatch {
-        symbol: "EURUSD".into(),
-        timeframe: "1h".into(),
-        payload: Some(bar_batch::Payload::Columns(trending_hourly_bars(600, 7))),
-        bar_count: 0,
-    };
-    DataServiceClient::new(channel.clone())
-        .write_bars(tokio_stream::iter([WriteBarsRequest {
-            batch: Some(batch),
-            ..Default::default()
-        }]))
-        .await
-        .unwrap();
+    store_training_bars(channel.clone()).await;
 
     let mut training = TrainingServiceClient::new(channel.clone());
-    let started = training
-        .start_training(StartTrainingRequest {
-            strategy: Some(Strategy::StrategyYaml(TINY_STRATEGY.into())),
-            epochs: Some(2),
-            seed: Some(3),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut events = training
-        .watch_training(WatchTrainingRequest {
-            session_id: started.session_id.clone(),
-            after_sequence: None,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    tokio::time::timeout(std::time::Duration::from_secs(240), async {
-        while events.message().await.unwrap().is_some() {}
-    })
+    let request = StartTrainingRequest {
+        strategy: Some(Strategy::StrategyYaml(TINY_STRATEGY.into())),
+        epochs: Some(2),
+        seed: Some(3),
+        ..Default::default()
+    };
+    let session = tokio::time::timeout(
+        std::time::Duration::from_secs(240),
+        train_to_end(&mut training, request),
+    )
     .await
     .expect("the session ends");
-    let session = training
-        .get_training(GetTrainingRequest {
-            session_id: started.session_id,
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .session
-        .unwrap();
     assert_eq!(
         session.state(),
         TrainingState::Completed,

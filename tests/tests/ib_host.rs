@@ -6,6 +6,7 @@
 
 use std::time::Duration;
 
+use ktrdr_common::error::violated_fields;
 use ktrdr_market::Bars;
 use ktrdr_proto::bars::BarsProto;
 use ktrdr_proto::common::v1::{InstrumentType, TimeRange, bar_batch};
@@ -49,6 +50,25 @@ fn fetch_request(
     }
 }
 
+/// A calendar date (year, month, day).
+type Date = (i32, u8, u8);
+
+/// [`fetch`] of regular-hours bars from midnight UTC of `from` to midnight UTC of `to`.
+async fn fetch_rth(
+    api: &mut IbHostServiceClient<Channel>,
+    symbol: &str,
+    timeframe: &str,
+    from: Date,
+    to: Date,
+) -> Result<Fetched, tonic::Status> {
+    let (start_ms, end_ms) = (utc_ms(from.0, from.1, from.2), utc_ms(to.0, to.1, to.2));
+    fetch(
+        api,
+        fetch_request(symbol, timeframe, start_ms, end_ms, true),
+    )
+    .await
+}
+
 async fn fetch(
     api: &mut IbHostServiceClient<Channel>,
     req: ib::FetchBarsRequest,
@@ -86,17 +106,33 @@ async fn fetch_in_flight(
     slow_answers: i32,
     request: ib::FetchBarsRequest,
 ) -> tokio::task::JoinHandle<Result<Fetched, tonic::Status>> {
-    s.inject(Fault::DelayReplies(ib::DelayRepliesFault {
-        delay_ms: 30_000,
-        count: slow_answers,
-        request_kind: ib::SimRequestKind::HistoricalData as i32,
-        symbol: String::new(),
-    }))
-    .await;
+    s.inject(delay_historical(30_000, slow_answers)).await;
     let mut api = s.api.clone();
     let call = tokio::spawn(async move { fetch(&mut api, request).await });
     s.wait_for_a_historical_request().await;
     call
+}
+
+/// IB's answer to the next historical requests is held back `delay_ms` (`count` -1: all of them).
+fn delay_historical(delay_ms: i64, count: i32) -> Fault {
+    Fault::DelayReplies(ib::DelayRepliesFault {
+        delay_ms,
+        count,
+        request_kind: ib::SimRequestKind::HistoricalData as i32,
+        symbol: String::new(),
+    })
+}
+
+/// IB answers the next `count` historical requests (-1: all), or a `fraction` of them, with a
+/// pacing violation (162).
+fn pacing_errors(count: i32, fraction: f64) -> Fault {
+    Fault::FailNextRequests(ib::FailNextRequestsFault {
+        error_code: 162,
+        count,
+        fraction,
+        request_kind: ib::SimRequestKind::HistoricalData as i32,
+        ..Default::default()
+    })
 }
 
 fn assert_strictly_ascending(ts: &[i64]) {
@@ -123,12 +159,9 @@ async fn two_years_of_hours_and_thirty_days_of_minutes_arrive_exactly_with_the_f
 
     // 2023 and 2024: 250 + 252 NYSE trading days, 7 regular-hours bars each (09:30, 10:00 … 15:00).
     let before = s.historical_requests().await;
-    let hours = fetch(
-        &mut s.api,
-        fetch_request("AAPL", "1h", utc_ms(2023, 1, 1), utc_ms(2025, 1, 1), true),
-    )
-    .await
-    .unwrap();
+    let hours = fetch_rth(&mut s.api, "AAPL", "1h", (2023, 1, 1), (2025, 1, 1))
+        .await
+        .unwrap();
     let plan = hours.plan.as_ref().unwrap();
     assert_eq!(plan.requests.len(), 24, "one '1 M' request per month");
     assert!(
@@ -247,12 +280,7 @@ async fn a_burst_of_200_fetches_never_trips_ibs_pacing() {
     let sim = s.sim_status().await;
     assert_eq!(sim.pacing_violations_sent, 0, "{:?}", sim.errors_by_code);
     assert_eq!(sim.requests_by_kind["historical_data"], 200);
-    let status = s
-        .api
-        .get_status(ib::GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = s.host_status().await;
     let pacing = status.pacing.unwrap();
     assert_eq!(pacing.pacing_violations, 0);
     assert_eq!(pacing.requests_total, 200);
@@ -291,36 +319,16 @@ async fn a_dropped_socket_fails_the_call_fast_then_health_recovers_and_the_retry
     assert!(details.retry_info().is_some());
 
     s.wait_health(ServingStatus::NotServing).await;
-    let unavailable = s
-        .api
-        .get_head_timestamp(ib::GetHeadTimestampRequest {
-            symbol: "SPY".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let unavailable = s.head_timestamp("SPY").await.unwrap_err();
     assert_eq!(unavailable.code(), Code::Unavailable);
 
-    s.sim_api
-        .reset_sim(ib::ResetSimRequest {
-            drop_connections: false,
-        })
+    s.reset_sim().await;
+    s.wait_health(ServingStatus::Serving).await;
+    let retried = fetch_rth(&mut s.api, "SPY", "1h", (2024, 1, 1), (2024, 6, 1))
         .await
         .unwrap();
-    s.wait_health(ServingStatus::Serving).await;
-    let retried = fetch(
-        &mut s.api,
-        fetch_request("SPY", "1h", utc_ms(2024, 1, 1), utc_ms(2024, 6, 1), true),
-    )
-    .await
-    .unwrap();
     assert!(retried.bars.timestamp_ms.len() > 700);
-    let status = s
-        .api
-        .get_status(ib::GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = s.host_status().await;
     assert_eq!(
         status.connection_state,
         ib::ConnectionState::Connected as i32
@@ -341,84 +349,39 @@ async fn unknown_symbols_bad_arguments_and_injected_pacing_errors_map_to_grpc_co
     )
     .await;
 
-    let unknown = fetch(
-        &mut s.api,
-        fetch_request("NOPE", "1h", utc_ms(2024, 1, 1), utc_ms(2024, 2, 1), true),
-    )
-    .await
-    .unwrap_err();
+    let unknown = fetch_rth(&mut s.api, "NOPE", "1h", (2024, 1, 1), (2024, 2, 1))
+        .await
+        .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
     assert_eq!(
         unknown.get_error_details().error_info().unwrap().reason,
         "UNKNOWN_SYMBOL"
     );
-    let lookup = s
-        .api
-        .lookup_contract(ib::LookupContractRequest {
-            symbol: "NOPE".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let lookup = s.lookup("NOPE").await.unwrap_err();
     assert_eq!(lookup.code(), Code::NotFound);
 
-    let bad = fetch(
-        &mut s.api,
-        fetch_request("", "2h", utc_ms(2024, 2, 1), utc_ms(2024, 1, 1), true),
-    )
-    .await
-    .unwrap_err();
+    let bad = fetch_rth(&mut s.api, "", "2h", (2024, 2, 1), (2024, 1, 1))
+        .await
+        .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
-    let fields: Vec<String> = bad
-        .get_error_details()
-        .bad_request()
-        .unwrap()
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect();
+    let fields = violated_fields(&bad);
     assert_eq!(fields, ["symbol", "timeframe", "range.end_ms"]);
 
     // One injected 162: the host backs off, retries, and the call succeeds.
-    s.inject(Fault::FailNextRequests(ib::FailNextRequestsFault {
-        error_code: 162,
-        message: String::new(),
-        count: 1,
-        request_kind: ib::SimRequestKind::HistoricalData as i32,
-        ..Default::default()
-    }))
-    .await;
-    let ok = fetch(
-        &mut s.api,
-        fetch_request("AAPL", "1d", utc_ms(2024, 1, 1), utc_ms(2024, 2, 1), true),
-    )
-    .await
-    .unwrap();
-    assert_eq!(ok.bars.timestamp_ms.len(), 21);
-    let status = s
-        .api
-        .get_status(ib::GetStatusRequest {})
+    s.inject(pacing_errors(1, 0.0)).await;
+    let ok = fetch_rth(&mut s.api, "AAPL", "1d", (2024, 1, 1), (2024, 2, 1))
         .await
-        .unwrap()
-        .into_inner();
+        .unwrap();
+    assert_eq!(ok.bars.timestamp_ms.len(), 21);
+    let status = s.host_status().await;
     assert_eq!(status.pacing.unwrap().pacing_violations, 1);
 
     // 162 on every request: RESOURCE_EXHAUSTED with RetryInfo once the retries are spent.
-    s.inject(Fault::FailNextRequests(ib::FailNextRequestsFault {
-        error_code: 162,
-        message: String::new(),
-        count: -1,
-        request_kind: ib::SimRequestKind::HistoricalData as i32,
-        ..Default::default()
-    }))
-    .await;
+    s.inject(pacing_errors(-1, 0.0)).await;
     let before = s.historical_requests().await;
-    let exhausted = fetch(
-        &mut s.api,
-        fetch_request("AAPL", "1d", utc_ms(2023, 1, 1), utc_ms(2023, 2, 1), true),
-    )
-    .await
-    .unwrap_err();
+    let exhausted = fetch_rth(&mut s.api, "AAPL", "1d", (2023, 1, 1), (2023, 2, 1))
+        .await
+        .unwrap_err();
     assert_eq!(exhausted.code(), Code::ResourceExhausted, "{exhausted:?}");
     assert!(exhausted.get_error_details().retry_info().is_some());
     assert_eq!(
@@ -428,25 +391,11 @@ async fn unknown_symbols_bad_arguments_and_injected_pacing_errors_map_to_grpc_co
     );
 
     // A third of all requests answered with 162: every one is retried and the fetch completes.
-    s.sim_api
-        .reset_sim(ib::ResetSimRequest {
-            drop_connections: false,
-        })
+    s.reset_sim().await;
+    s.inject(pacing_errors(0, 0.34)).await;
+    let flaky = fetch_rth(&mut s.api, "AAPL", "1h", (2022, 1, 1), (2023, 1, 1))
         .await
         .unwrap();
-    s.inject(Fault::FailNextRequests(ib::FailNextRequestsFault {
-        error_code: 162,
-        fraction: 0.34,
-        request_kind: ib::SimRequestKind::HistoricalData as i32,
-        ..Default::default()
-    }))
-    .await;
-    let flaky = fetch(
-        &mut s.api,
-        fetch_request("AAPL", "1h", utc_ms(2022, 1, 1), utc_ms(2023, 1, 1), true),
-    )
-    .await
-    .unwrap();
     assert_eq!(
         flaky.bars.timestamp_ms.len(),
         251 * 7,
@@ -459,15 +408,7 @@ async fn unknown_symbols_bad_arguments_and_injected_pacing_errors_map_to_grpc_co
 async fn lookup_normalises_symbols_and_status_reports_the_connection() {
     let mut s = IbPair::start(&[], &[]).await;
     for raw in ["EURUSD", "eur.usd", "EUR/USD"] {
-        let found = s
-            .api
-            .lookup_contract(ib::LookupContractRequest {
-                symbol: raw.into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap()
-            .into_inner();
+        let found = s.lookup(raw).await.unwrap();
         assert_eq!(found.normalized_symbol, "EURUSD");
         let eur = &found.instruments[0];
         assert_eq!(eur.instrument_type, InstrumentType::Forex as i32);
@@ -480,15 +421,7 @@ async fn lookup_normalises_symbols_and_status_reports_the_connection() {
             ("IDEALPRO", "USD", "EUR.USD")
         );
     }
-    let aapl = s
-        .api
-        .lookup_contract(ib::LookupContractRequest {
-            symbol: " aapl ".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let aapl = s.lookup(" aapl ").await.unwrap();
     let a = &aapl.instruments[0];
     assert_eq!(
         (a.instrument_type, a.con_id),
@@ -496,49 +429,20 @@ async fn lookup_normalises_symbols_and_status_reports_the_connection() {
     );
     assert_eq!(a.time_zone_id, "US/Eastern");
     assert!(a.liquid_hours.contains("0930"), "{}", a.liquid_hours);
-    let es = s
-        .api
-        .lookup_contract(ib::LookupContractRequest {
-            symbol: "ES".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let es = s.lookup("ES").await.unwrap();
     assert_eq!(
         es.instruments[0].instrument_type,
         InstrumentType::Future as i32
     );
 
-    let head = s
-        .api
-        .get_head_timestamp(ib::GetHeadTimestampRequest {
-            symbol: "AAPL".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let head = s.head_timestamp("AAPL").await.unwrap();
     assert_eq!(head.what_to_show, ib::WhatToShow::Trades as i32);
     assert!(!head.cached);
-    let again = s
-        .api
-        .get_head_timestamp(ib::GetHeadTimestampRequest {
-            symbol: "AAPL".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = s.head_timestamp("AAPL").await.unwrap();
     assert!(again.cached);
     assert_eq!(again.head_timestamp_ms, head.head_timestamp_ms);
 
-    let status = s
-        .api
-        .get_status(ib::GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = s.host_status().await;
     assert_eq!(
         status.connection_state,
         ib::ConnectionState::Connected as i32
@@ -611,12 +515,7 @@ async fn ib_connectivity_loss_1100_fails_calls_fast_and_1102_restores_service() 
         lost_at.elapsed()
     );
     s.wait_health(ServingStatus::NotServing).await;
-    let status = s
-        .api
-        .get_status(ib::GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = s.host_status().await;
     assert_eq!(
         status.connection_state,
         ib::ConnectionState::Reconnecting as i32
@@ -626,12 +525,9 @@ async fn ib_connectivity_loss_1100_fails_calls_fast_and_1102_restores_service() 
         "{}",
         status.last_error
     );
-    let during = fetch(
-        &mut s.api,
-        fetch_request("AAPL", "1d", utc_ms(2023, 1, 1), utc_ms(2024, 1, 1), true),
-    )
-    .await
-    .unwrap_err();
+    let during = fetch_rth(&mut s.api, "AAPL", "1d", (2023, 1, 1), (2024, 1, 1))
+        .await
+        .unwrap_err();
     assert_eq!(during.code(), Code::Unavailable);
 
     s.inject(Fault::ConnectivityRestored(ib::ConnectivityRestoredFault {
@@ -640,12 +536,9 @@ async fn ib_connectivity_loss_1100_fails_calls_fast_and_1102_restores_service() 
     }))
     .await;
     s.wait_health(ServingStatus::Serving).await;
-    let after = fetch(
-        &mut s.api,
-        fetch_request("AAPL", "1d", utc_ms(2023, 1, 1), utc_ms(2024, 1, 1), true),
-    )
-    .await
-    .unwrap();
+    let after = fetch_rth(&mut s.api, "AAPL", "1d", (2023, 1, 1), (2024, 1, 1))
+        .await
+        .unwrap();
     assert_eq!(after.bars.timestamp_ms.len(), 250);
 }
 
@@ -656,21 +549,9 @@ async fn a_cancelled_call_cancels_its_ib_request_and_slow_answers_time_out() {
         &[("IB_PACING", "false"), ("IB_REQUEST_TIMEOUT_MS", "1500")],
     )
     .await;
-    s.inject(Fault::DelayReplies(ib::DelayRepliesFault {
-        delay_ms: 60_000,
-        count: -1,
-        request_kind: ib::SimRequestKind::HistoricalData as i32,
-        symbol: String::new(),
-    }))
-    .await;
+    s.inject(delay_historical(60_000, -1)).await;
     // Resolve the contract first so the next call goes straight to the historical request.
-    s.api
-        .get_head_timestamp(ib::GetHeadTimestampRequest {
-            symbol: "MSFT".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    s.head_timestamp("MSFT").await.unwrap();
     let mut stream = s
         .api
         .fetch_bars(fetch_request(
@@ -685,11 +566,7 @@ async fn a_cancelled_call_cancels_its_ib_request_and_slow_answers_time_out() {
         .into_inner();
     let first = stream.message().await.unwrap().unwrap();
     assert!(matches!(first.event, Some(Event::Plan(_))));
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while s.historical_requests().await == 0 {
-        assert!(tokio::time::Instant::now() < deadline);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    s.wait_for_a_historical_request().await;
     drop(stream);
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
@@ -711,24 +588,18 @@ async fn a_cancelled_call_cancels_its_ib_request_and_slow_answers_time_out() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    let slow = fetch(
-        &mut s.api,
-        fetch_request("MSFT", "1h", utc_ms(2024, 3, 1), utc_ms(2024, 4, 1), true),
-    )
-    .await
-    .unwrap_err();
+    let slow = fetch_rth(&mut s.api, "MSFT", "1h", (2024, 3, 1), (2024, 4, 1))
+        .await
+        .unwrap_err();
     assert_eq!(slow.code(), Code::DeadlineExceeded, "{slow:?}");
 }
 
 #[tokio::test]
 async fn bars_can_come_as_arrow_ipc_with_the_same_values_as_columns() {
     let mut s = IbPair::start(&[("IB_SIM_PACING", "false")], &[("IB_PACING", "false")]).await;
-    let columns = fetch(
-        &mut s.api,
-        fetch_request("SPY", "1d", utc_ms(2024, 1, 1), utc_ms(2024, 7, 1), true),
-    )
-    .await
-    .unwrap();
+    let columns = fetch_rth(&mut s.api, "SPY", "1d", (2024, 1, 1), (2024, 7, 1))
+        .await
+        .unwrap();
     let mut req = fetch_request("SPY", "1d", utc_ms(2024, 1, 1), utc_ms(2024, 7, 1), true);
     req.encoding = ktrdr_proto::common::v1::BarEncoding::ArrowIpc as i32;
     let mut stream = s.api.fetch_bars(req).await.unwrap().into_inner();
@@ -773,4 +644,170 @@ async fn an_identical_fetch_within_15_seconds_is_answered_without_asking_ib_agai
     assert_eq!(again.bars.timestamp_ms, first.bars.timestamp_ms);
     assert_eq!(s.historical_requests().await, before);
     assert_eq!(s.sim_status().await.pacing_violations_sent, 0);
+}
+
+/// Collects the health statuses ib-host reports for its API until one is `want`.
+fn watch_health_until(
+    s: &IbPair,
+    want: ServingStatus,
+) -> tokio::task::JoinHandle<Vec<ServingStatus>> {
+    let mut health = s.health.clone();
+    tokio::spawn(async move {
+        let mut stream = health
+            .watch(tonic_health::pb::HealthCheckRequest {
+                service: "ktrdr.ib.v1.IbHostService".into(),
+            })
+            .await
+            .expect("health watch")
+            .into_inner();
+        let mut seen = vec![];
+        while let Ok(Some(item)) = stream.message().await {
+            seen.push(item.status());
+            if item.status() == want {
+                break;
+            }
+        }
+        seen
+    })
+}
+
+#[tokio::test]
+async fn an_ib_that_stops_answering_times_requests_out_by_their_size_then_counts_as_broken_and_is_replaced()
+ {
+    // 1 s per request plus 20 ms per bar it can return: a month of days waits about 1.6 s, a
+    // month of hours about 16 s. Two unanswered requests in a row break the link.
+    let mut s = IbPair::start(
+        &[("IB_SIM_PACING", "false")],
+        &[
+            ("IB_PACING", "false"),
+            ("IB_REQUEST_TIMEOUT_MS", "1000"),
+            ("IB_REQUEST_TIMEOUT_PER_1000_BARS_MS", "20000"),
+            ("IB_TIMEOUTS_BEFORE_RECONNECT", "2"),
+        ],
+    )
+    .await;
+    // Resolve the contract while IB still answers: the stall below holds historical answers.
+    s.api
+        .get_head_timestamp(ib::GetHeadTimestampRequest {
+            symbol: "MSFT".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let health = watch_health_until(&s, ServingStatus::NotServing);
+    s.inject(Fault::DelayReplies(ib::DelayRepliesFault {
+        delay_ms: 600_000,
+        count: -1,
+        request_kind: ib::SimRequestKind::HistoricalData as i32,
+        symbol: String::new(),
+    }))
+    .await;
+    let days = |month| {
+        fetch_request(
+            "MSFT",
+            "1d",
+            utc_ms(2024, month, 1),
+            utc_ms(2024, month + 1, 1),
+            true,
+        )
+    };
+
+    let first = fetch(&mut s.api, days(1)).await.unwrap_err();
+    assert_eq!(first.code(), Code::DeadlineExceeded, "{first:?}");
+    assert!(first.message().contains("did not answer"), "{first:?}");
+
+    // A longer request in flight when the link breaks fails at once, not at its own timeout.
+    let mut api = s.api.clone();
+    let hours = tokio::spawn(async move {
+        fetch(
+            &mut api,
+            fetch_request("MSFT", "1h", utc_ms(2024, 3, 1), utc_ms(2024, 4, 1), true),
+        )
+        .await
+    });
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while s.historical_requests().await < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hourly request never reached the sim"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let second = fetch(&mut s.api, days(2)).await.unwrap_err();
+    assert_eq!(second.code(), Code::DeadlineExceeded, "{second:?}");
+    let in_flight = hours.await.unwrap().unwrap_err();
+    assert_eq!(in_flight.code(), Code::Unavailable, "{in_flight:?}");
+    assert!(
+        in_flight.message().contains("no answer"),
+        "the message names the cause: {in_flight:?}"
+    );
+
+    let seen = tokio::time::timeout(WAIT, health).await.unwrap().unwrap();
+    assert_eq!(seen.last(), Some(&ServingStatus::NotServing), "{seen:?}");
+    s.wait_health(ServingStatus::Serving).await;
+    let status = s
+        .api
+        .get_status(ib::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(status.reconnect_count >= 1, "{status:?}");
+
+    s.sim_api
+        .reset_sim(ib::ResetSimRequest {
+            drop_connections: false,
+        })
+        .await
+        .unwrap();
+    let after = fetch(&mut s.api, days(5)).await.unwrap();
+    assert!(!after.bars.timestamp_ms.is_empty());
+}
+
+#[tokio::test]
+async fn a_1100_whose_all_clear_never_comes_is_ended_by_a_probe_ib_answers() {
+    let mut s = IbPair::start(
+        &[("IB_SIM_PACING", "false")],
+        &[("IB_PACING", "false"), ("IB_CONNECTIVITY_PROBE_MS", "300")],
+    )
+    .await;
+    s.inject(Fault::ConnectivityLost(ib::ConnectivityLostFault {
+        client_ids: vec![],
+        restore_after_ms: 0,
+    }))
+    .await;
+    s.wait_health(ServingStatus::NotServing).await;
+    // IB's connectivity returns, but the 1102 goes to another client id only.
+    let restored = s
+        .sim_api
+        .inject_fault(ib::InjectFaultRequest {
+            fault: Some(Fault::ConnectivityRestored(ib::ConnectivityRestoredFault {
+                client_ids: vec![999],
+                data_lost: false,
+            })),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        restored.clients_affected, 0,
+        "ib-host must not get the 1102"
+    );
+    s.wait_health(ServingStatus::Serving).await;
+    let status = s
+        .api
+        .get_status(ib::GetStatusRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        status.connection_state,
+        ib::ConnectionState::Connected as i32
+    );
+    let after = fetch(
+        &mut s.api,
+        fetch_request("AAPL", "1d", utc_ms(2023, 1, 1), utc_ms(2024, 1, 1), true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(after.bars.timestamp_ms.len(), 250);
 }

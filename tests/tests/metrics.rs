@@ -4,9 +4,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use ktrdr_proto::common::v1::{BarBatch, BarColumns, bar_batch};
+use ktrdr_proto::common::v1::{BarBatch, bar_batch};
 use ktrdr_proto::data::v1::WriteBarsRequest;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
+use ktrdr_system_tests::fixtures::simple_hourly_bars;
+use ktrdr_system_tests::stack::start_data;
 use ktrdr_system_tests::{SERVICE_BINARIES, ServiceProcess, sample, scrape};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
@@ -79,12 +81,7 @@ async fn every_binary_serves_metrics_and_its_rpc_counters_move() {
 
 #[tokio::test]
 async fn errors_are_counted_by_code_and_store_writes_by_bars() {
-    let dir = tempfile::tempdir().unwrap();
-    let data = ServiceProcess::start(
-        "ktrdr-data",
-        &[("KTRDR_DATA_DIR", dir.path().to_str().unwrap())],
-    )
-    .await;
+    let (data, _dir) = start_data(&[]).await;
     let metrics = data.metrics_addr.unwrap();
     let mut client = DataServiceClient::new(data.channel().await);
 
@@ -92,7 +89,7 @@ async fn errors_are_counted_by_code_and_store_writes_by_bars() {
         batch: Some(BarBatch {
             symbol: "AAPL".into(),
             timeframe: if n == 0 { "2h".into() } else { "1h".into() },
-            payload: Some(bar_batch::Payload::Columns(hourly(n.max(1)))),
+            payload: Some(bar_batch::Payload::Columns(simple_hourly_bars(n.max(1)))),
             bar_count: 0,
         }),
         ..Default::default()
@@ -123,19 +120,4 @@ async fn errors_are_counted_by_code_and_store_writes_by_bars() {
 async fn metrics_can_be_switched_off() {
     let data = ServiceProcess::start("ktrdr-data", &[("KTRDR_METRICS_ADDR", "off")]).await;
     assert_eq!(data.metrics_addr, None, "{}", data.logs());
-}
-
-fn hourly(n: usize) -> BarColumns {
-    let t0 = 1_704_067_200_000_i64;
-    let mut c = BarColumns::default();
-    for i in 0..n {
-        let p = 100.0 + i as f64;
-        c.timestamp_ms.push(t0 + i as i64 * 3_600_000);
-        c.open.push(p);
-        c.high.push(p + 1.0);
-        c.low.push(p - 1.0);
-        c.close.push(p + 0.5);
-        c.volume.push(10.0);
-    }
-    c
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use ktrdr_proto::common::v1::{BarColumns, DatasetRef, JobState, TimeRange, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
-use ktrdr_proto::data::v1::{DeleteDatasetRequest, GetCoverageRequest, ReadBarsRequest};
+use ktrdr_proto::data::v1::{DeleteDatasetRequest, GetCoverageRequest};
+use ktrdr_proto::gateway::v1::LoadMode::{Backfill, Full, Tail};
 use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
 use ktrdr_proto::gateway::v1::{
     LoadDataRequest, LoadMode, LoadProgress, LoadStarted, LoadSummary, TrainStrategyRequest,
@@ -21,6 +22,7 @@ use ktrdr_proto::training::v1::{
     predict_request, training_event,
 };
 use ktrdr_system_tests::fixtures::{TINY_STRATEGY, tiny_multi_timeframe_strategy, utc_ms};
+use ktrdr_system_tests::read_bars;
 use ktrdr_system_tests::stack::{FAST_PACING, InProcess, Stack};
 use tonic::transport::Channel;
 use tonic::{Code, Status};
@@ -61,6 +63,11 @@ async fn load(channel: &Channel, request: LoadDataRequest) -> LoadRun {
     collect(&mut stream).await
 }
 
+/// [`load`] of a load that must complete; its summary.
+async fn load_completed(channel: &Channel, request: LoadDataRequest) -> LoadSummary {
+    completed(&load(channel, request).await).clone()
+}
+
 async fn collect(
     stream: &mut tonic::Streaming<ktrdr_proto::gateway::v1::LoadDataResponse>,
 ) -> LoadRun {
@@ -97,30 +104,6 @@ fn completed(run: &LoadRun) -> &LoadSummary {
     assert_eq!(summary.state(), JobState::Completed, "{run:#?}");
     assert!(run.error.is_none(), "{run:#?}");
     summary
-}
-
-async fn read(channel: &Channel, symbol: &str, timeframe: &str) -> BarColumns {
-    let mut stream = DataServiceClient::new(channel.clone())
-        .read_bars(ReadBarsRequest {
-            symbol: symbol.into(),
-            timeframe: timeframe.into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut out = BarColumns::default();
-    while let Some(item) = stream.message().await.unwrap() {
-        if let Some(bar_batch::Payload::Columns(c)) = item.batch.unwrap().payload {
-            out.timestamp_ms.extend(c.timestamp_ms);
-            out.open.extend(c.open);
-            out.high.extend(c.high);
-            out.low.extend(c.low);
-            out.close.extend(c.close);
-            out.volume.extend(c.volume);
-        }
-    }
-    out
 }
 
 fn bars_within(bars: &BarColumns, start: i64, end: i64) -> usize {
@@ -174,6 +157,7 @@ async fn train(
                         reason = c.reason;
                     }
                 }
+                sweep => panic!("a sweep's event without a sweep: {sweep:?}"),
             }
         }
     })
@@ -189,24 +173,14 @@ async fn flows(stack: &Stack) -> Vec<BarColumns> {
     // A tail load into an empty store, then a tail that continues after the last bar.
     let first = load(
         &ch,
-        request(
-            "AAPL",
-            "1h",
-            LoadMode::Tail,
-            utc_ms(2024, 3, 4),
-            utc_ms(2024, 3, 16),
-        ),
+        request("AAPL", "1h", Tail, utc_ms(2024, 3, 4), utc_ms(2024, 3, 16)),
     )
     .await;
     let first_summary = completed(&first);
     assert_eq!(first.started.bars_cached_before, 0);
     assert!(first_summary.bars_written > 50, "{first:#?}");
     assert_eq!(first.started.segments.len(), 1);
-    let tail = load(
-        &ch,
-        request("AAPL", "1h", LoadMode::Tail, 0, utc_ms(2024, 3, 23)),
-    )
-    .await;
+    let tail = load(&ch, request("AAPL", "1h", Tail, 0, utc_ms(2024, 3, 23))).await;
     let tail_summary = completed(&tail);
     assert_eq!(tail.started.bars_cached_before, first_summary.bar_count);
     assert!(
@@ -227,34 +201,22 @@ async fn flows(stack: &Stack) -> Vec<BarColumns> {
 
     // A backfill (with fill_gaps) that fills a gap left between two loads.
     let (gap_start, gap_end) = (utc_ms(2024, 1, 16), utc_ms(2024, 1, 20));
-    completed(
-        &load(
-            &ch,
-            request(
-                "MSFT",
-                "1h",
-                LoadMode::Tail,
-                utc_ms(2024, 1, 8),
-                utc_ms(2024, 1, 13),
-            ),
-        )
-        .await,
-    );
-    completed(
-        &load(
-            &ch,
-            request(
-                "MSFT",
-                "1h",
-                LoadMode::Tail,
-                utc_ms(2024, 1, 22),
-                utc_ms(2024, 1, 27),
-            ),
-        )
-        .await,
-    );
+    load_completed(
+        &ch,
+        request("MSFT", "1h", Tail, utc_ms(2024, 1, 8), utc_ms(2024, 1, 13)),
+    )
+    .await;
+    load_completed(
+        &ch,
+        request("MSFT", "1h", Tail, utc_ms(2024, 1, 22), utc_ms(2024, 1, 27)),
+    )
+    .await;
     assert_eq!(
-        bars_within(&read(&ch, "MSFT", "1h").await, gap_start, gap_end),
+        bars_within(
+            &read_bars(ch.clone(), "MSFT", "1h").await,
+            gap_start,
+            gap_end
+        ),
         0
     );
     let coverage = DataServiceClient::new(ch.clone())
@@ -277,7 +239,7 @@ async fn flows(stack: &Stack) -> Vec<BarColumns> {
     let mut backfill = request(
         "MSFT",
         "1h",
-        LoadMode::Backfill,
+        Backfill,
         utc_ms(2024, 1, 8),
         utc_ms(2024, 1, 27),
     );
@@ -292,10 +254,16 @@ async fn flows(stack: &Stack) -> Vec<BarColumns> {
             .any(|s| s.start_ms <= gap_start && s.end_ms >= gap_end - 8 * HOUR),
         "{backfill:#?}"
     );
-    assert!(bars_within(&read(&ch, "MSFT", "1h").await, gap_start, gap_end) > 30);
+    assert!(
+        bars_within(
+            &read_bars(ch.clone(), "MSFT", "1h").await,
+            gap_start,
+            gap_end
+        ) > 30
+    );
 
     // A full load from the head timestamp.
-    let full = load(&ch, request("ES", "1d", LoadMode::Full, 0, 0)).await;
+    let full = load(&ch, request("ES", "1d", Full, 0, 0)).await;
     let full_summary = completed(&full);
     let head = full.started.head_timestamp_ms;
     assert!(head > 0);
@@ -332,7 +300,7 @@ async fn flows(stack: &Stack) -> Vec<BarColumns> {
         ("ES", "1d"),
         ("EURUSD", "1h"),
     ] {
-        stored.push(read(&ch, symbol, timeframe).await);
+        stored.push(read_bars(ch.clone(), symbol, timeframe).await);
     }
     stored
 }
@@ -380,12 +348,20 @@ async fn until_segments_done(
     stream
 }
 
+/// Asserts that the load failed UNAVAILABLE saying `naming`; returns its summary.
+fn unavailable(run: LoadRun, naming: &str) -> Option<LoadSummary> {
+    let error = run.error.expect("the load fails");
+    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
+    assert!(error.message().contains(naming), "{error:?}");
+    run.summary
+}
+
 #[tokio::test]
 async fn a_killed_backend_is_unavailable_by_name_and_the_rerun_fetches_only_what_is_missing() {
     let mut stack = Stack::start(InProcess::NONE, 0, SLOW_SIM).await;
     let ch = stack.gateway_channel().await;
     let (start, end) = (utc_ms(2023, 1, 1), utc_ms(2024, 1, 1));
-    let year = || request("SPY", "1h", LoadMode::Tail, start, end);
+    let year = || request("SPY", "1h", Tail, start, end);
 
     // The data service dies mid-load: the load fails UNAVAILABLE naming it.
     let mut stream = until_segments_done(&ch, year(), 3).await;
@@ -393,15 +369,8 @@ async fn a_killed_backend_is_unavailable_by_name_and_the_rerun_fetches_only_what
     let (data_addr, data_url) = (data.addr, data.url());
     data.signal("KILL");
     let failed = collect(&mut stream).await;
-    let error = failed.error.expect("the load fails");
-    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
-    assert!(
-        error
-            .message()
-            .contains(&format!("Data service unavailable at {data_url}")),
-        "{error:?}"
-    );
-    assert_eq!(failed.summary.unwrap().state(), JobState::Failed);
+    let summary = unavailable(failed, &format!("Data service unavailable at {data_url}"));
+    assert_eq!(summary.unwrap().state(), JobState::Failed);
 
     // Restarted on its address and directory: what was stored is intact and contiguous.
     let data = ktrdr_system_tests::ServiceProcess::start(
@@ -413,7 +382,7 @@ async fn a_killed_backend_is_unavailable_by_name_and_the_rerun_fetches_only_what
     )
     .await;
     stack.data = Some(data);
-    let kept = read(&ch, "SPY", "1h").await;
+    let kept = read_bars(ch.clone(), "SPY", "1h").await;
     assert!(
         !kept.timestamp_ms.is_empty(),
         "segments stored before the kill are kept"
@@ -440,7 +409,7 @@ async fn a_killed_backend_is_unavailable_by_name_and_the_rerun_fetches_only_what
         sent > 0 && sent <= i64::from(summary.ib_requests),
         "{sent} {summary:#?}"
     );
-    let all = read(&ch, "SPY", "1h").await;
+    let all = read_bars(ch.clone(), "SPY", "1h").await;
     assert!(all.timestamp_ms.windows(2).all(|w| w[0] < w[1]));
     assert_eq!(
         &all.timestamp_ms[..kept.timestamp_ms.len()],
@@ -450,7 +419,7 @@ async fn a_killed_backend_is_unavailable_by_name_and_the_rerun_fetches_only_what
     // ib-host dies mid-load: UNAVAILABLE naming it; the store still reads.
     let mut stream = until_segments_done(
         &ch,
-        request("SPY", "1h", LoadMode::Backfill, utc_ms(2021, 1, 1), 0),
+        request("SPY", "1h", Backfill, utc_ms(2021, 1, 1), 0),
         1,
     )
     .await;
@@ -458,15 +427,8 @@ async fn a_killed_backend_is_unavailable_by_name_and_the_rerun_fetches_only_what
     let ib_url = ib_host.url();
     ib_host.signal("KILL");
     let failed = collect(&mut stream).await;
-    let error = failed.error.expect("the load fails");
-    assert_eq!(error.code(), Code::Unavailable, "{error:?}");
-    assert!(
-        error
-            .message()
-            .contains(&format!("IB host service unavailable at {ib_url}")),
-        "{error:?}"
-    );
-    let after = read(&ch, "SPY", "1h").await;
+    unavailable(failed, &format!("IB host service unavailable at {ib_url}"));
+    let after = read_bars(ch.clone(), "SPY", "1h").await;
     assert!(after.timestamp_ms.len() >= all.timestamp_ms.len());
     assert!(after.timestamp_ms.windows(2).all(|w| w[0] < w[1]));
 }
@@ -475,15 +437,7 @@ async fn a_killed_backend_is_unavailable_by_name_and_the_rerun_fetches_only_what
 async fn a_second_load_of_a_dataset_joins_the_first_and_cancel_stops_it_for_everyone() {
     let stack = Stack::start(InProcess::NONE, 0, SLOW_SIM).await;
     let ch = stack.gateway_channel().await;
-    let year = || {
-        request(
-            "AAPL",
-            "1h",
-            LoadMode::Tail,
-            utc_ms(2022, 1, 1),
-            utc_ms(2024, 1, 1),
-        )
-    };
+    let year = || request("AAPL", "1h", Tail, utc_ms(2022, 1, 1), utc_ms(2024, 1, 1));
     let mut first = until_segments_done(&ch, year(), 1).await;
     let mut gateway = GatewayServiceClient::new(ch.clone());
     let mut second = gateway.load_data(year()).await.unwrap().into_inner();
@@ -505,13 +459,7 @@ async fn a_second_load_of_a_dataset_joins_the_first_and_cancel_stops_it_for_ever
     // Another dataset runs in parallel.
     let other = load(
         &ch,
-        request(
-            "MSFT",
-            "1d",
-            LoadMode::Tail,
-            utc_ms(2023, 1, 1),
-            utc_ms(2023, 6, 1),
-        ),
+        request("MSFT", "1d", Tail, utc_ms(2023, 1, 1), utc_ms(2023, 6, 1)),
     )
     .await;
     completed(&other);
@@ -556,7 +504,7 @@ async fn a_second_load_of_a_dataset_joins_the_first_and_cancel_stops_it_for_ever
     assert!(summary.segments_fetched >= 1);
     // What was fetched before the cancel is kept.
     assert_eq!(
-        read(&ch, "AAPL", "1h").await.timestamp_ms.len() as i64,
+        read_bars(ch.clone(), "AAPL", "1h").await.timestamp_ms.len() as i64,
         summary.bar_count
     );
 
@@ -568,12 +516,12 @@ async fn a_second_load_of_a_dataset_joins_the_first_and_cancel_stops_it_for_ever
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
     let bad = gateway
-        .load_data(request("AAPL", "2h", LoadMode::Tail, 0, 0))
+        .load_data(request("AAPL", "2h", Tail, 0, 0))
         .await
         .unwrap_err();
     assert_eq!(bad.code(), Code::InvalidArgument);
     let unknown_symbol = gateway
-        .load_data(request("NOPE", "1h", LoadMode::Tail, 0, 0))
+        .load_data(request("NOPE", "1h", Tail, 0, 0))
         .await
         .unwrap_err();
     assert_eq!(unknown_symbol.code(), Code::NotFound, "{unknown_symbol:?}");
@@ -830,7 +778,7 @@ async fn predict_over_a_range_takes_its_warm_up_from_before_it_and_gives_one_pre
 
     // Through the gateway the bars are loaded, and every hourly bar of June gets a prediction.
     let predicted = predict(&ch, &model_id, june).await.unwrap();
-    let stored = read(&ch, "EURUSD", "1h").await;
+    let stored = read_bars(ch.clone(), "EURUSD", "1h").await;
     let june_bars: Vec<i64> = stored
         .timestamp_ms
         .iter()
@@ -865,13 +813,11 @@ async fn stale_higher_timeframes_are_loaded_and_predict_as_with_every_bar_stored
     let model_id = multi_timeframe_model(&ch).await;
     let june = (utc_ms(2024, 6, 1), utc_ms(2024, 7, 1));
     // Newer hourly bars only: the 4h and 1d bars stop at the end of February.
-    completed(
-        &load(
-            &ch,
-            request("EURUSD", "1h", LoadMode::Tail, utc_ms(2024, 3, 1), june.1),
-        )
-        .await,
-    );
+    load_completed(
+        &ch,
+        request("EURUSD", "1h", Tail, utc_ms(2024, 3, 1), june.1),
+    )
+    .await;
 
     // The training host alone refuses, naming the stale datasets, not the complete one.
     let host = stack.training_hosts[0].channel().await;
@@ -890,7 +836,7 @@ async fn stale_higher_timeframes_are_loaded_and_predict_as_with_every_bar_stored
     let auto = predict(&ch, &model_id, june).await.unwrap();
     assert_eq!(
         auto.timestamp_ms.len(),
-        bars_within(&read(&ch, "EURUSD", "1h").await, june.0, june.1)
+        bars_within(&read_bars(ch.clone(), "EURUSD", "1h").await, june.0, june.1)
     );
 
     // Every bar stored by hand instead, over a longer history: the same predictions.
@@ -902,19 +848,11 @@ async fn stale_higher_timeframes_are_loaded_and_predict_as_with_every_bar_stored
         })
         .await
         .unwrap();
-        completed(
-            &load(
-                &ch,
-                request(
-                    "EURUSD",
-                    timeframe,
-                    LoadMode::Full,
-                    utc_ms(2022, 6, 1),
-                    june.1,
-                ),
-            )
-            .await,
-        );
+        load_completed(
+            &ch,
+            request("EURUSD", timeframe, Full, utc_ms(2022, 6, 1), june.1),
+        )
+        .await;
     }
     let by_hand = predict(&host, &model_id, june).await.unwrap();
     assert_eq!(by_hand.timestamp_ms, auto.timestamp_ms);
@@ -922,4 +860,225 @@ async fn stale_higher_timeframes_are_loaded_and_predict_as_with_every_bar_stored
     assert_eq!(by_hand.prob_hold, auto.prob_hold);
     assert_eq!(by_hand.prob_sell, auto.prob_sell);
     assert_eq!(by_hand.signals, auto.signals);
+}
+
+/// Everything one TrainStrategy sweep streamed, by kind.
+#[derive(Debug, Default)]
+struct SweepRun {
+    started: Option<ktrdr_proto::gateway::v1::SweepStarted>,
+    /// (point, session, host) of each TrainingStarted.
+    sessions: Vec<(i32, String, String)>,
+    /// Training events relayed, each with its point.
+    training_events: Vec<i32>,
+    progress: Vec<ktrdr_proto::gateway::v1::SweepPoint>,
+    summary: Option<ktrdr_proto::gateway::v1::SweepSummary>,
+}
+
+/// Reads a sweep's stream to its end; `on_start` runs once, at the first TrainingStarted.
+async fn follow_sweep<F: std::future::Future<Output = ()>>(
+    stream: &mut tonic::Streaming<ktrdr_proto::gateway::v1::TrainStrategyResponse>,
+    on_start: impl FnOnce(String) -> F,
+) -> SweepRun {
+    let mut run = SweepRun::default();
+    let mut on_start = Some(on_start);
+    tokio::time::timeout(FLOW, async {
+        while let Some(item) = stream.message().await.expect("the sweep streams") {
+            match item.event.unwrap() {
+                train_strategy_response::Event::SweepStarted(s) => run.started = Some(s),
+                train_strategy_response::Event::TrainingStarted(s) => {
+                    assert!(item.point > 0, "a sweep's session names its point");
+                    run.sessions
+                        .push((item.point, s.session_id, s.training_host_url));
+                    if let (Some(f), Some(started)) = (on_start.take(), &run.started) {
+                        f(started.sweep_id.clone()).await;
+                    }
+                }
+                train_strategy_response::Event::Training(_) => run.training_events.push(item.point),
+                train_strategy_response::Event::SweepProgress(p) => {
+                    run.progress.push(p.point.unwrap())
+                }
+                train_strategy_response::Event::SweepSummary(s) => run.summary = Some(s),
+                train_strategy_response::Event::DataLoad(_) => {}
+            }
+        }
+    })
+    .await
+    .expect("the sweep ends");
+    run
+}
+
+#[tokio::test]
+async fn a_sweep_over_two_training_hosts_is_ranked_each_point_has_its_model_and_cancel_stops_every_session()
+ {
+    use ktrdr_proto::gateway::v1::{HiddenLayers, TrainingSweep};
+    use ktrdr_proto::training::v1::{CancelTrainingRequest, GetModelRequest, GetTrainingRequest};
+
+    let stack = Stack::start(InProcess::NONE, 2, FAST_PACING).await;
+    let ch = stack.gateway_channel().await;
+    stack.store_training_bars().await;
+    let sweep_request = |sweep: TrainingSweep, epochs: i32| TrainStrategyRequest {
+        strategy: Some(train_strategy_request::Strategy::StrategyYaml(
+            TINY_STRATEGY.into(),
+        )),
+        epochs: Some(epochs),
+        seed: Some(3),
+        data_mode: LoadMode::Local as i32,
+        sweep: Some(sweep),
+        ..Default::default()
+    };
+    let mut gateway = GatewayServiceClient::new(ch.clone());
+    let mut training = TrainingServiceClient::new(ch.clone());
+
+    // 2 hidden layer shapes × 2 seeds, two sessions at a time (one per host).
+    let grid = TrainingSweep {
+        hidden_layers: vec![
+            HiddenLayers { sizes: vec![8, 4] },
+            HiddenLayers { sizes: vec![16] },
+        ],
+        seeds: 2,
+        ..Default::default()
+    };
+    let mut stream = gateway
+        .train_strategy(sweep_request(grid, 1))
+        .await
+        .expect("the sweep is accepted")
+        .into_inner();
+    let run = follow_sweep(&mut stream, |_| async {}).await;
+    let started = run.started.expect("SweepStarted");
+    assert_eq!((started.points.len(), started.parallel), (4, 2));
+    let summary = run.summary.expect("SweepSummary");
+    assert_eq!(summary.state(), JobState::Completed, "{summary:#?}");
+    assert_eq!(summary.completed, 4);
+    assert_eq!(run.progress.len(), 4);
+    let hosts: std::collections::BTreeSet<&str> =
+        run.sessions.iter().map(|(_, _, h)| h.as_str()).collect();
+    let expected: std::collections::BTreeSet<String> =
+        stack.training_hosts.iter().map(|h| h.url()).collect();
+    assert_eq!(
+        hosts,
+        expected.iter().map(String::as_str).collect(),
+        "the points spread over both hosts"
+    );
+    for point in 1..=4 {
+        assert!(
+            run.training_events.contains(&point),
+            "point {point}'s training events are relayed"
+        );
+    }
+    let ranks: Vec<i32> = summary.points.iter().map(|p| p.rank).collect();
+    assert_eq!(ranks, [1, 2, 3, 4]);
+    let losses: Vec<f64> = summary
+        .points
+        .iter()
+        .map(|p| p.metrics.as_ref().unwrap().val_loss.unwrap())
+        .collect();
+    assert!(losses.windows(2).all(|w| w[0] <= w[1]), "{losses:?}");
+    assert_eq!(summary.best_model_id, summary.points[0].model_id);
+    assert_eq!(summary.best_point, summary.points[0].point);
+    // Each point's model exists on the host that trained it (hosts with models directories of
+    // their own number their versions each), made by its session with its hidden layers and
+    // labelled with its sweep and point.
+    let mut parameters = std::collections::BTreeMap::new();
+    for point in &summary.points {
+        let host = stack
+            .training_hosts
+            .iter()
+            .find(|h| h.url() == point.training_host_url)
+            .expect("the point's host is one of the stack's");
+        let model = TrainingServiceClient::new(host.channel().await)
+            .get_model(GetModelRequest {
+                model_id: point.model_id.clone(),
+            })
+            .await
+            .unwrap_or_else(|e| panic!("point {}'s model: {e}", point.point))
+            .into_inner()
+            .model
+            .unwrap();
+        assert_eq!(model.training_session_id, point.session_id);
+        assert_eq!(model.labels["sweep_id"], summary.sweep_id);
+        assert_eq!(model.labels["sweep_point"], point.point.to_string());
+        let sizes = point.hidden_layers.as_ref().unwrap().sizes.clone();
+        parameters
+            .entry(sizes)
+            .or_insert_with(std::collections::BTreeSet::new)
+            .insert(model.parameter_count);
+    }
+    assert_eq!(parameters.len(), 2, "{parameters:?}");
+    assert!(
+        parameters.values().all(|counts| counts.len() == 1),
+        "one parameter count per shape: {parameters:?}"
+    );
+    assert_ne!(parameters[&vec![8, 4]], parameters[&vec![16]]);
+    let (small, large): (Vec<_>, Vec<_>) = summary
+        .points
+        .iter()
+        .partition(|p| p.hidden_layers.as_ref().unwrap().sizes == [8, 4]);
+    assert_eq!((small.len(), large.len()), (2, 2));
+    let seeds: std::collections::BTreeSet<u64> = small.iter().map(|p| p.seed).collect();
+    assert_eq!(
+        seeds,
+        [3, 4].into(),
+        "every shape trains with the same seeds"
+    );
+
+    // Cancelling the sweep by its id cancels its running sessions and starts no more.
+    let grid = TrainingSweep {
+        learning_rates: vec![0.01, 0.02, 0.03],
+        parallel: 1,
+        ..Default::default()
+    };
+    let mut stream = gateway
+        .train_strategy(sweep_request(grid, 100_000))
+        .await
+        .unwrap()
+        .into_inner();
+    let cancel_with = training.clone();
+    let run = follow_sweep(&mut stream, |sweep_id| async move {
+        let cancelled = cancel_with
+            .clone()
+            .cancel_training(CancelTrainingRequest {
+                session_id: sweep_id,
+                reason: "enough".into(),
+            })
+            .await
+            .expect("CancelTraining takes a sweep id")
+            .into_inner();
+        assert_eq!(cancelled.state(), TrainingState::Cancelled);
+    })
+    .await;
+    let summary = run.summary.expect("SweepSummary");
+    assert_eq!(summary.state(), JobState::Cancelled, "{summary:#?}");
+    assert_eq!(summary.cancelled, 3);
+    assert_eq!(run.sessions.len(), 1, "only the first point started");
+    let session = training
+        .get_training(GetTrainingRequest {
+            session_id: run.sessions[0].1.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .session
+        .unwrap();
+    assert_eq!(session.state(), TrainingState::Cancelled);
+    assert!(summary.best_model_id.is_empty());
+
+    // A bad grid is refused before anything starts, naming the value.
+    let bad = gateway
+        .train_strategy(sweep_request(
+            TrainingSweep {
+                learning_rates: vec![0.01, 20.0],
+                ..Default::default()
+            },
+            1,
+        ))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), Code::InvalidArgument);
+    let violations = bad
+        .get_error_details()
+        .bad_request()
+        .unwrap()
+        .field_violations
+        .clone();
+    assert_eq!(violations[0].field, "sweep.learning_rates[1]", "{bad:?}");
 }

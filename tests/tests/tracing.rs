@@ -12,7 +12,7 @@ use ktrdr_proto::data::v1::GetCoverageRequest;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::training::v1::ListTrainingsRequest;
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
-use ktrdr_system_tests::ServiceProcess;
+use ktrdr_system_tests::stack::{InProcess, Stack};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -114,6 +114,19 @@ impl Collector {
     }
 }
 
+/// A collector, and the whole stack (with `training_hosts` training hosts) exporting its spans
+/// to it.
+async fn traced_stack(training_hosts: usize) -> (Collector, Stack) {
+    let collector = Collector::default();
+    let endpoint = collector.start().await;
+    let otel = [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ];
+    let stack = Stack::start(InProcess::NONE, training_hosts, &otel).await;
+    (collector, stack)
+}
+
 /// The span of `service` among `spans`.
 fn of<'a>(spans: &'a [Span], service: &str) -> &'a Span {
     spans.iter().find(|s| s.service == service).unwrap()
@@ -121,32 +134,8 @@ fn of<'a>(spans: &'a [Span], service: &str) -> &'a Span {
 
 #[tokio::test]
 async fn a_call_through_the_gateway_is_one_trace_across_the_services() {
-    let collector = Collector::default();
-    let endpoint = collector.start().await;
-    let otel = [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-    ];
-    let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join("data");
-    let models_dir = dir.path().join("models");
-    let mut env = otel.to_vec();
-    env.push(("KTRDR_DATA_DIR", data_dir.to_str().unwrap()));
-    let data = ServiceProcess::start("ktrdr-data", &env).await;
-    let data_url = data.url();
-    let mut env = otel.to_vec();
-    env.extend([
-        ("KTRDR_MODELS_DIR", models_dir.to_str().unwrap()),
-        ("DATA_SERVICE_URL", data_url.as_str()),
-    ]);
-    let training = ServiceProcess::start("ktrdr-training-host", &env).await;
-    let training_url = training.url();
-    let mut env = otel.to_vec();
-    env.extend([
-        ("DATA_SERVICE_URL", data_url.as_str()),
-        ("TRAINING_HOST_SERVICE_URL", training_url.as_str()),
-    ]);
-    let gateway = ServiceProcess::start("ktrdr-gateway", &env).await;
+    let (collector, stack) = traced_stack(1).await;
+    let gateway = &stack.gateway;
 
     // gateway → data
     let coverage = DataServiceClient::new(gateway.channel().await)
@@ -203,19 +192,8 @@ async fn a_load_data_is_one_trace_over_the_gateway_ib_host_and_data() {
     use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
     use ktrdr_proto::gateway::v1::{LoadDataRequest, LoadMode};
     use ktrdr_system_tests::fixtures::utc_ms;
-    use ktrdr_system_tests::stack::{InProcess, Stack};
 
-    let collector = Collector::default();
-    let endpoint = collector.start().await;
-    let stack = Stack::start(
-        InProcess::NONE,
-        0,
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ],
-    )
-    .await;
+    let (collector, stack) = traced_stack(0).await;
     let mut stream = GatewayServiceClient::new(stack.gateway_channel().await)
         .load_data(LoadDataRequest {
             symbol: "AAPL".into(),
@@ -274,19 +252,8 @@ async fn a_train_strategy_is_one_trace_down_to_the_training_hosts_bar_reads() {
     use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
     use ktrdr_proto::gateway::v1::{TrainStrategyRequest, train_strategy_request};
     use ktrdr_system_tests::fixtures::{TINY_STRATEGY, utc_ms};
-    use ktrdr_system_tests::stack::{InProcess, Stack};
 
-    let collector = Collector::default();
-    let endpoint = collector.start().await;
-    let stack = Stack::start(
-        InProcess::NONE,
-        1,
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
-        ],
-    )
-    .await;
+    let (collector, stack) = traced_stack(1).await;
     let mut stream = GatewayServiceClient::new(stack.gateway_channel().await)
         .train_strategy(TrainStrategyRequest {
             strategy: Some(train_strategy_request::Strategy::StrategyYaml(

@@ -15,17 +15,17 @@ use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{ValidationMode, WriteBarsRequest};
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
 use ktrdr_proto::training::v1::{
-    self as pb, CancelTrainingRequest, EvaluateModelRequest, GetModelRequest, GetStatusRequest,
-    GetTrainingRequest, ListModelsRequest, ListTrainingsRequest, PredictRequest,
-    StartTrainingRequest, TrainingEvent, TrainingState, WatchTrainingRequest,
-    start_training_request::Strategy, training_event::Event,
+    self as pb, CancelTrainingRequest, EvaluateModelRequest, GetModelRequest, GetTrainingRequest,
+    ListModelsRequest, ListTrainingsRequest, PredictRequest, StartTrainingRequest, TrainingState,
+    WatchTrainingRequest, start_training_request::Strategy, training_event::Event,
 };
 use ktrdr_system_tests::ServiceProcess;
+use ktrdr_system_tests::stack::start_training_host;
+use ktrdr_system_tests::training::{
+    Client, cancel, get, get_status, list, list_models, start, states, watch_all,
+};
 use tonic::Code;
-use tonic::transport::Channel;
 use tonic_types::StatusExt;
-
-type Client = TrainingServiceClient<Channel>;
 
 /// 2024-01-01 00:00 UTC
 const T0: i64 = 1_704_067_200_000;
@@ -69,13 +69,11 @@ async fn start_host_with(
 ) -> (ServiceProcess, Client) {
     let strategies = models.join("no-strategies");
     let mut env = vec![
-        ("DATA_SERVICE_URL", data_url),
-        ("KTRDR_MODELS_DIR", models.to_str().unwrap()),
         ("KTRDR_STRATEGIES_DIR", strategies.to_str().unwrap()),
         ("KTRDR_MAX_CONCURRENT_TRAININGS", max),
     ];
     env.extend_from_slice(extra);
-    let host = ServiceProcess::start("ktrdr-training-host", &env).await;
+    let host = start_training_host(data_url, models, &env).await;
     let client = TrainingServiceClient::new(host.channel().await);
     (host, client)
 }
@@ -122,37 +120,6 @@ fn request(epochs: i32, batch_size: i32) -> StartTrainingRequest {
     }
 }
 
-/// Every event of the session until its terminal state (the stream ends there).
-async fn watch_all(client: &mut Client, id: &str, after: Option<i64>) -> Vec<TrainingEvent> {
-    let mut stream = client
-        .watch_training(WatchTrainingRequest {
-            session_id: id.into(),
-            after_sequence: after,
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let mut events = Vec::new();
-    tokio::time::timeout(WAIT, async {
-        while let Some(item) = stream.message().await.unwrap() {
-            events.push(item.event.unwrap());
-        }
-    })
-    .await
-    .expect("the watch stream ends after the terminal state");
-    events
-}
-
-fn states(events: &[TrainingEvent]) -> Vec<TrainingState> {
-    events
-        .iter()
-        .filter_map(|e| match &e.event {
-            Some(Event::StateChanged(s)) => Some(s.to_state()),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Predict over the stored EURUSD bars of `range` (`None`: all of them).
 async fn predict_stored(
     client: &mut Client,
@@ -171,18 +138,6 @@ async fn predict_stored(
         .await
         .unwrap()
         .into_inner()
-}
-
-async fn get(client: &mut Client, id: &str) -> pb::TrainingSession {
-    client
-        .get_training(GetTrainingRequest {
-            session_id: id.into(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .session
-        .unwrap()
 }
 
 /// Waits until the session reports RUNNING with at least one batch done.
@@ -243,12 +198,7 @@ async fn first_event<T>(
 #[tokio::test]
 async fn a_session_trains_to_completion_and_evaluate_reproduces_its_test_metrics() {
     let mut s = stack(700, "2").await;
-    let started = s
-        .client
-        .start_training(request(3, 32))
-        .await
-        .unwrap()
-        .into_inner();
+    let started = start(&mut s.client, request(3, 32)).await;
     assert!(!started.session_id.is_empty());
     assert_eq!(
         (started.state(), started.queue_position),
@@ -363,12 +313,7 @@ async fn a_session_trains_to_completion_and_evaluate_reproduces_its_test_metrics
     assert!((m.test_loss.unwrap() - final_metrics.test_loss.unwrap()).abs() < 1e-9);
     assert_eq!(evaluated.bars_evaluated, final_metrics.test_samples);
 
-    let models = s
-        .client
-        .list_models(ListModelsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let models = list_models(&mut s.client, ListModelsRequest::default()).await;
     assert_eq!(models.total_size, 1);
     let model = &models.models[0];
     assert_eq!(model.model_id, model_id);
@@ -489,23 +434,17 @@ async fn a_session_trains_to_completion_and_evaluate_reproduces_its_test_metrics
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
-    let filtered = s
-        .client
-        .list_models(ListModelsRequest {
+    let filtered = list_models(
+        &mut s.client,
+        ListModelsRequest {
             symbol: "AAPL".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        },
+    )
+    .await;
     assert_eq!(filtered.total_size, 0);
 
-    let status = s
-        .client
-        .get_status(GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = get_status(&mut s.client).await;
     assert_eq!(status.device.unwrap().id, "cpu");
     assert_eq!(
         (
@@ -523,58 +462,37 @@ async fn a_session_trains_to_completion_and_evaluate_reproduces_its_test_metrics
 async fn cancel_stops_a_running_session_promptly() {
     let mut s = stack(700, "1").await;
     // Thousands of batches of 2 rows: far longer than the test runs.
-    let id = s
-        .client
-        .start_training(request(500, 2))
-        .await
-        .unwrap()
-        .into_inner()
-        .session_id;
+    let id = start(&mut s.client, request(500, 2)).await.session_id;
     wait_running(&mut s.client, &id).await;
 
     // With the one slot taken, the next session queues; cancelling it ends it at once.
-    let queued = s
-        .client
-        .start_training(request(1, 32))
-        .await
-        .unwrap()
-        .into_inner();
+    let queued = start(&mut s.client, request(1, 32)).await;
     assert_eq!(
         (queued.state(), queued.queue_position),
         (TrainingState::Queued, 1)
     );
-    let listed = s
-        .client
-        .list_trainings(ListTrainingsRequest {
+    let listed = list(
+        &mut s.client,
+        ListTrainingsRequest {
             states: vec![TrainingState::Queued as i32],
             strategy_name: "tiny_rsi".into(),
             symbol: "EURUSD".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        },
+    )
+    .await;
     assert_eq!(listed.sessions.len(), 1);
     assert_eq!(listed.sessions[0].queue_position, 1);
-    let other = s
-        .client
-        .list_trainings(ListTrainingsRequest {
+    let other = list(
+        &mut s.client,
+        ListTrainingsRequest {
             strategy_name: "other".into(),
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        },
+    )
+    .await;
     assert_eq!(other.total_size, 0);
-    let dequeued = s
-        .client
-        .cancel_training(CancelTrainingRequest {
-            session_id: queued.session_id.clone(),
-            reason: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let dequeued = cancel(&mut s.client, &queued.session_id, "").await;
     assert_eq!(dequeued.state(), TrainingState::Cancelled);
     let events = watch_all(&mut s.client, &queued.session_id, None).await;
     assert_eq!(
@@ -604,22 +522,9 @@ async fn cancel_stops_a_running_session_promptly() {
     });
     assert_eq!(reason.as_deref(), Some("cancelled by user: enough"));
     // Idempotent on a terminal session.
-    let again = s
-        .client
-        .cancel_training(CancelTrainingRequest {
-            session_id: id.clone(),
-            reason: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let again = cancel(&mut s.client, &id, "").await;
     assert_eq!(again.state(), TrainingState::Cancelled);
-    let status = s
-        .client
-        .get_status(GetStatusRequest {})
-        .await
-        .unwrap()
-        .into_inner();
+    let status = get_status(&mut s.client).await;
     assert_eq!(status.running, 0);
 }
 
@@ -628,12 +533,7 @@ async fn sixteen_sessions_with_a_limit_of_four_all_complete_in_order() {
     let mut s = stack(400, "4").await;
     let mut ids = Vec::new();
     for _ in 0..16 {
-        let r = s
-            .client
-            .start_training(request(1, 64))
-            .await
-            .unwrap()
-            .into_inner();
+        let r = start(&mut s.client, request(1, 64)).await;
         ids.push((r.session_id, r.queue_position));
     }
     assert!(
@@ -644,12 +544,7 @@ async fn sixteen_sessions_with_a_limit_of_four_all_complete_in_order() {
     let mut slowest = Duration::ZERO;
     for _ in 0..20 {
         let asked = Instant::now();
-        let status = s
-            .client
-            .get_status(GetStatusRequest {})
-            .await
-            .unwrap()
-            .into_inner();
+        let status = get_status(&mut s.client).await;
         slowest = slowest.max(asked.elapsed());
         assert!(status.running <= 4, "{status:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -675,26 +570,24 @@ async fn sixteen_sessions_with_a_limit_of_four_all_complete_in_order() {
         16,
         "every session saved its own model version"
     );
-    let listed = s
-        .client
-        .list_trainings(ListTrainingsRequest {
+    let listed = list(
+        &mut s.client,
+        ListTrainingsRequest {
             page_size: 4,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        },
+    )
+    .await;
     assert_eq!((listed.sessions.len(), listed.total_size), (4, 16));
-    let second = s
-        .client
-        .list_trainings(ListTrainingsRequest {
+    let second = list(
+        &mut s.client,
+        ListTrainingsRequest {
             page_size: 20,
             page_token: listed.next_page_token,
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        },
+    )
+    .await;
     assert_eq!(second.sessions.len(), 12);
     assert!(second.next_page_token.is_empty());
     // Newest first; sessions created in the same millisecond may tie.
@@ -710,13 +603,7 @@ async fn sixteen_sessions_with_a_limit_of_four_all_complete_in_order() {
 #[tokio::test]
 async fn a_session_running_when_the_host_is_killed_is_interrupted_after_restart() {
     let mut s = stack(700, "1").await;
-    let id = s
-        .client
-        .start_training(request(500, 2))
-        .await
-        .unwrap()
-        .into_inner()
-        .session_id;
+    let id = start(&mut s.client, request(500, 2)).await.session_id;
     let checkpoint_epoch = wait_for_checkpoint(&mut s.client, &id).await;
     s.host.signal("KILL");
     s.host.wait().await;
@@ -730,14 +617,14 @@ async fn a_session_running_when_the_host_is_killed_is_interrupted_after_restart(
     );
     let events = watch_all(&mut client, &id, None).await;
     assert_eq!(states(&events).last(), Some(&TrainingState::Interrupted));
-    let listed = client
-        .list_trainings(ListTrainingsRequest {
+    let listed = list(
+        &mut client,
+        ListTrainingsRequest {
             states: vec![TrainingState::Interrupted as i32],
             ..Default::default()
-        })
-        .await
-        .unwrap()
-        .into_inner();
+        },
+    )
+    .await;
     assert_eq!(listed.total_size, 1);
 
     // Resumable: a new session reruns the interrupted one's request from its checkpoint.
@@ -758,14 +645,7 @@ async fn a_session_running_when_the_host_is_killed_is_interrupted_after_restart(
         session.last_checkpoint_epoch + 1,
         "training continues after the checkpoint"
     );
-    let cancelled = client
-        .cancel_training(CancelTrainingRequest {
-            session_id: resumed.session_id,
-            reason: String::new(),
-        })
-        .await
-        .unwrap()
-        .into_inner();
+    let cancelled = cancel(&mut client, &resumed.session_id, "").await;
     assert_eq!(cancelled.state(), TrainingState::Cancelled);
     assert!(
         cancelled.checkpoint_epoch >= first_epoch,
@@ -789,12 +669,7 @@ async fn hosts_sharing_a_models_dir_keep_their_sessions_apart() {
     let env_a = [("KTRDR_SESSIONS_DIR", dir_a.to_str().unwrap())];
     let env_b = [("KTRDR_SESSIONS_DIR", dir_b.to_str().unwrap())];
     let (mut host_a, mut a) = start_host_with(&data.url(), models.path(), "1", &env_a).await;
-    let id = a
-        .start_training(request(500, 2))
-        .await
-        .unwrap()
-        .into_inner()
-        .session_id;
+    let id = start(&mut a, request(500, 2)).await.session_id;
     wait_for_checkpoint(&mut a, &id).await;
     let checkpoint = dir_a.join("checkpoints").join(&id).join("checkpoint.mpk");
     assert!(checkpoint.is_file(), "{}", checkpoint.display());
@@ -811,11 +686,7 @@ async fn hosts_sharing_a_models_dir_keep_their_sessions_apart() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::NotFound);
-    let listed = b
-        .list_trainings(ListTrainingsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = list(&mut b, ListTrainingsRequest::default()).await;
     assert_eq!(listed.total_size, 0, "{listed:?}");
 
     // Host A's pod restarts under the same name: its session is found again, interrupted.
@@ -826,11 +697,7 @@ async fn hosts_sharing_a_models_dir_keep_their_sessions_apart() {
     assert_eq!(session.state(), TrainingState::Interrupted);
     assert!(session.last_checkpoint_epoch >= 1, "{session:?}");
     // B, still up, was not disturbed and still lists nothing.
-    let listed = b
-        .list_trainings(ListTrainingsRequest::default())
-        .await
-        .unwrap()
-        .into_inner();
+    let listed = list(&mut b, ListTrainingsRequest::default()).await;
     assert_eq!(listed.total_size, 0);
     for host in [&mut host_a, &mut host_b] {
         host.signal("TERM");
@@ -915,13 +782,7 @@ async fn bad_requests_fail_fast_with_the_right_codes() {
     // No bars stored for the symbol: the session fails and says what is missing.
     let mut missing = request(1, 32);
     missing.symbols = vec!["GBPUSD".into()];
-    let id = s
-        .client
-        .start_training(missing)
-        .await
-        .unwrap()
-        .into_inner()
-        .session_id;
+    let id = start(&mut s.client, missing).await.session_id;
     let events = watch_all(&mut s.client, &id, None).await;
     assert_eq!(states(&events).last(), Some(&TrainingState::Failed));
     let session = get(&mut s.client, &id).await;

@@ -97,11 +97,13 @@ enum SegmentError {
     Skipped(Status),
 }
 
-/// Errors that would repeat for every further segment.
+/// Errors that would repeat for every further segment. An IB that did not answer in time
+/// (DEADLINE_EXCEEDED) is one of them: each further segment would wait out its timeout too.
 fn is_fatal(status: &Status) -> bool {
     matches!(
         status.code(),
         Code::Unavailable
+            | Code::DeadlineExceeded
             | Code::NotFound
             | Code::InvalidArgument
             | Code::PermissionDenied
@@ -358,7 +360,17 @@ impl Runner {
                 Ok(()) => self.tally.segments_fetched += 1,
                 Err(SegmentError::Fatal(status)) => {
                     self.tally.segments_failed += 1;
-                    failure = Some(status);
+                    failure = Some(if status.code() == Code::DeadlineExceeded {
+                        Status::deadline_exceeded(format!(
+                            "IB did not answer segment {}/{total} ({} to {}) in time, so the load stopped: {}; check that IB Gateway/TWS answers (`ktrdr health`) and load again",
+                            index + 1,
+                            utc(span.0),
+                            utc(span.1),
+                            status.message()
+                        ))
+                    } else {
+                        status
+                    });
                     break;
                 }
                 Err(SegmentError::Skipped(status)) => {
@@ -475,10 +487,10 @@ mod tests {
     }
 
     #[test]
-    fn backend_outages_stop_a_load_and_pacing_only_skips_a_segment() {
+    fn backend_outages_and_a_silent_ib_stop_a_load_and_pacing_only_skips_a_segment() {
         assert!(is_fatal(&Status::unavailable("down")));
+        assert!(is_fatal(&Status::deadline_exceeded("IB did not answer")));
         assert!(is_fatal(&Status::not_found("unknown symbol")));
         assert!(!is_fatal(&Status::resource_exhausted("pacing")));
-        assert!(!is_fatal(&Status::deadline_exceeded("slow")));
     }
 }

@@ -228,6 +228,9 @@ pub struct ServerConfig {
     pub log_filter: String,
     /// `KTRDR_MAX_MESSAGE_BYTES`: largest gRPC message accepted or sent.
     pub max_message_bytes: usize,
+    /// `KTRDR_MAX_CONCURRENT_STREAMS`: API calls the server runs at once (each is an HTTP/2
+    /// stream; health and reflection not counted); more are refused with RESOURCE_EXHAUSTED.
+    pub max_concurrent_streams: usize,
     /// `KTRDR_SHUTDOWN_GRACE_MS`: how long in-flight calls may finish after SIGTERM/SIGINT.
     pub shutdown_grace: Duration,
     /// `KTRDR_METRICS_ADDR`: where Prometheus metrics are served; `None` when `off`. Defaults
@@ -299,6 +302,11 @@ pub fn server_var_docs(default_listen: &'static str) -> Vec<VarDoc> {
             meaning: "largest gRPC message received or sent, in bytes",
         },
         VarDoc {
+            name: "KTRDR_MAX_CONCURRENT_STREAMS",
+            default: "256",
+            meaning: "API calls served at once (health and reflection not counted); more are refused with RESOURCE_EXHAUSTED and RetryInfo",
+        },
+        VarDoc {
             name: "KTRDR_SHUTDOWN_GRACE_MS",
             default: "10000",
             meaning: "how long in-flight calls may finish after SIGTERM/SIGINT",
@@ -333,6 +341,9 @@ pub fn default_metrics_addr(listen_addr: SocketAddr) -> SocketAddr {
 
 impl ServerConfig {
     pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
+    /// Above the gateway's largest fan-out (a LoadBatch of 200 datasets runs 200 FetchBars at
+    /// ib-host and 200 WriteBars at data at once).
+    pub const DEFAULT_MAX_CONCURRENT_STREAMS: usize = 256;
     pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
     /// Reads the server variables; `default_listen` is the binary's own default address.
@@ -355,6 +366,12 @@ impl ServerConfig {
             64 * 1024,
             1024 * 1024 * 1024,
         )?;
+        let max_concurrent_streams = env.u64_in(
+            "KTRDR_MAX_CONCURRENT_STREAMS",
+            Self::DEFAULT_MAX_CONCURRENT_STREAMS as u64,
+            1,
+            100_000,
+        )?;
         let listen_addr = env.socket_addr("KTRDR_LISTEN_ADDR", default_listen)?;
         let metrics_addr = match env.get("KTRDR_METRICS_ADDR") {
             Some(raw) if raw.eq_ignore_ascii_case("off") => None,
@@ -368,6 +385,8 @@ impl ServerConfig {
             log_filter,
             max_message_bytes: usize::try_from(max_message_bytes)
                 .unwrap_or(Self::DEFAULT_MAX_MESSAGE_BYTES),
+            max_concurrent_streams: usize::try_from(max_concurrent_streams)
+                .unwrap_or(Self::DEFAULT_MAX_CONCURRENT_STREAMS),
             shutdown_grace: env.millis(
                 "KTRDR_SHUTDOWN_GRACE_MS",
                 Self::DEFAULT_SHUTDOWN_GRACE,
@@ -477,6 +496,7 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Text);
         assert_eq!(config.log_filter, "info");
         assert_eq!(config.max_message_bytes, 16 * 1024 * 1024);
+        assert_eq!(config.max_concurrent_streams, 256);
         assert_eq!(config.shutdown_grace, Duration::from_secs(10));
         assert_eq!(config.metrics_addr, Some(loopback(51054)));
         assert_eq!(config.telemetry.otlp_endpoint, None);
@@ -527,6 +547,7 @@ mod tests {
                 ("KTRDR_LOG_FORMAT", "JSON"),
                 ("RUST_LOG", "ktrdr_data=debug,warn"),
                 ("KTRDR_MAX_MESSAGE_BYTES", "1048576"),
+                ("KTRDR_MAX_CONCURRENT_STREAMS", "8"),
                 ("KTRDR_SHUTDOWN_GRACE_MS", "250"),
             ]),
             loopback(1),
@@ -536,6 +557,7 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Json);
         assert_eq!(config.log_filter, "ktrdr_data=debug,warn");
         assert_eq!(config.max_message_bytes, 1_048_576);
+        assert_eq!(config.max_concurrent_streams, 8);
         assert_eq!(config.shutdown_grace, Duration::from_millis(250));
     }
 
@@ -546,6 +568,7 @@ mod tests {
             ("KTRDR_LOG_FORMAT", "xml"),
             ("RUST_LOG", "info,[["),
             ("KTRDR_MAX_MESSAGE_BYTES", "12"),
+            ("KTRDR_MAX_CONCURRENT_STREAMS", "0"),
             ("KTRDR_SHUTDOWN_GRACE_MS", "soon"),
             ("KTRDR_METRICS_ADDR", "9090"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),

@@ -272,15 +272,44 @@ impl ServiceError {
     }
 }
 
+/// Longest `grpc-message` a status carries; statuses travel in HTTP/2 headers, which peers
+/// limit (an oversized one tears down the connection with every call on it).
+const MAX_MESSAGE_BYTES: usize = 1024;
+/// Longest text of one detail (a field violation, an `ErrorInfo` metadata value).
+const MAX_DETAIL_BYTES: usize = 256;
+
+/// `text` cut to at most `limit` bytes (on a character boundary), saying how long it was.
+fn capped(text: String, limit: usize) -> String {
+    if text.len() <= limit {
+        return text;
+    }
+    let mut end = limit;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}… ({} bytes)", &text[..end], text.len())
+}
+
 impl From<ServiceError> for Status {
+    /// Every text is capped ([`MAX_MESSAGE_BYTES`], [`MAX_DETAIL_BYTES`]), whatever input it
+    /// echoes, so a status always fits in the headers.
     fn from(err: ServiceError) -> Self {
         let code = err.code();
-        let message = err.to_string();
+        let message = capped(err.to_string(), MAX_MESSAGE_BYTES);
         let mut details = ErrorDetails::new();
+        let cap_all = |metadata: HashMap<String, String>| -> HashMap<String, String> {
+            metadata
+                .into_iter()
+                .map(|(k, v)| (capped(k, MAX_DETAIL_BYTES), capped(v, MAX_DETAIL_BYTES)))
+                .collect()
+        };
         match err {
             ServiceError::InvalidArgument { violations, .. } => {
                 for v in violations {
-                    details.add_bad_request_violation(v.field, v.description);
+                    details.add_bad_request_violation(
+                        capped(v.field, MAX_DETAIL_BYTES),
+                        capped(v.description, MAX_DETAIL_BYTES),
+                    );
                 }
             }
             ServiceError::NotFound {
@@ -298,7 +327,7 @@ impl From<ServiceError> for Status {
             | ServiceError::Aborted {
                 reason, metadata, ..
             } => {
-                details.set_error_info(reason, ERROR_DOMAIN, metadata);
+                details.set_error_info(reason, ERROR_DOMAIN, cap_all(metadata));
             }
             ServiceError::Unavailable {
                 reason,
@@ -307,8 +336,10 @@ impl From<ServiceError> for Status {
                 retry_after,
                 ..
             } => {
-                let metadata =
-                    HashMap::from([("service".to_owned(), service), ("url".to_owned(), url)]);
+                let metadata = cap_all(HashMap::from([
+                    ("service".to_owned(), service),
+                    ("url".to_owned(), url),
+                ]));
                 details
                     .set_error_info(reason, ERROR_DOMAIN, metadata)
                     .set_retry_info(Some(retry_after));
@@ -319,7 +350,7 @@ impl From<ServiceError> for Status {
                 metadata,
                 ..
             } => {
-                details.set_error_info(reason, ERROR_DOMAIN, metadata);
+                details.set_error_info(reason, ERROR_DOMAIN, cap_all(metadata));
                 if retry_after.is_some() {
                     details.set_retry_info(retry_after);
                 }
@@ -333,6 +364,20 @@ impl From<ServiceError> for Status {
         }
         Status::with_error_details(code, message, details)
     }
+}
+
+/// The fields a status's `BadRequest` details name, in order (none without such details).
+pub fn violated_fields(status: &Status) -> Vec<String> {
+    status
+        .get_error_details()
+        .bad_request()
+        .map(|bad| {
+            bad.field_violations
+                .iter()
+                .map(|v| v.field.clone())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -353,13 +398,8 @@ mod tests {
         let s = status(err);
         assert_eq!(s.code(), Code::InvalidArgument);
         assert!(s.message().contains("2 invalid fields"), "{}", s.message());
+        assert_eq!(violated_fields(&s), ["symbol", "range.end_ms"]);
         let bad = s.get_error_details().bad_request().cloned().unwrap();
-        let fields: Vec<_> = bad
-            .field_violations
-            .iter()
-            .map(|v| v.field.as_str())
-            .collect();
-        assert_eq!(fields, ["symbol", "range.end_ms"]);
         assert_eq!(
             bad.field_violations[1].description,
             "must be after range.start_ms"
@@ -374,14 +414,7 @@ mod tests {
             "unknown timeframe \"2h\"",
         ));
         assert_eq!(s.message(), "invalid timeframe: unknown timeframe \"2h\"");
-        assert_eq!(
-            s.get_error_details()
-                .bad_request()
-                .unwrap()
-                .field_violations
-                .len(),
-            1
-        );
+        assert_eq!(violated_fields(&s), ["timeframe"]);
     }
 
     #[test]
@@ -489,6 +522,27 @@ mod tests {
         );
         assert!(ServiceError::aborted("R", "m").is_retryable());
         assert!(!ServiceError::permission_denied("R", "m").is_retryable());
+    }
+
+    #[test]
+    fn echoed_input_of_any_size_leaves_a_status_that_fits_in_headers() {
+        let huge = "A".repeat(100_000);
+        let status: Status =
+            ServiceError::not_found("SESSION_NOT_FOUND", format!("session {huge}"))
+                .with_metadata("session_id", huge.clone())
+                .into();
+        assert!(status.message().len() < 1_100, "{}", status.message().len());
+        assert!(
+            status.message().ends_with("(100008 bytes)"),
+            "{}",
+            &status.message()[1000..]
+        );
+        // The details repeat the message (google.rpc.Status) next to the capped metadata; far
+        // below HTTP/2's usual 16 KiB header list limit.
+        assert!(status.details().len() < 2_000, "{}", status.details().len());
+        let status: Status = ServiceError::invalid_argument(huge.clone(), huge).into();
+        assert!(status.message().len() < 1_100);
+        assert!(status.details().len() < 2_000, "{}", status.details().len());
     }
 
     #[test]

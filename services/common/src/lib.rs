@@ -2,7 +2,8 @@
 //!
 //! - [`config`]: environment read once into typed structs that tests build from a map;
 //! - [`error`]: one error type, mapped once to `tonic::Status` with `google.rpc` details;
-//! - [`server`]: the gRPC server every binary runs (health, reflection, RPC logs, limits, drain);
+//! - [`server`]: the gRPC server every binary runs (health, reflection, RPC logs, limits, drain,
+//!   undecodable requests answered INVALID_ARGUMENT);
 //! - [`client`]: pooled, lazily connected channels to other services;
 //! - [`logging`]: `tracing` set-up (`RUST_LOG`, text or JSON);
 //! - [`telemetry`]: OpenTelemetry traces across services (W3C trace context), when configured;
@@ -11,7 +12,9 @@
 pub mod client;
 pub mod config;
 pub mod deadline;
+mod decode;
 pub mod error;
+mod limit;
 pub mod logging;
 pub mod market;
 pub mod metrics;

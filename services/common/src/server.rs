@@ -3,7 +3,10 @@
 //! [`GrpcServer`] always mounts `grpc.health.v1` (overall and per-service status) and server
 //! reflection in both v1 and v1alpha (grpcurl 1.8 only speaks v1alpha), with the `google.rpc`
 //! descriptors registered so grpcurl can print error details. Every RPC gets one log line and is
-//! counted in the Prometheus metrics, served on [`ServerConfig::metrics_addr`]. On
+//! counted in the Prometheus metrics, served on [`ServerConfig::metrics_addr`]. A request whose
+//! bytes do not decode is answered INVALID_ARGUMENT (logged at warn), not INTERNAL. At most
+//! [`ServerConfig::max_concurrent_streams`] API calls run at once; more are refused with
+//! RESOURCE_EXHAUSTED and RetryInfo. On
 //! SIGTERM/SIGINT health turns NOT_SERVING, the listener closes and in-flight calls get
 //! [`ServerConfig::shutdown_grace`] to finish.
 
@@ -21,6 +24,8 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
 use crate::config::ServerConfig;
+use crate::decode::DecodeErrorLayer;
+use crate::limit::ConcurrencyLimitLayer;
 use crate::rpc_log::RpcLogLayer;
 
 /// The stream type of server-streaming methods.
@@ -309,6 +314,11 @@ impl BoundServer {
                     .copied()
                     .chain(service_names.iter().copied()),
             ))
+            .layer(ConcurrencyLimitLayer::new(
+                binary,
+                config.max_concurrent_streams,
+            ))
+            .layer(DecodeErrorLayer)
             .add_routes(routes.routes());
         let mut serving = tokio::spawn(router.serve_with_incoming_shutdown(incoming, async {
             let _ = drain_rx.await;

@@ -27,11 +27,17 @@ use crate::validate::{self, MAX_ISSUES_RETURNED};
 use ktrdr_market::{Bars, Resampler};
 use ktrdr_proto::bars::BarsProto;
 
-/// Bars per streamed batch unless the caller asks otherwise: ~2.4 MB as columns.
-const DEFAULT_BATCH_BARS: usize = 50_000;
+/// Bars per streamed batch unless the caller asks otherwise: ~200 kB as columns, so a relay
+/// (the gateway) holds little per stream.
+const DEFAULT_BATCH_BARS: usize = 4_096;
 const MAX_BATCH_BARS: i32 = 1_000_000;
 /// Batches buffered between the reading thread and the network.
-const STREAM_BUFFER: usize = 4;
+const STREAM_BUFFER: usize = 2;
+/// Store readers (ReadBars, ExportCsv, Resample) running at once; each holds a Parquet row
+/// group's pages (a few MB). More streams wait for a free reader, so a burst of callers costs
+/// time, not memory. A caller that stops reading keeps its reader until its deadline or
+/// disconnect.
+const MAX_READERS: usize = 32;
 const DEFAULT_PAGE_SIZE: usize = 100;
 const DEFAULT_MAX_GAPS: usize = 1_000;
 /// Bars per ExportCsv chunk: about 1 MB of text.
@@ -43,6 +49,7 @@ const MAX_PAGE_SIZE: usize = 1_000;
 pub struct DataApi {
     store: Arc<Store>,
     identity: Arc<ProcessIdentity>,
+    readers: Arc<tokio::sync::Semaphore>,
 }
 
 /// Runs store work on the blocking pool and maps its errors.
@@ -85,7 +92,24 @@ impl DataApi {
         Self {
             store,
             identity: Arc::new(ProcessIdentity::new("data", listen_addr)),
+            readers: Arc::new(tokio::sync::Semaphore::new(MAX_READERS)),
         }
+    }
+
+    /// Runs a stream's store reader on the blocking pool once one of the [`MAX_READERS`] is
+    /// free; it keeps the reader until it returns.
+    fn spawn_reader(&self, reader: impl FnOnce() + Send + 'static) {
+        let readers = Arc::clone(&self.readers);
+        tokio::spawn(async move {
+            let Ok(slot) = readers.acquire_owned().await else {
+                return;
+            };
+            let _ = tokio::task::spawn_blocking(move || {
+                let _slot = slot;
+                reader();
+            })
+            .await;
+        });
     }
 
     /// Collects a WriteBars stream: the first message names the dataset and the options.
@@ -230,7 +254,7 @@ impl DataService for DataApi {
         .await?;
 
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::task::spawn_blocking(move || {
+        self.spawn_reader(move || {
             let tf = timeframe.to_string();
             let (mut index, mut so_far) = (0i32, 0i64);
             let mut emit =
@@ -456,12 +480,21 @@ impl DataService for DataApi {
 
         // The file comes either from the server's disk or as chunks that follow the options.
         let input: Box<dyn std::io::Read + Send> = match &plan.server_file {
-            Some(path) => Box::new(std::fs::File::open(path).map_err(|e| {
-                ServiceError::not_found(
-                    "FILE_NOT_FOUND",
-                    format!("cannot open {}: {e}", path.display()),
-                )
-            })?),
+            Some(path) => {
+                if stream.message().await?.is_some() {
+                    return Err(ServiceError::invalid_argument(
+                        "options.server_path",
+                        "names a file on the server, so no chunks may follow the options; send the file either as chunks or as options.server_path, not both",
+                    )
+                    .into());
+                }
+                Box::new(std::fs::File::open(path).map_err(|e| {
+                    ServiceError::not_found(
+                        "FILE_NOT_FOUND",
+                        format!("cannot open {}: {e}", path.display()),
+                    )
+                })?)
+            }
             None => {
                 let (tx, rx) = mpsc::channel(STREAM_BUFFER);
                 tokio::spawn(async move {
@@ -509,7 +542,7 @@ impl DataService for DataApi {
         let snapshot =
             blocking(move || Ok(store.dataset(&symbol, timeframe)?.existing_snapshot()?)).await?;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::task::spawn_blocking(move || {
+        self.spawn_reader(move || {
             let mut rows = 0i64;
             let mut chunk = csv_io::HEADER.as_bytes().to_vec();
             let result = snapshot.read_range(start, end, EXPORT_CHUNK_BARS, None, &mut |bars| {
@@ -568,7 +601,7 @@ impl DataService for DataApi {
         let store = self.store.clone();
         let persist = req.store;
         let (tx, rx) = mpsc::channel(STREAM_BUFFER);
-        tokio::task::spawn_blocking(move || {
+        self.spawn_reader(move || {
             let tf = target.to_string();
             let mut resampler = Resampler::new(target);
             let mut pending = Bars::default();

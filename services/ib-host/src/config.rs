@@ -38,6 +38,13 @@ pub struct ConnectSettings {
     pub connect_timeout: Duration,
     /// Client ids tried after `IB_CLIENT_ID` when it is in use (326).
     pub client_id_tries: i32,
+    /// Requests in a row that IB leaves unanswered past their timeout before the connection
+    /// counts as broken: in-flight calls fail with UNAVAILABLE, health turns NOT_SERVING and a
+    /// fresh connection replaces it.
+    pub timeouts_before_reconnect: u32,
+    /// After a 1100 "connectivity lost" with no 1101/1102 since, how often IB is asked for its
+    /// time; an answer makes the connection usable again.
+    pub probe_interval: Duration,
 }
 
 impl Default for ConnectSettings {
@@ -48,6 +55,8 @@ impl Default for ConnectSettings {
             poll: Duration::from_millis(50),
             connect_timeout: Duration::from_secs(10),
             client_id_tries: 10,
+            timeouts_before_reconnect: 3,
+            probe_interval: Duration::from_secs(30),
         }
     }
 }
@@ -106,14 +115,41 @@ impl IbConnectionConfig {
     }
 }
 
+/// How long one IB request may take: a base for every request plus an allowance per bar a
+/// historical request can return, so a week of minutes may take longer than a year of days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestTimeouts {
+    pub base: Duration,
+    pub per_1000_bars: Duration,
+}
+
+impl Default for RequestTimeouts {
+    fn default() -> Self {
+        Self {
+            base: Duration::from_secs(30),
+            per_1000_bars: Duration::from_secs(3),
+        }
+    }
+}
+
+impl RequestTimeouts {
+    /// The timeout of a request that can return up to `bars` bars (0 for requests without
+    /// bars: contract details, head timestamps).
+    pub fn for_bars(&self, bars: u64) -> Duration {
+        let per_bar_nanos = self.per_1000_bars.as_nanos() / 1000;
+        let allowance = per_bar_nanos.saturating_mul(u128::from(bars));
+        let allowance = Duration::from_nanos(u64::try_from(allowance).unwrap_or(u64::MAX));
+        self.base.saturating_add(allowance)
+    }
+}
+
 /// How the IB host paces, retries and times out; the gateway reads the same variables when
 /// it runs the host in process.
 #[derive(Debug, Clone, Copy)]
 pub struct IbBehaviour {
     pub host: HostSettings,
     pub connect: ConnectSettings,
-    /// Longest wait for one IB answer.
-    pub request_timeout: Duration,
+    pub timeouts: RequestTimeouts,
 }
 
 /// A number within `min..=max`.
@@ -151,8 +187,23 @@ impl IbBehaviour {
         },
         VarDoc {
             name: "IB_REQUEST_TIMEOUT_MS",
-            default: "120000",
-            meaning: "longest wait for one IB answer (then DEADLINE_EXCEEDED)",
+            default: "30000",
+            meaning: "wait for one IB answer before DEADLINE_EXCEEDED; historical requests add IB_REQUEST_TIMEOUT_PER_1000_BARS_MS",
+        },
+        VarDoc {
+            name: "IB_REQUEST_TIMEOUT_PER_1000_BARS_MS",
+            default: "3000",
+            meaning: "extra wait per 1000 bars a historical request can return",
+        },
+        VarDoc {
+            name: "IB_TIMEOUTS_BEFORE_RECONNECT",
+            default: "3",
+            meaning: "IB requests in a row without an answer before the connection counts as broken (calls fail with UNAVAILABLE, health NOT_SERVING, reconnect)",
+        },
+        VarDoc {
+            name: "IB_CONNECTIVITY_PROBE_MS",
+            default: "30000",
+            meaning: "after IB error 1100 with no 1101/1102, how often IB is asked for its time; an answer restores service",
         },
         VarDoc {
             name: "IB_RECONNECT_MAX_MS",
@@ -174,10 +225,25 @@ impl IbBehaviour {
             ..PacingConfig::default()
         };
         let retries = env.u64_in("IB_PACING_RETRIES", 3, 0, 10)?;
-        let request_timeout = env.millis(
-            "IB_REQUEST_TIMEOUT_MS",
-            Duration::from_secs(120),
-            Duration::from_millis(100),
+        let timeouts = RequestTimeouts {
+            base: env.millis(
+                "IB_REQUEST_TIMEOUT_MS",
+                RequestTimeouts::default().base,
+                Duration::from_millis(100),
+                Duration::from_secs(3600),
+            )?,
+            per_1000_bars: env.millis(
+                "IB_REQUEST_TIMEOUT_PER_1000_BARS_MS",
+                RequestTimeouts::default().per_1000_bars,
+                Duration::ZERO,
+                Duration::from_secs(600),
+            )?,
+        };
+        let timeouts_before_reconnect = env.u64_in("IB_TIMEOUTS_BEFORE_RECONNECT", 3, 1, 100)?;
+        let probe_interval = env.millis(
+            "IB_CONNECTIVITY_PROBE_MS",
+            ConnectSettings::default().probe_interval,
+            Duration::from_millis(50),
             Duration::from_secs(3600),
         )?;
         let backoff_max = env.millis(
@@ -193,9 +259,11 @@ impl IbBehaviour {
             },
             connect: ConnectSettings {
                 backoff_max,
+                timeouts_before_reconnect: u32::try_from(timeouts_before_reconnect).unwrap_or(3),
+                probe_interval,
                 ..ConnectSettings::default()
             },
-            request_timeout,
+            timeouts,
         })
     }
 }
@@ -260,6 +328,26 @@ mod tests {
         assert_eq!(b.host.pacing.ten_minutes(), Duration::from_secs(6));
         let err = IbBehaviour::from_env(&Env::from_pairs([("IB_PACING_SCALE", "x")])).unwrap_err();
         assert_eq!(err.variable, "IB_PACING_SCALE");
+    }
+
+    #[test]
+    fn a_request_may_take_longer_the_more_bars_it_can_return() {
+        let env = Env::from_pairs([
+            ("IB_REQUEST_TIMEOUT_MS", "2000"),
+            ("IB_REQUEST_TIMEOUT_PER_1000_BARS_MS", "500"),
+            ("IB_TIMEOUTS_BEFORE_RECONNECT", "2"),
+            ("IB_CONNECTIVITY_PROBE_MS", "250"),
+        ]);
+        let b = IbBehaviour::from_env(&env).unwrap();
+        assert_eq!(b.timeouts.for_bars(0), Duration::from_secs(2));
+        assert_eq!(b.timeouts.for_bars(4000), Duration::from_secs(4));
+        // Never overflows, however many bars.
+        assert!(b.timeouts.for_bars(u64::MAX) > Duration::from_secs(365 * 86_400));
+        assert_eq!(b.connect.timeouts_before_reconnect, 2);
+        assert_eq!(b.connect.probe_interval, Duration::from_millis(250));
+        let err = IbBehaviour::from_env(&Env::from_pairs([("IB_TIMEOUTS_BEFORE_RECONNECT", "0")]))
+            .unwrap_err();
+        assert_eq!(err.variable, "IB_TIMEOUTS_BEFORE_RECONNECT");
     }
 
     #[test]

@@ -3,10 +3,17 @@
 //! with our own backoff. The library's own reconnect loop is switched off
 //! (`max_reconnect_attempts(0)`): while it runs, in-flight calls wait minutes (ibapi #816);
 //! ours fails them at once with UNAVAILABLE and starts a fresh client.
+//!
+//! A link can also break without the socket closing: IB that stops answering (requests run
+//! into their timeouts) counts as broken after `timeouts_before_reconnect` unanswered
+//! requests in a row, and is replaced like a dropped one. After a 1100 "connectivity lost",
+//! calls fail fast until 1101/1102 arrives, or until IB answers a probe (its time, asked every
+//! `probe_interval`): a 1100 whose all-clear never comes does not leave the host unusable.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ibapi::Client;
 use ktrdr_common::status::now_ms;
@@ -59,6 +66,8 @@ pub struct IbConnection {
     settings: ConnectSettings,
     link: watch::Sender<Link>,
     info: Mutex<ConnectionInfo>,
+    /// Requests in a row that IB left unanswered on the current link.
+    unanswered: AtomicU32,
 }
 
 impl IbConnection {
@@ -74,6 +83,7 @@ impl IbConnection {
             settings,
             link,
             info: Mutex::new(ConnectionInfo::default()),
+            unanswered: AtomicU32::new(0),
         });
         let weak = Arc::downgrade(&conn);
         tokio::spawn(async move { supervise(weak).await });
@@ -134,6 +144,56 @@ impl IbConnection {
             .await;
     }
 
+    /// Records that IB answered a request (bars, or an error of its own) on the link of
+    /// `generation`: the link works.
+    pub fn answered(&self, generation: u64) {
+        if self.link.borrow().generation == generation {
+            self.unanswered.store(0, Ordering::Relaxed);
+        }
+    }
+
+    /// Records a request on the link of `generation` that IB left unanswered for `waited`.
+    /// The last of `timeouts_before_reconnect` in a row breaks the link: in-flight calls fail
+    /// with UNAVAILABLE, and the supervisor replaces the client.
+    pub fn timed_out(&self, generation: u64, waited: Duration) {
+        let link = self.link.borrow().clone();
+        if link.generation != generation || link.phase != Phase::Connected {
+            return;
+        }
+        let n = self.unanswered.fetch_add(1, Ordering::Relaxed) + 1;
+        if n < self.settings.timeouts_before_reconnect {
+            return;
+        }
+        self.unanswered.store(0, Ordering::Relaxed);
+        self.error(format!(
+            "{n} IB requests in a row got no answer (the last waited {waited:?}); the connection counts as broken and is replaced"
+        ));
+        self.set(None, generation, Phase::Reconnecting);
+    }
+
+    /// Whether the link of `generation` was given up while its socket still works.
+    fn broken(&self, generation: u64) -> bool {
+        let link = self.link.borrow();
+        link.generation == generation && link.client.is_none()
+    }
+
+    /// Whether the link of `generation` waits for IB's all-clear after a 1100.
+    fn awaiting_connectivity(&self, generation: u64) -> bool {
+        let link = self.link.borrow();
+        link.generation == generation && link.phase == Phase::Reconnecting && link.client.is_some()
+    }
+
+    /// Makes the link of `generation` usable again after a 1100.
+    fn restore(&self, generation: u64) {
+        let link = self.link.borrow().clone();
+        if link.generation == generation
+            && link.phase == Phase::Reconnecting
+            && link.client.is_some()
+        {
+            self.set(link.client, generation, Phase::Connected);
+        }
+    }
+
     fn error(&self, message: String) {
         tracing::warn!("IB connection: {message}");
         let mut info = self.info_lock();
@@ -179,13 +239,7 @@ impl IbConnection {
             }
             1101 | 1102 => {
                 tracing::info!(code, "IB connectivity restored: {message}");
-                let link = self.link.borrow().clone();
-                if link.generation == generation
-                    && link.phase == Phase::Reconnecting
-                    && link.client.is_some()
-                {
-                    self.set(link.client, generation, Phase::Connected);
-                }
+                self.restore(generation);
             }
             _ => tracing::debug!(code, "IB notice: {message}"),
         }
@@ -234,6 +288,7 @@ async fn supervise(weak: std::sync::Weak<IbConnection>) {
                     }
                 }
                 ever_connected = true;
+                conn.unanswered.store(0, Ordering::Relaxed);
                 tracing::info!(%address, client_id, server_version = client.server_version(), "connected to IB");
                 let client = Arc::new(client);
                 conn.set(Some(Arc::clone(&client)), generation, Phase::Connected);
@@ -254,25 +309,55 @@ async fn supervise(weak: std::sync::Weak<IbConnection>) {
                 let poll = conn.settings.poll;
                 drop(conn);
                 // Watch the socket; bounded by the connection's lifetime.
-                loop {
+                let mut silent_since: Option<Instant> = None;
+                let socket_closed = loop {
                     tokio::time::sleep(poll).await;
-                    if weak.strong_count() == 0 {
+                    let Some(conn) = weak.upgrade() else {
                         notice_task.abort();
                         client.disconnect().await;
                         return;
-                    }
+                    };
                     if !client.is_connected() {
-                        break;
+                        break true;
                     }
-                }
+                    if conn.broken(generation) {
+                        break false;
+                    }
+                    if !conn.awaiting_connectivity(generation) {
+                        silent_since = None;
+                        continue;
+                    }
+                    let since = *silent_since.get_or_insert_with(Instant::now);
+                    if since.elapsed() < conn.settings.probe_interval {
+                        continue;
+                    }
+                    silent_since = Some(Instant::now());
+                    let probe =
+                        tokio::time::timeout(conn.settings.connect_timeout, client.server_time())
+                            .await;
+                    if matches!(probe, Ok(Ok(_))) {
+                        tracing::info!(
+                            "IB answered a probe after 1100 with no 1101/1102 since; serving again"
+                        );
+                        conn.restore(generation);
+                    }
+                };
                 notice_task.abort();
                 let Some(conn) = weak.upgrade() else { return };
-                conn.error(format!("connection to IB at {address} lost"));
+                if socket_closed {
+                    conn.error(format!("connection to IB at {address} lost"));
+                }
                 conn.set(None, generation, Phase::Reconnecting);
                 metrics::CONNECTED.set(0);
                 conn.info_lock().connected_since_ms = 0;
+                let pause = conn.settings.backoff_min;
+                drop(conn);
                 // Ends the old session's tasks; a fresh client replaces it.
                 client.disconnect().await;
+                if !socket_closed {
+                    // IB went silent: a short pause before asking it again.
+                    tokio::time::sleep(pause).await;
+                }
             }
             Ok(Err(ibapi::Error::ClientIdInUse { client_id })) => {
                 conn.error(format!(

@@ -688,15 +688,7 @@ mod tests {
         };
         let status: Status = validate_fetch(&req).unwrap_err().into();
         assert_eq!(status.code(), Code::InvalidArgument);
-        use tonic_types::StatusExt;
-        let fields: Vec<String> = status
-            .get_error_details()
-            .bad_request()
-            .unwrap()
-            .field_violations
-            .iter()
-            .map(|v| v.field.clone())
-            .collect();
+        let fields = ktrdr_common::error::violated_fields(&status);
         assert_eq!(
             fields,
             ["symbol", "timeframe", "range.end_ms", "what_to_show"]

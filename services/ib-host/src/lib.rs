@@ -46,7 +46,7 @@ pub fn connect(
     behaviour: IbBehaviour,
     identity: ProcessIdentity,
 ) -> Arc<IbHost> {
-    let source = IbapiSource::start(ib, behaviour.connect, behaviour.request_timeout);
+    let source = IbapiSource::start(ib, behaviour.connect, behaviour.timeouts);
     IbHost::new(Arc::new(source), behaviour.host, identity)
 }
 

@@ -18,7 +18,7 @@ use ktrdr_proto::ib::v1::WhatToShow;
 use time::OffsetDateTime;
 use tokio::sync::watch;
 
-use crate::config::{ConnectSettings, IbConnectionConfig};
+use crate::config::{ConnectSettings, IbConnectionConfig, RequestTimeouts};
 use crate::connection::{ConnectionInfo, IbConnection, Phase};
 use crate::contract::{self, ContractSpec};
 use crate::error::IbError;
@@ -33,6 +33,17 @@ pub struct HistoricalRequest {
     pub duration: IbDuration,
     pub what: WhatToShow,
     pub use_rth: bool,
+}
+
+impl HistoricalRequest {
+    /// The most bars IB can return for this request: its window over the bar length.
+    pub fn max_bars(&self) -> u64 {
+        let window = self
+            .end
+            .saturating_sub(self.duration.start_before(self.end));
+        let bar_secs = (self.timeframe.duration_ms() / 1000).max(1);
+        u64::try_from(window / bar_secs).unwrap_or(0)
+    }
 }
 
 /// What the host logic needs from Interactive Brokers.
@@ -66,7 +77,7 @@ pub trait MarketDataSource: Send + Sync + 'static {
 /// [`MarketDataSource`] over one `ibapi` connection.
 pub struct IbapiSource {
     conn: Arc<IbConnection>,
-    request_timeout: Duration,
+    timeouts: RequestTimeouts,
     ready: watch::Receiver<bool>,
 }
 
@@ -75,7 +86,7 @@ impl IbapiSource {
     pub fn start(
         config: IbConnectionConfig,
         settings: ConnectSettings,
-        request_timeout: Duration,
+        timeouts: RequestTimeouts,
     ) -> Self {
         let conn = IbConnection::start(config, settings);
         let (ready_tx, ready) = watch::channel(false);
@@ -91,35 +102,39 @@ impl IbapiSource {
         });
         Self {
             conn,
-            request_timeout,
+            timeouts,
             ready,
         }
     }
 
     /// Runs `call` on the current client; fails fast when the link drops (not waiting for the
-    /// library), and after the request timeout. Dropping the future (a cancelled gRPC call)
-    /// drops the library's request, which cancels it at IB.
-    async fn call<T, F, Fut>(&self, symbol: &str, call: F) -> Result<T, IbError>
+    /// library), and after `timeout`. Every answer and every timeout is reported to the
+    /// connection, which gives up a link that stays silent. Dropping the future (a cancelled
+    /// gRPC call) drops the library's request, which cancels it at IB.
+    async fn call<T, F, Fut>(&self, symbol: &str, timeout: Duration, call: F) -> Result<T, IbError>
     where
         F: FnOnce(Arc<Client>) -> Fut,
         Fut: Future<Output = Result<T, ibapi::Error>>,
     {
         let (client, generation) = self.conn.client()?;
         let address = self.conn.address();
-        tokio::select! {
-            result = tokio::time::timeout(self.request_timeout, call(client)) => match result {
+        let result = tokio::select! {
+            result = tokio::time::timeout(timeout, call(client)) => match result {
                 Ok(Ok(value)) => Ok(value),
-                Ok(Err(e)) => {
-                    let err = IbError::from_ibapi(e, &address, symbol);
-                    Err(match err {
-                        IbError::Timeout(_) => IbError::Timeout(self.request_timeout),
-                        other => other,
-                    })
-                }
-                Err(_) => Err(IbError::Timeout(self.request_timeout)),
+                Ok(Err(e)) => Err(match IbError::from_ibapi(e, &address, symbol) {
+                    IbError::Timeout(_) => IbError::Timeout(timeout),
+                    other => other,
+                }),
+                Err(_) => Err(IbError::Timeout(timeout)),
             },
-            () = self.conn.lost(generation) => Err(self.conn.disconnected()),
+            () = self.conn.lost(generation) => return Err(self.conn.disconnected()),
+        };
+        match &result {
+            Err(IbError::Timeout(waited)) => self.conn.timed_out(generation, *waited),
+            Err(e) if e.is_disconnected() => {}
+            _ => self.conn.answered(generation),
         }
+        result
     }
 }
 
@@ -199,9 +214,11 @@ impl MarketDataSource for IbapiSource {
     async fn contract_details(&self, spec: &ContractSpec) -> Result<Vec<Instrument>, IbError> {
         let contract = ib_contract(spec);
         let details = self
-            .call(&spec.symbol, |client| async move {
-                client.contract_details(&contract).await
-            })
+            .call(
+                &spec.symbol,
+                self.timeouts.for_bars(0),
+                |client| async move { client.contract_details(&contract).await },
+            )
             .await?;
         Ok(details
             .iter()
@@ -217,11 +234,15 @@ impl MarketDataSource for IbapiSource {
     ) -> Result<i64, IbError> {
         let contract = ib_contract(spec);
         let t = self
-            .call(&spec.symbol, |client| async move {
-                client
-                    .head_timestamp(&contract, ib_what(what), trading_hours(use_rth))
-                    .await
-            })
+            .call(
+                &spec.symbol,
+                self.timeouts.for_bars(0),
+                |client| async move {
+                    client
+                        .head_timestamp(&contract, ib_what(what), trading_hours(use_rth))
+                        .await
+                },
+            )
             .await?;
         Ok(t.unix_timestamp() * 1000)
     }
@@ -235,8 +256,9 @@ impl MarketDataSource for IbapiSource {
         let end = OffsetDateTime::from_unix_timestamp(request.end)
             .map_err(|e| IbError::Internal(format!("bad end time {}: {e}", request.end)))?;
         let tf = request.timeframe;
+        let timeout = self.timeouts.for_bars(request.max_bars());
         let data = self
-            .call(&spec.symbol, |client| async move {
+            .call(&spec.symbol, timeout, |client| async move {
                 client
                     .historical_data(&contract, ib_bar_size(tf))
                     .duration(ib_duration(request.duration))

@@ -1,6 +1,9 @@
 //! New York time and exchange calendars, without a time-zone database: US daylight saving
 //! rules (1987–2006 and 2007 onwards) and NYSE holidays are rule-based, which covers every
 //! date the simulator serves.
+//!
+//! This is a second calendar on purpose: the simulator is an independent oracle for the data
+//! service's calendars (`ktrdr-market`/`ktrdr-data`), so it shares no code with them.
 
 use time::{Date, Duration, Month, OffsetDateTime, Weekday};
 

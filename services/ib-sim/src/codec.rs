@@ -15,8 +15,36 @@
 use prost::Message;
 
 use crate::proto as ib;
-use crate::state::Kind;
 use crate::wire::{self, Frame, incoming as inc, outgoing as out, versions as v};
+
+/// Request kinds, for counters and fault matching.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Historical,
+    HeadTimestamp,
+    ContractDetails,
+    CancelHistorical,
+    CancelHeadTimestamp,
+    CancelContractDetails,
+    /// Account and order state a client syncs at connect (positions, orders, executions…).
+    AccountSync,
+    Other,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Historical => "historical_data",
+            Self::HeadTimestamp => "head_timestamp",
+            Self::ContractDetails => "contract_details",
+            Self::CancelHistorical => "cancel_historical_data",
+            Self::CancelHeadTimestamp => "cancel_head_timestamp",
+            Self::CancelContractDetails => "cancel_contract_details",
+            Self::AccountSync => "account_sync",
+            Self::Other => "other",
+        }
+    }
+}
 
 /// The account every client sees: an empty paper account.
 pub const ACCOUNT: &str = "DU1234567";

@@ -9,8 +9,9 @@ use ktrdr_proto::common::v1::ServiceInfo;
 use ktrdr_proto::ib::v1::{self as pb, ib_sim_service_server::IbSimService};
 use tonic::{Request, Response, Status};
 
+use crate::codec::Kind;
 use crate::session::standard_message;
-use crate::state::{Fault, FaultAction, Kind, Rules, Sim, now_ms};
+use crate::state::{Fault, FaultAction, Rules, Sim, now_ms};
 
 /// Implements `IbSimService` over the shared simulator state.
 #[derive(Clone)]
@@ -375,13 +376,7 @@ mod tests {
 
     #[tokio::test]
     async fn an_injected_connectivity_loss_sticks_without_any_session_and_reset_restores_it() {
-        let sim = Sim::new(SimSettings {
-            server_version: 213,
-            rules: Rules::all(true),
-            pacing_scale: 1.0,
-            startup_faults: vec![],
-            replay_dir: None,
-        });
+        let sim = Sim::new(SimSettings::ib_defaults());
         let api = IbSimApi::new(Arc::clone(&sim), String::new());
         assert_eq!(
             sim.connectivity_lost.receiver_count(),

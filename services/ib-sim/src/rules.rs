@@ -1,4 +1,7 @@
 //! IB's request rules: bar sizes, durations and which pairs are legal; historical-data pacing.
+//!
+//! ib-host plans its requests by the same published tables; the simulator keeps its own copy
+//! on purpose, as the independent side that checks ib-host's planning and pacing.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

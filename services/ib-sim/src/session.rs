@@ -17,11 +17,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::AbortHandle;
 
 use crate::calendar;
+use crate::codec::Kind;
 use crate::codec::{self, Codec, Request, Sync};
 use crate::market::{self, BarTime, ContractQuery, SimContract, WhatToShow};
 use crate::proto as ib;
 use crate::rules::{self, IbDuration, Illegal, Violation};
-use crate::state::{ClientEntry, FaultAction, Kind, Sim, now_ms};
+use crate::state::{ClientEntry, FaultAction, Sim, now_ms};
 use crate::wire;
 
 /// Most bar slots one request may span (a year of 1-minute bars is about 525 000).

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{mpsc, watch};
 
-use crate::codec::Codec;
+use crate::codec::{Codec, Kind};
 use crate::market::{self, SimContract};
 use crate::replay::Replay;
 use crate::rules::{Pacer, PacingSwitches, PacingWindows};
@@ -31,35 +31,6 @@ impl Rules {
             },
             legal_durations: on,
             client_id_in_use: on,
-        }
-    }
-}
-
-/// Request kinds, for counters and fault matching.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Historical,
-    HeadTimestamp,
-    ContractDetails,
-    CancelHistorical,
-    CancelHeadTimestamp,
-    CancelContractDetails,
-    /// Account and order state a client syncs at connect (positions, orders, executions…).
-    AccountSync,
-    Other,
-}
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Historical => "historical_data",
-            Self::HeadTimestamp => "head_timestamp",
-            Self::ContractDetails => "contract_details",
-            Self::CancelHistorical => "cancel_historical_data",
-            Self::CancelHeadTimestamp => "cancel_head_timestamp",
-            Self::CancelContractDetails => "cancel_contract_details",
-            Self::AccountSync => "account_sync",
-            Self::Other => "other",
         }
     }
 }
@@ -143,6 +114,19 @@ pub struct SimSettings {
     pub startup_faults: Vec<Fault>,
     /// Directory of `<SYMBOL>_<tf>.csv` files to replay; None = generate every bar.
     pub replay_dir: Option<std::path::PathBuf>,
+}
+
+impl SimSettings {
+    /// IB's defaults: server version 213, every rule on at real pace, no faults, no replay.
+    pub fn ib_defaults() -> Self {
+        Self {
+            server_version: 213,
+            rules: Rules::all(true),
+            pacing_scale: 1.0,
+            startup_faults: vec![],
+            replay_dir: None,
+        }
+    }
 }
 
 /// Shared by the TWS listener, every session and the control API.
@@ -334,13 +318,7 @@ mod tests {
 
     #[test]
     fn a_fractional_fault_fails_that_share_of_requests() {
-        let sim = Sim::new(SimSettings {
-            server_version: 213,
-            rules: Rules::all(true),
-            pacing_scale: 1.0,
-            startup_faults: vec![],
-            replay_dir: None,
-        });
+        let sim = Sim::new(SimSettings::ib_defaults());
         sim.add_fault(Fault {
             id: String::new(),
             kind: "fail_next_requests",

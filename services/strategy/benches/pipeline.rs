@@ -2,9 +2,9 @@
 //! BENCHMARKS.md.
 //!
 //! - every indicator (default parameters) on 1 M generated bars;
-//! - indicators + fuzzy memberships + features of each example strategy on 1 M base bars;
-//! - MLP training throughput (samples/s) of an example strategy on the CPU backend, and on the
-//!   GPU when built with `--features cuda` and `KTRDR_BENCH_GPU=1` on a machine with CUDA.
+//! - indicators + fuzzy memberships + features of each example strategy on 1 M base bars.
+//!
+//! MLP training throughput is the `mlp_training` bench's.
 //!
 //! One run, wall clock; expect ±15 % between runs on a shared VM.
 
@@ -13,16 +13,12 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use burn::backend::Autodiff;
 use ktrdr_market::Timeframe;
 use ktrdr_strategy::LoadedStrategy;
-use ktrdr_strategy::dataset::{SymbolBars, build_datasets};
 use ktrdr_strategy::features::compute_features;
 use ktrdr_strategy::indicators::resolve;
-use ktrdr_strategy::model::CpuBackend;
 use ktrdr_strategy::strategy::IndicatorSpec;
 use ktrdr_strategy::synthetic::{PathSpec, generate};
-use ktrdr_strategy::training::{TrainControl, train};
 
 const BARS: usize = 1_000_000;
 
@@ -99,75 +95,4 @@ fn main() {
         );
     }
     println!();
-
-    let s = {
-        let mut s = strategy("rsi_bollinger_single.yaml");
-        s.config.model.training.epochs = 3;
-        s.config.model.training.early_stopping = None;
-        s
-    };
-    let base = generate(&PathSpec {
-        bars: 40_000,
-        ..PathSpec::default()
-    });
-    let data = build_datasets(
-        &s,
-        &[SymbolBars {
-            symbol: "EURUSD".to_owned(),
-            bars: BTreeMap::from([(Timeframe::H1, base)]),
-        }],
-    )
-    .unwrap();
-    println!(
-        "### MLP training throughput ({}, {} inputs, hidden {:?}, batch {}, Adam, 3 epochs)",
-        s.config.name,
-        data.feature_names.len(),
-        s.config.model.architecture.hidden_layers,
-        s.config.model.training.batch_size
-    );
-    println!();
-    println!("| backend | training rows | samples/s |");
-    println!("|---|---:|---:|");
-    let started = Instant::now();
-    let trained = train::<Autodiff<CpuBackend>>(
-        &s,
-        &data,
-        &Default::default(),
-        TrainControl {
-            seed: 1,
-            ..TrainControl::default()
-        },
-    )
-    .unwrap();
-    let seconds = started.elapsed().as_secs_f64();
-    let samples = (data.train.len() * trained.metrics.epochs_trained) as f64;
-    println!(
-        "| CPU (burn ndarray) | {} | {:.0} |",
-        data.train.len(),
-        samples / seconds
-    );
-    #[cfg(feature = "cuda")]
-    if std::env::var("KTRDR_BENCH_GPU").as_deref() == Ok("1") {
-        use ktrdr_strategy::model::GpuBackend;
-        let started = Instant::now();
-        let trained = train::<Autodiff<GpuBackend>>(
-            &s,
-            &data,
-            &Default::default(),
-            TrainControl {
-                seed: 1,
-                ..TrainControl::default()
-            },
-        )
-        .unwrap();
-        let seconds = started.elapsed().as_secs_f64();
-        let samples = (data.train.len() * trained.metrics.epochs_trained) as f64;
-        println!(
-            "| GPU (burn cuda) | {} | {:.0} |",
-            data.train.len(),
-            samples / seconds
-        );
-    }
-    println!();
-    println!("Validation and test evaluation are included in the training time.");
 }

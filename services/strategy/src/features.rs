@@ -182,19 +182,6 @@ fn prefixed(timeframes: &[Timeframe], tf: Timeframe, name: &str) -> String {
     }
 }
 
-/// The names of an indicator's outputs (what v3's `indicator: id.output` may name).
-pub fn output_names(kind: &crate::indicators::IndicatorKind) -> Vec<String> {
-    let probe = crate::synthetic::generate(&crate::synthetic::PathSpec {
-        bars: 50,
-        ..Default::default()
-    });
-    kind.compute(&probe)
-        .columns
-        .into_iter()
-        .map(|(name, _)| name)
-        .collect()
-}
-
 /// The series a column's membership function reads: the feature input, or the named output
 /// (non-finite values as NaN).
 fn column_input(strategy: &LoadedStrategy, column: &Column, bars: &Bars) -> Vec<f64> {

@@ -4,7 +4,7 @@
 //! indicator warm-up stays visible downstream. Output columns are named `{indicator}_{set}`.
 
 use crate::error::{Result, StrategyError};
-use crate::strategy::{FuzzySetKind, FuzzySetSpec};
+use crate::spec::{FuzzySetKind, FuzzySetSpec};
 
 /// A validated membership function.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -36,6 +36,7 @@ pub mod fuzzy;
 pub mod indicators;
 pub mod labels;
 pub mod model;
+pub mod spec;
 pub mod split;
 pub mod strategy;
 pub mod synthetic;

@@ -17,7 +17,8 @@ use serde::{Deserialize, Deserializer, Serialize};
 use crate::error::{Result, StrategyError};
 use crate::fuzzy::MembershipFunction;
 use crate::indicators::{self, IndicatorDef};
-use ktrdr_market::Timeframe;
+pub use crate::spec::{ConfigWarning, FuzzySetKind, FuzzySetSpec, IndicatorSpec};
+use ktrdr_market::{Timeframe, normalize_symbol};
 
 pub mod v3;
 
@@ -136,44 +137,6 @@ pub struct TargetTimeframes {
     pub supported: Option<Vec<Timeframe>>,
 }
 
-/// One entry of `indicators`: a `name`, an optional `type` and the parameters.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IndicatorSpec {
-    pub name: String,
-    /// The registry type (`RSI`, `BollingerBands`); inferred from `name` when absent.
-    #[serde(default, rename = "type")]
-    pub indicator_type: Option<String>,
-    /// Overrides `name` as the key fuzzy sets and features use.
-    #[serde(default)]
-    pub feature_id: Option<String>,
-    /// Every other key: the indicator's parameters (`period`, `source`, …).
-    #[serde(flatten)]
-    pub params: BTreeMap<String, serde_norway::Value>,
-}
-
-impl IndicatorSpec {
-    /// The key that fuzzy sets and feature names use for this indicator.
-    pub fn id(&self) -> &str {
-        self.feature_id.as_deref().unwrap_or(&self.name)
-    }
-}
-
-/// One fuzzy set: `{type: triangular, parameters: [a, b, c]}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FuzzySetSpec {
-    #[serde(rename = "type")]
-    pub kind: FuzzySetKind,
-    pub parameters: Vec<f64>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum FuzzySetKind {
-    Triangular,
-    Trapezoidal,
-    Gaussian,
-}
-
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ModelConfig {
     #[serde(default = "default_model_type", rename = "type")]
@@ -273,6 +236,28 @@ pub const MAX_LEARNING_RATE: f64 = 10.0;
 pub const MAX_EPOCHS: usize = 100_000;
 /// The largest batch a strategy or a request may set.
 pub const MAX_BATCH_SIZE: usize = 1 << 20;
+/// The most hidden layers a strategy or a request may set.
+pub const MAX_HIDDEN_LAYERS: usize = 16;
+/// The widest hidden layer a strategy or a request may set.
+pub const MAX_LAYER_SIZE: usize = 65_536;
+
+/// Checks hidden layer sizes against the limits every strategy and request share; `path` names
+/// the list in the error (an index is appended for one bad size).
+pub fn check_hidden_layers(path: &str, sizes: &[usize]) -> Result<()> {
+    if sizes.is_empty() || sizes.len() > MAX_HIDDEN_LAYERS {
+        return Err(StrategyError::invalid(
+            path,
+            format!("must list 1 to {MAX_HIDDEN_LAYERS} layer sizes"),
+        ));
+    }
+    if let Some(i) = sizes.iter().position(|h| !(1..=MAX_LAYER_SIZE).contains(h)) {
+        return Err(StrategyError::invalid(
+            format!("{path}[{i}]"),
+            format!("layer sizes must be from 1 to {MAX_LAYER_SIZE}"),
+        ));
+    }
+    Ok(())
+}
 
 fn default_learning_rate() -> f64 {
     0.001
@@ -388,14 +373,6 @@ pub struct DataSplit {
     pub test: f64,
 }
 
-/// Something in a strategy file that does not stop it loading but that the user should know.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConfigWarning {
-    /// YAML path, e.g. `model.features.scale_features`.
-    pub path: String,
-    pub message: String,
-}
-
 /// A validated strategy plus what loading it warned about.
 #[derive(Debug, Clone)]
 pub struct LoadedStrategy {
@@ -410,12 +387,13 @@ impl LoadedStrategy {
     pub fn from_yaml_str(yaml: &str) -> Result<Self> {
         // YAML that does not parse is reported by the v2 parser, with its path.
         let v3 = serde_norway::from_str::<serde_norway::Value>(yaml).is_ok_and(|v| v3::is_v3(&v));
-        let (config, mut warnings) = if v3 {
+        let (mut config, mut warnings) = if v3 {
             let (file, warnings) = parse::<v3::StrategyFileV3>(yaml)?;
             (file.into_config(), warnings)
         } else {
             parse::<StrategyConfig>(yaml)?
         };
+        normalise_names(&mut config)?;
         let indicators = validate(&config, &mut warnings)?;
         Ok(Self {
             config,
@@ -453,7 +431,8 @@ impl LoadedStrategy {
     }
 
     /// Validates an already parsed strategy (e.g. from a saved model's `config.json`).
-    pub fn from_config(config: StrategyConfig) -> Result<Self> {
+    pub fn from_config(mut config: StrategyConfig) -> Result<Self> {
+        normalise_names(&mut config)?;
         let mut warnings = Vec::new();
         let indicators = validate(&config, &mut warnings)?;
         Ok(Self {
@@ -595,6 +574,31 @@ fn format_ignored_path(path: &serde_ignored::Path) -> String {
     out
 }
 
+/// The names that become directories, made safe before anything else looks at them: `name`
+/// names the model directory, so it must be a [`ktrdr_market::path::safe_name`]; each training
+/// symbol is normalised the way every service spells it (`EUR/USD` → `EURUSD`), and one that
+/// cannot be (`/EURUSD`, `../x`) is an error naming its field.
+fn normalise_names(config: &mut StrategyConfig) -> Result<()> {
+    ktrdr_market::path::safe_name(&config.name).map_err(|why| {
+        StrategyError::invalid("name", format!("{why} (it names the model directory)"))
+    })?;
+    let symbols = &mut config.training_data.symbols;
+    if let Some(symbol) = symbols.symbol.as_mut()
+        && !symbol.trim().is_empty()
+    {
+        *symbol = normalize_symbol(symbol)
+            .map_err(|why| StrategyError::invalid("training_data.symbols.symbol", why))?;
+    }
+    for (i, symbol) in symbols.list.iter_mut().flatten().enumerate() {
+        if !symbol.trim().is_empty() {
+            *symbol = normalize_symbol(symbol).map_err(|why| {
+                StrategyError::invalid(format!("training_data.symbols.list[{i}]"), why)
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks every rule the types cannot express and resolves the indicators.
 fn validate(
     config: &StrategyConfig,
@@ -606,16 +610,6 @@ fn validate(
             message: message.to_owned(),
         })
     };
-    if config.name.trim().is_empty() {
-        return Err(StrategyError::invalid("name", "must not be empty"));
-    }
-    if config.name.contains(['/', '\\']) || config.name == "." || config.name == ".." {
-        return Err(StrategyError::invalid(
-            "name",
-            "must not contain path separators (it names the model directory)",
-        ));
-    }
-
     // training_data.symbols
     let symbols = &config.training_data.symbols;
     match symbols.mode {
@@ -765,7 +759,7 @@ fn validate_v3(
             return Err(StrategyError::invalid(format!("{path}.indicator"), reason));
         }
         if let Some(output) = output {
-            let names = crate::features::output_names(&def.kind);
+            let names = def.kind.output_names();
             if !names.iter().any(|n| n == output) {
                 return Err(StrategyError::invalid(
                     format!("{path}.indicator"),
@@ -977,18 +971,7 @@ fn validate_model_and_training(
         ));
     }
     let arch = &model.architecture;
-    if arch.hidden_layers.is_empty() {
-        return Err(StrategyError::invalid(
-            "model.architecture.hidden_layers",
-            "must list at least one layer size",
-        ));
-    }
-    if let Some(i) = arch.hidden_layers.iter().position(|&h| h == 0) {
-        return Err(StrategyError::invalid(
-            format!("model.architecture.hidden_layers[{i}]"),
-            "layer sizes must be at least 1",
-        ));
-    }
+    check_hidden_layers("model.architecture.hidden_layers", &arch.hidden_layers)?;
     if !(0.0..1.0).contains(&arch.dropout) {
         return Err(StrategyError::invalid(
             "model.architecture.dropout",

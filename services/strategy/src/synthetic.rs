@@ -75,14 +75,7 @@ impl SplitMix64 {
 pub fn generate(spec: &PathSpec) -> Bars {
     let mut rng = SplitMix64::new(spec.seed);
     let n = spec.bars;
-    let mut bars = Bars {
-        timestamp_ms: Vec::with_capacity(n),
-        open: Vec::with_capacity(n),
-        high: Vec::with_capacity(n),
-        low: Vec::with_capacity(n),
-        close: Vec::with_capacity(n),
-        volume: Vec::with_capacity(n),
-    };
+    let mut bars = Bars::with_capacity(n);
     let step = spec.timeframe.duration_ms();
     let mut price = spec.start_price;
     let mut regime: i32 = 0; // -1 down, 0 flat, 1 up

@@ -35,7 +35,7 @@ pub enum TrainingError {
         shortfalls.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
     )]
     NotCovered {
-        shortfalls: Vec<crate::data::Shortfall>,
+        shortfalls: Vec<crate::shortfall::Shortfall>,
         url: String,
     },
     /// The data service cannot be reached.
@@ -60,6 +60,10 @@ pub enum TrainingError {
     /// The queue is full.
     #[error("{0}")]
     QueueFull(String),
+    /// The session asked about is in a state that forbids the call (e.g. resuming a session
+    /// that runs, or that another session is resuming already).
+    #[error("{message}")]
+    SessionBusy { session_id: String, message: String },
     /// The pipeline (features, training, artifacts) failed.
     #[error("{0}")]
     Strategy(#[from] StrategyError),
@@ -111,10 +115,13 @@ impl From<TrainingError> for ServiceError {
                 .with_metadata("symbol", symbol)
                 .with_metadata("timeframe", timeframe),
             TrainingError::NotCovered { shortfalls, .. } => {
-                crate::data::shortfall_metadata(&shortfalls)
+                crate::shortfall::shortfall_metadata(&shortfalls)
                     .into_iter()
                     .fold(
-                        ServiceError::failed_precondition(crate::data::NOT_COVERED_REASON, message),
+                        ServiceError::failed_precondition(
+                            crate::shortfall::NOT_COVERED_REASON,
+                            message,
+                        ),
                         |e, (key, value)| e.with_metadata(key, value),
                     )
             }
@@ -131,6 +138,10 @@ impl From<TrainingError> for ServiceError {
             }
             TrainingError::Data { .. } | TrainingError::Internal(_) => {
                 ServiceError::internal(message)
+            }
+            TrainingError::SessionBusy { session_id, .. } => {
+                ServiceError::failed_precondition("SESSION_BUSY", message)
+                    .with_metadata("session_id", session_id)
             }
             TrainingError::QueueFull(_) => ServiceError::resource_exhausted(
                 "TRAINING_QUEUE_FULL",

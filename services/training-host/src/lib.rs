@@ -15,6 +15,7 @@ pub mod record;
 pub mod registry;
 pub mod runner;
 pub mod session;
+pub mod shortfall;
 pub mod spec;
 
 use ktrdr_common::client::{ChannelOptions, ChannelPool};

@@ -49,6 +49,9 @@ pub struct SessionSpec {
     pub epochs: usize,
     pub batch_size: usize,
     pub learning_rate: f64,
+    /// Hidden layer sizes replacing the strategy's; empty = the strategy's.
+    #[serde(default)]
+    pub hidden_layers: Vec<usize>,
     pub seed: u64,
     pub device: String,
     pub labels: BTreeMap<String, String>,

@@ -27,12 +27,16 @@ pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// Where checkpoints lived before `KTRDR_SESSIONS_DIR`: `<models>/_checkpoints`.
 const LEGACY_CHECKPOINTS_DIR: &str = "_checkpoints";
 
+/// `<root>/<session_id>/checkpoint`, refused unless the session id is a plain name.
+fn checkpoint_under(root: &Path, session_id: &str) -> Result<PathBuf> {
+    ktrdr_market::path::join_under(root, session_id)
+        .map(|dir| dir.join("checkpoint"))
+        .map_err(|why| TrainingError::internal(format!("session id {why}")))
+}
+
 /// The latest checkpoint of `session_id`, without the `.mpk` extension burn adds.
-pub fn checkpoint_stem(sessions_dir: &Path, session_id: &str) -> PathBuf {
-    sessions_dir
-        .join(CHECKPOINTS_DIR)
-        .join(session_id)
-        .join("checkpoint")
+pub fn checkpoint_stem(sessions_dir: &Path, session_id: &str) -> Result<PathBuf> {
+    checkpoint_under(&sessions_dir.join(CHECKPOINTS_DIR), session_id)
 }
 
 /// The checkpoint to resume `session_id` from: its own, or one an earlier version of the host
@@ -42,21 +46,47 @@ pub fn existing_checkpoint_stem(
     sessions_dir: &Path,
     models_dir: &Path,
     session_id: &str,
-) -> PathBuf {
-    let stem = checkpoint_stem(sessions_dir, session_id);
-    let legacy = models_dir
-        .join(LEGACY_CHECKPOINTS_DIR)
-        .join(session_id)
-        .join("checkpoint");
-    if !stem.with_extension("epoch").is_file() && legacy.with_extension("epoch").is_file() {
-        legacy
-    } else {
-        stem
-    }
+) -> Result<PathBuf> {
+    let stem = checkpoint_stem(sessions_dir, session_id)?;
+    let legacy = checkpoint_under(&models_dir.join(LEGACY_CHECKPOINTS_DIR), session_id)?;
+    Ok(
+        if !stem.with_extension("epoch").is_file() && legacy.with_extension("epoch").is_file() {
+            legacy
+        } else {
+            stem
+        },
+    )
 }
 
 /// Batch progress events at most this often.
 const BATCH_EVENT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Our sidecar in each model directory (a [`ModelSession`]).
+pub const SESSION_SIDECAR: &str = "session.json";
+
+/// The strategy as the user wrote it, in each model directory; written with the rest of the
+/// version, and the file that marks a version written by an older, non-atomic save complete.
+pub const STRATEGY_FILE: &str = "strategy.yaml";
+
+/// The name that marks this host's staging directories in a shared models directory: a hash
+/// of its own sessions directory (one per host), so a host only ever cleans up its own.
+pub fn staging_owner(sessions_dir: &Path) -> String {
+    // FNV-1a: stable across builds, unlike the standard library's hasher.
+    let hash = sessions_dir
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{hash:016x}")
+}
+
+/// `<strategy>/<version dir>` of a model directory under `models_dir`.
+pub fn model_id_of(models_dir: &Path, dir: &Path) -> String {
+    dir.strip_prefix(models_dir)
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_else(|_| dir.display().to_string())
+}
 
 /// `session.json` next to a saved model: what the registry needs that ktrdr-strategy's
 /// sidecars do not hold.
@@ -115,7 +145,7 @@ pub struct Job<'a> {
     pub models_dir: &'a Path,
     /// Checkpoints go under `<sessions_dir>/checkpoints/<id>/`.
     pub sessions_dir: &'a Path,
-    /// Serialises model saves: the registry picks the next version number by listing.
+    /// Serialises this host's model saves (version numbers are claimed atomically anyway).
     pub save_lock: &'a Mutex<()>,
     pub strategy: LoadedStrategy,
     pub bars: Vec<SymbolBars>,
@@ -258,7 +288,7 @@ impl Job<'_> {
         };
         // Each epoch's weights replace the previous checkpoint (written beside it, then
         // renamed), so a cancelled or interrupted session can be resumed.
-        let stem = checkpoint_stem(sessions_dir, &session.id);
+        let stem = checkpoint_stem(sessions_dir, &session.id)?;
         let mut on_checkpoint =
             |epoch: usize, save: SaveWeights<'_>| -> ktrdr_strategy::Result<()> {
                 let io = |e: std::io::Error| StrategyError::Io {
@@ -317,12 +347,6 @@ impl Job<'_> {
             [sets.train.len(), sets.validation.len(), sets.test.len()],
             training_time_ms,
         );
-        let dir = {
-            let _saving = save_lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            ModelStore::new(models_dir).save(&strategy, &trained)?
-        };
         let sidecar = ModelSession {
             session_id: session.id.clone(),
             device: record.spec.device.clone(),
@@ -341,12 +365,23 @@ impl Job<'_> {
         };
         let text = serde_json::to_string_pretty(&sidecar)
             .map_err(|e| TrainingError::internal(e.to_string()))?;
-        std::fs::write(dir.join(crate::registry::SESSION_SIDECAR), text)
-            .map_err(|e| TrainingError::internal(format!("{}: {e}", dir.display())))?;
-        // GetModel returns the strategy verbatim, as the user wrote it.
-        std::fs::write(dir.join("strategy.yaml"), &record.spec.strategy_yaml)
-            .map_err(|e| TrainingError::internal(format!("{}: {e}", dir.display())))?;
-        let model_id = crate::registry::model_id_of(models_dir, &dir);
+        let dir = {
+            let _saving = save_lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            ModelStore::new(models_dir)
+                .owned_by(staging_owner(sessions_dir))
+                .save_with(
+                    &strategy,
+                    &trained,
+                    &[
+                        (SESSION_SIDECAR, text.as_bytes()),
+                        // GetModel returns the strategy verbatim, as the user wrote it.
+                        (STRATEGY_FILE, record.spec.strategy_yaml.as_bytes()),
+                    ],
+                )?
+        };
+        let model_id = model_id_of(models_dir, &dir);
         session.emit(
             EventKind::ModelSaved {
                 model_id,

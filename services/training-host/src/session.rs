@@ -273,6 +273,7 @@ pub(crate) mod tests {
                 epochs: 1,
                 batch_size: 1,
                 learning_rate: 0.1,
+                hidden_layers: Vec::new(),
                 seed: 1,
                 device: "cpu".into(),
                 labels: Default::default(),

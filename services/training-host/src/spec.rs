@@ -12,7 +12,7 @@ use ktrdr_proto::training::v1 as pb;
 use ktrdr_strategy::LoadedStrategy;
 use ktrdr_strategy::strategy::{
     MAX_BATCH_SIZE, MAX_EPOCHS, MAX_LEARNING_RATE, SymbolsConfig, SymbolsMode, TimeframesConfig,
-    TimeframesMode,
+    TimeframesMode, check_hidden_layers,
 };
 
 use crate::error::{Result, TrainingError};
@@ -21,17 +21,19 @@ use crate::record::SessionSpec;
 /// The devices this build can train on.
 pub const CPU: &str = "cpu";
 
-/// Reads a strategy file named `name` (with or without `.yaml`) under `dir`. Names are plain
-/// file names: no path separators, so a request cannot read outside the directory.
+/// Reads a strategy file named `name` (with or without `.yaml`) under `dir`. Names are safe
+/// file names ([`ktrdr_market::path::safe_name`]), so a request cannot read outside the
+/// directory.
 pub fn read_named_strategy(dir: &Path, name: &str) -> Result<String> {
     let stem = name.strip_suffix(".yaml").unwrap_or(name);
-    if stem.is_empty() || stem.contains(['/', '\\']) || stem.starts_with('.') {
-        return Err(TrainingError::invalid(
-            "strategy_name",
-            format!("{name:?} is not a strategy file name (e.g. \"neuro_mean_reversion\")"),
-        ));
-    }
-    let path = dir.join(format!("{stem}.yaml"));
+    let path = ktrdr_market::path::safe_name(stem)
+        .and_then(|stem| ktrdr_market::path::join_under(dir, format!("{stem}.yaml")))
+        .map_err(|why| {
+            TrainingError::invalid(
+                "strategy_name",
+                format!("not a strategy file name (e.g. \"neuro_mean_reversion\"): {why}"),
+            )
+        })?;
     std::fs::read_to_string(&path).map_err(|_| TrainingError::StrategyNotFound {
         name: name.to_owned(),
         path: path.display().to_string(),
@@ -78,6 +80,13 @@ pub fn strategy_of(spec: &SessionSpec) -> Result<LoadedStrategy> {
     hp.epochs = spec.epochs;
     hp.batch_size = spec.batch_size;
     hp.learning_rate = spec.learning_rate;
+    if !spec.hidden_layers.is_empty() {
+        config
+            .model
+            .architecture
+            .hidden_layers
+            .clone_from(&spec.hidden_layers);
+    }
     Ok(LoadedStrategy::from_config(config)?)
 }
 
@@ -179,6 +188,19 @@ pub fn resolve(request: &pb::StartTrainingRequest, strategies_dir: &Path) -> Res
             format!("{learning_rate} is not a finite number up to {MAX_LEARNING_RATE}"),
         ));
     }
+    let hidden_layers: Vec<usize> = request
+        .hidden_layers
+        .iter()
+        .map(|&h| usize::try_from(h).unwrap_or(0))
+        .collect();
+    if !hidden_layers.is_empty() {
+        check_hidden_layers("hidden_layers", &hidden_layers).map_err(|e| match e {
+            ktrdr_strategy::StrategyError::Invalid { path, rule } => {
+                TrainingError::invalid(path, rule)
+            }
+            other => TrainingError::from(other),
+        })?;
+    }
     let device = match request.device.as_deref().map(str::trim) {
         None | Some("") | Some(CPU) => CPU.to_owned(),
         Some(other) => {
@@ -198,6 +220,7 @@ pub fn resolve(request: &pb::StartTrainingRequest, strategies_dir: &Path) -> Res
         epochs,
         batch_size,
         learning_rate,
+        hidden_layers,
         seed: request.seed.unwrap_or_else(random_u64),
         device,
         labels: request
@@ -312,9 +335,11 @@ training:
         r.epochs = Some(7);
         r.batch_size = Some(8);
         r.seed = Some(5);
+        r.hidden_layers = vec![16, 8];
         let spec = resolve(&r, dir).unwrap();
         let strategy = strategy_of(&spec).unwrap();
         assert_eq!(strategy.symbols(), ["AAPL", "MSFT"]);
+        assert_eq!(strategy.config.model.architecture.hidden_layers, [16, 8]);
         assert_eq!(strategy.config.model.training.epochs, 7);
         assert_eq!(strategy.config.model.training.batch_size, 8);
         assert_eq!(spec.seed, 5);
@@ -343,6 +368,12 @@ training:
         let mut r = request(YAML);
         r.batch_size = Some(i32::MAX);
         assert_eq!(field(resolve(&r, dir).unwrap_err()), "batch_size");
+        let mut r = request(YAML);
+        r.hidden_layers = vec![8, -1];
+        assert_eq!(field(resolve(&r, dir).unwrap_err()), "hidden_layers[1]");
+        let mut r = request(YAML);
+        r.hidden_layers = vec![1; 17];
+        assert_eq!(field(resolve(&r, dir).unwrap_err()), "hidden_layers");
         let mut r = request(YAML);
         r.device = Some("cuda:0".into());
         assert_eq!(field(resolve(&r, dir).unwrap_err()), "device");

@@ -23,7 +23,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use arrow_array::{Array, RecordBatch, TimestampMillisecondArray};
+use arrow_array::RecordBatch;
 use ktrdr_common::error::ServiceError;
 use ktrdr_market::Timeframe;
 
@@ -148,17 +148,7 @@ impl Snapshot {
             )?;
             for batch in reader {
                 let batch = batch?;
-                let timestamps = batch
-                    .column(0)
-                    .as_any()
-                    .downcast_ref::<TimestampMillisecondArray>()
-                    .ok_or_else(|| {
-                        StoreError::Corrupt(format!(
-                            "{}: timestamp column has the wrong type",
-                            partition.file
-                        ))
-                    })?
-                    .values();
+                let timestamps = parquet_io::timestamps(&batch, &partition.file)?;
                 let from = timestamps.partition_point(|&t| t < start_ms);
                 let mut to = timestamps.partition_point(|&t| t < end_ms).max(from);
                 if let Some(limit) = limit {

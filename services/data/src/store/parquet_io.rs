@@ -77,6 +77,22 @@ pub fn open_range(
         .build()?)
 }
 
+/// The timestamp column (the first) of a batch read from `file`.
+pub fn timestamps<'a>(
+    batch: &'a RecordBatch,
+    file: &dyn std::fmt::Display,
+) -> Result<&'a [i64], StoreError> {
+    let column = batch
+        .column(0)
+        .as_any()
+        .downcast_ref::<TimestampMillisecondArray>()
+        .ok_or_else(|| {
+            StoreError::Corrupt(format!("{file}: timestamp column has the wrong type"))
+        })?;
+    let values: &[i64] = column.values();
+    Ok(values)
+}
+
 /// Only the timestamps of `path` (a projection: the price columns are not decoded).
 pub fn read_timestamps(path: &Path) -> Result<Vec<i64>, StoreError> {
     let file = fs::File::open(path).map_err(|e| StoreError::io(path, e))?;
@@ -89,17 +105,7 @@ pub fn read_timestamps(path: &Path) -> Result<Vec<i64>, StoreError> {
         .build()?
     {
         let batch = batch?;
-        let column = batch
-            .column(0)
-            .as_any()
-            .downcast_ref::<TimestampMillisecondArray>()
-            .ok_or_else(|| {
-                StoreError::Corrupt(format!(
-                    "{}: timestamp column has the wrong type",
-                    path.display()
-                ))
-            })?;
-        out.extend_from_slice(column.values());
+        out.extend_from_slice(timestamps(&batch, &path.display())?);
     }
     Ok(out)
 }

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::error::{Result, StrategyError};
-use crate::strategy::ConfigWarning;
+use crate::spec::ConfigWarning;
 
 pub(crate) struct Params<'a> {
     values: &'a BTreeMap<String, serde_norway::Value>,

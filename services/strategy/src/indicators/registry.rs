@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use super::params::Params;
 use super::{momentum, trend, volatility, volume};
 use crate::error::Result;
-use crate::strategy::{ConfigWarning, IndicatorSpec};
+use crate::spec::{ConfigWarning, IndicatorSpec};
 use ktrdr_market::Bars;
 
 /// Which price column an indicator reads.
@@ -535,6 +535,20 @@ pub const KNOWN_NAMES: [&str; 31] = [
 ];
 
 impl IndicatorKind {
+    /// The names of the indicator's outputs (what v3's `indicator: id.output` may name),
+    /// measured on a generated price path.
+    pub fn output_names(&self) -> Vec<String> {
+        let probe = crate::synthetic::generate(&crate::synthetic::PathSpec {
+            bars: 50,
+            ..Default::default()
+        });
+        self.compute(&probe)
+            .columns
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    }
+
     /// Whether the indicator has a `source` parameter (reads one price column).
     pub fn reads_source(&self) -> bool {
         matches!(

@@ -186,6 +186,16 @@ fn rule_violations_name_path_and_rule() {
             "learning_rate: 0",
             "model.training.learning_rate: must be a positive number",
         ),
+        (
+            "hidden_layers: [128, 64, 32]",
+            "hidden_layers: [128, 100000]",
+            "model.architecture.hidden_layers[1]: layer sizes must be from 1 to 65536",
+        ),
+        (
+            "hidden_layers: [128, 64, 32]",
+            "hidden_layers: []",
+            "model.architecture.hidden_layers: must list 1 to 16 layer sizes",
+        ),
         ("    symbol: x", "", ""),
     ];
     for (from, to, expected) in cases {
@@ -501,4 +511,62 @@ fn v2_strategies_still_load_as_v2() {
         json.get("nn_inputs").is_none(),
         "v2 config.json is unchanged"
     );
+}
+
+#[test]
+fn symbols_are_normalised_at_load_and_unsafe_ones_refused_naming_the_field() {
+    let yaml = ORIGINAL.replace(
+        "list: [\"EURUSD\", \"GBPUSD\"]",
+        "list: [\"EUR/USD\", \"gbp.usd\"]",
+    );
+    assert_eq!(load(&yaml).unwrap().symbols(), ["EURUSD", "GBPUSD"]);
+    let yaml = ORIGINAL.replace(
+        "list: [\"EURUSD\", \"GBPUSD\"]",
+        "list: [\"EURUSD\", \"EUR/USD\"]",
+    );
+    assert!(
+        err(&yaml).starts_with("training_data.symbols.list[1]"),
+        "the same pair spelt twice is a duplicate: {}",
+        err(&yaml)
+    );
+    for bad in ["/EURUSD", "../etc", "EU/RUSD"] {
+        let yaml = ORIGINAL.replace(
+            "list: [\"EURUSD\", \"GBPUSD\"]",
+            &format!("list: [\"EURUSD\", \"{bad}\"]"),
+        );
+        let e = err(&yaml);
+        assert!(e.starts_with("training_data.symbols.list[1]"), "{bad}: {e}");
+    }
+    let single = |symbol: &str| {
+        ORIGINAL
+            .replace("mode: \"multi_symbol\"", "mode: \"single\"")
+            .replace(
+                "list: [\"EURUSD\", \"GBPUSD\"]",
+                &format!("symbol: \"{symbol}\""),
+            )
+    };
+    assert_eq!(load(&single("EUR/USD")).unwrap().symbols(), ["EURUSD"]);
+    let e = err(&single("/EURUSD"));
+    assert!(e.starts_with("training_data.symbols.symbol"), "{e}");
+}
+
+#[test]
+fn names_that_are_not_a_safe_directory_name_are_refused_saying_what_is_allowed() {
+    for bad in [
+        "_sessions",
+        ".hidden",
+        "...",
+        "a/b",
+        "a\\\\b",
+        "",
+        &"n".repeat(65),
+    ] {
+        let yaml = ORIGINAL.replace(
+            "name: \"universal_zero_shot_model\"",
+            &format!("name: \"{bad}\""),
+        );
+        let e = err(&yaml);
+        assert!(e.starts_with("name: "), "{bad:?}: {e}");
+        assert!(e.contains("allowed are letters, digits"), "{bad:?}: {e}");
+    }
 }
