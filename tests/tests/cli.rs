@@ -1459,6 +1459,20 @@ async fn backtest_writes_metrics_trades_equity_and_a_self_contained_report() {
     assert_eq!(unknown.code, Some(4), "{unknown}");
 }
 
+/// Walk-forward flags over the 600 stored bars (2024-01-01 to 2024-01-26): 13-day training
+/// windows, each followed by a 6-day out-of-sample window.
+const WALK_FORWARD: [&str; 9] = [
+    "--start",
+    "2024-01-01",
+    "--end",
+    "2024-01-26",
+    "--local",
+    "--train-window",
+    "13d",
+    "--test-window",
+    "6d",
+];
+
 /// A strategy file with --train-window/--test-window: the gateway trains a model per window
 /// (rolling) and backtests each on the window after it; the CLI prints a line per trained
 /// window, then the stitched result with one fold per window.
@@ -1466,28 +1480,13 @@ async fn backtest_writes_metrics_trades_equity_and_a_self_contained_report() {
 async fn backtest_walks_forward_a_strategy_file_window_by_window() {
     let (stack, strategy) = training_stack().await;
     let url = stack.gateway.url();
-    let (start, end) = (T0.to_string(), (T0 + 600 * HOUR).to_string());
-    let run = ktrdr(
-        &url,
-        &[
-            "backtest",
-            strategy.to_str().unwrap(),
-            "--start",
-            start.as_str(),
-            "--end",
-            end.as_str(),
-            "--local",
-            "--train-window",
-            "13d",
-            "--test-window",
-            "6d",
-            "--epochs",
-            "1",
-            "--seed",
-            "5",
-        ],
-    )
-    .await;
+    let args = [
+        &["backtest", strategy.to_str().unwrap()][..],
+        &WALK_FORWARD,
+        &["--epochs", "1", "--seed", "5"],
+    ]
+    .concat();
+    let run = ktrdr(&url, &args).await;
     assert_eq!(run.code, Some(0), "{run}");
     // Out-of-sample windows from day 13 to day 25 in steps of 6 days: two.
     assert!(
@@ -1508,26 +1507,13 @@ async fn backtest_walks_forward_a_strategy_file_window_by_window() {
 async fn ctrl_c_during_a_backtest_cancels_the_job_and_exits_130() {
     let (stack, strategy) = training_stack().await;
     let url = stack.gateway.url();
-    let (start, end) = (T0.to_string(), (T0 + 600 * HOUR).to_string());
-    let mut cli = RunningCli::spawn(
-        &url,
-        &[
-            "--json",
-            "backtest",
-            strategy.to_str().unwrap(),
-            "--start",
-            start.as_str(),
-            "--end",
-            end.as_str(),
-            "--local",
-            "--train-window",
-            "13d",
-            "--test-window",
-            "6d",
-            "--epochs",
-            "100000",
-        ],
-    );
+    let args = [
+        &["--json", "backtest", strategy.to_str().unwrap()][..],
+        &WALK_FORWARD,
+        &["--epochs", "100000"],
+    ]
+    .concat();
+    let mut cli = RunningCli::spawn(&url, &args);
     let job_id = loop {
         let event = cli.next_json_line().await.expect("a started event");
         if event["event"] == "started" {
