@@ -6,8 +6,8 @@
 
 use ktrdr_proto::common::v1::{JobState, Progress, TimeRange, Warning};
 use ktrdr_proto::gateway::v1::{
-    BacktestEvent, BacktestJob, BatchDataset, LoadBatchResponse, LoadEvent, LoadJob, LoadSummary,
-    SweepPoint, SweepSummary, backtest_event, load_batch_response, load_event,
+    BacktestEvent, BacktestJob, BatchDataset, DataLoadEvent, LoadBatchResponse, LoadEvent, LoadJob,
+    LoadSummary, SweepPoint, SweepSummary, backtest_event, load_batch_response, load_event,
 };
 use ktrdr_proto::training::v1::{
     BacktestMetrics, BacktestResult, BacktestSettings, BacktestSideStats, BacktestSignalCounts,
@@ -394,6 +394,19 @@ pub fn model(m: &Model) -> Value {
     })
 }
 
+/// A load a flow (`train`, `backtest`) started: the load event with `data_load_` before its
+/// name, and the dataset.
+pub fn data_load_event(d: &DataLoadEvent) -> Value {
+    let mut line = d
+        .event
+        .as_ref()
+        .map_or(json!({ "event": "unknown" }), load_event);
+    line["event"] = format!("data_load_{}", line["event"].as_str().unwrap_or("unknown")).into();
+    line["symbol"] = d.symbol.clone().into();
+    line["timeframe"] = d.timeframe.clone().into();
+    line
+}
+
 /// Execution settings as applied (every default filled in by the server).
 pub fn backtest_settings(s: &BacktestSettings) -> Value {
     use ktrdr_proto::training::v1::backtest_settings::Sizing;
@@ -537,17 +550,7 @@ pub fn backtest_event(event: &BacktestEvent) -> Value {
             "range": range(s.range.as_ref()),
             "folds": s.folds,
         }),
-        Some(Event::DataLoad(d)) => {
-            let mut line = d
-                .event
-                .as_ref()
-                .map_or(json!({ "event": "unknown" }), load_event);
-            line["event"] =
-                format!("data_load_{}", line["event"].as_str().unwrap_or("unknown")).into();
-            line["symbol"] = d.symbol.clone().into();
-            line["timeframe"] = d.timeframe.clone().into();
-            line
-        }
+        Some(Event::DataLoad(d)) => data_load_event(d),
         Some(Event::FoldTrained(f)) => json!({
             "event": "fold_trained",
             "fold": f.fold,

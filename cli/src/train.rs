@@ -499,17 +499,12 @@ pub async fn train(ctx: &Context, args: TrainArgs) -> Result<(), CliError> {
                 }
             }
             train_strategy_response::Event::DataLoad(load) => {
+                if ctx.json && load.event.is_some() {
+                    print_json_line(&to_json::data_load_event(&load))?;
+                }
                 let Some(load_event) = load.event else {
                     continue;
                 };
-                if ctx.json {
-                    let mut line = to_json::load_event(&load_event);
-                    line["event"] =
-                        format!("data_load_{}", line["event"].as_str().unwrap_or("unknown")).into();
-                    line["symbol"] = load.symbol.clone().into();
-                    line["timeframe"] = load.timeframe.clone().into();
-                    print_json_line(&line)?;
-                }
                 let key = (load.symbol.clone(), load.timeframe.clone());
                 let (view, job_id) = loads.entry(key).or_insert_with(|| {
                     let label = format!("{} {}", load.symbol, load.timeframe);

@@ -2,15 +2,16 @@
 //! each command's text and `--json` output, exit codes (usage, unreachable gateway, server
 //! error), CSV import seen by show/range/gaps/list, strategy validation, completions, a closed
 //! pipe ending the CLI quietly, server errors naming CLI flags, Ctrl+C cancelling a load
-//! job or a training session on the server, and a backtest with its files and HTML report.
+//! job, a training session or a backtest job on the server, and backtests (one model, a
+//! walk-forward) with their files and HTML report.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::Path;
 
-use ktrdr_proto::common::v1::BarColumns;
-use ktrdr_proto::gateway::v1::GetLoadRequest;
+use ktrdr_proto::common::v1::{BarColumns, JobState};
 use ktrdr_proto::gateway::v1::gateway_service_client::GatewayServiceClient;
+use ktrdr_proto::gateway::v1::{GetBacktestJobRequest, GetLoadRequest};
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
 use ktrdr_proto::training::v1::{
     StartTrainingRequest, TrainingState, start_training_request::Strategy,
@@ -1456,6 +1457,84 @@ async fn backtest_writes_metrics_trades_equity_and_a_self_contained_report() {
     assert!(bad.stderr.contains("--commission"), "{bad}");
     let unknown = ktrdr(&url, &["backtest", "cancel", "no-such-job"]).await;
     assert_eq!(unknown.code, Some(4), "{unknown}");
+}
+
+/// Walk-forward flags over the 600 stored bars (2024-01-01 to 2024-01-26): 13-day training
+/// windows, each followed by a 6-day out-of-sample window.
+const WALK_FORWARD: [&str; 9] = [
+    "--start",
+    "2024-01-01",
+    "--end",
+    "2024-01-26",
+    "--local",
+    "--train-window",
+    "13d",
+    "--test-window",
+    "6d",
+];
+
+/// A strategy file with --train-window/--test-window: the gateway trains a model per window
+/// (rolling) and backtests each on the window after it; the CLI prints a line per trained
+/// window, then the stitched result with one fold per window.
+#[tokio::test]
+async fn backtest_walks_forward_a_strategy_file_window_by_window() {
+    let (stack, strategy) = training_stack().await;
+    let url = stack.gateway.url();
+    let args = [
+        &["backtest", strategy.to_str().unwrap()][..],
+        &WALK_FORWARD,
+        &["--epochs", "1", "--seed", "5"],
+    ]
+    .concat();
+    let run = ktrdr(&url, &args).await;
+    assert_eq!(run.code, Some(0), "{run}");
+    // Out-of-sample windows from day 13 to day 25 in steps of 6 days: two.
+    assert!(
+        run.stdout.contains("window 1/2: trained tiny_rsi/"),
+        "{run}"
+    );
+    assert!(
+        run.stdout.contains("window 2/2: trained tiny_rsi/"),
+        "{run}"
+    );
+    assert!(run.stdout.contains("EURUSD window 2:"), "{run}");
+    assert!(run.stdout.contains("COMPLETED"), "{run}");
+}
+
+/// Ctrl+C while a walk-forward trains its first window cancels the backtest job on the server
+/// (CancelBacktestJob) and exits 130 with an `interrupted` line naming the job.
+#[tokio::test]
+async fn ctrl_c_during_a_backtest_cancels_the_job_and_exits_130() {
+    let (stack, strategy) = training_stack().await;
+    let url = stack.gateway.url();
+    let args = [
+        &["--json", "backtest", strategy.to_str().unwrap()][..],
+        &WALK_FORWARD,
+        &["--epochs", "100000"],
+    ]
+    .concat();
+    let mut cli = RunningCli::spawn(&url, &args);
+    let job_id = loop {
+        let event = cli.next_json_line().await.expect("a started event");
+        if event["event"] == "started" {
+            break event["job_id"].as_str().unwrap().to_owned();
+        }
+    };
+    cli.interrupt();
+    let run = cli.finish().await;
+    assert_eq!(run.code, Some(130), "{run}");
+    let last = run.json_lines().pop().unwrap();
+    assert_eq!(last["event"], "interrupted", "{run}");
+    assert_eq!(last["job_id"], job_id.as_str());
+    assert_eq!(last["state"], "CANCELLED", "{run}");
+    let job = GatewayServiceClient::new(stack.gateway.channel().await)
+        .get_backtest_job(GetBacktestJobRequest { job_id })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(job.state(), JobState::Cancelled);
 }
 
 #[tokio::test]
