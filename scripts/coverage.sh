@@ -42,6 +42,14 @@ if cargo nextest --version >/dev/null 2>&1; then
 else
   cargo test "${selection[@]}" --no-fail-fast || status=$?
 fi
+# A process the tests kill -9 may leave a torn profile, which would fail the whole merge.
+profdata="${LLVM_PROFDATA:-$(rustc --print sysroot)/lib/rustlib/$(rustc -vV | sed -n 's/^host: //p')/bin/llvm-profdata}"
+for profile in "$CARGO_LLVM_COV_TARGET_DIR"/*.profraw; do
+  if ! "$profdata" show "$profile" >/dev/null 2>&1; then
+    echo "leaving out the torn profile $profile" >&2
+    rm -f "$profile"
+  fi
+done
 summary=$(mktemp)
 trap 'rm -f "$summary"' EXIT
 cargo llvm-cov report --json --summary-only --output-path "$summary"
