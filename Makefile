@@ -12,7 +12,7 @@ TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 PROFILE ?= release
 BIN_DIR := $(TARGET_DIR)/$(if $(filter debug dev,$(PROFILE)),debug,release)
 
-.PHONY: help build build-release test lint fmt run stop status bench clean python-stubs k8s-check
+.PHONY: help build build-release test lint fmt run stop status bench coverage clean python-stubs k8s-check
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ status: ## what the stack runs and its health
 
 bench: ## run the benchmarks (release) and write BENCHMARKS.md
 	scripts/bench.sh
+
+coverage: ## line coverage of the unit and cross-service tests per crate, into COVERAGE.md (cargo llvm-cov; own instrumented build)
+	scripts/coverage.sh
 
 python-stubs: ## generate the Python gRPC stubs into clients/python/generated (needs grpcio-tools)
 	clients/python/generate.sh

@@ -77,7 +77,7 @@ pub fn bin_path(binary: &str) -> PathBuf {
     path
 }
 
-/// A running service binary. Killed when dropped.
+/// A running service binary. Killed when dropped (under coverage, stopped: see its `Drop`).
 pub struct ServiceProcess {
     pub binary: String,
     pub addr: SocketAddr,
@@ -103,6 +103,11 @@ impl ServiceProcess {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
+        if under_coverage() {
+            // Stopping (see `Drop`) must not wait out the default 10 s grace for the test's
+            // still-open connections.
+            command.env("KTRDR_SHUTDOWN_GRACE_MS", "300");
+        }
         for (k, v) in env {
             command.env(k, v);
         }
@@ -207,6 +212,40 @@ impl ServiceProcess {
     /// Everything the process logged so far.
     pub fn logs(&self) -> String {
         self.log.lock().unwrap().join("\n")
+    }
+}
+
+/// Whether the tests run under `make coverage` (`LLVM_PROFILE_FILE` set): services are then
+/// stopped rather than killed, so they write their profiles.
+fn under_coverage() -> bool {
+    std::env::var_os("LLVM_PROFILE_FILE").is_some()
+}
+
+/// How long a service under coverage may take to stop before it is killed.
+const COVERAGE_STOP_WAIT: Duration = Duration::from_secs(10);
+
+impl Drop for ServiceProcess {
+    /// Under coverage (`LLVM_PROFILE_FILE` set, as `make coverage` does) the process gets
+    /// SIGTERM and a few seconds to exit, so it writes its profile; otherwise it is killed at
+    /// once (`kill_on_drop`), as it is after the wait.
+    fn drop(&mut self) {
+        if !under_coverage() {
+            return;
+        }
+        let Some(pid) = self.child.id() else {
+            return;
+        };
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status();
+        let deadline = std::time::Instant::now() + COVERAGE_STOP_WAIT;
+        while std::time::Instant::now() < deadline {
+            match self.child.try_wait() {
+                Ok(None) => std::thread::sleep(Duration::from_millis(20)),
+                _ => return,
+            }
+        }
     }
 }
 
