@@ -12,7 +12,7 @@ use ktrdr_market::Bars;
 use ktrdr_market::Timeframe;
 use ktrdr_proto::common::v1::{BarBatch, BarEncoding, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
-use ktrdr_proto::data::v1::{ReadBarsRequest, ValidationMode, WriteBarsRequest};
+use ktrdr_proto::data::v1::{ValidationMode, WriteBarsRequest};
 use ktrdr_system_tests::ServiceProcess;
 use ktrdr_system_tests::bench::timed_read;
 

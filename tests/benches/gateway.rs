@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use ktrdr_market::Bars;
 use ktrdr_proto::common::v1::{BarBatch, BarEncoding, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
-use ktrdr_proto::data::v1::{GetStatusRequest, ReadBarsRequest, ValidationMode, WriteBarsRequest};
+use ktrdr_proto::data::v1::{GetStatusRequest, ValidationMode, WriteBarsRequest};
 use ktrdr_system_tests::bench::{latency_row, ms, percentile, timed_read};
 use ktrdr_system_tests::{ServiceProcess, ktrdr};
 use tonic::transport::Channel;
