@@ -19,6 +19,8 @@ cargo bench -p ktrdr-strategy --bench pipeline 2>/dev/null >>"$section"
 echo >>"$section"
 cargo bench -p ktrdr-backtest --bench simulate 2>/dev/null >>"$section"
 echo >>"$section"
+cargo bench -p ktrdr-system-tests --bench backtest 2>/dev/null >>"$section"
+echo >>"$section"
 cargo bench -p ktrdr-system-tests --bench ib 2>/dev/null >>"$section"
 
 cpu=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || echo unknown)

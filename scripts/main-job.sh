@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job of `make run`, through the gateway with the ktrdr CLI: load the example strategy's
-# bars from IB (ib-sim by default) into the store, train the strategy, then evaluate the model
-# on its held-out test bars and print the metrics.
+# bars from IB (ib-sim by default) into the store, train the strategy, evaluate the model on
+# its held-out test bars, then backtest it over its test part (costs included, fills at the next
+# bar's open) and write an HTML report to run/backtest-report.html.
 #
 #   STRATEGY          strategy file (default strategies/rsi_bollinger_single.yaml)
 #   MAIN_JOB_START    first bar to load and train on (default 2023-01-01)
@@ -22,14 +23,22 @@ echo "    (loads the strategy's symbols and timeframes from IB through the gatew
 "$KTRDR" train "$STRATEGY" --start "$START" --end "$END" ${EPOCHS:+--epochs "$EPOCHS"}
 
 name=$(sed -n 's/^name: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$STRATEGY" | head -n 1)
-model=$("$KTRDR" --json models list | python3 -c '
+read -r model test_start < <("$KTRDR" --json models list | python3 -c '
 import json, sys
 name = sys.argv[1]
 models = [m for m in json.load(sys.stdin)["models"] if m["strategy_name"] == name]
-print(models[0]["model_id"] if models else "")
+if models:
+    fit = models[0].get("fit_range") or {}
+    print(models[0]["model_id"], fit.get("end") or "")
 ' "$name")
-[[ -n $model ]] || { echo "no model of strategy $name was saved" >&2; exit 1; }
+[[ -n ${model:-} ]] || { echo "no model of strategy $name was saved" >&2; exit 1; }
 
 echo
 echo "==> ktrdr models evaluate $model   (its held-out test bars)"
 "$KTRDR" models evaluate "$model"
+
+echo
+echo "==> ktrdr backtest $model --start $test_start --end $END --report run/backtest-report.html"
+echo "    (the model's test part: bars it was not fitted on)"
+mkdir -p run
+"$KTRDR" backtest "$model" --start "$test_start" --end "$END" --report run/backtest-report.html

@@ -352,6 +352,7 @@ pub fn model(m: &Model) -> Value {
         "size_bytes": m.size_bytes,
         "device": m.device,
         "training_range": range(m.training_range.as_ref()),
+        "fit_range": range(m.fit_range.as_ref()),
         "parameter_count": m.parameter_count,
         "labels": m.labels,
     })

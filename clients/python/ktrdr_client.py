@@ -74,7 +74,7 @@ import pyarrow.ipc  # noqa: E402,F401
 from ktrdr.common.v1 import common_pb2  # noqa: E402
 from ktrdr.data.v1 import data_pb2, data_pb2_grpc  # noqa: E402
 from ktrdr.gateway.v1 import gateway_pb2, gateway_pb2_grpc  # noqa: E402
-from ktrdr.training.v1 import training_pb2, training_pb2_grpc  # noqa: E402
+from ktrdr.training.v1 import backtest_pb2, training_pb2, training_pb2_grpc  # noqa: E402
 
 Timestamp = Union[None, int, str, _dt.datetime, pd.Timestamp]
 
@@ -317,6 +317,75 @@ class KtrdrClient:
     def get_training(self, session_id: str) -> training_pb2.TrainingSession:
         request = training_pb2.GetTrainingRequest(session_id=session_id)
         return self.training.GetTraining(request, timeout=self.timeout).session
+
+    # ---- backtests -----------------------------------------------------------------------
+
+    def backtest(
+        self,
+        model: str,
+        start: Timestamp,
+        end: Timestamp,
+        symbols: Sequence[str] = (),
+        data_mode: str = "load",
+        allow_training_overlap: bool = False,
+        on_event: Optional[Callable[[gateway_pb2.BacktestEvent], None]] = None,
+        **settings,
+    ) -> gateway_pb2.BacktestSummary:
+        """GatewayService.BacktestStrategy: backtests `model` (a model id, or a strategy name:
+        its newest model) over [start, end) for each symbol (default: the model's), loading
+        missing bars unless `data_mode` is "local", and returns the job's summary (one
+        BacktestResult per symbol in `.results`). `settings` are BacktestSettings fields, e.g.
+        commission_rate=0.0002, allow_shorts=True, fraction_of_equity=0.5. Bad settings raise
+        grpc.RpcError INVALID_ARGUMENT naming the field."""
+        request = gateway_pb2.BacktestStrategyRequest(
+            symbols=list(symbols),
+            settings=backtest_pb2.BacktestSettings(**settings),
+            allow_training_overlap=allow_training_overlap,
+            data_mode=gateway_pb2.LOAD_MODE_LOCAL if data_mode == "local" else 0,
+        )
+        if "/" in model:
+            request.model_id = model
+        else:
+            request.strategy_name = model
+        request.range.CopyFrom(common_pb2.TimeRange(start_ms=to_epoch_ms(start), end_ms=to_epoch_ms(end)))
+        summary = None
+        for item in self.gateway.BacktestStrategy(request):
+            if on_event is not None:
+                on_event(item.event)
+            if item.event.WhichOneof("event") == "summary":
+                summary = item.event.summary
+        if summary is None:
+            raise RuntimeError("BacktestStrategy ended without a summary")
+        return summary
+
+    @staticmethod
+    def backtest_metrics(result: backtest_pb2.BacktestResult) -> pd.Series:
+        """A result's metrics as a Series named by the metric fields (NaN where undefined)."""
+        m = result.metrics
+        fields = [f.name for f in m.DESCRIPTOR.fields if f.type != f.TYPE_MESSAGE]
+        values = {
+            name: (getattr(m, name) if not m.DESCRIPTOR.fields_by_name[name].has_presence
+                   or m.HasField(name) else float("nan"))
+            for name in fields
+        }
+        return pd.Series(values, name=result.backtest_id)
+
+    def _backtest_table(self, backtest_id: str, table: int) -> pd.DataFrame:
+        request = backtest_pb2.ReadBacktestTableRequest(
+            backtest_id=backtest_id, table=table, format=backtest_pb2.TABLE_FORMAT_ARROW_IPC
+        )
+        data = b"".join(item.chunk for item in self.training.ReadBacktestTable(request, timeout=self.timeout))
+        return pa.ipc.open_stream(pa.py_buffer(data)).read_all().to_pandas()
+
+    def backtest_trades(self, backtest_id: str) -> pd.DataFrame:
+        """A saved backtest's trades: one row per closed trade (side, units, signal/entry/exit
+        times in UTC, prices, costs, pnl, return_pct, exit_reason)."""
+        return self._backtest_table(backtest_id, backtest_pb2.BACKTEST_TABLE_TRADES)
+
+    def backtest_equity(self, backtest_id: str) -> pd.DataFrame:
+        """A saved backtest's equity curve, indexed by bar time (UTC): the bar's prices, the
+        position held at its close, equity, drawdown_pct and the filters' decision."""
+        return self._backtest_table(backtest_id, backtest_pb2.BACKTEST_TABLE_EQUITY).set_index("timestamp")
 
 
 def _strategy(strategy: Union[str, Path]) -> tuple[str, str]:

@@ -246,6 +246,42 @@ def run_checks(client: KtrdrClient, work: Path) -> None:
     check("train() with GatewayService.TrainStrategy", train_through_the_gateway)
     check("start_training() through the gateway's TrainingService, watch it to COMPLETED", start_training_and_wait)
 
+    def backtest_its_test_part_into_pandas():
+        models = client.training.ListModels(ktrdr_client.training_pb2.ListModelsRequest(strategy_name="tiny_rsi"))
+        model = models.models[0]
+        start, end = model.fit_range.end_ms, ktrdr_client.to_epoch_ms(T0 + pd.Timedelta(hours=600))
+        events = []
+        summary = client.backtest(model.model_id, start, end, data_mode="local", on_event=events.append,
+                                  commission_rate=0.0002, fraction_of_equity=0.5)
+        assert summary.state == ktrdr_client.common_pb2.JOB_STATE_COMPLETED, summary
+        result = summary.results[0]
+        assert result.settings.commission_rate == 0.0002
+        metrics = client.backtest_metrics(result)
+        assert metrics["trades"] == result.metrics.trades
+        equity = client.backtest_equity(result.backtest_id)
+        assert len(equity) == result.bars, (len(equity), result.bars)
+        assert str(equity.index.tz) == "UTC"
+        assert equity.index[0] >= pd.Timestamp(start, unit="ms", tz="UTC")
+        assert math.isclose(equity["equity"].iloc[-1], result.metrics.equity_final)
+        trades = client.backtest_trades(result.backtest_id)
+        assert len(trades) == result.metrics.trades
+        assert list(trades.columns[:3]) == ["side", "units", "signal_time"], list(trades.columns)
+        if len(trades):
+            assert math.isclose(trades["pnl"].sum(), result.metrics.equity_final - 100_000, abs_tol=1e-6)
+
+    def a_negative_commission_is_invalid_argument():
+        model_id = client.training.ListModels(ktrdr_client.training_pb2.ListModelsRequest()).models[0].model_id
+        try:
+            client.backtest(model_id, T0, T0 + pd.Timedelta(hours=600), commission_rate=-1.0)
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.code()
+            assert "commission_rate" in err.details(), err.details()
+        else:
+            raise AssertionError("no error for a negative commission")
+
+    check("backtest() a model over its test part; metrics, equity and trades as pandas", backtest_its_test_part_into_pandas)
+    check("backtest() with a negative commission raises INVALID_ARGUMENT naming it", a_negative_commission_is_invalid_argument)
+
 
 if __name__ == "__main__":
     sys.exit(main())

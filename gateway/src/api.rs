@@ -1,5 +1,5 @@
 //! `ktrdr.gateway.v1.GatewayService`: the gRPC face of the gateway's own work (configuration,
-//! statistics, load jobs, orchestrated training).
+//! statistics, load jobs, orchestrated training, backtest jobs).
 
 use std::sync::Arc;
 
@@ -11,6 +11,7 @@ use ktrdr_proto::gateway::v1::{self as pb, gateway_service_server::GatewayServic
 use tokio_stream::StreamExt;
 use tonic::{Request, Response, Status};
 
+use crate::backtest::BacktestJobs;
 use crate::load::{self, LoadManager};
 use crate::orchestrator::ServiceOrchestrator;
 use crate::train::TrainFlow;
@@ -23,6 +24,7 @@ pub struct GatewayApi {
     managers: Vec<Arc<dyn ServiceOrchestrator>>,
     loads: Arc<LoadManager>,
     train: Arc<TrainFlow>,
+    backtests: Arc<BacktestJobs>,
     identity: ProcessIdentity,
 }
 
@@ -31,12 +33,14 @@ impl GatewayApi {
         managers: Vec<Arc<dyn ServiceOrchestrator>>,
         loads: Arc<LoadManager>,
         train: Arc<TrainFlow>,
+        backtests: Arc<BacktestJobs>,
         listen_addr: impl ToString,
     ) -> Self {
         Self {
             managers,
             loads,
             train,
+            backtests,
             identity: ProcessIdentity::new("gateway", listen_addr),
         }
     }
@@ -111,13 +115,9 @@ impl GatewayService for GatewayApi {
         request: Request<pb::ListLoadsRequest>,
     ) -> Result<Response<pb::ListLoadsResponse>, Status> {
         let req = request.into_inner();
-        let states: Vec<JobState> = req
-            .states
-            .iter()
-            .map(|s| JobState::try_from(*s).unwrap_or(JobState::Unspecified))
-            .filter(|s| *s != JobState::Unspecified)
-            .collect();
-        let jobs = self.loads.list(&states, &req.symbol, &req.timeframe);
+        let jobs = self
+            .loads
+            .list(&states(&req.states), &req.symbol, &req.timeframe);
         let page = Page::parse(
             req.page_size,
             &req.page_token,
@@ -169,4 +169,79 @@ impl GatewayService for GatewayApi {
     ) -> Result<Response<Self::TrainStrategyStream>, Status> {
         self.train.start(request).map(Response::new)
     }
+
+    type BacktestStrategyStream = ResponseStream<pb::BacktestStrategyResponse>;
+
+    async fn backtest_strategy(
+        &self,
+        request: Request<pb::BacktestStrategyRequest>,
+    ) -> Result<Response<Self::BacktestStrategyStream>, Status> {
+        let job = self.backtests.start(request.into_inner()).await?;
+        let stream = job
+            .events()
+            .map(|event| event.map(|event| pb::BacktestStrategyResponse { event: Some(event) }));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    type WatchBacktestJobStream = ResponseStream<pb::WatchBacktestJobResponse>;
+
+    async fn watch_backtest_job(
+        &self,
+        request: Request<pb::WatchBacktestJobRequest>,
+    ) -> Result<Response<Self::WatchBacktestJobStream>, Status> {
+        let job = self.backtests.get(&request.get_ref().job_id)?;
+        let stream = job
+            .events()
+            .map(|event| event.map(|event| pb::WatchBacktestJobResponse { event: Some(event) }));
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn get_backtest_job(
+        &self,
+        request: Request<pb::GetBacktestJobRequest>,
+    ) -> Result<Response<pb::GetBacktestJobResponse>, Status> {
+        let job = self.backtests.get(&request.get_ref().job_id)?;
+        Ok(Response::new(pb::GetBacktestJobResponse {
+            job: Some(job.describe()),
+        }))
+    }
+
+    async fn list_backtest_jobs(
+        &self,
+        request: Request<pb::ListBacktestJobsRequest>,
+    ) -> Result<Response<pb::ListBacktestJobsResponse>, Status> {
+        let req = request.into_inner();
+        let jobs = self.backtests.list(&states(&req.states));
+        let page = Page::parse(
+            req.page_size,
+            &req.page_token,
+            DEFAULT_PAGE_SIZE,
+            MAX_PAGE_SIZE,
+        )?
+        .of(jobs);
+        Ok(Response::new(pb::ListBacktestJobsResponse {
+            jobs: page.items,
+            next_page_token: page.next_page_token,
+            total_size: page.total_size,
+        }))
+    }
+
+    async fn cancel_backtest_job(
+        &self,
+        request: Request<pb::CancelBacktestJobRequest>,
+    ) -> Result<Response<pb::CancelBacktestJobResponse>, Status> {
+        let req = request.into_inner();
+        let job = self.backtests.cancel(&req.job_id, &req.reason).await?;
+        Ok(Response::new(pb::CancelBacktestJobResponse {
+            job: Some(job),
+        }))
+    }
+}
+
+/// A list filter's job states; unknown and UNSPECIFIED values match nothing extra.
+fn states(raw: &[i32]) -> Vec<JobState> {
+    raw.iter()
+        .map(|s| JobState::try_from(*s).unwrap_or(JobState::Unspecified))
+        .filter(|s| *s != JobState::Unspecified)
+        .collect()
 }

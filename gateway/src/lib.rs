@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod backtest;
 pub mod config;
 pub mod data;
 pub mod health;
@@ -30,6 +31,7 @@ use ktrdr_proto::training::v1::training_service_server::TrainingServiceServer;
 
 use crate::api::GatewayApi;
 use crate::auth::{Authenticated, BearerAuth};
+use crate::backtest::BacktestJobs;
 use crate::config::GatewayConfig;
 use crate::data::DataManager;
 use crate::health::HealthMonitor;
@@ -65,9 +67,16 @@ pub fn gateway(config: GatewayConfig) -> Result<Gateway, ServiceError> {
         training.clone(),
         config.training.strategies_dir.clone(),
     );
+    let backtests = BacktestJobs::new(training.clone(), train.clone());
     let managers: Vec<Arc<dyn ServiceOrchestrator>> =
         vec![data.clone(), training.clone(), ib.clone()];
-    let gateway = GatewayApi::new(managers.clone(), loads, train, config.server.listen_addr);
+    let gateway = GatewayApi::new(
+        managers.clone(),
+        loads,
+        train,
+        backtests,
+        config.server.listen_addr,
+    );
     let grpc = GrpcServer::new(BINARY, config.server.clone());
     let health = HealthMonitor::new(grpc.health_reporter(), managers);
     let limits = grpc.config().clone();

@@ -2,6 +2,11 @@
 //! implementation, call statistics, deadline-carrying forwarding (with a default deadline for
 //! unary calls), retries of idempotent calls on `UNAVAILABLE` with exponential backoff and
 //! jitter, and the error a caller gets when the host service is down.
+//!
+//! Invariant: a transport failure of a host service (refused connection, the process killed
+//! mid-call or mid-stream) reaches the caller as `UNAVAILABLE` naming the service and its URL,
+//! with `ErrorInfo{service, url}` and `RetryInfo` ([`enrich`]); every relayed stream goes
+//! through [`Endpoint::relay`], so this holds for stream items as for call answers.
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
@@ -32,6 +37,53 @@ fn jitter(max: Duration) -> Duration {
 /// The pause before retry number `attempt` (0-based): `base · 2^attempt`, jittered.
 pub fn retry_delay(base: Duration, attempt: u32) -> Duration {
     jitter(base.saturating_mul(1 << attempt.min(16)))
+}
+
+/// What tonic answers when a response body ends inside a message.
+const TRUNCATED_MESSAGE: &str = "Unexpected EOF decoding stream.";
+
+/// Whether `status` comes from the transport rather than from the host service:
+/// - tonic's own `UNAVAILABLE` (no `ErrorInfo`: the connection was refused or lost);
+/// - `UNKNOWN` without details: ktrdr services never answer it, tonic does for a stream that
+///   ended without a final status or an HTTP/2 error it cannot place;
+/// - `INTERNAL` or `CANCELLED` raised by the connection itself (they carry the transport error
+///   as their source; a status a service sends arrives in trailers and carries none), or a body
+///   cut inside a message.
+pub fn is_transport_failure(status: &Status) -> bool {
+    let from_transport = std::error::Error::source(status).is_some();
+    match status.code() {
+        tonic::Code::Unavailable => status.get_error_details().error_info().is_none(),
+        tonic::Code::Unknown => from_transport || status.details().is_empty(),
+        tonic::Code::Internal => from_transport || status.message() == TRUNCATED_MESSAGE,
+        tonic::Code::Cancelled => from_transport,
+        _ => false,
+    }
+}
+
+/// A transport failure or a missed deadline of `spec`'s host service at `url`, as the error
+/// convention wants it: `UNAVAILABLE` with `ErrorInfo{service, url}` and `RetryInfo`, the cause
+/// in the message. Errors the service itself returned pass through.
+pub fn enrich(spec: &ManagerSpec, url: &str, status: Status) -> Status {
+    if is_transport_failure(&status) {
+        let hint = if status.code() == tonic::Code::Unavailable {
+            spec.hint.to_owned()
+        } else {
+            format!(
+                "the connection failed mid-call ({}); {}",
+                status.message(),
+                spec.hint
+            )
+        };
+        ServiceError::service_unavailable(spec.label, url.to_owned(), hint).into()
+    } else if status.code() == tonic::Code::DeadlineExceeded {
+        Status::deadline_exceeded(format!(
+            "{} service at {url} did not answer in time: {}",
+            spec.label,
+            status.message()
+        ))
+    } else {
+        status
+    }
 }
 
 /// Where a capability's calls go.
@@ -131,23 +183,23 @@ impl Endpoint {
         self.remote.as_ref().map(|(_, url)| url.as_str())
     }
 
-    /// A transport failure or a missed deadline of the host service at `url`, as the error
-    /// convention wants it; errors the service itself returned (with details) pass through.
+    /// [`enrich`] for this capability's host service at `url`.
     pub fn enrich_at(&self, url: &str, status: Status) -> Status {
-        let transport_failure = status.code() == tonic::Code::Unavailable
-            && status.get_error_details().error_info().is_none();
-        if transport_failure {
-            ServiceError::service_unavailable(self.spec.label, url.to_owned(), self.spec.hint)
-                .into()
-        } else if status.code() == tonic::Code::DeadlineExceeded {
-            Status::deadline_exceeded(format!(
-                "{} service at {url} did not answer in time: {}",
-                self.spec.label,
-                status.message()
-            ))
-        } else {
-            status
-        }
+        enrich(self.spec, url, status)
+    }
+
+    /// The host service's stream from `url`, relayed item by item; an error in it passes
+    /// through [`enrich`], so a host that dies mid-stream ends the caller's stream with
+    /// `UNAVAILABLE` naming it rather than tonic's `UNKNOWN: h2 protocol error`.
+    pub fn relay<T: Send + 'static>(
+        &self,
+        url: &str,
+        stream: tonic::Streaming<T>,
+    ) -> ktrdr_common::server::ResponseStream<T> {
+        let (spec, url) = (self.spec, url.to_owned());
+        Box::pin(tokio_stream::StreamExt::map(stream, move |item| {
+            item.map_err(|status| enrich(spec, &url, status))
+        }))
     }
 
     /// Times one call to the routed backend and records its outcome.
@@ -216,13 +268,14 @@ macro_rules! routed_unary {
     }};
 }
 
-/// A server-streaming method: in-process, or the host service's stream relayed as it arrives.
+/// A server-streaming method: in-process, or the host service's stream relayed as it arrives
+/// ([`Endpoint::relay`]).
 macro_rules! routed_server_stream {
     ($routed:expr, $client:expr, $request:ident, $method:ident) => {{
         let routed = $routed;
         match &routed.backend {
             $crate::routing::Backend::Local(local) => routed.observe(local.$method($request)).await,
-            $crate::routing::Backend::Remote { channel, .. } => {
+            $crate::routing::Backend::Remote { channel, url } => {
                 let (metadata, _, message) = $request.into_parts();
                 let mut client = $client(channel.clone());
                 routed
@@ -230,10 +283,7 @@ macro_rules! routed_server_stream {
                         client
                             .$method(ktrdr_common::deadline::forward(&metadata, message))
                             .await
-                            .map(|r| {
-                                tonic::Response::new(Box::pin(r.into_inner())
-                                    as ktrdr_common::server::ResponseStream<_>)
-                            })
+                            .map(|r| tonic::Response::new(routed.relay(url, r.into_inner())))
                     })
                     .await
             }
@@ -296,6 +346,51 @@ mod tests {
         let default = routed.request_until(routed.deadline(&none), &none, ());
         assert!(remaining(&default) <= CallPolicy::default().default_timeout);
         assert!(remaining(&default) > Duration::from_secs(29));
+    }
+
+    #[test]
+    fn a_connection_lost_mid_stream_is_unavailable_naming_the_service() {
+        let spec = &crate::config::TRAINING;
+        let url = "http://127.0.0.1:50053";
+        // What tonic yields when the host's connection breaks: the transport error as source.
+        let broken = Status::from_error(Box::new(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "connection reset",
+        )));
+        assert_eq!(broken.code(), tonic::Code::Unknown);
+        let s = enrich(spec, url, broken);
+        assert_eq!(s.code(), tonic::Code::Unavailable, "{s:?}");
+        assert!(
+            s.message().contains("Training host service unavailable at"),
+            "{}",
+            s.message()
+        );
+        let details = s.get_error_details();
+        let info = details.error_info().expect("ErrorInfo");
+        assert_eq!(info.metadata["service"], spec.label);
+        assert_eq!(info.metadata["url"], url);
+        assert!(details.retry_info().is_some());
+        // Answers the service sent (in trailers, no source) are its own: unchanged.
+        // A stream cut without a final status, or inside a message.
+        for cut in [
+            Status::unknown("protocol error: missing grpc-status trailer"),
+            Status::internal(TRUNCATED_MESSAGE),
+        ] {
+            assert_eq!(enrich(spec, url, cut).code(), tonic::Code::Unavailable);
+        }
+        for own in [
+            Status::internal("the training thread panicked"),
+            Status::cancelled("cancelled by user"),
+            ServiceError::service_unavailable("data", "http://d", "start it").into(),
+        ] {
+            let code = own.code();
+            let message = own.message().to_owned();
+            let s = enrich(spec, url, own);
+            assert_eq!((s.code(), s.message()), (code, message.as_str()));
+        }
+        // tonic's own UNAVAILABLE (connection refused) gets the details too.
+        let refused = enrich(spec, url, Status::unavailable("tcp connect error"));
+        assert!(refused.get_error_details().error_info().is_some());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use ktrdr_common::error::ServiceError;
 use ktrdr_common::paging::Page;
 use ktrdr_common::server::ResponseStream;
 use ktrdr_proto::common::v1::TimeRange;
-use ktrdr_proto::gateway::v1::{BackendStatistics, LoadDataRequest, LoadMode};
+use ktrdr_proto::gateway::v1::{BackendStatistics, LoadDataRequest, LoadEvent, LoadMode};
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
 use ktrdr_proto::training::v1::{self as pb, training_service_server::TrainingService};
 use ktrdr_training_host::data::{
@@ -270,6 +270,23 @@ impl TrainingManager {
         F: Fn() -> Fut,
         Fut: Future<Output = Result<Response<T>, Status>>,
     {
+        self.with_missing_bars_loaded_reporting(call, |_, _| async { true })
+            .await
+    }
+
+    /// [`Self::with_missing_bars_loaded`], handing each event of the loads it runs to
+    /// `on_load` (which returns false when its caller went away).
+    pub async fn with_missing_bars_loaded_reporting<T, F, Fut, L, LFut>(
+        &self,
+        call: F,
+        mut on_load: L,
+    ) -> Result<Response<T>, Status>
+    where
+        F: Fn() -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+        L: FnMut(LoadDataRequest, LoadEvent) -> LFut,
+        LFut: Future<Output = bool>,
+    {
         let mut previous: Option<Vec<Shortfall>> = None;
         for round in 0..=LOAD_ROUNDS {
             let status = match call().await {
@@ -303,11 +320,9 @@ impl TrainingManager {
                 );
                 let loaded = self
                     .loads
-                    .run_to_end(
-                        &request,
-                        "the bars inference needs are missing",
-                        |_| async { true },
-                    )
+                    .run_to_end(&request, "the bars inference needs are missing", |event| {
+                        on_load(request.clone(), event)
+                    })
                     .await;
                 if let Err(load) = loaded {
                     return Err(Status::with_details(
@@ -333,6 +348,14 @@ impl TrainingManager {
         request: Request<pb::EvaluateModelRequest>,
     ) -> Result<Response<pb::EvaluateModelResponse>, Status> {
         on_the_host!(self, request, evaluate_model, |_| None)
+    }
+
+    /// RunBacktest on one host (or in process), without loading what is missing.
+    pub async fn run_backtest_once(
+        &self,
+        request: Request<pb::RunBacktestRequest>,
+    ) -> Result<Response<ResponseStream<pb::RunBacktestResponse>>, Status> {
+        routed_server_stream!(&self.routed, client, request, run_backtest)
     }
 
     async fn predict_once(
@@ -393,13 +416,15 @@ impl TrainingService for TrainingManager {
         };
         let (metadata, _, message) = request.into_parts();
         let session_id = message.session_id.clone();
-        let stream = self
-            .on_host_of(replicas, Some(&session_id), |mut c| {
+        let owner = self.owner(&session_id);
+        let (stream, url) = self
+            .on_the_host_that_has(replicas, owner, |mut c| {
                 let request = deadline::forward(&metadata, message.clone());
                 async move { c.watch_training(request).await }
             })
             .await?;
-        Ok(Response::new(Box::pin(stream)))
+        self.remember(&session_id, &url);
+        Ok(Response::new(self.routed.relay(&url, stream)))
     }
 
     async fn get_training(
@@ -532,6 +557,88 @@ impl TrainingService for TrainingManager {
         request: Request<pb::GetModelRequest>,
     ) -> Result<Response<pb::GetModelResponse>, Status> {
         on_the_host!(self, request, get_model, |_| None)
+    }
+
+    type RunBacktestStream = ResponseStream<pb::RunBacktestResponse>;
+
+    async fn run_backtest(
+        &self,
+        request: Request<pb::RunBacktestRequest>,
+    ) -> Result<Response<Self::RunBacktestStream>, Status> {
+        let (metadata, _, message) = request.into_parts();
+        self.with_missing_bars_loaded(|| {
+            self.run_backtest_once(Request::from_parts(
+                metadata.clone(),
+                tonic::Extensions::default(),
+                message.clone(),
+            ))
+        })
+        .await
+    }
+
+    async fn get_backtest(
+        &self,
+        request: Request<pb::GetBacktestRequest>,
+    ) -> Result<Response<pb::GetBacktestResponse>, Status> {
+        on_the_host!(self, request, get_backtest, |_| None)
+    }
+
+    async fn list_backtests(
+        &self,
+        request: Request<pb::ListBacktestsRequest>,
+    ) -> Result<Response<pb::ListBacktestsResponse>, Status> {
+        let replicas = match &self.replicas {
+            Some(r) if r.all().len() > 1 => r,
+            _ => return routed_unary!(&self.routed, client, request, list_backtests, true),
+        };
+        let (metadata, _, message) = request.into_parts();
+        let page = page(message.page_size, &message.page_token)?;
+        let all = pb::ListBacktestsRequest {
+            page_size: 500,
+            page_token: String::new(),
+            ..message
+        };
+        let answers = self
+            .ask_every_host(replicas, &metadata, all, |mut c, r| async move {
+                c.list_backtests(r).await
+            })
+            .await?;
+        let mut results: Vec<_> = answers.into_iter().flat_map(|(_, a)| a.results).collect();
+        // Hosts sharing one models volume list the same results once.
+        results.sort_by(|a, b| {
+            b.created_at_ms
+                .cmp(&a.created_at_ms)
+                .then(a.backtest_id.cmp(&b.backtest_id))
+        });
+        results.dedup_by(|a, b| a.backtest_id == b.backtest_id);
+        let page = page.of(results);
+        Ok(Response::new(pb::ListBacktestsResponse {
+            results: page.items,
+            next_page_token: page.next_page_token,
+            total_size: page.total_size,
+        }))
+    }
+
+    type ReadBacktestTableStream = ResponseStream<pb::ReadBacktestTableResponse>;
+
+    async fn read_backtest_table(
+        &self,
+        request: Request<pb::ReadBacktestTableRequest>,
+    ) -> Result<Response<Self::ReadBacktestTableStream>, Status> {
+        let Some(replicas) = &self.replicas else {
+            return routed_server_stream!(&self.routed, client, request, read_backtest_table);
+        };
+        let (metadata, _, message) = request.into_parts();
+        let deadline = self.routed.deadline(&metadata);
+        let (stream, url) = self
+            .on_the_host_that_has(replicas, None, |mut c| {
+                let request = self
+                    .routed
+                    .request_until(deadline, &metadata, message.clone());
+                async move { c.read_backtest_table(request).await }
+            })
+            .await?;
+        Ok(Response::new(self.routed.relay(&url, stream)))
     }
 
     async fn get_status(

@@ -12,6 +12,7 @@ const FILES: &[&str] = &[
     "ktrdr/ib/v1/ib.proto",
     "ktrdr/ib/v1/sim.proto",
     "ktrdr/data/v1/data.proto",
+    "ktrdr/training/v1/backtest.proto",
     "ktrdr/training/v1/training.proto",
     "ktrdr/gateway/v1/gateway.proto",
 ];

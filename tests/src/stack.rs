@@ -309,18 +309,10 @@ impl Stack {
             .map_or(format!("http://{gateway_addr}"), ServiceProcess::url);
         let mut hosts = Vec::new();
         for i in 0..training_hosts {
-            let models = path(&models_dir.path().join(format!("host{i}")));
-            hosts.push(
-                start(
-                    "ktrdr-training-host",
-                    with(&[
-                        ("DATA_SERVICE_URL", data_url.clone()),
-                        ("KTRDR_MODELS_DIR", models),
-                        ("KTRDR_STRATEGIES_DIR", strategies.clone()),
-                    ]),
-                )
-                .await,
-            );
+            let mut host_env = env_refs.clone();
+            host_env.push(("KTRDR_STRATEGIES_DIR", strategies.as_str()));
+            let models = models_dir.path().join(format!("host{i}"));
+            hosts.push(start_training_host(&data_url, &models, &host_env).await);
         }
         let unused = "http://127.0.0.1:1".to_owned();
         let mut gateway_env = vec![

@@ -22,6 +22,7 @@ mod error;
 pub mod metrics;
 mod numeric;
 mod simulate;
+pub mod tables;
 
 use serde::Serialize;
 

@@ -115,6 +115,11 @@ pub fn record_batch_to_ipc(batch: &RecordBatch) -> Result<Vec<u8>, ArrowError> {
     Ok(out)
 }
 
+/// Decodes an Arrow IPC stream into its record batches, whatever their schema.
+pub fn ipc_to_record_batches(bytes: &[u8]) -> Result<Vec<RecordBatch>, ArrowError> {
+    arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)?.collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

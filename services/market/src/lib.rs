@@ -1,7 +1,8 @@
 //! The market vocabulary every ktrdr crate shares, in one leaf crate (no RPC, no runtime):
 //! [`Timeframe`], columnar [`Bars`] with the one Arrow bar schema and its IPC codec
-//! ([`arrow`]), resampling ([`resample`]), symbols ([`symbol`]) and the dataset a
-//! `SYMBOL_tf.csv` file name names ([`file_name`]).
+//! ([`arrow`]), resampling ([`resample`]), symbols ([`symbol`]), the dataset a
+//! `SYMBOL_tf.csv` file name names ([`file_name`]) and the rule for names that become
+//! directories ([`path`]).
 //!
 //! Services convert these to and from their wire types (`ktrdr-proto` holds the protobuf
 //! conversions); nothing here knows about gRPC. ib-sim keeps its own calendar and bar generator
@@ -11,6 +12,7 @@
 pub mod arrow;
 pub mod bars;
 pub mod file_name;
+pub mod path;
 pub mod resample;
 pub mod symbol;
 pub mod timeframe;

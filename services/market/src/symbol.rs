@@ -2,8 +2,8 @@
 //! asset class that decides an instrument's trading calendar.
 //!
 //! Invariant: a normalised symbol is a safe single path component — `A–Z 0–9 . _ -`, starting
-//! with a letter or digit, at most 32 characters — so it can name a directory of the store or
-//! the model registry.
+//! with a letter or digit, at most 32 characters (the rule of [`crate::path`]) — so it can name
+//! a directory of the store or the model registry.
 
 /// ISO codes of the currencies IB trades as forex pairs.
 const CURRENCIES: &[&str] = &[
@@ -80,25 +80,14 @@ pub fn normalize_symbol(raw: &str) -> Result<String, String> {
             return Ok(pair);
         }
     }
-    if upper.len() > MAX_SYMBOL_LEN {
-        return Err(format!(
-            "{} is longer than {MAX_SYMBOL_LEN} characters",
+    match crate::path::fault(&upper, MAX_SYMBOL_LEN) {
+        None => Ok(upper),
+        Some(bad @ crate::path::Fault::Char(_)) => Err(format!(
+            "{} {bad}; allowed are letters, digits, '.', '_' and '-' (forex pairs as EURUSD or EUR.USD)",
             shown(raw)
-        ));
+        )),
+        Some(fault) => Err(format!("{} {fault}", shown(raw))),
     }
-    if let Some(bad) = upper
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return Err(format!(
-            "{} contains {bad:?}; allowed are letters, digits, '.', '_' and '-' (forex pairs as EURUSD or EUR.USD)",
-            shown(raw)
-        ));
-    }
-    if !upper.starts_with(|c: char| c.is_ascii_alphanumeric()) {
-        return Err(format!("{} must start with a letter or digit", shown(raw)));
-    }
-    Ok(upper)
 }
 
 #[cfg(test)]

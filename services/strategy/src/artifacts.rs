@@ -9,6 +9,13 @@
 //! `<SYMBOLS>_<tf>_latest` next to the versions is a small text file holding the newest
 //! version's directory name (a file rather than the original's symlink, so it works everywhere
 //! and is replaced atomically).
+//!
+//! Saving is atomic: the version number is claimed by creating its (empty) directory, every
+//! file is written and synced in a staging directory `.staging.<owner>.<version dir>` beside
+//! it, and the staging directory is renamed onto the claim. A version directory is therefore
+//! either empty (claimed, being written) or complete, never partial; a saver killed half-way
+//! leaves only its own staging directory and empty claim, which [`ModelStore::clean_staging`]
+//! of the same owner removes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -94,11 +101,72 @@ fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T> {
 #[derive(Debug, Clone)]
 pub struct ModelStore {
     root: PathBuf,
+    /// Names this saver's staging directories, so that savers sharing the directory (several
+    /// hosts on one volume) only ever clean up their own.
+    owner: String,
 }
+
+/// The prefix of every staging directory (hidden: never a strategy or a version).
+const STAGING_PREFIX: &str = ".staging.";
 
 impl ModelStore {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self {
+            root: root.into(),
+            owner: "local".to_owned(),
+        }
+    }
+
+    /// The store as saver `owner` (a plain name: letters, digits, `-`, `_`), e.g. one per host
+    /// sharing the directory.
+    pub fn owned_by(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+
+    /// The directory of strategy `name`: `name` must be a safe directory name.
+    fn strategy_dir(&self, name: &str) -> Result<PathBuf> {
+        let name = ktrdr_market::path::safe_name(name).map_err(|why| {
+            StrategyError::invalid("name", format!("{why} (it names the model directory)"))
+        })?;
+        ktrdr_market::path::join_under(&self.root, name).map_err(|why| io_error(&self.root, why))
+    }
+
+    fn staging_name(&self, dir_name: &str) -> String {
+        format!("{STAGING_PREFIX}{}.{dir_name}", self.owner)
+    }
+
+    /// Removes what a save of this owner left when it was killed half-way: its staging
+    /// directories and the empty version directories they had claimed. Returns the directories
+    /// removed (the caller logs them). Other owners' staging directories are left alone: they
+    /// may be saving right now.
+    pub fn clean_staging(&self) -> Vec<PathBuf> {
+        let mine = format!("{STAGING_PREFIX}{}.", self.owner);
+        let mut removed = Vec::new();
+        let Ok(strategies) = std::fs::read_dir(&self.root) else {
+            return removed;
+        };
+        for strategy in strategies.flatten() {
+            let Ok(entries) = std::fs::read_dir(strategy.path()) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(claimed) = name.to_str().and_then(|n| n.strip_prefix(&mine)) else {
+                    continue;
+                };
+                let staging = entry.path();
+                if std::fs::remove_dir_all(&staging).is_ok() {
+                    removed.push(staging);
+                }
+                // The claim, if the rename never happened: only ever an empty directory.
+                let claim = strategy.path().join(claimed);
+                if std::fs::remove_dir(&claim).is_ok() {
+                    removed.push(claim);
+                }
+            }
+        }
+        removed
     }
 
     /// `<SYMBOLS>_<tf>`.
@@ -115,72 +183,39 @@ impl ModelStore {
         strategy: &LoadedStrategy,
         trained: &TrainedModel<B>,
     ) -> Result<PathBuf> {
-        let strategy_dir = self.root.join(&strategy.config.name);
+        self.save_with(strategy, trained, &[])
+    }
+
+    /// [`Self::save`] with `extra` files (name, content) written into the version with the
+    /// model's own, so the version appears with all of them or not at all.
+    pub fn save_with<B: Backend>(
+        &self,
+        strategy: &LoadedStrategy,
+        trained: &TrainedModel<B>,
+        extra: &[(&str, &[u8])],
+    ) -> Result<PathBuf> {
+        let strategy_dir = self.strategy_dir(&strategy.config.name)?;
         std::fs::create_dir_all(&strategy_dir).map_err(|e| io_error(&strategy_dir, e))?;
         let prefix = Self::prefix(strategy)?;
         let version_tag = format!("{prefix}_v");
         let first = next_version(&strategy_dir, &version_tag)?;
         let (next, dir) = create_version_dir(&strategy_dir, &version_tag, first)?;
         let dir_name = format!("{version_tag}{next}");
-
-        let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
-        let weights = dir.join(WEIGHTS_STEM);
-        trained
-            .model
-            .clone()
-            .save_file(weights.clone(), &recorder)
-            .map_err(|e| StrategyError::Weights {
-                path: weights.display().to_string(),
-                message: e.to_string(),
-            })?;
-        let mut strategy_config = strategy.config.clone();
-        strategy_config.model.input_size = Some(trained.config.input_size);
-        write_json(
-            &dir.join("config.json"),
-            &SavedConfig {
-                strategy: strategy_config,
-                network: trained.config.clone(),
-            },
-        )?;
-        write_json(&dir.join("metrics.json"), &trained.metrics)?;
-        let features = feature_spec(strategy)?;
-        if features.fuzzy_features != trained.feature_names {
-            return Err(StrategyError::data(
-                "trained feature names differ from the strategy's".to_owned(),
-            ));
+        let staging = strategy_dir.join(self.staging_name(&dir_name));
+        let written = std::fs::create_dir(&staging)
+            .map_err(|e| io_error(&staging, e))
+            .and_then(|()| write_version(&staging, strategy, trained, next, extra))
+            .and_then(|()| {
+                // Onto the empty claim: atomic, and refused if the claim is not empty.
+                std::fs::rename(&staging, &dir).map_err(|e| io_error(&dir, e))
+            });
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&staging);
+            let _ = std::fs::remove_dir(&dir);
+            return Err(e);
         }
-        write_json(&dir.join("features.json"), &features)?;
-        let created_at_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64);
-        let m = &trained.metrics;
-        write_json(
-            &dir.join("metadata.json"),
-            &ModelMetadata {
-                strategy_name: strategy.config.name.clone(),
-                symbol: strategy.symbols().join("_"),
-                symbols: strategy.symbols(),
-                timeframe: features.base_timeframe,
-                timeframes: features.timeframes.clone(),
-                created_at_ms,
-                model_type: "mlp".to_owned(),
-                model_version: format!("v{next}"),
-                architecture_type: trained.config.architecture_name(),
-                input_size: trained.config.input_size,
-                burn_version: BURN_VERSION.to_owned(),
-                training_summary: TrainingSummary {
-                    epochs: m.epochs_trained,
-                    best_epoch: m.best_epoch,
-                    final_accuracy: m.final_train_accuracy,
-                    best_val_accuracy: m.best_val_accuracy,
-                    test_accuracy: m.test.accuracy,
-                },
-                feature_engineering: FeatureEngineering {
-                    scaler_required: false,
-                    fuzzy_only: true,
-                },
-            },
-        )?;
+        sync_dir(&strategy_dir);
+
         // Write then rename: readers never see a half-written pointer. The staging file is
         // named after this version so that two savers (hosts sharing the directory) never write
         // the same one.
@@ -192,7 +227,7 @@ impl ModelStore {
                 .ok()
         });
         // A newer version saved meanwhile (by another host) keeps the pointer: the pointer is
-        // written only after a version's files, so it never names an incomplete model. Two
+        // written only after a version is complete, so it never names an incomplete model. Two
         // savers that both read an older pointer may still leave it at the lower of the two.
         if pointed.is_none_or(|n| n < next) {
             let staging = strategy_dir.join(format!(".{dir_name}.latest.tmp"));
@@ -209,10 +244,97 @@ impl ModelStore {
         symbols: &[String],
         timeframe: Timeframe,
     ) -> Result<PathBuf> {
-        let strategy_dir = self.root.join(strategy_name);
+        let strategy_dir = self.strategy_dir(strategy_name)?;
         let pointer = strategy_dir.join(format!("{}_{timeframe}_latest", symbols.join("_")));
         let name = std::fs::read_to_string(&pointer).map_err(|e| io_error(&pointer, e))?;
-        Ok(strategy_dir.join(name.trim()))
+        ktrdr_market::path::join_under(&strategy_dir, name.trim())
+            .map_err(|why| io_error(&pointer, why))
+    }
+}
+
+/// Writes every file of version `next` into `dir` (the staging directory) and syncs them.
+fn write_version<B: Backend>(
+    dir: &Path,
+    strategy: &LoadedStrategy,
+    trained: &TrainedModel<B>,
+    next: usize,
+    extra: &[(&str, &[u8])],
+) -> Result<()> {
+    let recorder = NamedMpkFileRecorder::<FullPrecisionSettings>::new();
+    let weights = dir.join(WEIGHTS_STEM);
+    trained
+        .model
+        .clone()
+        .save_file(weights.clone(), &recorder)
+        .map_err(|e| StrategyError::Weights {
+            path: weights.display().to_string(),
+            message: e.to_string(),
+        })?;
+    let mut strategy_config = strategy.config.clone();
+    strategy_config.model.input_size = Some(trained.config.input_size);
+    write_json(
+        &dir.join("config.json"),
+        &SavedConfig {
+            strategy: strategy_config,
+            network: trained.config.clone(),
+        },
+    )?;
+    write_json(&dir.join("metrics.json"), &trained.metrics)?;
+    let features = feature_spec(strategy)?;
+    if features.fuzzy_features != trained.feature_names {
+        return Err(StrategyError::data(
+            "trained feature names differ from the strategy's".to_owned(),
+        ));
+    }
+    write_json(&dir.join("features.json"), &features)?;
+    let created_at_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let m = &trained.metrics;
+    write_json(
+        &dir.join("metadata.json"),
+        &ModelMetadata {
+            strategy_name: strategy.config.name.clone(),
+            symbol: strategy.symbols().join("_"),
+            symbols: strategy.symbols(),
+            timeframe: features.base_timeframe,
+            timeframes: features.timeframes.clone(),
+            created_at_ms,
+            model_type: "mlp".to_owned(),
+            model_version: format!("v{next}"),
+            architecture_type: trained.config.architecture_name(),
+            input_size: trained.config.input_size,
+            burn_version: BURN_VERSION.to_owned(),
+            training_summary: TrainingSummary {
+                epochs: m.epochs_trained,
+                best_epoch: m.best_epoch,
+                final_accuracy: m.final_train_accuracy,
+                best_val_accuracy: m.best_val_accuracy,
+                test_accuracy: m.test.accuracy,
+            },
+            feature_engineering: FeatureEngineering {
+                scaler_required: false,
+                fuzzy_only: true,
+            },
+        },
+    )?;
+    for (name, content) in extra {
+        let path = ktrdr_market::path::join_under(dir, name).map_err(|why| io_error(dir, why))?;
+        std::fs::write(&path, content).map_err(|e| io_error(&path, e))?;
+    }
+    for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
+        let path = entry.map_err(|e| io_error(dir, e))?.path();
+        std::fs::File::open(&path)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| io_error(&path, e))?;
+    }
+    Ok(())
+}
+
+/// Makes renames in `dir` durable (best effort: not every file system can sync a directory).
+fn sync_dir(dir: &Path) {
+    if let Ok(handle) = std::fs::File::open(dir) {
+        let _ = handle.sync_all();
     }
 }
 

@@ -18,7 +18,7 @@ use crate::error::{Result, StrategyError};
 use crate::fuzzy::MembershipFunction;
 use crate::indicators::{self, IndicatorDef};
 pub use crate::spec::{ConfigWarning, FuzzySetKind, FuzzySetSpec, IndicatorSpec};
-use ktrdr_market::Timeframe;
+use ktrdr_market::{Timeframe, normalize_symbol};
 
 pub mod v3;
 
@@ -365,12 +365,13 @@ impl LoadedStrategy {
     pub fn from_yaml_str(yaml: &str) -> Result<Self> {
         // YAML that does not parse is reported by the v2 parser, with its path.
         let v3 = serde_norway::from_str::<serde_norway::Value>(yaml).is_ok_and(|v| v3::is_v3(&v));
-        let (config, mut warnings) = if v3 {
+        let (mut config, mut warnings) = if v3 {
             let (file, warnings) = parse::<v3::StrategyFileV3>(yaml)?;
             (file.into_config(), warnings)
         } else {
             parse::<StrategyConfig>(yaml)?
         };
+        normalise_names(&mut config)?;
         let indicators = validate(&config, &mut warnings)?;
         Ok(Self {
             config,
@@ -408,7 +409,8 @@ impl LoadedStrategy {
     }
 
     /// Validates an already parsed strategy (e.g. from a saved model's `config.json`).
-    pub fn from_config(config: StrategyConfig) -> Result<Self> {
+    pub fn from_config(mut config: StrategyConfig) -> Result<Self> {
+        normalise_names(&mut config)?;
         let mut warnings = Vec::new();
         let indicators = validate(&config, &mut warnings)?;
         Ok(Self {
@@ -550,6 +552,31 @@ fn format_ignored_path(path: &serde_ignored::Path) -> String {
     out
 }
 
+/// The names that become directories, made safe before anything else looks at them: `name`
+/// names the model directory, so it must be a [`ktrdr_market::path::safe_name`]; each training
+/// symbol is normalised the way every service spells it (`EUR/USD` → `EURUSD`), and one that
+/// cannot be (`/EURUSD`, `../x`) is an error naming its field.
+fn normalise_names(config: &mut StrategyConfig) -> Result<()> {
+    ktrdr_market::path::safe_name(&config.name).map_err(|why| {
+        StrategyError::invalid("name", format!("{why} (it names the model directory)"))
+    })?;
+    let symbols = &mut config.training_data.symbols;
+    if let Some(symbol) = symbols.symbol.as_mut()
+        && !symbol.trim().is_empty()
+    {
+        *symbol = normalize_symbol(symbol)
+            .map_err(|why| StrategyError::invalid("training_data.symbols.symbol", why))?;
+    }
+    for (i, symbol) in symbols.list.iter_mut().flatten().enumerate() {
+        if !symbol.trim().is_empty() {
+            *symbol = normalize_symbol(symbol).map_err(|why| {
+                StrategyError::invalid(format!("training_data.symbols.list[{i}]"), why)
+            })?;
+        }
+    }
+    Ok(())
+}
+
 /// Checks every rule the types cannot express and resolves the indicators.
 fn validate(
     config: &StrategyConfig,
@@ -561,16 +588,6 @@ fn validate(
             message: message.to_owned(),
         })
     };
-    if config.name.trim().is_empty() {
-        return Err(StrategyError::invalid("name", "must not be empty"));
-    }
-    if config.name.contains(['/', '\\']) || config.name == "." || config.name == ".." {
-        return Err(StrategyError::invalid(
-            "name",
-            "must not contain path separators (it names the model directory)",
-        ));
-    }
-
     // training_data.symbols
     let symbols = &config.training_data.symbols;
     match symbols.mode {

@@ -140,6 +140,62 @@ fn early_stopping_keeps_the_best_weights() {
 }
 
 #[test]
+fn a_version_appears_whole_with_its_extra_files_and_leaves_no_staging_behind() {
+    let s = strategy("rsi_bollinger_single.yaml", 1);
+    let data = datasets(&s, 600);
+    let trained = fit(&s, &data, 3);
+    let dir = tempfile::tempdir().unwrap();
+    let store = ModelStore::new(dir.path()).owned_by("host-a");
+    // A save of this owner killed half-way: its staging directory and its empty claim. Another
+    // owner's save in progress: the same, which must survive this owner's clean-up.
+    let strategy_dir = dir.path().join(&s.config.name);
+    for (owner, version) in [("host-a", 1), ("host-b", 2)] {
+        let claim = strategy_dir.join(format!("EURUSD_1h_v{version}"));
+        let staging = strategy_dir.join(format!(".staging.{owner}.EURUSD_1h_v{version}"));
+        std::fs::create_dir_all(&staging).unwrap();
+        std::fs::write(staging.join("model.mpk"), b"half").unwrap();
+        std::fs::create_dir(&claim).unwrap();
+    }
+    let mut removed = store.clean_staging();
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            strategy_dir.join(".staging.host-a.EURUSD_1h_v1"),
+            strategy_dir.join("EURUSD_1h_v1"),
+        ]
+    );
+    assert!(strategy_dir.join(".staging.host-b.EURUSD_1h_v2").is_dir());
+    assert!(strategy_dir.join("EURUSD_1h_v2").is_dir());
+
+    let saved = store
+        .save_with(&s, &trained, &[("strategy.yaml", b"name: x\n".as_slice())])
+        .unwrap();
+    assert!(saved.ends_with("EURUSD_1h_v3"), "{}", saved.display());
+    assert_eq!(
+        std::fs::read(saved.join("strategy.yaml")).unwrap(),
+        b"name: x\n"
+    );
+    assert!(saved.join("metadata.json").is_file());
+    let left: Vec<String> = std::fs::read_dir(&strategy_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".staging.host-a."))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    // Extra files are names inside the version, never paths out of it.
+    let err = store
+        .save_with(&s, &trained, &[("../escape", b"x".as_slice())])
+        .unwrap_err();
+    assert!(matches!(err, StrategyError::Io { .. }), "{err:?}");
+    assert!(!strategy_dir.join("escape").exists());
+    assert!(
+        !strategy_dir.join("EURUSD_1h_v4").exists(),
+        "a failed save gives its claim back"
+    );
+}
+
+#[test]
 fn saved_model_reloads_and_predicts_the_same() {
     let s = strategy("momentum_multi_symbol.yaml", 2);
     let data = datasets(&s, 1_500);

@@ -46,9 +46,24 @@ pub enum TrainingError {
     /// The data service answered with an error we did not expect.
     #[error("data service at {url}: {message}")]
     Data { url: String, message: String },
+    /// A request the current state refuses (`reason` is the ErrorInfo reason, `field` the
+    /// request field to change).
+    #[error("{message}")]
+    Precondition {
+        reason: String,
+        message: String,
+        field: String,
+    },
+    /// Something a request names does not exist (`reason` is the ErrorInfo reason).
+    #[error("{message}")]
+    NotFound { reason: String, message: String },
     /// The queue is full.
     #[error("{0}")]
     QueueFull(String),
+    /// The session asked about is in a state that forbids the call (e.g. resuming a session
+    /// that runs, or that another session is resuming already).
+    #[error("{message}")]
+    SessionBusy { session_id: String, message: String },
     /// The pipeline (features, training, artifacts) failed.
     #[error("{0}")]
     Strategy(#[from] StrategyError),
@@ -110,6 +125,10 @@ impl From<TrainingError> for ServiceError {
                         |e, (key, value)| e.with_metadata(key, value),
                     )
             }
+            TrainingError::Precondition { reason, field, .. } => {
+                ServiceError::failed_precondition(reason, message).with_metadata("field", field)
+            }
+            TrainingError::NotFound { reason, .. } => ServiceError::not_found(reason, message),
             TrainingError::DataUnavailable { url, message: why } => {
                 ServiceError::service_unavailable(
                     "data",
@@ -119,6 +138,10 @@ impl From<TrainingError> for ServiceError {
             }
             TrainingError::Data { .. } | TrainingError::Internal(_) => {
                 ServiceError::internal(message)
+            }
+            TrainingError::SessionBusy { session_id, .. } => {
+                ServiceError::failed_precondition("SESSION_BUSY", message)
+                    .with_metadata("session_id", session_id)
             }
             TrainingError::QueueFull(_) => ServiceError::resource_exhausted(
                 "TRAINING_QUEUE_FULL",

@@ -4,17 +4,19 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use ktrdr_common::error::enum_field;
 use ktrdr_common::market::{symbol_field, time_range};
 use ktrdr_common::paging::Page;
-use ktrdr_common::server::ResponseStream;
+use ktrdr_common::server::{ResponseStream, spawn_stream_task};
 use ktrdr_common::status::ProcessIdentity;
 use ktrdr_market::{Bars, Timeframe};
-use ktrdr_proto::common::v1::bar_batch;
+use ktrdr_proto::common::v1::{self as pb_common, bar_batch};
 use ktrdr_proto::training::v1::{self as pb, training_service_server::TrainingService};
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::backtest;
 use crate::convert;
 use crate::error::TrainingError;
 use crate::manager::{ListFilter, SessionManager};
@@ -82,6 +84,10 @@ fn model_pb(e: &registry::ModelEntry) -> pb::Model {
             .as_ref()
             .map(|s| convert::range(s.loaded_first_ms, s.loaded_end_ms)),
         parameter_count: e.parameters as i64,
+        fit_range: e.session.as_ref().map(|s| {
+            let (start, end) = s.fit_range();
+            convert::range(start, end)
+        }),
         labels: e
             .session
             .as_ref()
@@ -451,6 +457,206 @@ impl TrainingService for TrainingGrpc {
             config_json,
             metadata_json,
         }))
+    }
+
+    type RunBacktestStream = ResponseStream<pb::RunBacktestResponse>;
+
+    async fn run_backtest(
+        &self,
+        request: Request<pb::RunBacktestRequest>,
+    ) -> Result<Response<Self::RunBacktestStream>, Status> {
+        let req = request.into_inner();
+        let models_dir = self.manager.models_dir();
+        let config = backtest::execution_config(req.settings.as_ref())?;
+        let segments_given = !req.segments.is_empty();
+        if segments_given && (!req.model_id.is_empty() || req.range.is_some()) {
+            return Err(TrainingError::invalid(
+                "segments",
+                "give either model_id and range, or segments (a walk-forward), not both",
+            )
+            .into());
+        }
+        let wanted: Vec<(String, String, Option<pb_common::TimeRange>)> = if segments_given {
+            req.segments
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (format!("segments[{i}]."), s.model_id.clone(), s.range))
+                .collect()
+        } else {
+            vec![(String::new(), req.model_id.clone(), req.range)]
+        };
+        let mut segments = Vec::with_capacity(wanted.len());
+        for (prefix, model_id, range) in wanted {
+            let range_field = format!("{prefix}range");
+            let (start_ms, end_ms) = time_range(&range_field, range.as_ref())?;
+            if start_ms == i64::MIN || end_ms == i64::MAX {
+                return Err(TrainingError::invalid(
+                    range_field,
+                    "a backtest needs both ends of its range (UTC epoch ms)",
+                )
+                .into());
+            }
+            if model_id.trim().is_empty() {
+                return Err(TrainingError::invalid(
+                    format!("{prefix}model_id"),
+                    "name the model to backtest, e.g. \"rsi_bollinger/EURUSD_1h_v1\"",
+                )
+                .into());
+            }
+            let dir = models_dir.clone();
+            let model = blocking(move || registry::get(&dir, &model_id)).await?;
+            segments.push(backtest::Segment {
+                model,
+                start_ms,
+                end_ms,
+            });
+        }
+        let symbol = if req.symbol.trim().is_empty() {
+            match segments
+                .first()
+                .map(|s| s.model.metadata.symbols.as_slice())
+            {
+                Some([only]) => only.clone(),
+                _ => {
+                    return Err(TrainingError::invalid(
+                        "symbol",
+                        "this model was trained on several symbols: say which to backtest",
+                    )
+                    .into());
+                }
+            }
+        } else {
+            symbol_field("symbol", &req.symbol)?
+        };
+        let backtest_id = if req.backtest_id.is_empty() {
+            backtest::new_id(&symbol)
+        } else {
+            backtest::check_id("backtest_id", &req.backtest_id)?;
+            req.backtest_id.clone()
+        };
+        if backtest::dir_of(&models_dir, &backtest_id).exists() {
+            return Err(TrainingError::invalid(
+                "backtest_id",
+                format!("a backtest {backtest_id:?} is already saved; pick another id"),
+            )
+            .into());
+        }
+        let plan = backtest::plan(
+            backtest_id,
+            symbol,
+            segments,
+            config,
+            req.allow_training_overlap,
+        )?;
+        // Bars first, before the stream starts: what the store lacks is the call's answer
+        // (DATA_NOT_COVERED), which the gateway acts on.
+        let mut inputs = Vec::with_capacity(plan.segments.len());
+        for segment in &plan.segments {
+            let dir = segment.model.dir.clone();
+            let warmup = blocking(move || registry::warmup_of(&dir)).await?;
+            let mut read = self
+                .manager
+                .data()
+                .read_window(
+                    std::slice::from_ref(&plan.symbol),
+                    &segment.model.metadata.timeframes,
+                    &warmup,
+                    segment.start_ms,
+                    segment.end_ms,
+                )
+                .await?;
+            inputs.push(read.pop().ok_or_else(|| {
+                TrainingError::internal(format!("no bars were read for {}", plan.symbol))
+            })?);
+        }
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let progress = tx.clone();
+        spawn_stream_task(tx.clone(), "the backtest", async move {
+            let answer = tokio::task::spawn_blocking(move || {
+                let mut report = |stage: &str, done: i64, total: i64, equity: f64| {
+                    let event = pb::RunBacktestResponse {
+                        event: Some(pb::run_backtest_response::Event::Progress(
+                            pb::BacktestProgress {
+                                stage: stage.to_owned(),
+                                bars_done: done,
+                                bars_total: total,
+                                equity,
+                            },
+                        )),
+                    };
+                    progress.blocking_send(Ok(event)).is_ok()
+                };
+                backtest::run(&models_dir, &plan, inputs, &mut report)
+            })
+            .await;
+            let item = match answer {
+                Ok(Ok(result)) => Ok(pb::RunBacktestResponse {
+                    event: Some(pb::run_backtest_response::Event::Result(result)),
+                }),
+                Ok(Err(e)) => Err(Status::from(e)),
+                Err(e) => {
+                    Err(TrainingError::internal(format!("backtest worker failed: {e}")).into())
+                }
+            };
+            let _ = tx.send(item).await;
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn get_backtest(
+        &self,
+        request: Request<pb::GetBacktestRequest>,
+    ) -> Result<Response<pb::GetBacktestResponse>, Status> {
+        let models_dir = self.manager.models_dir();
+        let id = request.into_inner().backtest_id;
+        let result = blocking(move || backtest::get(&models_dir, id.trim())).await?;
+        Ok(Response::new(pb::GetBacktestResponse {
+            result: Some(result),
+        }))
+    }
+
+    async fn list_backtests(
+        &self,
+        request: Request<pb::ListBacktestsRequest>,
+    ) -> Result<Response<pb::ListBacktestsResponse>, Status> {
+        let req = request.into_inner();
+        let page = page(req.page_size, &req.page_token)?;
+        let models_dir = self.manager.models_dir();
+        let all = blocking(move || Ok(backtest::list(&models_dir))).await?;
+        let matching: Vec<_> = all
+            .into_iter()
+            .filter(|r| req.model_id.is_empty() || r.model_id == req.model_id.trim())
+            .filter(|r| req.symbol.is_empty() || r.symbol.eq_ignore_ascii_case(req.symbol.trim()))
+            .collect();
+        let page = page.of(matching);
+        Ok(Response::new(pb::ListBacktestsResponse {
+            results: page.items,
+            next_page_token: page.next_page_token,
+            total_size: page.total_size,
+        }))
+    }
+
+    type ReadBacktestTableStream = ResponseStream<pb::ReadBacktestTableResponse>;
+
+    async fn read_backtest_table(
+        &self,
+        request: Request<pb::ReadBacktestTableRequest>,
+    ) -> Result<Response<Self::ReadBacktestTableStream>, Status> {
+        let req = request.into_inner();
+        let table = enum_field::<pb::BacktestTable>("table", req.table)?;
+        let format = enum_field::<pb::TableFormat>("format", req.format)?;
+        let models_dir = self.manager.models_dir();
+        let id = req.backtest_id.trim().to_owned();
+        let bytes = blocking(move || backtest::read_table(&models_dir, &id, table, format)).await?;
+        let chunks: Vec<Result<pb::ReadBacktestTableResponse, Status>> = bytes
+            .chunks(backtest::CHUNK_BYTES)
+            .map(|chunk| {
+                Ok(pb::ReadBacktestTableResponse {
+                    chunk: chunk.to_vec(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 
     async fn get_status(

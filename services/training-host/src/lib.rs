@@ -2,6 +2,7 @@
 //! registry, evaluation and prediction. The session logic ([`manager::SessionManager`]) is a
 //! library so the gateway can run it in-process; [`server`] wraps it in the gRPC service.
 
+pub mod backtest;
 pub mod config;
 pub mod convert;
 pub mod data;

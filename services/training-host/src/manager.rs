@@ -67,7 +67,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl SessionManager {
     /// Loads the sessions of earlier runs; those that had not finished become INTERRUPTED.
+    /// Removes what model saves killed half-way left (see [`crate::registry::clean_unfinished`]).
     pub fn open(config: TrainingConfig, data: BarSource) -> Self {
+        crate::registry::clean_unfinished(
+            &config.models_dir,
+            &crate::registry::staging_owner(&config.sessions_dir),
+        );
         let store = SessionStore::new(&config.sessions_dir);
         let mut sessions = Sessions::default();
         for file in store.load_all() {
@@ -81,8 +86,9 @@ impl SessionManager {
                     &config.models_dir,
                     &session.id,
                 );
-                if let Some(epoch) = std::fs::read_to_string(stem.with_extension("epoch"))
+                if let Some(epoch) = stem
                     .ok()
+                    .and_then(|stem| std::fs::read_to_string(stem.with_extension("epoch")).ok())
                     .and_then(|e| e.trim().parse::<u32>().ok())
                 {
                     session.update(|r| r.last_checkpoint_epoch = epoch);
@@ -104,6 +110,7 @@ impl SessionManager {
         if !sessions.by_id.is_empty() {
             tracing::info!(sessions = sessions.by_id.len(), "loaded training sessions");
         }
+        crate::backtest::clean_staging(&config.models_dir);
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -192,6 +199,23 @@ impl SessionManager {
                     sessions.queue.len()
                 )));
             }
+            // Checked under the lock that inserts, so two resumes racing cannot both pass.
+            if let Some(earlier) = &session.record().spec.resumed_from
+                && let Some(other) = sessions.by_id.values().find(|s| {
+                    !s.state().is_terminal()
+                        && s.record().spec.resumed_from.as_ref() == Some(earlier)
+                })
+            {
+                return Err(TrainingError::SessionBusy {
+                    session_id: earlier.clone(),
+                    message: format!(
+                        "session {earlier} is being resumed already by session {} ({:?}); \
+                         watch or cancel that one instead of resuming again",
+                        other.id,
+                        other.state()
+                    ),
+                });
+            }
             session.emit(
                 EventKind::StateChanged {
                     from: None,
@@ -224,15 +248,20 @@ impl SessionManager {
             )
         })?;
         let earlier = earlier.record();
-        if !matches!(
-            earlier.state,
-            State::Cancelled | State::Interrupted | State::Failed
-        ) {
+        if !earlier.state.is_terminal() {
+            return Err(TrainingError::SessionBusy {
+                session_id: earlier.id.clone(),
+                message: format!(
+                    "session {resume} is {:?}, not finished; cancel it first, or watch it",
+                    earlier.state
+                ),
+            });
+        }
+        if earlier.state == State::Completed {
             return Err(TrainingError::invalid(
                 "resume_from_session_id",
                 format!(
-                    "session {resume} is {:?}; only CANCELLED, INTERRUPTED or FAILED sessions can be resumed",
-                    earlier.state
+                    "session {resume} is COMPLETED; only CANCELLED, INTERRUPTED or FAILED sessions can be resumed"
                 ),
             ));
         }
@@ -248,7 +277,7 @@ impl SessionManager {
             &self.inner.config.sessions_dir,
             &self.inner.config.models_dir,
             &earlier.id,
-        );
+        )?;
         // The epoch file is written with the weights; the session record may lag behind it.
         let epoch = std::fs::read_to_string(checkpoint.with_extension("epoch"))
             .ok()
@@ -647,27 +676,27 @@ mod tests {
     fn checkpoints_move_with_the_sessions_dir_and_old_ones_are_still_found() {
         let models = tempfile::tempdir().unwrap();
         let sessions = models.path().join("_sessions").join("host-a");
-        let own = crate::runner::checkpoint_stem(&sessions, "s1");
+        let own = crate::runner::checkpoint_stem(&sessions, "s1").unwrap();
         assert_eq!(
             own,
             sessions.join("checkpoints").join("s1").join("checkpoint")
         );
         assert_eq!(
-            crate::runner::existing_checkpoint_stem(&sessions, models.path(), "s1"),
+            crate::runner::existing_checkpoint_stem(&sessions, models.path(), "s1").unwrap(),
             own
         );
         let legacy = models.path().join("_checkpoints").join("s1");
         std::fs::create_dir_all(&legacy).unwrap();
         std::fs::write(legacy.join("checkpoint.epoch"), "3").unwrap();
         assert_eq!(
-            crate::runner::existing_checkpoint_stem(&sessions, models.path(), "s1"),
+            crate::runner::existing_checkpoint_stem(&sessions, models.path(), "s1").unwrap(),
             legacy.join("checkpoint")
         );
         // Its own checkpoint wins once there is one.
         std::fs::create_dir_all(own.parent().unwrap()).unwrap();
         std::fs::write(own.with_extension("epoch"), "5").unwrap();
         assert_eq!(
-            crate::runner::existing_checkpoint_stem(&sessions, models.path(), "s1"),
+            crate::runner::existing_checkpoint_stem(&sessions, models.path(), "s1").unwrap(),
             own
         );
     }

@@ -1,7 +1,8 @@
 //! Session files: `<sessions dir>/<id>.json` (`KTRDR_SESSIONS_DIR`, by default
 //! `<models>/_sessions`), written atomically (temp file, fsync,
 //! rename, fsync of the directory) so a crash leaves either the old or the new file, never a
-//! torn one.
+//! torn one. File names are joined under the directory with the checked
+//! [`ktrdr_market::path::join_under`].
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -33,8 +34,12 @@ impl SessionStore {
 
     pub fn save(&self, file: &SessionFile) -> Result<()> {
         std::fs::create_dir_all(&self.dir).map_err(|e| io(&self.dir, e))?;
-        let path = self.dir.join(format!("{}.json", file.record.id));
-        let tmp = self.dir.join(format!(".{}.json.tmp", file.record.id));
+        let id = &file.record.id;
+        let under = |name: String| {
+            ktrdr_market::path::join_under(&self.dir, name).map_err(|why| io(&self.dir, why))
+        };
+        let path = under(format!("{id}.json"))?;
+        let tmp = under(format!(".{id}.json.tmp"))?;
         let bytes = serde_json::to_vec(file).map_err(|e| io(&path, e))?;
         let mut out = std::fs::File::create(&tmp).map_err(|e| io(&tmp, e))?;
         out.write_all(&bytes).map_err(|e| io(&tmp, e))?;

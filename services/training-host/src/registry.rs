@@ -1,23 +1,155 @@
 //! The model registry on disk (`models/<strategy>/<SYMBOLS>_<tf>_v<N>/`, written by
 //! ktrdr-strategy's `ModelStore`), and evaluation / prediction with a saved model.
+//!
+//! Invariants: a version is listed, counted and served only when it is complete (its
+//! `metadata.json` and `strategy.yaml`, the files a save writes first and last); every path is
+//! built with [`join_under`] from validated names, so no model id reaches outside the models
+//! directory; [`clean_unfinished`] removes at start what a killed save left.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use ktrdr_market::path::{join_under, safe_name};
 use ktrdr_market::{Bars, Timeframe};
 use ktrdr_strategy::LoadedStrategy;
-use ktrdr_strategy::artifacts::{ModelMetadata, SavedConfig, SavedModel};
+use ktrdr_strategy::artifacts::{ModelMetadata, ModelStore, SavedConfig, SavedModel};
 use ktrdr_strategy::dataset::{Dataset, SymbolBars, build_datasets};
 use ktrdr_strategy::features::{compute_features, warmup_bars};
 use ktrdr_strategy::labels::segment_labels;
 use ktrdr_strategy::model::CpuBackend;
 use ktrdr_strategy::training::{TrainingMetrics, evaluate};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainingError};
-use crate::record::Metrics;
-use crate::runner::{
-    ModelSession, SESSION_SIDECAR, evaluation_metrics, final_metrics, model_id_of,
-};
+use crate::record::{Metrics, evaluation_metrics, final_metrics};
+
+/// Our sidecar in each model directory (see [`ModelSession`]).
+pub const SESSION_SIDECAR: &str = "session.json";
+
+/// `session.json` next to a saved model: what the registry needs that ktrdr-strategy's
+/// sidecars do not hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelSession {
+    pub session_id: String,
+    pub device: String,
+    pub labels: BTreeMap<String, String>,
+    /// The requested range (open sides as `i64::MIN`/`MAX`): EvaluateModel re-reads it to
+    /// rebuild the exact test split.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// The base bars actually loaded.
+    pub loaded_first_ms: i64,
+    pub loaded_end_ms: i64,
+    pub seed: u64,
+    pub train_samples: u64,
+    pub val_samples: u64,
+    pub test_samples: u64,
+    pub training_time_ms: i64,
+    /// The bars the model was fitted on (train and validation rows): first row's open time to
+    /// the last row's close. Backtests that overlap it are refused unless told otherwise.
+    #[serde(default)]
+    pub fit_start_ms: Option<i64>,
+    #[serde(default)]
+    pub fit_end_ms: Option<i64>,
+}
+
+impl ModelSession {
+    /// The bars the model was fitted on, `[start, end)`; models saved without the record fall
+    /// back to every bar their session loaded.
+    pub fn fit_range(&self) -> (i64, i64) {
+        match (self.fit_start_ms, self.fit_end_ms) {
+            (Some(start), Some(end)) => (start, end),
+            _ => (self.loaded_first_ms, self.loaded_end_ms),
+        }
+    }
+}
+/// The strategy as the user wrote it, in each model directory; written with the rest of the
+/// version, and the file that marks a version written by an older, non-atomic save complete.
+pub const STRATEGY_FILE: &str = "strategy.yaml";
+/// The model's metadata, in each model directory.
+const METADATA_FILE: &str = "metadata.json";
+
+/// Whether the version directory `dir` holds a complete model.
+fn is_complete(dir: &Path) -> bool {
+    dir.join(METADATA_FILE).is_file() && dir.join(STRATEGY_FILE).is_file()
+}
+
+/// The name that marks this host's staging directories in a shared models directory: a hash
+/// of its own sessions directory (one per host), so a host only ever cleans up its own.
+pub fn staging_owner(sessions_dir: &Path) -> String {
+    // FNV-1a: stable across builds, unlike the standard library's hasher.
+    let hash = sessions_dir
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{hash:016x}")
+}
+
+/// Removes, and logs one line each, what saves killed half-way left in `models_dir`: this
+/// host's staging directories and empty version claims (`owner`, see [`staging_owner`]), and
+/// version directories that hold files but are not complete (left by an older, non-atomic
+/// save; an atomic save never leaves one). Other hosts' staging directories stay: they may be
+/// saving now.
+pub fn clean_unfinished(models_dir: &Path, owner: &str) {
+    for removed in ModelStore::new(models_dir).owned_by(owner).clean_staging() {
+        tracing::warn!(path = %removed.display(), "removed what an interrupted model save left");
+    }
+    for (_, versions) in strategy_dirs(models_dir) {
+        for version in versions {
+            let dir = version.path();
+            let name = version.file_name();
+            // Staging directories (hidden) are not versions, whatever their name ends with.
+            let is_version = name
+                .to_str()
+                .filter(|n| safe_name(n).is_ok())
+                .and_then(|n| n.rsplit_once("_v"))
+                .is_some_and(|(_, n)| n.parse::<u32>().is_ok());
+            let holds_files = std::fs::read_dir(&dir).is_ok_and(|mut e| e.next().is_some());
+            if is_version && holds_files && !is_complete(&dir) {
+                match std::fs::remove_dir_all(&dir) {
+                    Ok(()) => tracing::warn!(
+                        path = %dir.display(),
+                        "removed an incomplete model version (no {METADATA_FILE} or {STRATEGY_FILE})"
+                    ),
+                    Err(e) => tracing::warn!(
+                        path = %dir.display(),
+                        error = %e,
+                        "cannot remove an incomplete model version"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+/// Each strategy directory of `models_dir` (hidden and internal ones, `.x` and `_x`, skipped)
+/// with its entries.
+fn strategy_dirs(models_dir: &Path) -> Vec<(PathBuf, Vec<std::fs::DirEntry>)> {
+    let Ok(strategies) = std::fs::read_dir(models_dir) else {
+        return Vec::new();
+    };
+    strategies
+        .flatten()
+        .filter(|s| {
+            s.file_name()
+                .to_str()
+                .is_some_and(|name| safe_name(name).is_ok())
+        })
+        .filter_map(|s| {
+            let versions = std::fs::read_dir(s.path()).ok()?;
+            Some((s.path(), versions.flatten().collect()))
+        })
+        .collect()
+}
+
+/// `<strategy>/<version dir>` of a model directory under `models_dir`.
+pub fn model_id_of(models_dir: &Path, dir: &Path) -> String {
+    dir.strip_prefix(models_dir)
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_else(|_| dir.display().to_string())
+}
 
 /// One model as listed.
 #[derive(Debug, Clone)]
@@ -51,7 +183,10 @@ fn dir_size(dir: &Path) -> u64 {
 }
 
 fn entry(models_dir: &Path, dir: &Path) -> Option<ModelEntry> {
-    let metadata: ModelMetadata = read_json(&dir.join("metadata.json"))?;
+    if !is_complete(dir) {
+        return None;
+    }
+    let metadata: ModelMetadata = read_json(&dir.join(METADATA_FILE))?;
     let name = dir.file_name()?.to_string_lossy().into_owned();
     let version = name.rsplit_once("_v")?.1.parse().ok()?;
     let session: Option<ModelSession> = read_json(&dir.join(SESSION_SIDECAR));
@@ -83,27 +218,11 @@ fn entry(models_dir: &Path, dir: &Path) -> Option<ModelEntry> {
 
 /// Every model under `models_dir`, newest first.
 pub fn list(models_dir: &Path) -> Vec<ModelEntry> {
-    let mut out = Vec::new();
-    let Ok(strategies) = std::fs::read_dir(models_dir) else {
-        return out;
-    };
-    for strategy in strategies.flatten() {
-        let name = strategy.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with(['_', '.']) || !strategy.path().is_dir() {
-            continue;
-        }
-        let Ok(versions) = std::fs::read_dir(strategy.path()) else {
-            continue;
-        };
-        for version in versions.flatten() {
-            if version.path().is_dir()
-                && let Some(e) = entry(models_dir, &version.path())
-            {
-                out.push(e);
-            }
-        }
-    }
+    let mut out: Vec<ModelEntry> = strategy_dirs(models_dir)
+        .into_iter()
+        .flat_map(|(_, versions)| versions)
+        .filter_map(|version| entry(models_dir, &version.path()))
+        .collect();
     out.sort_by(|a, b| {
         b.metadata
             .created_at_ms
@@ -113,37 +232,36 @@ pub fn list(models_dir: &Path) -> Vec<ModelEntry> {
     out
 }
 
-/// How many models the registry holds (directories with a `metadata.json`), without reading
-/// them: GetStatus is polled and must stay cheap.
+/// How many complete models the registry holds, without reading them: GetStatus is polled and
+/// must stay cheap.
 pub fn count(models_dir: &Path) -> usize {
-    let Ok(strategies) = std::fs::read_dir(models_dir) else {
-        return 0;
-    };
-    strategies
-        .flatten()
-        .filter(|s| !s.file_name().to_string_lossy().starts_with(['_', '.']))
-        .filter_map(|s| std::fs::read_dir(s.path()).ok())
-        .flat_map(|versions| versions.flatten())
-        .filter(|v| v.path().join("metadata.json").is_file())
+    strategy_dirs(models_dir)
+        .into_iter()
+        .flat_map(|(_, versions)| versions)
+        .filter(|v| is_complete(&v.path()))
         .count()
 }
 
-/// The model `model_id` ("<strategy>/<dir>"); ids cannot climb out of the models directory.
+/// The model `model_id` ("<strategy>/<dir>", both safe names); ids cannot climb out of the
+/// models directory.
 pub fn get(models_dir: &Path, model_id: &str) -> Result<ModelEntry> {
     let id = model_id.trim();
-    let parts: Vec<&str> = id.split('/').collect();
-    let valid = parts.len() == 2
-        && parts
-            .iter()
-            .all(|p| !p.is_empty() && !p.starts_with(['.', '_']) && !p.contains('\\'));
-    if !valid {
+    let dir = match id.split_once('/') {
+        Some((strategy, version)) if safe_name(strategy).is_ok() && safe_name(version).is_ok() => {
+            join_under(models_dir, id).ok()
+        }
+        _ => None,
+    };
+    let Some(dir) = dir else {
         return Err(TrainingError::invalid(
             "model_id",
-            format!("{model_id:?} is not a model id (\"<strategy>/<SYMBOLS>_<tf>_v<N>\")"),
+            format!(
+                "{} is not a model id (\"<strategy>/<SYMBOLS>_<tf>_v<N>\")",
+                ktrdr_market::symbol::shown(model_id)
+            ),
         ));
-    }
-    entry(models_dir, &models_dir.join(id))
-        .ok_or_else(|| TrainingError::ModelNotFound(id.to_owned()))
+    };
+    entry(models_dir, &dir).ok_or_else(|| TrainingError::ModelNotFound(id.to_owned()))
 }
 
 /// What EvaluateModel computes: metrics on `bars` with the saved model. `test_split_only`:
@@ -262,4 +380,91 @@ pub fn complete_timeframes(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    /// A version directory holding `files` (empty content), under `models/<strategy>/`.
+    fn version(models: &Path, strategy: &str, name: &str, files: &[&str]) -> PathBuf {
+        let dir = models.join(strategy).join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for file in files {
+            std::fs::write(dir.join(file), "").unwrap();
+        }
+        dir
+    }
+
+    #[test]
+    fn incomplete_versions_are_not_counted_and_are_removed_at_start_but_claims_of_others_stay() {
+        let models = tempfile::tempdir().unwrap();
+        let root = models.path();
+        let complete = version(root, "s", "EURUSD_1h_v1", &[METADATA_FILE, STRATEGY_FILE]);
+        let partial = version(root, "s", "EURUSD_1h_v2", &[METADATA_FILE, "model.mpk"]);
+        // Another host's save in progress: its empty claim and its staging directory.
+        let claim = version(root, "s", "EURUSD_1h_v3", &[]);
+        let staging = version(root, "s", ".staging.other.EURUSD_1h_v3", &["model.mpk"]);
+        // This host's save killed half-way.
+        let owner = staging_owner(Path::new("/sessions/host-a"));
+        let mine = version(
+            root,
+            "s",
+            &format!(".staging.{owner}.EURUSD_1h_v4"),
+            &["model.mpk"],
+        );
+        let my_claim = version(root, "s", "EURUSD_1h_v4", &[]);
+        assert_eq!(count(root), 1);
+        assert!(
+            entry(root, &partial).is_none(),
+            "a partial version is not served"
+        );
+
+        clean_unfinished(root, &owner);
+
+        assert!(complete.is_dir());
+        assert!(!partial.exists());
+        assert!(!mine.exists() && !my_claim.exists());
+        assert!(
+            claim.is_dir() && staging.is_dir(),
+            "another host's save is left alone"
+        );
+        assert_eq!(count(root), 1);
+    }
+
+    #[test]
+    fn staging_owners_differ_per_sessions_dir_and_are_stable() {
+        let a = staging_owner(Path::new("/models/_sessions/host-0"));
+        assert_eq!(a, staging_owner(Path::new("/models/_sessions/host-0")));
+        assert_ne!(a, staging_owner(Path::new("/models/_sessions/host-1")));
+        assert!(ktrdr_market::path::safe_name(&a).is_ok());
+    }
+
+    #[test]
+    fn model_ids_that_would_leave_the_models_dir_are_invalid_arguments() {
+        let models = tempfile::tempdir().unwrap();
+        for bad in [
+            "/EURUSD_1h_v1",
+            "../x/EURUSD_1h_v1",
+            "_sessions/x",
+            ".hidden/EURUSD_1h_v1",
+            "s/..",
+            "s",
+            "a/b/c",
+        ] {
+            assert!(
+                matches!(
+                    get(models.path(), bad),
+                    Err(TrainingError::InvalidArgument { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            get(models.path(), "s/EURUSD_1h_v9"),
+            Err(TrainingError::ModelNotFound(_))
+        ));
+    }
 }

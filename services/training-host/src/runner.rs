@@ -1,7 +1,6 @@
 //! The blocking part of a session: features, labels, training and saving, run on its own OS
 //! thread so the async runtime (health, status, watch calls) never waits on it.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -10,13 +9,13 @@ use burn::backend::Autodiff;
 use ktrdr_strategy::artifacts::ModelStore;
 use ktrdr_strategy::dataset::{SplitDatasets, SymbolBars, build_datasets};
 use ktrdr_strategy::model::CpuBackend;
-use ktrdr_strategy::training::{Progress, SaveWeights, TrainControl, TrainingMetrics, train};
+use ktrdr_strategy::training::{Progress, SaveWeights, TrainControl, train};
 use ktrdr_strategy::{LoadedStrategy, StrategyError};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainingError};
 use crate::persist::SessionStore;
-use crate::record::{BatchEvent, EpochEvent, EventKind, Metrics, SplitReport, State};
+use crate::record::{BatchEvent, EpochEvent, EventKind, SplitReport, State, final_metrics};
+use crate::registry::{ModelSession, SESSION_SIDECAR, STRATEGY_FILE, model_id_of, staging_owner};
 use crate::session::Session;
 
 /// Where a session's checkpoints live, inside the sessions directory: a checkpoint is only of
@@ -27,12 +26,16 @@ pub const CHECKPOINTS_DIR: &str = "checkpoints";
 /// Where checkpoints lived before `KTRDR_SESSIONS_DIR`: `<models>/_checkpoints`.
 const LEGACY_CHECKPOINTS_DIR: &str = "_checkpoints";
 
+/// `<root>/<session_id>/checkpoint`, refused unless the session id is a plain name.
+fn checkpoint_under(root: &Path, session_id: &str) -> Result<PathBuf> {
+    ktrdr_market::path::join_under(root, session_id)
+        .map(|dir| dir.join("checkpoint"))
+        .map_err(|why| TrainingError::internal(format!("session id {why}")))
+}
+
 /// The latest checkpoint of `session_id`, without the `.mpk` extension burn adds.
-pub fn checkpoint_stem(sessions_dir: &Path, session_id: &str) -> PathBuf {
-    sessions_dir
-        .join(CHECKPOINTS_DIR)
-        .join(session_id)
-        .join("checkpoint")
+pub fn checkpoint_stem(sessions_dir: &Path, session_id: &str) -> Result<PathBuf> {
+    checkpoint_under(&sessions_dir.join(CHECKPOINTS_DIR), session_id)
 }
 
 /// The checkpoint to resume `session_id` from: its own, or one an earlier version of the host
@@ -42,51 +45,31 @@ pub fn existing_checkpoint_stem(
     sessions_dir: &Path,
     models_dir: &Path,
     session_id: &str,
-) -> PathBuf {
-    let stem = checkpoint_stem(sessions_dir, session_id);
-    let legacy = models_dir
-        .join(LEGACY_CHECKPOINTS_DIR)
-        .join(session_id)
-        .join("checkpoint");
-    if !stem.with_extension("epoch").is_file() && legacy.with_extension("epoch").is_file() {
-        legacy
-    } else {
-        stem
-    }
+) -> Result<PathBuf> {
+    let stem = checkpoint_stem(sessions_dir, session_id)?;
+    let legacy = checkpoint_under(&models_dir.join(LEGACY_CHECKPOINTS_DIR), session_id)?;
+    Ok(
+        if !stem.with_extension("epoch").is_file() && legacy.with_extension("epoch").is_file() {
+            legacy
+        } else {
+            stem
+        },
+    )
 }
 
 /// Batch progress events at most this often.
 const BATCH_EVENT_INTERVAL: Duration = Duration::from_millis(250);
 
-/// Our sidecar in each model directory (a [`ModelSession`]).
-pub const SESSION_SIDECAR: &str = "session.json";
-
-/// `<strategy>/<version dir>` of a model directory under `models_dir`.
-pub fn model_id_of(models_dir: &Path, dir: &Path) -> String {
-    dir.strip_prefix(models_dir)
-        .map(|p| p.to_string_lossy().replace('\\', "/"))
-        .unwrap_or_else(|_| dir.display().to_string())
-}
-
-/// `session.json` next to a saved model: what the registry needs that ktrdr-strategy's
-/// sidecars do not hold.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelSession {
-    pub session_id: String,
-    pub device: String,
-    pub labels: BTreeMap<String, String>,
-    /// The requested range (open sides as `i64::MIN`/`MAX`): EvaluateModel re-reads it to
-    /// rebuild the exact test split.
-    pub start_ms: i64,
-    pub end_ms: i64,
-    /// The base bars actually loaded.
-    pub loaded_first_ms: i64,
-    pub loaded_end_ms: i64,
-    pub seed: u64,
-    pub train_samples: u64,
-    pub val_samples: u64,
-    pub test_samples: u64,
-    pub training_time_ms: i64,
+/// First open time and last close time of the train and validation rows.
+fn fit_range(sets: &SplitDatasets, bar_ms: i64) -> (Option<i64>, Option<i64>) {
+    let times = sets
+        .train
+        .timestamp_ms
+        .iter()
+        .chain(&sets.validation.timestamp_ms);
+    let first = times.clone().min().copied();
+    let last = times.max().map(|t| t.saturating_add(bar_ms));
+    (first, last)
 }
 
 /// Everything the training thread needs.
@@ -96,7 +79,7 @@ pub struct Job<'a> {
     pub models_dir: &'a Path,
     /// Checkpoints go under `<sessions_dir>/checkpoints/<id>/`.
     pub sessions_dir: &'a Path,
-    /// Serialises model saves: the registry picks the next version number by listing.
+    /// Serialises this host's model saves (version numbers are claimed atomically anyway).
     pub save_lock: &'a Mutex<()>,
     pub strategy: LoadedStrategy,
     pub bars: Vec<SymbolBars>,
@@ -115,6 +98,10 @@ impl Job<'_> {
         } = self;
         let sets = build_datasets(&strategy, &bars)?;
         drop(bars);
+        let (fit_start_ms, fit_end_ms) = fit_range(
+            &sets,
+            strategy.base_timeframe().map_or(0, |tf| tf.duration_ms()),
+        );
         if session.cancel_requested() {
             return Err(StrategyError::Cancelled.into());
         }
@@ -235,7 +222,7 @@ impl Job<'_> {
         };
         // Each epoch's weights replace the previous checkpoint (written beside it, then
         // renamed), so a cancelled or interrupted session can be resumed.
-        let stem = checkpoint_stem(sessions_dir, &session.id);
+        let stem = checkpoint_stem(sessions_dir, &session.id)?;
         let mut on_checkpoint =
             |epoch: usize, save: SaveWeights<'_>| -> ktrdr_strategy::Result<()> {
                 let io = |e: std::io::Error| StrategyError::Io {
@@ -294,12 +281,6 @@ impl Job<'_> {
             [sets.train.len(), sets.validation.len(), sets.test.len()],
             training_time_ms,
         );
-        let dir = {
-            let _saving = save_lock
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            ModelStore::new(models_dir).save(&strategy, &trained)?
-        };
         let sidecar = ModelSession {
             session_id: session.id.clone(),
             device: record.spec.device.clone(),
@@ -313,14 +294,27 @@ impl Job<'_> {
             val_samples: metrics.val_samples,
             test_samples: metrics.test_samples,
             training_time_ms,
+            fit_start_ms,
+            fit_end_ms,
         };
         let text = serde_json::to_string_pretty(&sidecar)
             .map_err(|e| TrainingError::internal(e.to_string()))?;
-        std::fs::write(dir.join(SESSION_SIDECAR), text)
-            .map_err(|e| TrainingError::internal(format!("{}: {e}", dir.display())))?;
-        // GetModel returns the strategy verbatim, as the user wrote it.
-        std::fs::write(dir.join("strategy.yaml"), &record.spec.strategy_yaml)
-            .map_err(|e| TrainingError::internal(format!("{}: {e}", dir.display())))?;
+        let dir = {
+            let _saving = save_lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            ModelStore::new(models_dir)
+                .owned_by(staging_owner(sessions_dir))
+                .save_with(
+                    &strategy,
+                    &trained,
+                    &[
+                        (SESSION_SIDECAR, text.as_bytes()),
+                        // GetModel returns the strategy verbatim, as the user wrote it.
+                        (STRATEGY_FILE, record.spec.strategy_yaml.as_bytes()),
+                    ],
+                )?
+        };
         let model_id = model_id_of(models_dir, &dir);
         session.emit(
             EventKind::ModelSaved {
@@ -372,47 +366,4 @@ pub fn split_report(sets: &SplitDatasets) -> SplitReport {
 
 fn samples_processed_total(epoch: usize, in_epoch: usize, per_epoch: usize) -> f64 {
     ((epoch - 1) * per_epoch + in_epoch) as f64
-}
-
-/// The gRPC-facing metrics of a finished run.
-pub fn final_metrics(m: &TrainingMetrics, samples: [usize; 3], training_time_ms: i64) -> Metrics {
-    // By epoch number: a resumed run's history starts after its checkpoint.
-    let best = m
-        .history
-        .iter()
-        .find(|e| e.epoch == m.best_epoch)
-        .or(m.history.last());
-    let mut out = evaluation_metrics(&m.test);
-    out.train_loss = best.map_or(f64::NAN, |e| e.train_loss);
-    out.train_accuracy = best.map_or(f64::NAN, |e| e.train_accuracy);
-    out.val_loss = best.map(|e| e.val_loss);
-    out.val_accuracy = best.map(|e| e.val_accuracy);
-    out.best_epoch = m.best_epoch as u32;
-    out.epochs_run = m.epochs_trained as u32;
-    out.early_stopped = m.stopped_early;
-    out.training_time_ms = training_time_ms;
-    out.train_samples = samples[0] as u64;
-    out.val_samples = samples[1] as u64;
-    out.test_samples = samples[2] as u64;
-    out
-}
-
-/// Test-side metrics (loss, accuracy, per class, confusion) of one evaluation.
-pub fn evaluation_metrics(e: &ktrdr_strategy::training::EvaluationMetrics) -> Metrics {
-    Metrics {
-        test_loss: Some(e.loss),
-        test_accuracy: Some(e.accuracy),
-        per_class: e
-            .per_class
-            .iter()
-            .map(|c| (c.precision, c.recall, c.f1, c.support as u64))
-            .collect(),
-        confusion_matrix: e
-            .confusion_matrix
-            .iter()
-            .flat_map(|row| row.iter().map(|&v| v as u64))
-            .collect(),
-        test_samples: e.rows as u64,
-        ..Metrics::default()
-    }
 }

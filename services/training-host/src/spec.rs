@@ -21,17 +21,19 @@ use crate::record::SessionSpec;
 /// The devices this build can train on.
 pub const CPU: &str = "cpu";
 
-/// Reads a strategy file named `name` (with or without `.yaml`) under `dir`. Names are plain
-/// file names: no path separators, so a request cannot read outside the directory.
+/// Reads a strategy file named `name` (with or without `.yaml`) under `dir`. Names are safe
+/// file names ([`ktrdr_market::path::safe_name`]), so a request cannot read outside the
+/// directory.
 pub fn read_named_strategy(dir: &Path, name: &str) -> Result<String> {
     let stem = name.strip_suffix(".yaml").unwrap_or(name);
-    if stem.is_empty() || stem.contains(['/', '\\']) || stem.starts_with('.') {
-        return Err(TrainingError::invalid(
-            "strategy_name",
-            format!("{name:?} is not a strategy file name (e.g. \"neuro_mean_reversion\")"),
-        ));
-    }
-    let path = dir.join(format!("{stem}.yaml"));
+    let path = ktrdr_market::path::safe_name(stem)
+        .and_then(|stem| ktrdr_market::path::join_under(dir, format!("{stem}.yaml")))
+        .map_err(|why| {
+            TrainingError::invalid(
+                "strategy_name",
+                format!("not a strategy file name (e.g. \"neuro_mean_reversion\"): {why}"),
+            )
+        })?;
     std::fs::read_to_string(&path).map_err(|_| TrainingError::StrategyNotFound {
         name: name.to_owned(),
         path: path.display().to_string(),

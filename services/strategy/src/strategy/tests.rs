@@ -502,3 +502,61 @@ fn v2_strategies_still_load_as_v2() {
         "v2 config.json is unchanged"
     );
 }
+
+#[test]
+fn symbols_are_normalised_at_load_and_unsafe_ones_refused_naming_the_field() {
+    let yaml = ORIGINAL.replace(
+        "list: [\"EURUSD\", \"GBPUSD\"]",
+        "list: [\"EUR/USD\", \"gbp.usd\"]",
+    );
+    assert_eq!(load(&yaml).unwrap().symbols(), ["EURUSD", "GBPUSD"]);
+    let yaml = ORIGINAL.replace(
+        "list: [\"EURUSD\", \"GBPUSD\"]",
+        "list: [\"EURUSD\", \"EUR/USD\"]",
+    );
+    assert!(
+        err(&yaml).starts_with("training_data.symbols.list[1]"),
+        "the same pair spelt twice is a duplicate: {}",
+        err(&yaml)
+    );
+    for bad in ["/EURUSD", "../etc", "EU/RUSD"] {
+        let yaml = ORIGINAL.replace(
+            "list: [\"EURUSD\", \"GBPUSD\"]",
+            &format!("list: [\"EURUSD\", \"{bad}\"]"),
+        );
+        let e = err(&yaml);
+        assert!(e.starts_with("training_data.symbols.list[1]"), "{bad}: {e}");
+    }
+    let single = |symbol: &str| {
+        ORIGINAL
+            .replace("mode: \"multi_symbol\"", "mode: \"single\"")
+            .replace(
+                "list: [\"EURUSD\", \"GBPUSD\"]",
+                &format!("symbol: \"{symbol}\""),
+            )
+    };
+    assert_eq!(load(&single("EUR/USD")).unwrap().symbols(), ["EURUSD"]);
+    let e = err(&single("/EURUSD"));
+    assert!(e.starts_with("training_data.symbols.symbol"), "{e}");
+}
+
+#[test]
+fn names_that_are_not_a_safe_directory_name_are_refused_saying_what_is_allowed() {
+    for bad in [
+        "_sessions",
+        ".hidden",
+        "...",
+        "a/b",
+        "a\\\\b",
+        "",
+        &"n".repeat(65),
+    ] {
+        let yaml = ORIGINAL.replace(
+            "name: \"universal_zero_shot_model\"",
+            &format!("name: \"{bad}\""),
+        );
+        let e = err(&yaml);
+        assert!(e.starts_with("name: "), "{bad:?}: {e}");
+        assert!(e.contains("allowed are letters, digits"), "{bad:?}: {e}");
+    }
+}

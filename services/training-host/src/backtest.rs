@@ -1,0 +1,787 @@
+//! Backtests on the training host: a saved model's signals on stored bars, simulated by
+//! `ktrdr-backtest`, saved under `<models_dir>/_backtests/<backtest_id>/`.
+//!
+//! Invariants:
+//! - The traded bars are exactly the base bars of the requested range; indicator warm-up comes
+//!   from bars before it ([`crate::data::BarSource::read_window`]), so no decision reads a bar
+//!   outside what the store holds for that time, and none reads a later bar.
+//! - Inference is batched over every bar of a window at once; the position only matters to
+//!   the decision filters, which the engine applies bar by bar.
+//! - A walk-forward is one account: the windows' bars and probabilities are joined in time
+//!   order and simulated once (positions carry across windows); each window is also simulated
+//!   on its own for its fold metrics.
+//! - A range that overlaps the bars a model was fitted on is refused unless the caller allows
+//!   it, and the result says so.
+//! - A result is written to a staging directory and renamed into place: a saved backtest is
+//!   whole or absent. A run whose caller went away writes nothing.
+
+use std::path::{Path, PathBuf};
+
+use ktrdr_backtest::{
+    Annualization, BacktestResult, Costs, ExecutionConfig, Fill, Filters, Lots, Metrics,
+    SignalCounts, Sizing,
+};
+use ktrdr_market::{Bars, Timeframe};
+use ktrdr_proto::common::v1::TimeRange;
+use ktrdr_proto::training::v1 as pb;
+use ktrdr_strategy::artifacts::SavedModel;
+use ktrdr_strategy::dataset::SymbolBars;
+use ktrdr_strategy::model::CpuBackend;
+use prost::Message;
+
+use crate::error::{Result, TrainingError};
+use crate::registry::ModelEntry;
+
+/// Where saved backtests live, under the models directory.
+pub const BACKTESTS_DIR: &str = "_backtests";
+const RESULT_FILE: &str = "result.pb";
+const TRADES_FILE: &str = "trades.arrow";
+const EQUITY_FILE: &str = "equity.arrow";
+/// Longest backtest id accepted.
+pub const MAX_ID_LEN: usize = 96;
+/// Bytes per ReadBacktestTable message.
+pub const CHUNK_BYTES: usize = 1 << 20;
+
+/// Where the result of `backtest_id` is saved.
+pub fn dir_of(models_dir: &Path, backtest_id: &str) -> PathBuf {
+    models_dir.join(BACKTESTS_DIR).join(backtest_id)
+}
+
+/// Checks a caller-chosen id: a safe single path component.
+pub fn check_id(field: &str, id: &str) -> Result<()> {
+    let ok = !id.is_empty()
+        && id.len() <= MAX_ID_LEN
+        && !id.starts_with(['.', '_'])
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if ok {
+        Ok(())
+    } else {
+        Err(TrainingError::invalid(
+            field,
+            format!(
+                "{:?} is not a backtest id: use 1 to {MAX_ID_LEN} letters, digits, '-', '.' or \
+                 '_', not starting with '.' or '_'",
+                ktrdr_market::symbol::shown(id)
+            ),
+        ))
+    }
+}
+
+/// A new id for `symbol`'s backtest.
+pub fn new_id(symbol: &str) -> String {
+    format!(
+        "bt-{}-{:08x}-{symbol}",
+        ktrdr_common::status::now_ms(),
+        crate::spec::random_u64() as u32
+    )
+}
+
+/// The engine's name of a settings field → the request's.
+fn settings_field(engine_field: &str) -> String {
+    let name = match engine_field {
+        "sizing.fraction" => "fraction_of_equity",
+        "sizing.units" => "fixed_units",
+        "sizing.notional" => "fixed_notional",
+        "lots.step" => "lot_step",
+        other => other.rsplit('.').next().unwrap_or(other),
+    };
+    format!("settings.{name}")
+}
+
+/// The execution settings of a request, defaults filled in, checked.
+pub fn execution_config(settings: Option<&pb::BacktestSettings>) -> Result<ExecutionConfig> {
+    let s = settings.cloned().unwrap_or_default();
+    let defaults = ExecutionConfig::default();
+    let costs = Costs::default();
+    let filters = Filters::default();
+    let sizing = match s.sizing {
+        None => defaults.sizing,
+        Some(pb::backtest_settings::Sizing::FractionOfEquity(f)) => Sizing::FractionOfEquity(f),
+        Some(pb::backtest_settings::Sizing::FixedUnits(u)) => Sizing::FixedUnits(u),
+        Some(pb::backtest_settings::Sizing::FixedNotional(x)) => Sizing::FixedNotional(x),
+    };
+    let lots = match (s.lot_step, s.fractional) {
+        (Some(_), true) => {
+            return Err(TrainingError::invalid(
+                "settings.lot_step",
+                "set lot_step or fractional, not both",
+            ));
+        }
+        (Some(step), false) => Lots::Step(step),
+        (None, true) => Lots::Any,
+        (None, false) => Lots::Whole,
+    };
+    let annualization = match (s.trading_days, s.periods_per_year) {
+        (Some(_), Some(_)) => {
+            return Err(TrainingError::invalid(
+                "settings.periods_per_year",
+                "set trading_days or periods_per_year, not both",
+            ));
+        }
+        (Some(days), None) => Annualization::TradingDays(days),
+        (None, Some(periods)) => Annualization::PerBar(periods),
+        (None, None) => Annualization::Auto,
+    };
+    let fill = match pb::BacktestFill::try_from(s.fill) {
+        Ok(pb::BacktestFill::Unspecified | pb::BacktestFill::NextOpen) => Fill::NextOpen,
+        Ok(pb::BacktestFill::SameCloseOptimistic) => Fill::SameCloseOptimistic,
+        Err(_) => {
+            return Err(TrainingError::invalid(
+                "settings.fill",
+                format!(
+                    "{} is not a BacktestFill: use BACKTEST_FILL_NEXT_OPEN or \
+                     BACKTEST_FILL_SAME_CLOSE_OPTIMISTIC",
+                    s.fill
+                ),
+            ));
+        }
+    };
+    let config = ExecutionConfig {
+        initial_capital: s.initial_capital.unwrap_or(defaults.initial_capital),
+        costs: Costs {
+            commission_rate: s.commission_rate.unwrap_or(costs.commission_rate),
+            fixed_fee: s.fixed_fee.unwrap_or(costs.fixed_fee),
+            slippage_rate: s.slippage_rate.unwrap_or(costs.slippage_rate),
+            spread_rate: s.spread_rate.unwrap_or(costs.spread_rate),
+        },
+        sizing,
+        lots,
+        allow_shorts: s.allow_shorts,
+        filters: Filters {
+            confidence_threshold: s
+                .confidence_threshold
+                .unwrap_or(filters.confidence_threshold),
+            min_bars_between_trades: s
+                .min_bars_between_trades
+                .unwrap_or(filters.min_bars_between_trades),
+            min_time_between_trades_ms: s
+                .min_time_between_trades_ms
+                .unwrap_or(filters.min_time_between_trades_ms),
+            reverse_on_opposite: s.reverse_on_opposite,
+        },
+        fill,
+        annualization,
+    };
+    config
+        .validate()
+        .map_err(|e| TrainingError::invalid(settings_field(&e.field), e.message))?;
+    Ok(config)
+}
+
+/// The settings as applied, every default written out.
+pub fn settings_pb(c: &ExecutionConfig) -> pb::BacktestSettings {
+    use pb::backtest_settings::Sizing as S;
+    pb::BacktestSettings {
+        initial_capital: Some(c.initial_capital),
+        commission_rate: Some(c.costs.commission_rate),
+        fixed_fee: Some(c.costs.fixed_fee),
+        slippage_rate: Some(c.costs.slippage_rate),
+        spread_rate: Some(c.costs.spread_rate),
+        sizing: Some(match c.sizing {
+            Sizing::FractionOfEquity(f) => S::FractionOfEquity(f),
+            Sizing::FixedUnits(u) => S::FixedUnits(u),
+            Sizing::FixedNotional(x) => S::FixedNotional(x),
+        }),
+        lot_step: match c.lots {
+            Lots::Step(step) => Some(step),
+            Lots::Whole | Lots::Any => None,
+        },
+        fractional: c.lots == Lots::Any,
+        allow_shorts: c.allow_shorts,
+        confidence_threshold: Some(c.filters.confidence_threshold),
+        min_bars_between_trades: Some(c.filters.min_bars_between_trades),
+        min_time_between_trades_ms: Some(c.filters.min_time_between_trades_ms),
+        reverse_on_opposite: c.filters.reverse_on_opposite,
+        fill: match c.fill {
+            Fill::NextOpen => pb::BacktestFill::NextOpen,
+            Fill::SameCloseOptimistic => pb::BacktestFill::SameCloseOptimistic,
+        } as i32,
+        trading_days: match c.annualization {
+            Annualization::TradingDays(d) => Some(d),
+            _ => None,
+        },
+        periods_per_year: match c.annualization {
+            Annualization::PerBar(p) => Some(p),
+            _ => None,
+        },
+    }
+}
+
+/// The metrics on the wire.
+pub fn metrics_pb(m: &Metrics) -> pb::BacktestMetrics {
+    let side = |s: &ktrdr_backtest::SideStats| pb::BacktestSideStats {
+        trades: s.trades as i64,
+        win_rate_pct: s.win_rate_pct,
+        pnl: s.pnl,
+    };
+    let a = &m.annualization;
+    pb::BacktestMetrics {
+        start_ms: m.start_ms,
+        end_ms: m.end_ms,
+        duration_ms: m.duration_ms,
+        exposure_time_pct: m.exposure_time_pct,
+        equity_final: m.equity_final,
+        equity_peak: m.equity_peak,
+        commissions: m.commissions,
+        return_pct: m.return_pct,
+        buy_hold_return_pct: m.buy_hold_return_pct,
+        return_ann_pct: m.return_ann_pct,
+        volatility_ann_pct: m.volatility_ann_pct,
+        cagr_pct: m.cagr_pct,
+        sharpe_ratio: m.sharpe_ratio,
+        sortino_ratio: m.sortino_ratio,
+        calmar_ratio: m.calmar_ratio,
+        alpha_pct: m.alpha_pct,
+        beta: m.beta,
+        max_drawdown_pct: m.max_drawdown_pct,
+        avg_drawdown_pct: m.avg_drawdown_pct,
+        max_drawdown_duration_ms: m.max_drawdown_duration_ms,
+        avg_drawdown_duration_ms: m.avg_drawdown_duration_ms,
+        trades: m.trades as i64,
+        win_rate_pct: m.win_rate_pct,
+        best_trade_pct: m.best_trade_pct,
+        worst_trade_pct: m.worst_trade_pct,
+        avg_trade_pct: m.avg_trade_pct,
+        max_trade_duration_ms: m.max_trade_duration_ms,
+        avg_trade_duration_ms: m.avg_trade_duration_ms,
+        profit_factor: m.profit_factor,
+        expectancy_pct: m.expectancy_pct,
+        sqn: m.sqn,
+        kelly_criterion: m.kelly_criterion,
+        profit_factor_dollars: m.profit_factor_dollars,
+        long: Some(side(&m.long)),
+        short: Some(side(&m.short)),
+        turnover: m.turnover,
+        slippage_costs: m.slippage_costs,
+        spread_costs: m.spread_costs,
+        annualization: Some(pb::BacktestAnnualization {
+            returns: format!("{:?}", a.returns).to_lowercase(),
+            periods_per_year: a.periods_per_year,
+            bar_period_ms: a.bar_period_ms,
+            weekend_share: a.weekend_share,
+        }),
+    }
+}
+
+fn signals_pb(s: &SignalCounts) -> pb::BacktestSignalCounts {
+    pb::BacktestSignalCounts {
+        bars_with_prediction: s.bars_with_prediction as i64,
+        raw_buy: s.raw_buy as i64,
+        raw_sell: s.raw_sell as i64,
+        raw_hold: s.raw_hold as i64,
+        dropped_low_confidence: s.dropped_low_confidence as i64,
+        dropped_too_soon: s.dropped_too_soon as i64,
+        dropped_already_positioned: s.dropped_already_positioned as i64,
+        dropped_shorts_disabled: s.dropped_shorts_disabled as i64,
+        dropped_last_bar: s.dropped_last_bar as i64,
+        dropped_unaffordable: s.dropped_unaffordable as i64,
+        executed: s.executed as i64,
+    }
+}
+
+/// One window of a backtest and the model deciding on it.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    pub model: ModelEntry,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+impl Segment {
+    /// The base timeframe of the segment's model.
+    pub fn base_timeframe(&self) -> Timeframe {
+        self.model.metadata.timeframe
+    }
+
+    /// Whether the window overlaps the bars the model was fitted on, and those bars.
+    pub fn training_overlap(&self) -> (bool, Option<(i64, i64)>) {
+        let Some(fit) = self.model.session.as_ref().map(|s| s.fit_range()) else {
+            return (false, None);
+        };
+        (self.start_ms < fit.1 && fit.0 < self.end_ms, Some(fit))
+    }
+}
+
+/// A checked backtest, ready to read its bars.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub backtest_id: String,
+    pub symbol: String,
+    pub segments: Vec<Segment>,
+    pub config: ExecutionConfig,
+    pub overlaps_training: bool,
+    pub training_range: Option<(i64, i64)>,
+}
+
+/// Checks the segments of a request: consecutive, one base timeframe, the symbol known to every
+/// model that embeds its symbols, and no overlap with a model's fitted bars unless allowed.
+pub fn plan(
+    backtest_id: String,
+    symbol: String,
+    segments: Vec<Segment>,
+    config: ExecutionConfig,
+    allow_training_overlap: bool,
+) -> Result<Plan> {
+    let Some(first) = segments.first() else {
+        return Err(TrainingError::invalid(
+            "model_id",
+            "give a model_id and a range, or segments",
+        ));
+    };
+    let base = first.base_timeframe();
+    for (i, pair) in segments.windows(2).enumerate() {
+        if pair[1].start_ms < pair[0].end_ms {
+            return Err(TrainingError::invalid(
+                format!("segments[{}].range", i + 1),
+                "segments must be in time order and must not overlap",
+            ));
+        }
+    }
+    let mut overlaps = false;
+    let mut training_range = None;
+    for (i, segment) in segments.iter().enumerate() {
+        let field = |name: &str| {
+            if segments.len() == 1 {
+                name.to_owned()
+            } else {
+                format!("segments[{i}].{name}")
+            }
+        };
+        if segment.base_timeframe() != base {
+            return Err(TrainingError::invalid(
+                field("model_id"),
+                format!(
+                    "model {} trades {} bars but the first segment's trades {base}; every \
+                     segment must trade the same bars",
+                    segment.model.model_id,
+                    segment.base_timeframe()
+                ),
+            ));
+        }
+        let known = &segment.model.metadata.symbols;
+        if !known.iter().any(|s| s == &symbol) {
+            return Err(TrainingError::invalid(
+                "symbol",
+                format!(
+                    "model {} was trained on {} and not on {symbol}; backtest one of those \
+                     symbols, or train a model on {symbol}",
+                    segment.model.model_id,
+                    known.join(", ")
+                ),
+            ));
+        }
+        let (overlap, fit) = segment.training_overlap();
+        if i == 0 {
+            training_range = fit;
+        }
+        if overlap && !allow_training_overlap {
+            let (start, end) = fit.unwrap_or_default();
+            return Err(TrainingError::Precondition {
+                reason: "OVERLAPS_TRAINING".to_owned(),
+                message: format!(
+                    "the range {}..{} overlaps the bars model {} was fitted on ({}..{}): its \
+                     metrics would be in-sample. Backtest a later range (the model's test \
+                     part starts at {}), or set allow_training_overlap (CLI: \
+                     --allow-training-overlap) to run it anyway, flagged",
+                    ktrdr_common::market::iso_ms(segment.start_ms),
+                    ktrdr_common::market::iso_ms(segment.end_ms),
+                    segment.model.model_id,
+                    ktrdr_common::market::iso_ms(start),
+                    ktrdr_common::market::iso_ms(end),
+                    ktrdr_common::market::iso_ms(end),
+                ),
+                field: field("range"),
+            });
+        }
+        overlaps |= overlap;
+    }
+    Ok(Plan {
+        backtest_id,
+        symbol,
+        segments,
+        config,
+        overlaps_training: overlaps,
+        training_range,
+    })
+}
+
+/// What the run reports as it goes: (stage, bars done, bars in all, equity so far). Returns
+/// false when the caller went away (the run stops, nothing is saved).
+pub type Report<'a> = dyn FnMut(&str, i64, i64, f64) -> bool + 'a;
+
+/// The base bars of `[start, end)` and one probability row per bar (NaN where the features are
+/// incomplete), predicted with the segment's model in one batch.
+fn predict_window(
+    segment: &Segment,
+    symbol: &str,
+    bars: &SymbolBars,
+) -> Result<(Bars, Vec<[f32; 3]>, usize)> {
+    let device = Default::default();
+    let saved = SavedModel::<CpuBackend>::load(&segment.model.dir, &device)?;
+    let base_tf = saved.features.base_timeframe;
+    let Some(base) = bars.bars.get(&base_tf) else {
+        return Err(TrainingError::internal(format!(
+            "no {base_tf} bars were read for {symbol}"
+        )));
+    };
+    let first = base.timestamp_ms.partition_point(|&t| t < segment.start_ms);
+    let last = base.timestamp_ms.partition_point(|&t| t < segment.end_ms);
+    let window = base.slice(first..last);
+    let predictions = saved.predict(symbol, &bars.bars)?;
+    let mut probabilities = vec![[f32::NAN; 3]; window.len()];
+    let mut bar = 0;
+    for prediction in predictions {
+        while bar < window.len() && window.timestamp_ms[bar] < prediction.timestamp_ms {
+            bar += 1;
+        }
+        if bar < window.len() && window.timestamp_ms[bar] == prediction.timestamp_ms {
+            probabilities[bar] = prediction.probabilities;
+        }
+    }
+    Ok((window, probabilities, first))
+}
+
+fn range_pb(start_ms: i64, end_ms: i64) -> TimeRange {
+    TimeRange { start_ms, end_ms }
+}
+
+/// Runs a planned backtest over the bars read for each segment (same order), saves it and
+/// returns its result.
+pub fn run(
+    models_dir: &Path,
+    plan: &Plan,
+    inputs: Vec<SymbolBars>,
+    report: &mut Report<'_>,
+) -> Result<pb::BacktestResult> {
+    let started = std::time::Instant::now();
+    let mut bars = Bars::default();
+    let mut probabilities = Vec::new();
+    let mut windows = Vec::with_capacity(plan.segments.len());
+    let mut warmup_bars = 0;
+    let total: i64 = inputs
+        .iter()
+        .zip(&plan.segments)
+        .map(|(input, s)| {
+            input.bars.get(&s.base_timeframe()).map_or(0, |b| {
+                b.timestamp_ms
+                    .iter()
+                    .filter(|&&t| t >= s.start_ms && t < s.end_ms)
+                    .count() as i64
+            })
+        })
+        .sum();
+    for (segment, input) in plan.segments.iter().zip(&inputs) {
+        if !report(
+            "predicting",
+            bars.len() as i64,
+            total,
+            plan.config.initial_capital,
+        ) {
+            return Err(ktrdr_strategy::StrategyError::Cancelled.into());
+        }
+        let (window, rows, warmup) = predict_window(segment, &plan.symbol, input)?;
+        let at = bars.len();
+        bars.extend(&window);
+        probabilities.extend(rows);
+        windows.push(at..bars.len());
+        if windows.len() == 1 {
+            warmup_bars = warmup;
+        }
+    }
+    drop(inputs);
+    if !report(
+        "simulating",
+        0,
+        bars.len() as i64,
+        plan.config.initial_capital,
+    ) {
+        return Err(ktrdr_strategy::StrategyError::Cancelled.into());
+    }
+    let outcome = ktrdr_backtest::run((&bars).into(), &probabilities, &plan.config)
+        .map_err(|e| backtest_input_error(&e))?;
+    let folds = if plan.segments.len() > 1 {
+        plan.segments
+            .iter()
+            .zip(&windows)
+            .map(|(segment, window)| {
+                let slice = bars.slice(window.clone());
+                let fold = ktrdr_backtest::run(
+                    (&slice).into(),
+                    &probabilities[window.clone()],
+                    &plan.config,
+                )
+                .map_err(|e| backtest_input_error(&e))?;
+                Ok(pb::BacktestFold {
+                    model_id: segment.model.model_id.clone(),
+                    range: Some(range_pb(segment.start_ms, segment.end_ms)),
+                    bars: slice.len() as i64,
+                    metrics: Some(metrics_pb(&fold.metrics)),
+                })
+            })
+            .collect::<Result<Vec<_>>>()?
+    } else {
+        Vec::new()
+    };
+    let final_equity = outcome.equity.last().copied().unwrap_or_default();
+    if !report("saving", bars.len() as i64, bars.len() as i64, final_equity) {
+        return Err(ktrdr_strategy::StrategyError::Cancelled.into());
+    }
+    let first = &plan.segments[0];
+    let last = &plan.segments[plan.segments.len() - 1];
+    let result = pb::BacktestResult {
+        backtest_id: plan.backtest_id.clone(),
+        model_id: first.model.model_id.clone(),
+        symbol: plan.symbol.clone(),
+        timeframe: first.base_timeframe().to_string(),
+        range: Some(range_pb(first.start_ms, last.end_ms)),
+        bars: bars.len() as i64,
+        warmup_bars: warmup_bars as i64,
+        overlaps_training: plan.overlaps_training,
+        training_range: plan.training_range.map(|(s, e)| range_pb(s, e)),
+        settings: Some(settings_pb(&plan.config)),
+        metrics: Some(metrics_pb(&outcome.metrics)),
+        signals: Some(signals_pb(&outcome.signals)),
+        folds,
+        created_at_ms: ktrdr_common::status::now_ms(),
+        elapsed_ms: started.elapsed().as_millis() as i64,
+    };
+    save(models_dir, &result, &bars, &outcome)?;
+    Ok(result)
+}
+
+fn backtest_input_error(e: &ktrdr_backtest::InvalidInput) -> TrainingError {
+    if e.field == "bars" {
+        TrainingError::invalid("range", e.message.clone())
+    } else {
+        TrainingError::invalid(settings_field(&e.field), e.message.clone())
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> TrainingError + '_ {
+    move |e| TrainingError::internal(format!("{}: {e}", path.display()))
+}
+
+fn arrow_error(e: impl std::fmt::Display) -> TrainingError {
+    TrainingError::internal(format!("encoding a backtest table: {e}"))
+}
+
+/// Writes the result and its two tables into a staging directory, then renames it into place.
+fn save(
+    models_dir: &Path,
+    result: &pb::BacktestResult,
+    bars: &Bars,
+    outcome: &BacktestResult,
+) -> Result<()> {
+    let root = models_dir.join(BACKTESTS_DIR);
+    let target = root.join(&result.backtest_id);
+    let staging = root.join(format!(
+        ".staging-{}-{:08x}",
+        result.backtest_id,
+        crate::spec::random_u64() as u32
+    ));
+    std::fs::create_dir_all(&staging).map_err(io(&staging))?;
+    let written = (|| {
+        let view = bars.into();
+        let trades = ktrdr_backtest::tables::trades_batch(view, &outcome.trades)
+            .and_then(|b| ktrdr_market::arrow::record_batch_to_ipc(&b))
+            .map_err(arrow_error)?;
+        let equity = ktrdr_backtest::tables::equity_batch(
+            view,
+            &outcome.trades,
+            &outcome.equity,
+            &outcome.decisions,
+        )
+        .and_then(|b| ktrdr_market::arrow::record_batch_to_ipc(&b))
+        .map_err(arrow_error)?;
+        for (name, bytes) in [
+            (TRADES_FILE, trades),
+            (EQUITY_FILE, equity),
+            (RESULT_FILE, result.encode_to_vec()),
+        ] {
+            let path = staging.join(name);
+            std::fs::write(&path, bytes).map_err(io(&path))?;
+        }
+        if target.exists() {
+            return Err(TrainingError::invalid(
+                "backtest_id",
+                format!(
+                    "a backtest {:?} is already saved; pick another id",
+                    result.backtest_id
+                ),
+            ));
+        }
+        std::fs::rename(&staging, &target).map_err(io(&target))
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    written
+}
+
+/// Removes staging directories a crash left behind.
+pub fn clean_staging(models_dir: &Path) {
+    let root = models_dir.join(BACKTESTS_DIR);
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(".staging-") {
+            tracing::info!(path = %entry.path().display(), "removing an unfinished backtest");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A saved backtest's result.
+pub fn get(models_dir: &Path, backtest_id: &str) -> Result<pb::BacktestResult> {
+    check_id("backtest_id", backtest_id)?;
+    let path = dir_of(models_dir, backtest_id).join(RESULT_FILE);
+    let bytes = std::fs::read(&path).map_err(|_| TrainingError::NotFound {
+        reason: "BACKTEST_NOT_FOUND".to_owned(),
+        message: format!(
+            "backtest {backtest_id} not found (ListBacktests, or `ktrdr backtest list`, \
+                 shows the saved ones)"
+        ),
+    })?;
+    pb::BacktestResult::decode(bytes.as_slice()).map_err(|e| {
+        TrainingError::internal(format!("{}: not a saved backtest: {e}", path.display()))
+    })
+}
+
+/// Every saved backtest, newest first.
+pub fn list(models_dir: &Path) -> Vec<pb::BacktestResult> {
+    let root = models_dir.join(BACKTESTS_DIR);
+    let mut out: Vec<pb::BacktestResult> = std::fs::read_dir(&root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+        .filter_map(|e| std::fs::read(e.path().join(RESULT_FILE)).ok())
+        .filter_map(|bytes| pb::BacktestResult::decode(bytes.as_slice()).ok())
+        .collect();
+    out.sort_by(|a, b| {
+        b.created_at_ms
+            .cmp(&a.created_at_ms)
+            .then_with(|| b.backtest_id.cmp(&a.backtest_id))
+    });
+    out
+}
+
+/// A saved table in the format asked for.
+pub fn read_table(
+    models_dir: &Path,
+    backtest_id: &str,
+    table: pb::BacktestTable,
+    format: pb::TableFormat,
+) -> Result<Vec<u8>> {
+    get(models_dir, backtest_id)?;
+    let file = match table {
+        pb::BacktestTable::Trades => TRADES_FILE,
+        pb::BacktestTable::Equity => EQUITY_FILE,
+        pb::BacktestTable::Unspecified => {
+            return Err(TrainingError::invalid(
+                "table",
+                "say which table: BACKTEST_TABLE_TRADES or BACKTEST_TABLE_EQUITY",
+            ));
+        }
+    };
+    let path = dir_of(models_dir, backtest_id).join(file);
+    let bytes = std::fs::read(&path).map_err(io(&path))?;
+    match format {
+        pb::TableFormat::Unspecified | pb::TableFormat::ArrowIpc => Ok(bytes),
+        pb::TableFormat::Csv => {
+            let batches =
+                ktrdr_market::arrow::ipc_to_record_batches(&bytes).map_err(arrow_error)?;
+            let mut csv = String::new();
+            for (i, batch) in batches.iter().enumerate() {
+                let part = ktrdr_backtest::tables::to_csv(batch).map_err(arrow_error)?;
+                // One header line for the whole table.
+                let body = if i == 0 {
+                    part.as_str()
+                } else {
+                    part.split_once('\n').map_or("", |(_, rest)| rest)
+                };
+                csv.push_str(body);
+            }
+            Ok(csv.into_bytes())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unset_settings_are_the_original_defaults() {
+        let config = execution_config(None).unwrap();
+        assert_eq!(config, ExecutionConfig::default());
+        let applied = settings_pb(&config);
+        assert_eq!(applied.commission_rate, Some(0.001));
+        assert_eq!(applied.min_time_between_trades_ms, Some(4 * 3_600_000));
+        assert_eq!(execution_config(Some(&applied)).unwrap(), config);
+    }
+
+    #[test]
+    fn a_negative_commission_is_refused_naming_the_request_field() {
+        let settings = pb::BacktestSettings {
+            commission_rate: Some(-0.01),
+            ..Default::default()
+        };
+        let err = execution_config(Some(&settings)).unwrap_err();
+        match err {
+            TrainingError::InvalidArgument { field, message } => {
+                assert_eq!(field, "settings.commission_rate");
+                assert!(message.contains("-0.01"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn contradictory_settings_are_refused() {
+        let both_lots = pb::BacktestSettings {
+            lot_step: Some(0.1),
+            fractional: true,
+            ..Default::default()
+        };
+        assert!(matches!(
+            execution_config(Some(&both_lots)),
+            Err(TrainingError::InvalidArgument { field, .. }) if field == "settings.lot_step"
+        ));
+        let sizing = pb::BacktestSettings {
+            sizing: Some(pb::backtest_settings::Sizing::FractionOfEquity(1.5)),
+            ..Default::default()
+        };
+        assert!(matches!(
+            execution_config(Some(&sizing)),
+            Err(TrainingError::InvalidArgument { field, .. })
+                if field == "settings.fraction_of_equity"
+        ));
+        let fill = pb::BacktestSettings {
+            fill: 99,
+            ..Default::default()
+        };
+        assert!(execution_config(Some(&fill)).is_err());
+    }
+
+    #[test]
+    fn backtest_ids_are_single_safe_path_components() {
+        for bad in [
+            "",
+            "../x",
+            "a/b",
+            ".hidden",
+            "_backtests",
+            "a b",
+            &"x".repeat(97),
+        ] {
+            assert!(check_id("backtest_id", bad).is_err(), "{bad:?}");
+        }
+        for good in ["bt-1-EURUSD", "my.run_2", &new_id("EURUSD")] {
+            assert!(check_id("backtest_id", good).is_ok(), "{good:?}");
+        }
+    }
+}
