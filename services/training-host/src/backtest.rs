@@ -451,6 +451,7 @@ fn range_pb(start_ms: i64, end_ms: i64) -> TimeRange {
 /// returns its result.
 pub fn run(
     models_dir: &Path,
+    owner: &str,
     plan: &Plan,
     inputs: Vec<SymbolBars>,
     report: &mut Report<'_>,
@@ -547,7 +548,7 @@ pub fn run(
         created_at_ms: ktrdr_common::status::now_ms(),
         elapsed_ms: started.elapsed().as_millis() as i64,
     };
-    save(models_dir, &result, &bars, &outcome)?;
+    save(models_dir, owner, &result, &bars, &outcome)?;
     Ok(result)
 }
 
@@ -567,9 +568,16 @@ fn arrow_error(e: impl std::fmt::Display) -> TrainingError {
     TrainingError::internal(format!("encoding a backtest table: {e}"))
 }
 
-/// Writes the result and its two tables into a staging directory, then renames it into place.
+/// The prefix of `owner`'s staging directories (`owner`: [`crate::runner::staging_owner`]).
+fn staging_prefix(owner: &str) -> String {
+    format!(".staging.{owner}.")
+}
+
+/// Writes the result and its two tables into a staging directory of `owner`, then renames it
+/// into place.
 fn save(
     models_dir: &Path,
+    owner: &str,
     result: &pb::BacktestResult,
     bars: &Bars,
     outcome: &BacktestResult,
@@ -577,7 +585,8 @@ fn save(
     let root = models_dir.join(BACKTESTS_DIR);
     let target = root.join(&result.backtest_id);
     let staging = root.join(format!(
-        ".staging-{}-{:08x}",
+        "{}{}.{:08x}",
+        staging_prefix(owner),
         result.backtest_id,
         crate::spec::random_u64() as u32
     ));
@@ -620,14 +629,16 @@ fn save(
     written
 }
 
-/// Removes staging directories a crash left behind.
-pub fn clean_staging(models_dir: &Path) {
+/// Removes the staging directories a crash of `owner` left behind; other hosts sharing the
+/// models directory may be saving into theirs right now, so those stay.
+pub fn clean_staging(models_dir: &Path, owner: &str) {
     let root = models_dir.join(BACKTESTS_DIR);
     let Ok(entries) = std::fs::read_dir(&root) else {
         return;
     };
+    let mine = staging_prefix(owner);
     for entry in entries.flatten() {
-        if entry.file_name().to_string_lossy().starts_with(".staging-") {
+        if entry.file_name().to_string_lossy().starts_with(&mine) {
             tracing::info!(path = %entry.path().display(), "removing an unfinished backtest");
             let _ = std::fs::remove_dir_all(entry.path());
         }
@@ -783,5 +794,21 @@ mod tests {
         for good in ["bt-1-EURUSD", "my.run_2", &new_id("EURUSD")] {
             assert!(check_id("backtest_id", good).is_ok(), "{good:?}");
         }
+    }
+
+    #[test]
+    fn a_host_cleans_only_its_own_unfinished_backtests() {
+        let models = tempfile::tempdir().expect("temp dir");
+        let root = models.path().join(BACKTESTS_DIR);
+        let mine = root.join(format!("{}bt-1.0000abcd", staging_prefix("host-a")));
+        let theirs = root.join(format!("{}bt-2.0000abcd", staging_prefix("host-b")));
+        let saved = root.join("bt-3");
+        for dir in [&mine, &theirs, &saved] {
+            std::fs::create_dir_all(dir).expect("mkdir");
+        }
+        clean_staging(models.path(), "host-a");
+        assert!(!mine.exists());
+        assert!(theirs.is_dir(), "another host may be saving into it now");
+        assert!(saved.is_dir());
     }
 }

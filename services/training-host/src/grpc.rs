@@ -571,6 +571,7 @@ impl TrainingService for TrainingGrpc {
         }
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let progress = tx.clone();
+        let owner = self.manager.staging_owner();
         spawn_stream_task(tx.clone(), "the backtest", async move {
             let answer = tokio::task::spawn_blocking(move || {
                 let mut report = |stage: &str, done: i64, total: i64, equity: f64| {
@@ -586,7 +587,7 @@ impl TrainingService for TrainingGrpc {
                     };
                     progress.blocking_send(Ok(event)).is_ok()
                 };
-                backtest::run(&models_dir, &plan, inputs, &mut report)
+                backtest::run(&models_dir, &owner, &plan, inputs, &mut report)
             })
             .await;
             let item = match answer {

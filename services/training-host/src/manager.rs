@@ -67,12 +67,12 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 impl SessionManager {
     /// Loads the sessions of earlier runs; those that had not finished become INTERRUPTED.
-    /// Removes what model saves killed half-way left (see [`crate::registry::clean_unfinished`]).
+    /// Removes what model and backtest saves of this host killed half-way left (see
+    /// [`crate::registry::clean_unfinished`]).
     pub fn open(config: TrainingConfig, data: BarSource) -> Self {
-        crate::registry::clean_unfinished(
-            &config.models_dir,
-            &crate::registry::staging_owner(&config.sessions_dir),
-        );
+        let owner = crate::runner::staging_owner(&config.sessions_dir);
+        crate::registry::clean_unfinished(&config.models_dir, &owner);
+        crate::backtest::clean_staging(&config.models_dir, &owner);
         let store = SessionStore::new(&config.sessions_dir);
         let mut sessions = Sessions::default();
         for file in store.load_all() {
@@ -110,7 +110,6 @@ impl SessionManager {
         if !sessions.by_id.is_empty() {
             tracing::info!(sessions = sessions.by_id.len(), "loaded training sessions");
         }
-        crate::backtest::clean_staging(&config.models_dir);
         Self {
             inner: Arc::new(Inner {
                 config,
@@ -132,6 +131,11 @@ impl SessionManager {
 
     pub fn models_dir(&self) -> PathBuf {
         self.inner.config.models_dir.clone()
+    }
+
+    /// What names this host's staging directories in the shared models directory.
+    pub fn staging_owner(&self) -> String {
+        crate::runner::staging_owner(&self.inner.config.sessions_dir)
     }
 
     /// (sessions holding a slot, sessions queued).

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use ktrdr_strategy::training::TrainingMetrics;
 use serde::{Deserialize, Serialize};
 
 /// Lifecycle state; the numbering follows `ktrdr.training.v1.TrainingState`.
@@ -204,47 +203,4 @@ pub struct SessionRecord {
 pub struct SessionFile {
     pub record: SessionRecord,
     pub events: Vec<Event>,
-}
-
-/// The gRPC-facing metrics of a finished run.
-pub fn final_metrics(m: &TrainingMetrics, samples: [usize; 3], training_time_ms: i64) -> Metrics {
-    // By epoch number: a resumed run's history starts after its checkpoint.
-    let best = m
-        .history
-        .iter()
-        .find(|e| e.epoch == m.best_epoch)
-        .or(m.history.last());
-    let mut out = evaluation_metrics(&m.test);
-    out.train_loss = best.map_or(f64::NAN, |e| e.train_loss);
-    out.train_accuracy = best.map_or(f64::NAN, |e| e.train_accuracy);
-    out.val_loss = best.map(|e| e.val_loss);
-    out.val_accuracy = best.map(|e| e.val_accuracy);
-    out.best_epoch = m.best_epoch as u32;
-    out.epochs_run = m.epochs_trained as u32;
-    out.early_stopped = m.stopped_early;
-    out.training_time_ms = training_time_ms;
-    out.train_samples = samples[0] as u64;
-    out.val_samples = samples[1] as u64;
-    out.test_samples = samples[2] as u64;
-    out
-}
-
-/// Test-side metrics (loss, accuracy, per class, confusion) of one evaluation.
-pub fn evaluation_metrics(e: &ktrdr_strategy::training::EvaluationMetrics) -> Metrics {
-    Metrics {
-        test_loss: Some(e.loss),
-        test_accuracy: Some(e.accuracy),
-        per_class: e
-            .per_class
-            .iter()
-            .map(|c| (c.precision, c.recall, c.f1, c.support as u64))
-            .collect(),
-        confusion_matrix: e
-            .confusion_matrix
-            .iter()
-            .flat_map(|row| row.iter().map(|&v| v as u64))
-            .collect(),
-        test_samples: e.rows as u64,
-        ..Metrics::default()
-    }
 }

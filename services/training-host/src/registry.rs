@@ -18,73 +18,19 @@ use ktrdr_strategy::features::{compute_features, warmup_bars};
 use ktrdr_strategy::labels::segment_labels;
 use ktrdr_strategy::model::CpuBackend;
 use ktrdr_strategy::training::{TrainingMetrics, evaluate};
-use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainingError};
-use crate::record::{Metrics, evaluation_metrics, final_metrics};
+use crate::record::Metrics;
+use crate::runner::{
+    ModelSession, SESSION_SIDECAR, STRATEGY_FILE, evaluation_metrics, final_metrics, model_id_of,
+};
 
-/// Our sidecar in each model directory (see [`ModelSession`]).
-pub const SESSION_SIDECAR: &str = "session.json";
-
-/// `session.json` next to a saved model: what the registry needs that ktrdr-strategy's
-/// sidecars do not hold.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ModelSession {
-    pub session_id: String,
-    pub device: String,
-    pub labels: BTreeMap<String, String>,
-    /// The requested range (open sides as `i64::MIN`/`MAX`): EvaluateModel re-reads it to
-    /// rebuild the exact test split.
-    pub start_ms: i64,
-    pub end_ms: i64,
-    /// The base bars actually loaded.
-    pub loaded_first_ms: i64,
-    pub loaded_end_ms: i64,
-    pub seed: u64,
-    pub train_samples: u64,
-    pub val_samples: u64,
-    pub test_samples: u64,
-    pub training_time_ms: i64,
-    /// The bars the model was fitted on (train and validation rows): first row's open time to
-    /// the last row's close. Backtests that overlap it are refused unless told otherwise.
-    #[serde(default)]
-    pub fit_start_ms: Option<i64>,
-    #[serde(default)]
-    pub fit_end_ms: Option<i64>,
-}
-
-impl ModelSession {
-    /// The bars the model was fitted on, `[start, end)`; models saved without the record fall
-    /// back to every bar their session loaded.
-    pub fn fit_range(&self) -> (i64, i64) {
-        match (self.fit_start_ms, self.fit_end_ms) {
-            (Some(start), Some(end)) => (start, end),
-            _ => (self.loaded_first_ms, self.loaded_end_ms),
-        }
-    }
-}
-/// The strategy as the user wrote it, in each model directory; written with the rest of the
-/// version, and the file that marks a version written by an older, non-atomic save complete.
-pub const STRATEGY_FILE: &str = "strategy.yaml";
 /// The model's metadata, in each model directory.
 const METADATA_FILE: &str = "metadata.json";
 
 /// Whether the version directory `dir` holds a complete model.
 fn is_complete(dir: &Path) -> bool {
     dir.join(METADATA_FILE).is_file() && dir.join(STRATEGY_FILE).is_file()
-}
-
-/// The name that marks this host's staging directories in a shared models directory: a hash
-/// of its own sessions directory (one per host), so a host only ever cleans up its own.
-pub fn staging_owner(sessions_dir: &Path) -> String {
-    // FNV-1a: stable across builds, unlike the standard library's hasher.
-    let hash = sessions_dir
-        .to_string_lossy()
-        .bytes()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-        });
-    format!("{hash:016x}")
 }
 
 /// Removes, and logs one line each, what saves killed half-way left in `models_dir`: this
@@ -142,13 +88,6 @@ fn strategy_dirs(models_dir: &Path) -> Vec<(PathBuf, Vec<std::fs::DirEntry>)> {
             Some((s.path(), versions.flatten().collect()))
         })
         .collect()
-}
-
-/// `<strategy>/<version dir>` of a model directory under `models_dir`.
-pub fn model_id_of(models_dir: &Path, dir: &Path) -> String {
-    dir.strip_prefix(models_dir)
-        .map(|p| p.to_string_lossy().replace('\\', "/"))
-        .unwrap_or_else(|_| dir.display().to_string())
 }
 
 /// One model as listed.
@@ -387,6 +326,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use super::*;
+    use crate::runner::staging_owner;
 
     /// A version directory holding `files` (empty content), under `models/<strategy>/`.
     fn version(models: &Path, strategy: &str, name: &str, files: &[&str]) -> PathBuf {

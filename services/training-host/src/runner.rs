@@ -1,6 +1,7 @@
 //! The blocking part of a session: features, labels, training and saving, run on its own OS
 //! thread so the async runtime (health, status, watch calls) never waits on it.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -9,13 +10,13 @@ use burn::backend::Autodiff;
 use ktrdr_strategy::artifacts::ModelStore;
 use ktrdr_strategy::dataset::{SplitDatasets, SymbolBars, build_datasets};
 use ktrdr_strategy::model::CpuBackend;
-use ktrdr_strategy::training::{Progress, SaveWeights, TrainControl, train};
+use ktrdr_strategy::training::{Progress, SaveWeights, TrainControl, TrainingMetrics, train};
 use ktrdr_strategy::{LoadedStrategy, StrategyError};
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, TrainingError};
 use crate::persist::SessionStore;
-use crate::record::{BatchEvent, EpochEvent, EventKind, SplitReport, State, final_metrics};
-use crate::registry::{ModelSession, SESSION_SIDECAR, STRATEGY_FILE, model_id_of, staging_owner};
+use crate::record::{BatchEvent, EpochEvent, EventKind, Metrics, SplitReport, State};
 use crate::session::Session;
 
 /// Where a session's checkpoints live, inside the sessions directory: a checkpoint is only of
@@ -59,6 +60,71 @@ pub fn existing_checkpoint_stem(
 
 /// Batch progress events at most this often.
 const BATCH_EVENT_INTERVAL: Duration = Duration::from_millis(250);
+
+/// Our sidecar in each model directory (a [`ModelSession`]).
+pub const SESSION_SIDECAR: &str = "session.json";
+
+/// The strategy as the user wrote it, in each model directory; written with the rest of the
+/// version, and the file that marks a version written by an older, non-atomic save complete.
+pub const STRATEGY_FILE: &str = "strategy.yaml";
+
+/// The name that marks this host's staging directories in a shared models directory: a hash
+/// of its own sessions directory (one per host), so a host only ever cleans up its own.
+pub fn staging_owner(sessions_dir: &Path) -> String {
+    // FNV-1a: stable across builds, unlike the standard library's hasher.
+    let hash = sessions_dir
+        .to_string_lossy()
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        });
+    format!("{hash:016x}")
+}
+
+/// `<strategy>/<version dir>` of a model directory under `models_dir`.
+pub fn model_id_of(models_dir: &Path, dir: &Path) -> String {
+    dir.strip_prefix(models_dir)
+        .map(|p| p.to_string_lossy().replace('\\', "/"))
+        .unwrap_or_else(|_| dir.display().to_string())
+}
+
+/// `session.json` next to a saved model: what the registry needs that ktrdr-strategy's
+/// sidecars do not hold.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelSession {
+    pub session_id: String,
+    pub device: String,
+    pub labels: BTreeMap<String, String>,
+    /// The requested range (open sides as `i64::MIN`/`MAX`): EvaluateModel re-reads it to
+    /// rebuild the exact test split.
+    pub start_ms: i64,
+    pub end_ms: i64,
+    /// The base bars actually loaded.
+    pub loaded_first_ms: i64,
+    pub loaded_end_ms: i64,
+    pub seed: u64,
+    pub train_samples: u64,
+    pub val_samples: u64,
+    pub test_samples: u64,
+    pub training_time_ms: i64,
+    /// The bars the model was fitted on (train and validation rows): first row's open time to
+    /// the last row's close. Backtests that overlap it are refused unless told otherwise.
+    #[serde(default)]
+    pub fit_start_ms: Option<i64>,
+    #[serde(default)]
+    pub fit_end_ms: Option<i64>,
+}
+
+impl ModelSession {
+    /// The bars the model was fitted on, `[start, end)`; models saved without the record fall
+    /// back to every bar their session loaded.
+    pub fn fit_range(&self) -> (i64, i64) {
+        match (self.fit_start_ms, self.fit_end_ms) {
+            (Some(start), Some(end)) => (start, end),
+            _ => (self.loaded_first_ms, self.loaded_end_ms),
+        }
+    }
+}
 
 /// First open time and last close time of the train and validation rows.
 fn fit_range(sets: &SplitDatasets, bar_ms: i64) -> (Option<i64>, Option<i64>) {
@@ -366,4 +432,47 @@ pub fn split_report(sets: &SplitDatasets) -> SplitReport {
 
 fn samples_processed_total(epoch: usize, in_epoch: usize, per_epoch: usize) -> f64 {
     ((epoch - 1) * per_epoch + in_epoch) as f64
+}
+
+/// The gRPC-facing metrics of a finished run.
+pub fn final_metrics(m: &TrainingMetrics, samples: [usize; 3], training_time_ms: i64) -> Metrics {
+    // By epoch number: a resumed run's history starts after its checkpoint.
+    let best = m
+        .history
+        .iter()
+        .find(|e| e.epoch == m.best_epoch)
+        .or(m.history.last());
+    let mut out = evaluation_metrics(&m.test);
+    out.train_loss = best.map_or(f64::NAN, |e| e.train_loss);
+    out.train_accuracy = best.map_or(f64::NAN, |e| e.train_accuracy);
+    out.val_loss = best.map(|e| e.val_loss);
+    out.val_accuracy = best.map(|e| e.val_accuracy);
+    out.best_epoch = m.best_epoch as u32;
+    out.epochs_run = m.epochs_trained as u32;
+    out.early_stopped = m.stopped_early;
+    out.training_time_ms = training_time_ms;
+    out.train_samples = samples[0] as u64;
+    out.val_samples = samples[1] as u64;
+    out.test_samples = samples[2] as u64;
+    out
+}
+
+/// Test-side metrics (loss, accuracy, per class, confusion) of one evaluation.
+pub fn evaluation_metrics(e: &ktrdr_strategy::training::EvaluationMetrics) -> Metrics {
+    Metrics {
+        test_loss: Some(e.loss),
+        test_accuracy: Some(e.accuracy),
+        per_class: e
+            .per_class
+            .iter()
+            .map(|c| (c.precision, c.recall, c.f1, c.support as u64))
+            .collect(),
+        confusion_matrix: e
+            .confusion_matrix
+            .iter()
+            .flat_map(|row| row.iter().map(|&v| v as u64))
+            .collect(),
+        test_samples: e.rows as u64,
+        ..Metrics::default()
+    }
 }
