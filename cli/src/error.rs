@@ -139,6 +139,48 @@ pub const LISTING_FLAGS: Flags = &[
     ("state", "--state"),
 ];
 
+/// `backtest` (BacktestStrategy) and `backtest list / show / cancel`.
+pub const BACKTEST_FLAGS: Flags = &[
+    ("model_id", "MODEL"),
+    ("strategy_name", "MODEL"),
+    ("strategy_yaml", "MODEL"),
+    ("model", "MODEL"),
+    ("symbols", "--symbols"),
+    ("symbol", "--symbol"),
+    ("range.start_ms", "--start"),
+    ("range.end_ms", "--end"),
+    ("range", "--start/--end"),
+    ("settings.initial_capital", "--capital"),
+    ("settings.commission_rate", "--commission"),
+    ("settings.fixed_fee", "--fixed-fee"),
+    ("settings.slippage_rate", "--slippage"),
+    ("settings.spread_rate", "--spread"),
+    ("settings.fraction_of_equity", "--size-fraction"),
+    ("settings.fixed_units", "--units"),
+    ("settings.fixed_notional", "--notional"),
+    ("settings.lot_step", "--lot-step"),
+    ("settings.fractional", "--fractional"),
+    ("settings.allow_shorts", "--allow-shorts"),
+    ("settings.confidence_threshold", "--confidence"),
+    ("settings.min_bars_between_trades", "--min-bars-between"),
+    ("settings.min_time_between_trades_ms", "--min-time-between"),
+    ("settings.reverse_on_opposite", "--reverse"),
+    ("settings.fill", "--same-close-fill"),
+    ("settings.trading_days", "--trading-days"),
+    ("settings.periods_per_year", "--periods-per-year"),
+    ("allow_training_overlap", "--allow-training-overlap"),
+    ("data_mode", "--local"),
+    ("walk_forward.train_ms", "--train-window"),
+    ("walk_forward.test_ms", "--test-window"),
+    ("walk_forward.step_ms", "--step"),
+    ("walk_forward.anchored", "--anchored"),
+    ("walk_forward.epochs", "--epochs"),
+    ("walk_forward.seed", "--seed"),
+    ("walk_forward", "--train-window/--test-window"),
+    ("backtest_id", "BACKTEST_ID"),
+    ("job_id", "JOB_ID"),
+];
+
 /// `models evaluate / predict`.
 pub const MODEL_DATA_FLAGS: Flags = &[
     ("model_id", "MODEL_ID"),

@@ -6,10 +6,11 @@
 
 use ktrdr_proto::common::v1::{JobState, Progress, TimeRange, Warning};
 use ktrdr_proto::gateway::v1::{
-    BatchDataset, LoadBatchResponse, LoadEvent, LoadJob, LoadSummary, load_batch_response,
-    load_event,
+    BacktestEvent, BacktestJob, BatchDataset, LoadBatchResponse, LoadEvent, LoadJob, LoadSummary,
+    backtest_event, load_batch_response, load_event,
 };
 use ktrdr_proto::training::v1::{
+    BacktestMetrics, BacktestResult, BacktestSettings, BacktestSideStats, BacktestSignalCounts,
     Model, TrainingEvent, TrainingMetrics, TrainingSession, TrainingState, training_event,
 };
 use serde_json::{Value, json};
@@ -355,5 +356,214 @@ pub fn model(m: &Model) -> Value {
         "fit_range": range(m.fit_range.as_ref()),
         "parameter_count": m.parameter_count,
         "labels": m.labels,
+    })
+}
+
+/// Execution settings as applied (every default filled in by the server).
+pub fn backtest_settings(s: &BacktestSettings) -> Value {
+    use ktrdr_proto::training::v1::backtest_settings::Sizing;
+    let sizing = match s.sizing {
+        Some(Sizing::FractionOfEquity(f)) => json!({ "fraction_of_equity": f }),
+        Some(Sizing::FixedUnits(u)) => json!({ "fixed_units": u }),
+        Some(Sizing::FixedNotional(n)) => json!({ "fixed_notional": n }),
+        None => Value::Null,
+    };
+    json!({
+        "initial_capital": s.initial_capital,
+        "commission_rate": s.commission_rate,
+        "fixed_fee": s.fixed_fee,
+        "slippage_rate": s.slippage_rate,
+        "spread_rate": s.spread_rate,
+        "sizing": sizing,
+        "lot_step": s.lot_step,
+        "fractional": s.fractional,
+        "allow_shorts": s.allow_shorts,
+        "confidence_threshold": s.confidence_threshold,
+        "min_bars_between_trades": s.min_bars_between_trades,
+        "min_time_between_trades_ms": s.min_time_between_trades_ms,
+        "reverse_on_opposite": s.reverse_on_opposite,
+        "fill": short_name(s.fill().as_str_name(), "BACKTEST_FILL_"),
+        "trading_days": s.trading_days,
+        "periods_per_year": s.periods_per_year,
+    })
+}
+
+fn side_stats(s: Option<&BacktestSideStats>) -> Value {
+    let s = s.copied().unwrap_or_default();
+    json!({ "trades": s.trades, "win_rate_pct": s.win_rate_pct, "pnl": s.pnl })
+}
+
+/// Metrics under the proto's names; an undefined value (NaN) is `null`.
+pub fn backtest_metrics(m: &BacktestMetrics) -> Value {
+    let mut value = json!({
+        "start": iso_json(m.start_ms),
+        "end": iso_json(m.end_ms),
+        "duration_ms": m.duration_ms,
+        "exposure_time_pct": m.exposure_time_pct,
+        "equity_final": m.equity_final,
+        "equity_peak": m.equity_peak,
+        "commissions": m.commissions,
+        "return_pct": m.return_pct,
+        "buy_hold_return_pct": m.buy_hold_return_pct,
+        "return_ann_pct": m.return_ann_pct,
+        "volatility_ann_pct": m.volatility_ann_pct,
+        "cagr_pct": m.cagr_pct,
+        "sharpe_ratio": m.sharpe_ratio,
+        "sortino_ratio": m.sortino_ratio,
+        "calmar_ratio": m.calmar_ratio,
+        "alpha_pct": m.alpha_pct,
+        "beta": m.beta,
+        "max_drawdown_pct": m.max_drawdown_pct,
+        "avg_drawdown_pct": m.avg_drawdown_pct,
+        "max_drawdown_duration_ms": m.max_drawdown_duration_ms,
+        "avg_drawdown_duration_ms": m.avg_drawdown_duration_ms,
+    });
+    let trades = json!({
+        "trades": m.trades,
+        "win_rate_pct": m.win_rate_pct,
+        "best_trade_pct": m.best_trade_pct,
+        "worst_trade_pct": m.worst_trade_pct,
+        "avg_trade_pct": m.avg_trade_pct,
+        "max_trade_duration_ms": m.max_trade_duration_ms,
+        "avg_trade_duration_ms": m.avg_trade_duration_ms,
+        "profit_factor": m.profit_factor,
+        "expectancy_pct": m.expectancy_pct,
+        "sqn": m.sqn,
+        "kelly_criterion": m.kelly_criterion,
+        "profit_factor_dollars": m.profit_factor_dollars,
+        "long": side_stats(m.long.as_ref()),
+        "short": side_stats(m.short.as_ref()),
+        "turnover": m.turnover,
+        "slippage_costs": m.slippage_costs,
+        "spread_costs": m.spread_costs,
+        "annualization": m.annualization.as_ref().map(|a| json!({
+            "returns": a.returns,
+            "periods_per_year": a.periods_per_year,
+            "bar_period_ms": a.bar_period_ms,
+            "weekend_share": a.weekend_share,
+        })),
+    });
+    // Two literals: one is past `json!`'s recursion limit.
+    if let (Value::Object(all), Value::Object(rest)) = (&mut value, trades) {
+        all.extend(rest);
+    }
+    value
+}
+
+pub fn backtest_signals(s: &BacktestSignalCounts) -> Value {
+    json!({
+        "bars_with_prediction": s.bars_with_prediction,
+        "raw_buy": s.raw_buy,
+        "raw_sell": s.raw_sell,
+        "raw_hold": s.raw_hold,
+        "dropped_low_confidence": s.dropped_low_confidence,
+        "dropped_too_soon": s.dropped_too_soon,
+        "dropped_already_positioned": s.dropped_already_positioned,
+        "dropped_shorts_disabled": s.dropped_shorts_disabled,
+        "dropped_last_bar": s.dropped_last_bar,
+        "dropped_unaffordable": s.dropped_unaffordable,
+        "executed": s.executed,
+    })
+}
+
+pub fn backtest_result(r: &BacktestResult) -> Value {
+    json!({
+        "backtest_id": r.backtest_id,
+        "model_id": r.model_id,
+        "symbol": r.symbol,
+        "timeframe": r.timeframe,
+        "range": range(r.range.as_ref()),
+        "bars": r.bars,
+        "warmup_bars": r.warmup_bars,
+        "overlaps_training": r.overlaps_training,
+        "training_range": range(r.training_range.as_ref()),
+        "settings": r.settings.as_ref().map(backtest_settings),
+        "metrics": r.metrics.as_ref().map(backtest_metrics),
+        "signals": r.signals.as_ref().map(backtest_signals),
+        "folds": r.folds.iter().map(|f| json!({
+            "model_id": f.model_id,
+            "range": range(f.range.as_ref()),
+            "bars": f.bars,
+            "metrics": f.metrics.as_ref().map(backtest_metrics),
+        })).collect::<Vec<_>>(),
+        "created": iso_json(r.created_at_ms),
+        "elapsed_ms": r.elapsed_ms,
+    })
+}
+
+/// One event of a backtest job (`ktrdr backtest --json` prints one per line).
+pub fn backtest_event(event: &BacktestEvent) -> Value {
+    use backtest_event::Event;
+    let mut value = match &event.event {
+        Some(Event::Started(s)) => json!({
+            "event": "started",
+            "model_id": s.model_id,
+            "symbols": s.symbols,
+            "range": range(s.range.as_ref()),
+            "folds": s.folds,
+        }),
+        Some(Event::DataLoad(d)) => {
+            let mut line = d
+                .event
+                .as_ref()
+                .map_or(json!({ "event": "unknown" }), load_event);
+            line["event"] =
+                format!("data_load_{}", line["event"].as_str().unwrap_or("unknown")).into();
+            line["symbol"] = d.symbol.clone().into();
+            line["timeframe"] = d.timeframe.clone().into();
+            line
+        }
+        Some(Event::FoldTrained(f)) => json!({
+            "event": "fold_trained",
+            "fold": f.fold,
+            "folds": f.folds,
+            "train_range": range(f.train_range.as_ref()),
+            "test_range": range(f.test_range.as_ref()),
+            "model_id": f.model_id,
+            "session_id": f.session_id,
+        }),
+        Some(Event::Progress(p)) => {
+            let progress = p.progress.clone().unwrap_or_default();
+            json!({
+                "event": "progress",
+                "symbol": p.symbol,
+                "stage": progress.stage,
+                "bars_done": progress.bars_done,
+                "bars_total": progress.bars_total,
+                "equity": progress.equity,
+            })
+        }
+        Some(Event::Result(r)) => json!({ "event": "result", "result": backtest_result(r) }),
+        Some(Event::Summary(s)) => json!({
+            "event": "summary",
+            "state": job_state(s.state()),
+            "results": s.results.iter().map(backtest_result).collect::<Vec<_>>(),
+            "failures": s.failures.iter().map(|f| json!({
+                "symbol": f.symbol,
+                "code": f.code,
+                "message": f.message,
+            })).collect::<Vec<_>>(),
+            "error": s.error,
+            "elapsed_ms": s.elapsed_ms,
+        }),
+        None => json!({ "event": "unknown" }),
+    };
+    value["job_id"] = event.job_id.clone().into();
+    value["time"] = iso_json(event.time_ms);
+    value
+}
+
+pub fn backtest_job(j: &BacktestJob) -> Value {
+    json!({
+        "job_id": j.job_id,
+        "state": job_state(j.state()),
+        "model_id": j.model_id,
+        "symbols": j.symbols,
+        "range": range(j.range.as_ref()),
+        "progress": progress(j.progress.as_ref()),
+        "created": iso_json(j.created_at_ms),
+        "started": iso_json(j.started_at_ms),
+        "finished": iso_json(j.finished_at_ms),
+        "error": j.error,
     })
 }

@@ -3,6 +3,7 @@
 //! One module per command group; [`run`] dispatches. Every command that talks to the gateway
 //! shares one lazily connected channel ([`Context`]) for all of its calls.
 
+pub mod backtest;
 pub mod config;
 pub mod data;
 pub mod error;
@@ -10,6 +11,7 @@ pub mod health;
 pub mod json;
 pub mod models;
 pub mod output;
+pub mod report;
 pub mod strategies;
 pub mod time;
 pub mod train;
@@ -34,7 +36,7 @@ pub use error::{CliError, ExitCode, Flags};
     version,
     after_help = "Timestamps: 2024-01-02, 2024-01-02T14:30:00Z or epoch milliseconds; printed as ISO 8601 UTC.\n\
                   --json: one JSON document on stdout (streams: one JSON object per line); errors as one JSON object on stderr.\n\
-                  Exit codes: 0 ok, 1 failed (invalid strategy, job or session FAILED/CANCELLED; health: check error), \
+                  Exit codes: 0 ok, 1 failed (invalid strategy, job, session or backtest FAILED/CANCELLED; health: check error), \
                   2 usage, 3 cannot connect, 4 server error (health: not serving), 130 interrupted (Ctrl+C)."
 )]
 pub struct Cli {
@@ -102,6 +104,9 @@ pub enum Command {
     /// Trained models: list, show, evaluate, predict.
     #[command(subcommand)]
     Models(models::ModelsCommand),
+    /// Backtest a model (or walk-forward a strategy) on stored bars: metrics, trades, equity,
+    /// an HTML report; list, show and cancel backtests.
+    Backtest(Box<backtest::BacktestArgs>),
     /// Strategy files: validate locally.
     #[command(subcommand)]
     Strategies(strategies::StrategiesCommand),
@@ -128,6 +133,7 @@ impl Command {
                 error::LISTING_FLAGS
             }
             Command::Models(M::Evaluate { .. } | M::Predict(_)) => error::MODEL_DATA_FLAGS,
+            Command::Backtest(_) => error::BACKTEST_FLAGS,
             Command::Health(_)
             | Command::Config
             | Command::Strategies(_)
@@ -344,6 +350,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Train(args) => train::train(&ctx, args).await?,
         Command::Trainings(command) => train::run(&ctx, command).await?,
         Command::Models(command) => models::run(&ctx, command).await?,
+        Command::Backtest(args) => backtest::run(&ctx, *args).await?,
         Command::Health(_) | Command::Completions { .. } | Command::Strategies(_) => {}
     }
     Ok(ExitCode::Success)

@@ -1,7 +1,8 @@
 //! Rendering results: aligned text tables for people, JSON and CSV for scripts.
 //!
 //! `--json` prints exactly one JSON document on stdout for one-shot commands; streaming
-//! commands (`data load`, `train`, `trainings watch`) print one JSON object per line (JSON Lines).
+//! commands (`data load`, `train`, `trainings watch`, `backtest`) print one JSON object per line
+//! (JSON Lines).
 //!
 //! Everything the CLI prints goes through this module, never `println!`/`eprintln!` (which
 //! panic when the reader has gone): stdout writes return their error, and a closed pipe ends the

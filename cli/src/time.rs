@@ -37,6 +37,37 @@ pub fn parse_timestamp(raw: &str) -> Result<i64, String> {
     ))
 }
 
+/// Parses one command-line duration (`90d`, `4h`, `30m`, `45s`, `500ms`, `2w`) into milliseconds.
+pub fn parse_duration(raw: &str) -> Result<i64, String> {
+    let text = raw.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let unit_ms = match unit.trim() {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" | "min" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        "w" => 7 * 86_400_000,
+        _ => 0,
+    };
+    let bad = || {
+        format!(
+            "{raw:?} is not a duration; use a whole number and ms, s, m, h, d or w (e.g. 4h, 90d)"
+        )
+    };
+    if number.is_empty() || unit_ms == 0 {
+        return Err(bad());
+    }
+    number
+        .parse::<i64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit_ms))
+        .ok_or_else(bad)
+}
+
 /// `2024-01-02T14:30:00Z` (milliseconds only when there are some).
 pub fn iso(ms: i64) -> String {
     match DateTime::<Utc>::from_timestamp_millis(ms) {
@@ -101,6 +132,18 @@ mod tests {
             assert!(err.contains("2024-01-02T14:30:00Z"), "{bad}: {err}");
         }
         assert!(parse_timestamp("99999999999999999999").is_err());
+    }
+
+    #[test]
+    fn durations_are_a_whole_number_and_a_unit() {
+        assert_eq!(parse_duration("4h"), Ok(4 * 3_600_000));
+        assert_eq!(parse_duration("90d"), Ok(90 * 86_400_000));
+        assert_eq!(parse_duration("30m"), Ok(30 * 60_000));
+        assert_eq!(parse_duration("500ms"), Ok(500));
+        assert_eq!(parse_duration("0s"), Ok(0));
+        for bad in ["", "4", "h", "1.5h", "-4h", "4 hours", "99999999999999999w"] {
+            assert!(parse_duration(bad).unwrap_err().contains("90d"), "{bad}");
+        }
     }
 
     #[test]
