@@ -765,7 +765,7 @@ async fn write_files(
             TableFormat::ArrowIpc,
         )
         .await?;
-        let html = report::html(result, &equity, &trades)
+        let html = report::html(result, &metric_rows(result), &equity, &trades)
             .map_err(|e| CliError::Failed(format!("--report: {e}")))?;
         write_file(&path, html.as_bytes(), "--report")?;
         written.push(("--report", path));

@@ -14,7 +14,6 @@ use arrow_array::{Array, RecordBatch};
 use ktrdr_proto::training::v1::BacktestResult;
 use plotters::prelude::*;
 
-use crate::backtest::metric_rows;
 use crate::time::iso;
 
 /// Chart size in SVG pixels.
@@ -280,10 +279,11 @@ td,th{border-bottom:1px solid #e4e4e4;padding:3px 10px;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}\
 .chart{margin:8px 0 16px}.legend{color:#555;font-size:13px}";
 
-/// The report page for one result; `equity_ipc` and `trades_ipc` are its saved EQUITY and
-/// TRADES tables in Arrow IPC.
+/// The report page for one result with its `metrics` (name, value) table; `equity_ipc` and
+/// `trades_ipc` are its saved EQUITY and TRADES tables in Arrow IPC.
 pub fn html(
     result: &BacktestResult,
+    metrics: &[(&str, String)],
     equity_ipc: &[u8],
     trades_ipc: &[u8],
 ) -> Result<String, String> {
@@ -307,12 +307,12 @@ pub fn html(
         result.bars,
     );
     page.push_str("<table>\n");
-    for (name, value) in metric_rows(result) {
+    for (name, value) in metrics {
         let _ = writeln!(
             page,
             "<tr><th>{}</th><td class=\"n\">{}</td></tr>",
             escape(name),
-            escape(&value)
+            escape(value)
         );
     }
     page.push_str("</table>\n");
@@ -451,7 +451,8 @@ mod tests {
             timeframe: "1h".into(),
             ..Default::default()
         };
-        let page = html(&result, &equity, &trades).unwrap();
+        let metrics = crate::backtest::metric_rows(&result);
+        let page = html(&result, &metrics, &equity, &trades).unwrap();
         assert_eq!(page.matches("<svg").count(), 3, "{page}");
         assert!(!page.contains("<script"));
         assert!(!page.contains("href="));

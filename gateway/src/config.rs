@@ -2,7 +2,8 @@
 //! needs when it runs in-process.
 
 use ktrdr_common::config::{
-    ConfigError, Env, ServerConfig, VarDoc, env_help, loopback, server_var_docs,
+    ConfigError, Env, Flag, Millis, ServerConfig, Urls, Var, VarDoc, env_help, loopback,
+    server_var_docs,
 };
 use std::time::Duration;
 
@@ -25,8 +26,8 @@ pub struct Route {
 impl Route {
     fn from_env(env: &Env, manager: &ManagerSpec) -> Result<Self, ConfigError> {
         Ok(Self {
-            use_host_service: env.bool(manager.use_var.name, true)?,
-            urls: env.url_list(manager.url_var.name, manager.url_var.default)?,
+            use_host_service: env.read(&manager.use_var)?,
+            urls: env.read(&manager.url_var)?,
         })
     }
 }
@@ -42,9 +43,9 @@ pub struct ManagerSpec {
     pub service: &'static str,
     /// `DATA_SERVICE` for `USE_DATA_SERVICE` / `DATA_SERVICE_URL`.
     pub env_prefix: &'static str,
-    pub use_var: VarDoc,
+    pub use_var: Var<Flag>,
     /// Its default is the host service's default URL.
-    pub url_var: VarDoc,
+    pub url_var: Var<Urls>,
     /// e.g. `Data`: the start of the "… service unavailable at URL" message.
     pub label: &'static str,
     /// What to do when the host service is down.
@@ -62,14 +63,14 @@ macro_rules! manager_spec {
             manager: $manager,
             service: $service,
             env_prefix: $prefix,
-            use_var: VarDoc {
+            use_var: Var {
                 name: concat!("USE_", $prefix),
-                default: "true",
+                kind: Flag(true),
                 meaning: $use_meaning,
             },
-            url_var: VarDoc {
+            url_var: Var {
                 name: concat!($prefix, "_URL"),
-                default: $url,
+                kind: Urls($url),
                 meaning: $url_meaning,
             },
             label: $label,
@@ -123,14 +124,12 @@ pub struct RoutingConfig {
 }
 
 impl RoutingConfig {
-    pub const VARS: &[VarDoc] = &[
-        IB.use_var,
-        IB.url_var,
-        DATA.use_var,
-        DATA.url_var,
-        TRAINING.use_var,
-        TRAINING.url_var,
-    ];
+    pub fn vars() -> Vec<VarDoc> {
+        [IB, DATA, TRAINING]
+            .iter()
+            .flat_map(|m| [m.use_var.doc(), m.url_var.doc()])
+            .collect()
+    }
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
@@ -154,73 +153,50 @@ pub struct CallPolicy {
     pub dns_refresh: Duration,
 }
 
+ktrdr_common::vars! {
+    pub CALL_TIMEOUT = "GATEWAY_CALL_TIMEOUT_MS", Millis::new(30_000, 10, 24 * 3_600_000), "deadline of a unary backend call when the caller set none (a caller's deadline is passed on as is)";
+    pub RETRIES = "GATEWAY_RETRIES", Int::new(3, 0, 10), "retries of an idempotent backend call answered UNAVAILABLE";
+    pub RETRY_BACKOFF = "GATEWAY_RETRY_BACKOFF_MS", Millis::new(100, 1, 60_000), "pause before the first retry; doubles for each further one, with full jitter";
+    pub DNS_REFRESH = "GATEWAY_DNS_REFRESH_MS", Millis::new(30_000, 100, 3_600_000), "how often host names in *_URL are resolved again, so new replicas (e.g. pods behind a headless Service) get calls";
+}
+
 impl Default for CallPolicy {
+    /// The declared defaults of the variables.
     fn default() -> Self {
+        let ms = |var: &Var<Millis>| Duration::from_millis(var.kind.default);
         Self {
-            default_timeout: Duration::from_secs(30),
-            retries: 3,
-            retry_backoff: Duration::from_millis(100),
-            dns_refresh: Duration::from_secs(30),
+            default_timeout: ms(&CALL_TIMEOUT),
+            retries: u32::try_from(RETRIES.kind.default).unwrap_or(u32::MAX),
+            retry_backoff: ms(&RETRY_BACKOFF),
+            dns_refresh: ms(&DNS_REFRESH),
         }
     }
 }
 
 impl CallPolicy {
-    pub const VARS: &[VarDoc] = &[
-        VarDoc {
-            name: "GATEWAY_CALL_TIMEOUT_MS",
-            default: "30000",
-            meaning: "deadline of a unary backend call when the caller set none (a caller's deadline is passed on as is)",
-        },
-        VarDoc {
-            name: "GATEWAY_RETRIES",
-            default: "3",
-            meaning: "retries of an idempotent backend call answered UNAVAILABLE",
-        },
-        VarDoc {
-            name: "GATEWAY_RETRY_BACKOFF_MS",
-            default: "100",
-            meaning: "pause before the first retry; doubles for each further one, with full jitter",
-        },
-        VarDoc {
-            name: "GATEWAY_DNS_REFRESH_MS",
-            default: "30000",
-            meaning: "how often host names in *_URL are resolved again, so new replicas (e.g. pods behind a headless Service) get calls",
-        },
-    ];
+    pub fn vars() -> Vec<VarDoc> {
+        vec![
+            CALL_TIMEOUT.doc(),
+            RETRIES.doc(),
+            RETRY_BACKOFF.doc(),
+            DNS_REFRESH.doc(),
+        ]
+    }
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let defaults = Self::default();
         Ok(Self {
-            default_timeout: env.millis(
-                "GATEWAY_CALL_TIMEOUT_MS",
-                defaults.default_timeout,
-                Duration::from_millis(10),
-                Duration::from_secs(24 * 3600),
-            )?,
-            retries: u32::try_from(env.u64_in("GATEWAY_RETRIES", 3, 0, 10)?).unwrap_or(3),
-            retry_backoff: env.millis(
-                "GATEWAY_RETRY_BACKOFF_MS",
-                defaults.retry_backoff,
-                Duration::from_millis(1),
-                Duration::from_secs(60),
-            )?,
-            dns_refresh: env.millis(
-                "GATEWAY_DNS_REFRESH_MS",
-                defaults.dns_refresh,
-                Duration::from_millis(100),
-                Duration::from_secs(3600),
-            )?,
+            default_timeout: env.read(&CALL_TIMEOUT)?,
+            retries: u32::try_from(env.read(&RETRIES)?).unwrap_or(u32::MAX),
+            retry_backoff: env.read(&RETRY_BACKOFF)?,
+            dns_refresh: env.read(&DNS_REFRESH)?,
         })
     }
 }
 
-/// `KTRDR_AUTH_TOKEN`: when set, every public RPC but health needs it as a bearer token.
-pub const AUTH_TOKEN_VAR: VarDoc = VarDoc {
-    name: "KTRDR_AUTH_TOKEN",
-    default: "(unset: no auth)",
-    meaning: "when set, every RPC but health and reflection needs `authorization: Bearer <token>`; otherwise UNAUTHENTICATED",
-};
+ktrdr_common::vars! {
+    /// `KTRDR_AUTH_TOKEN`: when set, every public RPC but health needs it as a bearer token.
+    pub AUTH_TOKEN_VAR = "KTRDR_AUTH_TOKEN", Optional("(unset: no auth)"), "when set, every RPC but health and reflection needs `authorization: Bearer <token>`; otherwise UNAUTHENTICATED";
+}
 
 /// Everything `ktrdr-gateway` reads.
 #[derive(Debug, Clone)]
@@ -246,10 +222,7 @@ impl GatewayConfig {
             server: ServerConfig::from_env(env, loopback(DEFAULT_PORT))?,
             routing: RoutingConfig::from_env(env)?,
             calls: CallPolicy::from_env(env)?,
-            auth_token: env
-                .get(AUTH_TOKEN_VAR.name)
-                .filter(|token| !token.is_empty())
-                .map(str::to_owned),
+            auth_token: env.read(&AUTH_TOKEN_VAR)?,
             ib: IbConnectionConfig::from_env(env)?,
             ib_behaviour: IbBehaviour::from_env(env)?,
             store: StoreConfig::from_env(env)?,
@@ -259,14 +232,14 @@ impl GatewayConfig {
 
     /// The `--help` epilogue listing every variable.
     pub fn help() -> String {
-        let mut vars = server_var_docs("127.0.0.1:50051");
-        vars.extend_from_slice(RoutingConfig::VARS);
-        vars.extend_from_slice(CallPolicy::VARS);
-        vars.push(AUTH_TOKEN_VAR);
-        vars.extend_from_slice(IbConnectionConfig::VARS);
-        vars.extend_from_slice(IbBehaviour::VARS);
-        vars.extend_from_slice(StoreConfig::VARS);
-        vars.extend_from_slice(TrainingConfig::VARS);
+        let mut vars = server_var_docs(loopback(DEFAULT_PORT));
+        vars.extend(RoutingConfig::vars());
+        vars.extend(CallPolicy::vars());
+        vars.push(AUTH_TOKEN_VAR.doc());
+        vars.extend(IbConnectionConfig::vars());
+        vars.extend(IbBehaviour::vars());
+        vars.extend(StoreConfig::vars());
+        vars.extend(TrainingConfig::vars());
         env_help(&vars)
     }
 }

@@ -36,7 +36,7 @@ pub trait ServiceOrchestrator: Send + Sync {
         self.endpoint().spec.env_prefix
     }
     fn default_url(&self) -> &'static str {
-        self.endpoint().spec.url_var.default
+        self.endpoint().spec.url_var.kind.0
     }
     fn route(&self) -> &Route {
         &self.endpoint().route

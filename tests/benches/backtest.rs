@@ -8,16 +8,18 @@
 
 use std::time::{Duration, Instant};
 
-use ktrdr_proto::common::v1::{BarBatch, TimeRange, bar_batch};
+use ktrdr_proto::common::v1::{BarBatch, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{ValidationMode, WriteBarsRequest};
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
 use ktrdr_proto::training::v1::{
-    GetTrainingRequest, ListModelsRequest, RunBacktestRequest, StartTrainingRequest, TrainingState,
-    run_backtest_response, start_training_request::Strategy,
+    RunBacktestRequest, StartTrainingRequest, TrainingState, run_backtest_response,
+    start_training_request::Strategy,
 };
-use ktrdr_system_tests::ServiceProcess;
-use ktrdr_system_tests::fixtures::{HOUR, T0, TINY_STRATEGY, trending_hourly_bars, utc_ms};
+use ktrdr_system_tests::fixtures::{
+    HOUR, T0, TINY_STRATEGY, time_range, trending_hourly_bars, utc_ms,
+};
+use ktrdr_system_tests::stack::{start_data, start_training_host};
 
 /// Hourly bars stored (from 1990, so the last is in the past).
 const BARS: usize = 300_000;
@@ -35,13 +37,8 @@ async fn main() {
     }
     let end = start + BARS as i64 * HOUR;
 
-    let data_dir = tempfile::tempdir().unwrap();
+    let (data, _data_dir) = start_data(&[]).await;
     let models = tempfile::tempdir().unwrap();
-    let data = ServiceProcess::start(
-        "ktrdr-data",
-        &[("KTRDR_DATA_DIR", data_dir.path().to_str().unwrap())],
-    )
-    .await;
     let requests: Vec<WriteBarsRequest> = (0..BARS)
         .step_by(WRITE_CHUNK)
         .map(|from| {
@@ -70,13 +67,10 @@ async fn main() {
         .write_bars(tokio_stream::iter(requests))
         .await
         .unwrap();
-    let host = ServiceProcess::start(
-        "ktrdr-training-host",
-        &[
-            ("DATA_SERVICE_URL", data.url().as_str()),
-            ("KTRDR_MODELS_DIR", models.path().to_str().unwrap()),
-            ("RUST_LOG", "warn,ktrdr_common::server=info"),
-        ],
+    let host = start_training_host(
+        &data.url(),
+        models.path(),
+        &[("RUST_LOG", "warn,ktrdr_common::server=info")],
     )
     .await;
     let mut client =
@@ -85,10 +79,7 @@ async fn main() {
     let session_id = client
         .start_training(StartTrainingRequest {
             strategy: Some(Strategy::StrategyYaml(TINY_STRATEGY.into())),
-            range: Some(TimeRange {
-                start_ms: start,
-                end_ms: training_end,
-            }),
+            range: time_range(start, training_end),
             epochs: Some(1),
             seed: Some(1),
             ..Default::default()
@@ -98,18 +89,10 @@ async fn main() {
         .into_inner()
         .session_id;
     let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let session = client
-            .get_training(GetTrainingRequest {
-                session_id: session_id.clone(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .session
-            .unwrap();
+    let model_id = loop {
+        let session = ktrdr_system_tests::training::get(&mut client, &session_id).await;
         match session.state() {
-            TrainingState::Completed => break,
+            TrainingState::Completed => break session.model_id,
             TrainingState::Failed | TrainingState::Cancelled => {
                 panic!("training failed: {}", session.error)
             }
@@ -117,15 +100,7 @@ async fn main() {
         }
         assert!(Instant::now() < deadline, "training did not finish");
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let model_id = client
-        .list_models(ListModelsRequest::default())
-        .await
-        .unwrap()
-        .into_inner()
-        .models[0]
-        .model_id
-        .clone();
+    };
 
     let (mut best, mut bars, mut host_ms, mut trades) = (f64::INFINITY, 0, 0, 0);
     for _ in 0..RUNS {
@@ -134,10 +109,7 @@ async fn main() {
             .run_backtest(RunBacktestRequest {
                 model_id: model_id.clone(),
                 symbol: "EURUSD".into(),
-                range: Some(TimeRange {
-                    start_ms: training_end,
-                    end_ms: end,
-                }),
+                range: time_range(training_end, end),
                 ..Default::default()
             })
             .await

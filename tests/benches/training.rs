@@ -15,8 +15,8 @@ use ktrdr_proto::training::v1::{
     GetStatusRequest, GetTrainingRequest, StartTrainingRequest, TrainingState,
     start_training_request::Strategy,
 };
-use ktrdr_system_tests::ServiceProcess;
 use ktrdr_system_tests::bench::{ms, percentile};
+use ktrdr_system_tests::stack::{start_data, start_training_host};
 use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 
@@ -46,13 +46,8 @@ fn bars(n: usize, seed: u64) -> BarColumns {
 
 #[tokio::main]
 async fn main() {
-    let data_dir = tempfile::tempdir().unwrap();
+    let (data, _data_dir) = start_data(&[]).await;
     let models = tempfile::tempdir().unwrap();
-    let data = ServiceProcess::start(
-        "ktrdr-data",
-        &[("KTRDR_DATA_DIR", data_dir.path().to_str().unwrap())],
-    )
-    .await;
     DataServiceClient::new(data.channel().await)
         .write_bars(tokio_stream::iter([WriteBarsRequest {
             batch: Some(BarBatch {
@@ -67,16 +62,11 @@ async fn main() {
         .await
         .unwrap();
     let max = SESSIONS.to_string();
-    let host = ServiceProcess::start(
-        "ktrdr-training-host",
-        &[
-            ("DATA_SERVICE_URL", data.url().as_str()),
-            ("KTRDR_MODELS_DIR", models.path().to_str().unwrap()),
-            ("KTRDR_MAX_CONCURRENT_TRAININGS", max.as_str()),
-            ("RUST_LOG", "warn,ktrdr_common::server=info"),
-        ],
-    )
-    .await;
+    let env = [
+        ("KTRDR_MAX_CONCURRENT_TRAININGS", max.as_str()),
+        ("RUST_LOG", "warn,ktrdr_common::server=info"),
+    ];
+    let host = start_training_host(&data.url(), models.path(), &env).await;
     let channel = host.channel().await;
     let mut client = TrainingServiceClient::new(channel.clone());
 

@@ -1,6 +1,6 @@
 //! Market data the cross-service tests and benchmarks share.
 
-use ktrdr_proto::common::v1::BarColumns;
+use ktrdr_proto::common::v1::{BarColumns, TimeRange};
 
 /// 2024-01-01 00:00 UTC
 pub const T0: i64 = 1_704_067_200_000;
@@ -65,6 +65,11 @@ pub fn tiny_multi_timeframe_strategy() -> String {
             "timeframes: { mode: \"multi_timeframe\", list: [\"1h\", \"4h\", \"1d\"], base_timeframe: \"1h\" }",
         )
         .replace("zigzag_threshold: 0.01", "zigzag_threshold: 0.005")
+}
+
+/// `[start_ms, end_ms)` as a request's `range`.
+pub fn time_range(start_ms: i64, end_ms: i64) -> Option<TimeRange> {
+    Some(TimeRange { start_ms, end_ms })
 }
 
 /// Midnight UTC of a calendar date, as epoch milliseconds.

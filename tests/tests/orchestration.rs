@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use ktrdr_proto::common::v1::{BarColumns, DatasetRef, JobState, TimeRange, bar_batch};
+use ktrdr_proto::common::v1::{BarColumns, DatasetRef, JobState, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{DeleteDatasetRequest, GetCoverageRequest};
 use ktrdr_proto::gateway::v1::LoadMode::{Backfill, Full, Tail};
@@ -21,7 +21,9 @@ use ktrdr_proto::training::v1::{
     EvaluateModelRequest, ListModelsRequest, PredictRequest, PredictResponse, TrainingState,
     predict_request, training_event,
 };
-use ktrdr_system_tests::fixtures::{TINY_STRATEGY, tiny_multi_timeframe_strategy, utc_ms};
+use ktrdr_system_tests::fixtures::{
+    TINY_STRATEGY, time_range, tiny_multi_timeframe_strategy, utc_ms,
+};
 use ktrdr_system_tests::read_bars;
 use ktrdr_system_tests::stack::{FAST_PACING, InProcess, Stack};
 use tonic::transport::Channel;
@@ -46,10 +48,7 @@ fn request(symbol: &str, timeframe: &str, mode: LoadMode, start: i64, end: i64) 
         symbol: symbol.into(),
         timeframe: timeframe.into(),
         mode: mode as i32,
-        range: Some(TimeRange {
-            start_ms: start,
-            end_ms: end,
-        }),
+        range: time_range(start, end),
         ..Default::default()
     }
 }
@@ -126,10 +125,7 @@ async fn train(
             strategy: Some(train_strategy_request::Strategy::StrategyYaml(
                 strategy.into(),
             )),
-            range: Some(TimeRange {
-                start_ms: start,
-                end_ms: end,
-            }),
+            range: time_range(start, end),
             epochs: Some(2),
             seed: Some(3),
             ..Default::default()
@@ -733,10 +729,7 @@ async fn predict(
             input: Some(predict_request::Input::Dataset(DatasetRef {
                 symbol: "EURUSD".into(),
                 timeframe: String::new(),
-                range: Some(TimeRange {
-                    start_ms: start,
-                    end_ms: end,
-                }),
+                range: time_range(start, end),
             })),
         })
         .await
@@ -794,10 +787,7 @@ async fn predict_over_a_range_takes_its_warm_up_from_before_it_and_gives_one_pre
         .evaluate_model(EvaluateModelRequest {
             model_id: model_id.clone(),
             symbols: vec![],
-            range: Some(TimeRange {
-                start_ms: june.0,
-                end_ms: june.1,
-            }),
+            range: time_range(june.0, june.1),
         })
         .await
         .unwrap()

@@ -20,7 +20,7 @@ use ktrdr_proto::training::v1::{
     WatchTrainingRequest, start_training_request::Strategy, training_event::Event,
 };
 use ktrdr_system_tests::ServiceProcess;
-use ktrdr_system_tests::stack::start_training_host;
+use ktrdr_system_tests::stack::{start_data, start_training_host};
 use ktrdr_system_tests::training::{
     Client, cancel, get, get_status, list, list_models, start, states, watch_all,
 };
@@ -47,16 +47,6 @@ struct Stack {
     _data_dir: tempfile::TempDir,
 }
 
-async fn start_data() -> (ServiceProcess, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let data = ServiceProcess::start(
-        "ktrdr-data",
-        &[("KTRDR_DATA_DIR", dir.path().to_str().unwrap())],
-    )
-    .await;
-    (data, dir)
-}
-
 async fn start_host(data_url: &str, models: &Path, max: &str) -> (ServiceProcess, Client) {
     start_host_with(data_url, models, max, &[]).await
 }
@@ -67,11 +57,7 @@ async fn start_host_with(
     max: &str,
     extra: &[(&str, &str)],
 ) -> (ServiceProcess, Client) {
-    let strategies = models.join("no-strategies");
-    let mut env = vec![
-        ("KTRDR_STRATEGIES_DIR", strategies.to_str().unwrap()),
-        ("KTRDR_MAX_CONCURRENT_TRAININGS", max),
-    ];
+    let mut env = vec![("KTRDR_MAX_CONCURRENT_TRAININGS", max)];
     env.extend_from_slice(extra);
     let host = start_training_host(data_url, models, &env).await;
     let client = TrainingServiceClient::new(host.channel().await);
@@ -80,7 +66,7 @@ async fn start_host_with(
 
 /// data + training host, with `n` hourly EURUSD bars stored.
 async fn stack(n: usize, max: &str) -> Stack {
-    let (data, data_dir) = start_data().await;
+    let (data, data_dir) = start_data(&[]).await;
     write_bars(&data, "EURUSD", bars(n, 7)).await;
     let models = tempfile::tempdir().unwrap();
     let (host, client) = start_host(&data.url(), models.path(), max).await;
@@ -661,7 +647,7 @@ async fn a_session_running_when_the_host_is_killed_is_interrupted_after_restart(
 /// checkpoint beside it.
 #[tokio::test]
 async fn hosts_sharing_a_models_dir_keep_their_sessions_apart() {
-    let (data, _data_dir) = start_data().await;
+    let (data, _data_dir) = start_data(&[]).await;
     write_bars(&data, "EURUSD", bars(700, 7)).await;
     let models = tempfile::tempdir().unwrap();
     let dir_a = models.path().join("_sessions").join("host-0");

@@ -16,17 +16,19 @@ pub struct StoreConfig {
     pub data_dir: PathBuf,
 }
 
+ktrdr_common::vars! {
+    pub DATA_DIR = "KTRDR_DATA_DIR", FsPath("./data"), "directory of the market-data store";
+}
+
 impl StoreConfig {
-    pub const VARS: &[VarDoc] = &[VarDoc {
-        name: "KTRDR_DATA_DIR",
-        default: "./data",
-        meaning: "directory of the market-data store",
-    }];
+    pub fn vars() -> Vec<VarDoc> {
+        vec![DATA_DIR.doc()]
+    }
 
     /// Reads the store variables; the gateway uses this too when it runs the store in-process.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            data_dir: env.path("KTRDR_DATA_DIR", "./data"),
+            data_dir: env.read(&DATA_DIR)?,
         })
     }
 }
@@ -48,8 +50,8 @@ impl DataConfig {
 
     /// The `--help` epilogue listing every variable.
     pub fn help() -> String {
-        let mut vars = server_var_docs("127.0.0.1:50054");
-        vars.extend_from_slice(StoreConfig::VARS);
+        let mut vars = server_var_docs(loopback(DEFAULT_PORT));
+        vars.extend(StoreConfig::vars());
         env_help(&vars)
     }
 }

@@ -21,7 +21,7 @@ impl Default for HostSettings {
     fn default() -> Self {
         Self {
             pacing: PacingConfig::default(),
-            pacing_retries: 3,
+            pacing_retries: IB_PACING_RETRIES.kind.default as u32,
         }
     }
 }
@@ -75,33 +75,23 @@ pub struct IbConnectionConfig {
     pub client_id: i32,
 }
 
+ktrdr_common::vars! {
+    pub IB_HOST = "IB_HOST", Text("127.0.0.1"), "host of IB Gateway / TWS (or ktrdr-ib-sim)";
+    pub IB_PORT = "IB_PORT", Int::new(4002, 1, u16::MAX as u64), "TWS API port (4001/4002 IB Gateway live/paper, 7496/7497 TWS)";
+    pub IB_CLIENT_ID = "IB_CLIENT_ID", Int::new(1, 0, i32::MAX as u64), "TWS API client id, unique per IB Gateway";
+}
+
 impl IbConnectionConfig {
-    pub const VARS: &[VarDoc] = &[
-        VarDoc {
-            name: "IB_HOST",
-            default: "127.0.0.1",
-            meaning: "host of IB Gateway / TWS (or ktrdr-ib-sim)",
-        },
-        VarDoc {
-            name: "IB_PORT",
-            default: "4002",
-            meaning: "TWS API port (4001/4002 IB Gateway live/paper, 7496/7497 TWS)",
-        },
-        VarDoc {
-            name: "IB_CLIENT_ID",
-            default: "1",
-            meaning: "TWS API client id, unique per IB Gateway",
-        },
-    ];
+    pub fn vars() -> Vec<VarDoc> {
+        vec![IB_HOST.doc(), IB_PORT.doc(), IB_CLIENT_ID.doc()]
+    }
 
     /// Reads the IB variables; the gateway uses this too when it talks to IB in-process.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let port = env.u64_in("IB_PORT", 4002, 1, u64::from(u16::MAX))?;
-        let client_id = env.u64_in("IB_CLIENT_ID", 1, 0, i32::MAX as u64)?;
         Ok(Self {
-            host: env.string("IB_HOST", "127.0.0.1"),
-            port: u16::try_from(port).unwrap_or(4002),
-            client_id: i32::try_from(client_id).unwrap_or(1),
+            host: env.read(&IB_HOST)?,
+            port: u16::try_from(env.read(&IB_PORT)?).unwrap_or(u16::MAX),
+            client_id: i32::try_from(env.read(&IB_CLIENT_ID)?).unwrap_or(i32::MAX),
         })
     }
 
@@ -152,118 +142,56 @@ pub struct IbBehaviour {
     pub timeouts: RequestTimeouts,
 }
 
-/// A number within `min..=max`.
-fn float_in(env: &Env, name: &str, default: f64, min: f64, max: f64) -> Result<f64, ConfigError> {
-    let Some(raw) = env.get(name) else {
-        return Ok(default);
-    };
-    raw.parse::<f64>()
-        .ok()
-        .filter(|x| x.is_finite() && (min..=max).contains(x))
-        .ok_or_else(|| ConfigError::new(name, raw, format!("a number from {min} to {max}")))
+ktrdr_common::vars! {
+    pub IB_PACING = "IB_PACING", Flag(true), "pace historical requests by IB's rules (false only against a simulator with pacing off)";
+    pub IB_PACING_SCALE = "IB_PACING_SCALE", Float::new(1.0, 0.0001, 100.0), "multiplies IB's pacing windows (15 s, 2 s, 10 min); match IB_SIM_PACING_SCALE in tests";
+    pub IB_PACING_MARGIN = "IB_PACING_MARGIN_MS", Millis::new(250, 0, 60_000), "safety margin added to every pacing window (absorbs delays between our send and IB's receipt)";
+    pub IB_PACING_RETRIES = "IB_PACING_RETRIES", Int::new(3, 0, 10), "retries of a request IB answers with a 162 pacing violation before RESOURCE_EXHAUSTED";
+    pub IB_REQUEST_TIMEOUT = "IB_REQUEST_TIMEOUT_MS", Millis::new(30_000, 100, 3_600_000), "wait for one IB answer before DEADLINE_EXCEEDED; historical requests add IB_REQUEST_TIMEOUT_PER_1000_BARS_MS";
+    pub IB_REQUEST_TIMEOUT_PER_1000_BARS = "IB_REQUEST_TIMEOUT_PER_1000_BARS_MS", Millis::new(3_000, 0, 600_000), "extra wait per 1000 bars a historical request can return";
+    pub IB_TIMEOUTS_BEFORE_RECONNECT = "IB_TIMEOUTS_BEFORE_RECONNECT", Int::new(3, 1, 100), "IB requests in a row without an answer before the connection counts as broken (calls fail with UNAVAILABLE, health NOT_SERVING, reconnect)";
+    pub IB_CONNECTIVITY_PROBE = "IB_CONNECTIVITY_PROBE_MS", Millis::new(30_000, 50, 3_600_000), "after IB error 1100 with no 1101/1102, how often IB is asked for its time; an answer restores service";
+    pub IB_RECONNECT_MAX = "IB_RECONNECT_MAX_MS", Millis::new(10_000, 100, 600_000), "longest pause between connection attempts (backoff from 100 ms)";
 }
 
 impl IbBehaviour {
-    pub const VARS: &[VarDoc] = &[
-        VarDoc {
-            name: "IB_PACING",
-            default: "true",
-            meaning: "pace historical requests by IB's rules (false only against a simulator with pacing off)",
-        },
-        VarDoc {
-            name: "IB_PACING_SCALE",
-            default: "1.0",
-            meaning: "multiplies IB's pacing windows (15 s, 2 s, 10 min); match IB_SIM_PACING_SCALE in tests",
-        },
-        VarDoc {
-            name: "IB_PACING_MARGIN_MS",
-            default: "250",
-            meaning: "safety margin added to every pacing window (absorbs delays between our send and IB's receipt)",
-        },
-        VarDoc {
-            name: "IB_PACING_RETRIES",
-            default: "3",
-            meaning: "retries of a request IB answers with a 162 pacing violation before RESOURCE_EXHAUSTED",
-        },
-        VarDoc {
-            name: "IB_REQUEST_TIMEOUT_MS",
-            default: "30000",
-            meaning: "wait for one IB answer before DEADLINE_EXCEEDED; historical requests add IB_REQUEST_TIMEOUT_PER_1000_BARS_MS",
-        },
-        VarDoc {
-            name: "IB_REQUEST_TIMEOUT_PER_1000_BARS_MS",
-            default: "3000",
-            meaning: "extra wait per 1000 bars a historical request can return",
-        },
-        VarDoc {
-            name: "IB_TIMEOUTS_BEFORE_RECONNECT",
-            default: "3",
-            meaning: "IB requests in a row without an answer before the connection counts as broken (calls fail with UNAVAILABLE, health NOT_SERVING, reconnect)",
-        },
-        VarDoc {
-            name: "IB_CONNECTIVITY_PROBE_MS",
-            default: "30000",
-            meaning: "after IB error 1100 with no 1101/1102, how often IB is asked for its time; an answer restores service",
-        },
-        VarDoc {
-            name: "IB_RECONNECT_MAX_MS",
-            default: "10000",
-            meaning: "longest pause between connection attempts (backoff from 100 ms)",
-        },
-    ];
+    pub fn vars() -> Vec<VarDoc> {
+        vec![
+            IB_PACING.doc(),
+            IB_PACING_SCALE.doc(),
+            IB_PACING_MARGIN.doc(),
+            IB_PACING_RETRIES.doc(),
+            IB_REQUEST_TIMEOUT.doc(),
+            IB_REQUEST_TIMEOUT_PER_1000_BARS.doc(),
+            IB_TIMEOUTS_BEFORE_RECONNECT.doc(),
+            IB_CONNECTIVITY_PROBE.doc(),
+            IB_RECONNECT_MAX.doc(),
+        ]
+    }
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let pacing = PacingConfig {
-            enabled: env.bool("IB_PACING", true)?,
-            scale: float_in(env, "IB_PACING_SCALE", 1.0, 0.0001, 100.0)?,
-            margin: env.millis(
-                "IB_PACING_MARGIN_MS",
-                Duration::from_millis(250),
-                Duration::ZERO,
-                Duration::from_secs(60),
-            )?,
+            enabled: env.read(&IB_PACING)?,
+            scale: env.read(&IB_PACING_SCALE)?,
+            margin: env.read(&IB_PACING_MARGIN)?,
             ..PacingConfig::default()
         };
-        let retries = env.u64_in("IB_PACING_RETRIES", 3, 0, 10)?;
-        let timeouts = RequestTimeouts {
-            base: env.millis(
-                "IB_REQUEST_TIMEOUT_MS",
-                RequestTimeouts::default().base,
-                Duration::from_millis(100),
-                Duration::from_secs(3600),
-            )?,
-            per_1000_bars: env.millis(
-                "IB_REQUEST_TIMEOUT_PER_1000_BARS_MS",
-                RequestTimeouts::default().per_1000_bars,
-                Duration::ZERO,
-                Duration::from_secs(600),
-            )?,
-        };
-        let timeouts_before_reconnect = env.u64_in("IB_TIMEOUTS_BEFORE_RECONNECT", 3, 1, 100)?;
-        let probe_interval = env.millis(
-            "IB_CONNECTIVITY_PROBE_MS",
-            ConnectSettings::default().probe_interval,
-            Duration::from_millis(50),
-            Duration::from_secs(3600),
-        )?;
-        let backoff_max = env.millis(
-            "IB_RECONNECT_MAX_MS",
-            Duration::from_secs(10),
-            Duration::from_millis(100),
-            Duration::from_secs(600),
-        )?;
         Ok(Self {
             host: HostSettings {
                 pacing,
-                pacing_retries: u32::try_from(retries).unwrap_or(3),
+                pacing_retries: u32::try_from(env.read(&IB_PACING_RETRIES)?).unwrap_or(u32::MAX),
             },
             connect: ConnectSettings {
-                backoff_max,
-                timeouts_before_reconnect: u32::try_from(timeouts_before_reconnect).unwrap_or(3),
-                probe_interval,
+                backoff_max: env.read(&IB_RECONNECT_MAX)?,
+                timeouts_before_reconnect: u32::try_from(env.read(&IB_TIMEOUTS_BEFORE_RECONNECT)?)
+                    .unwrap_or(u32::MAX),
+                probe_interval: env.read(&IB_CONNECTIVITY_PROBE)?,
                 ..ConnectSettings::default()
             },
-            timeouts,
+            timeouts: RequestTimeouts {
+                base: env.read(&IB_REQUEST_TIMEOUT)?,
+                per_1000_bars: env.read(&IB_REQUEST_TIMEOUT_PER_1000_BARS)?,
+            },
         })
     }
 }
@@ -287,9 +215,9 @@ impl IbHostConfig {
 
     /// The `--help` epilogue listing every variable.
     pub fn help() -> String {
-        let mut vars = server_var_docs("127.0.0.1:50052");
-        vars.extend_from_slice(IbConnectionConfig::VARS);
-        vars.extend_from_slice(IbBehaviour::VARS);
+        let mut vars = server_var_docs(loopback(DEFAULT_PORT));
+        vars.extend(IbConnectionConfig::vars());
+        vars.extend(IbBehaviour::vars());
         env_help(&vars)
     }
 }

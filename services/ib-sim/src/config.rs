@@ -1,10 +1,8 @@
 //! Configuration of the TWS simulator, read once from the environment.
 
-use std::net::SocketAddr;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 
-use ktrdr_common::config::{
-    ConfigError, Env, ServerConfig, VarDoc, env_help, loopback, server_var_docs,
-};
+use ktrdr_common::config::{ConfigError, Env, ServerConfig, env_help, loopback, server_var_docs};
 
 use std::time::Duration;
 
@@ -24,21 +22,18 @@ pub struct IbSimConfig {
     pub settings: SimSettings,
 }
 
-/// A positive float within `min..=max`.
-pub fn float_in(
-    env: &Env,
-    name: &str,
-    default: f64,
-    min: f64,
-    max: f64,
-) -> Result<f64, ConfigError> {
-    let Some(raw) = env.get(name) else {
-        return Ok(default);
-    };
-    raw.parse::<f64>()
-        .ok()
-        .filter(|x| x.is_finite() && (min..=max).contains(x))
-        .ok_or_else(|| ConfigError::new(name, raw, format!("a number from {min} to {max}")))
+ktrdr_common::vars! {
+    pub TWS_ADDR = "IB_SIM_ADDR", Addr(SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4002))), "where TWS API clients (ib-host, ibapi) connect; port 0 picks a free port (see GetSimStatus)";
+    pub PACING = "IB_SIM_PACING", Flag(true), "enforce IB's historical pacing rules (error 162); also switchable at run time (SetRules)";
+    pub PACING_SCALE = "IB_SIM_PACING_SCALE", Float::new(1.0, 0.0001, 100.0), "multiplies IB's pacing windows (15 s, 2 s, 10 min); e.g. 0.01 for fast tests";
+    pub LEGAL_DURATIONS = "IB_SIM_LEGAL_DURATIONS", Flag(true), "refuse (duration, bar size) pairs IB does not allow (162/321)";
+    pub CLIENT_ID_CHECK = "IB_SIM_CLIENT_ID_CHECK", Flag(true), "refuse a second connection with a client id in use (326)";
+    pub FAIL_CODE = "IB_SIM_FAIL_CODE", Int::new(0, 0, 10_000), "answer requests with this IB error code (0 = off), e.g. 162; see IB_SIM_FAIL_FRACTION";
+    pub FAIL_FRACTION = "IB_SIM_FAIL_FRACTION", Float::new(0.0, 0.0, 1.0), "fraction of requests failed with IB_SIM_FAIL_CODE (0 or 1 = all)";
+    pub REPLY_DELAY = "IB_SIM_REPLY_DELAY_MS", Millis::new(0, 0, 3_600_000), "delay every reply by this many milliseconds";
+    pub DROP_AFTER_REQUESTS = "IB_SIM_DROP_AFTER_REQUESTS", Int::new(0, 0, 1_000_000), "drop every client connection when this request arrives (0 = never)";
+    pub REPLAY_DIR = "IB_SIM_REPLAY_DIR", Optional(""), "replay bars from <SYMBOL>_<tf>.csv files here (original ktrdr format) instead of generating them";
+    pub SERVER_VERSION = "IB_SIM_SERVER_VERSION", Int::new(213, 100, 300), "highest TWS server version the sim negotiates; a client gets min(this, its own highest) (ibapi 5.x needs >= 213, classic clients such as ib_async get their own highest)";
 }
 
 fn fault(
@@ -64,18 +59,18 @@ fn fault(
 
 impl IbSimConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let pacing = env.bool("IB_SIM_PACING", true)?;
+        let pacing = env.read(&PACING)?;
         let mut rules = Rules::all(true);
         rules.pacing.identical_15s = pacing;
         rules.pacing.same_contract_2s = pacing;
         rules.pacing.per_10min_60 = pacing;
         rules.pacing.max_open_50 = pacing;
-        rules.legal_durations = env.bool("IB_SIM_LEGAL_DURATIONS", true)?;
-        rules.client_id_in_use = env.bool("IB_SIM_CLIENT_ID_CHECK", true)?;
-        let version = env.u64_in("IB_SIM_SERVER_VERSION", 213, 100, 300)?;
+        rules.legal_durations = env.read(&LEGAL_DURATIONS)?;
+        rules.client_id_in_use = env.read(&CLIENT_ID_CHECK)?;
+        let version = env.read(&SERVER_VERSION)?;
         let mut startup_faults = vec![];
-        let fail_code = env.u64_in("IB_SIM_FAIL_CODE", 0, 0, 10_000)?;
-        let fail_fraction = float_in(env, "IB_SIM_FAIL_FRACTION", 0.0, 0.0, 1.0)?;
+        let fail_code = env.read(&FAIL_CODE)?;
+        let fail_fraction = env.read(&FAIL_FRACTION)?;
         if fail_code > 0 {
             let code = i32::try_from(fail_code).unwrap_or(162);
             startup_faults.push(fault(
@@ -92,12 +87,7 @@ impl IbSimConfig {
                 (fail_fraction > 0.0 && fail_fraction < 1.0).then_some(fail_fraction),
             ));
         }
-        let delay = env.millis(
-            "IB_SIM_REPLY_DELAY_MS",
-            Duration::ZERO,
-            Duration::ZERO,
-            Duration::from_secs(3600),
-        )?;
+        let delay = env.read(&REPLY_DELAY)?;
         if !delay.is_zero() {
             startup_faults.push(fault(
                 "delay_replies",
@@ -107,7 +97,7 @@ impl IbSimConfig {
                 None,
             ));
         }
-        let drop_after = env.u64_in("IB_SIM_DROP_AFTER_REQUESTS", 0, 0, 1_000_000)?;
+        let drop_after = env.read(&DROP_AFTER_REQUESTS)?;
         if drop_after > 0 {
             startup_faults.push(fault(
                 "drop_connections",
@@ -122,79 +112,32 @@ impl IbSimConfig {
         }
         Ok(Self {
             server: ServerConfig::from_env(env, loopback(DEFAULT_PORT))?,
-            tws_addr: env.socket_addr("IB_SIM_ADDR", loopback(4002))?,
+            tws_addr: env.read(&TWS_ADDR)?,
             settings: SimSettings {
-                server_version: i32::try_from(version).unwrap_or(213),
+                server_version: i32::try_from(version).unwrap_or(i32::MAX),
                 rules,
-                pacing_scale: float_in(env, "IB_SIM_PACING_SCALE", 1.0, 0.0001, 100.0)?,
+                pacing_scale: env.read(&PACING_SCALE)?,
                 startup_faults,
-                replay_dir: env
-                    .get("IB_SIM_REPLAY_DIR")
-                    .filter(|d| !d.trim().is_empty())
-                    .map(std::path::PathBuf::from),
+                replay_dir: env.read(&REPLAY_DIR)?.map(std::path::PathBuf::from),
             },
         })
     }
 
     /// The `--help` epilogue listing every variable.
     pub fn help() -> String {
-        let mut vars = server_var_docs("127.0.0.1:50055");
-        vars.extend_from_slice(&[
-            VarDoc {
-                name: "IB_SIM_ADDR",
-                default: "127.0.0.1:4002",
-                meaning: "where TWS API clients (ib-host, ibapi) connect; port 0 picks a free port (see GetSimStatus)",
-            },
-            VarDoc {
-                name: "IB_SIM_PACING",
-                default: "true",
-                meaning: "enforce IB's historical pacing rules (error 162); also switchable at run time (SetRules)",
-            },
-            VarDoc {
-                name: "IB_SIM_PACING_SCALE",
-                default: "1.0",
-                meaning: "multiplies IB's pacing windows (15 s, 2 s, 10 min); e.g. 0.01 for fast tests",
-            },
-            VarDoc {
-                name: "IB_SIM_LEGAL_DURATIONS",
-                default: "true",
-                meaning: "refuse (duration, bar size) pairs IB does not allow (162/321)",
-            },
-            VarDoc {
-                name: "IB_SIM_CLIENT_ID_CHECK",
-                default: "true",
-                meaning: "refuse a second connection with a client id in use (326)",
-            },
-            VarDoc {
-                name: "IB_SIM_FAIL_CODE",
-                default: "0",
-                meaning: "answer requests with this IB error code (0 = off), e.g. 162; see IB_SIM_FAIL_FRACTION",
-            },
-            VarDoc {
-                name: "IB_SIM_FAIL_FRACTION",
-                default: "0",
-                meaning: "fraction of requests failed with IB_SIM_FAIL_CODE (0 or 1 = all)",
-            },
-            VarDoc {
-                name: "IB_SIM_REPLY_DELAY_MS",
-                default: "0",
-                meaning: "delay every reply by this many milliseconds",
-            },
-            VarDoc {
-                name: "IB_SIM_DROP_AFTER_REQUESTS",
-                default: "0",
-                meaning: "drop every client connection when this request arrives (0 = never)",
-            },
-            VarDoc {
-                name: "IB_SIM_REPLAY_DIR",
-                default: "",
-                meaning: "replay bars from <SYMBOL>_<tf>.csv files here (original ktrdr format) instead of generating them",
-            },
-            VarDoc {
-                name: "IB_SIM_SERVER_VERSION",
-                default: "213",
-                meaning: "highest TWS server version the sim negotiates; a client gets min(this, its own highest) (ibapi 5.x needs >= 213, classic clients such as ib_async get their own highest)",
-            },
+        let mut vars = server_var_docs(loopback(DEFAULT_PORT));
+        vars.extend([
+            TWS_ADDR.doc(),
+            PACING.doc(),
+            PACING_SCALE.doc(),
+            LEGAL_DURATIONS.doc(),
+            CLIENT_ID_CHECK.doc(),
+            FAIL_CODE.doc(),
+            FAIL_FRACTION.doc(),
+            REPLY_DELAY.doc(),
+            DROP_AFTER_REQUESTS.doc(),
+            REPLAY_DIR.doc(),
+            SERVER_VERSION.doc(),
         ]);
         env_help(&vars)
     }

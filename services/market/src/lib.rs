@@ -14,6 +14,7 @@ pub mod bars;
 pub mod file_name;
 pub mod path;
 pub mod resample;
+pub mod shown;
 pub mod symbol;
 pub mod timeframe;
 

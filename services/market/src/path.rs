@@ -9,7 +9,7 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use crate::symbol::shown;
+use crate::shown::shown;
 
 /// The longest name accepted.
 pub const MAX_NAME_LEN: usize = 64;

@@ -5,6 +5,8 @@
 //! with a letter or digit, at most 32 characters (the rule of [`crate::path`]) — so it can name
 //! a directory of the store or the model registry.
 
+pub use crate::shown::shown;
+
 /// ISO codes of the currencies IB trades as forex pairs.
 const CURRENCIES: &[&str] = &[
     "USD", "EUR", "GBP", "JPY", "CHF", "CAD", "AUD", "NZD", "SEK", "NOK", "DKK", "HKD", "SGD",
@@ -48,19 +50,6 @@ fn is_currency_pair(symbol: &str) -> bool {
         && CURRENCIES.contains(&&symbol[..3])
         && CURRENCIES.contains(&&symbol[3..])
         && symbol[..3] != symbol[3..]
-}
-
-/// Shows at most 64 characters of untrusted input in a message, with the full size after.
-pub fn shown(raw: &str) -> String {
-    const LIMIT: usize = 64;
-    if raw.len() <= LIMIT {
-        return format!("{raw:?}");
-    }
-    let mut end = LIMIT;
-    while !raw.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{:?}… ({} bytes)", &raw[..end], raw.len())
 }
 
 /// Normalises a symbol the way every ktrdr service does: trimmed, upper case, and forex pairs

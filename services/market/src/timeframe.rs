@@ -41,7 +41,7 @@ impl UnknownTimeframe {
         if self.0.is_empty() {
             "empty".to_owned()
         } else {
-            crate::symbol::shown(&self.0)
+            crate::shown::shown(&self.0)
         }
     }
 }

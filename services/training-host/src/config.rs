@@ -6,8 +6,6 @@ use ktrdr_common::config::{
     ConfigError, Env, ServerConfig, VarDoc, env_help, loopback, server_var_docs,
 };
 
-use crate::persist::SESSIONS_DIR;
-
 /// Default gRPC port of `ktrdr-training-host`.
 pub const DEFAULT_PORT: u16 = 50053;
 
@@ -25,52 +23,46 @@ pub struct TrainingConfig {
     pub max_concurrent_sessions: usize,
 }
 
+ktrdr_common::vars! {
+    pub MODELS_DIR = "KTRDR_MODELS_DIR", FsPath("./models"), "directory of saved models; hosts may share it";
+    pub SESSIONS_DIR = "KTRDR_SESSIONS_DIR", Optional("<KTRDR_MODELS_DIR>/_sessions"), "this host's session records and checkpoints; one per host, never shared";
+    pub STRATEGIES_DIR = "KTRDR_STRATEGIES_DIR", FsPath("./strategies"), "directory of strategy YAML files that can be named in StartTraining";
+    pub MAX_CONCURRENT_TRAININGS = "KTRDR_MAX_CONCURRENT_TRAININGS", Int::new(4, 1, 256), "training sessions run at once; more are queued";
+    pub DATA_SERVICE_URL = "DATA_SERVICE_URL", Urls("http://localhost:50054"), "the data service that training bars are read from";
+}
+
 impl TrainingConfig {
-    pub const VARS: &[VarDoc] = &[
-        VarDoc {
-            name: "KTRDR_MODELS_DIR",
-            default: "./models",
-            meaning: "directory of saved models; hosts may share it",
-        },
-        VarDoc {
-            name: "KTRDR_SESSIONS_DIR",
-            default: "<KTRDR_MODELS_DIR>/_sessions",
-            meaning: "this host's session records and checkpoints; one per host, never shared",
-        },
-        VarDoc {
-            name: "KTRDR_STRATEGIES_DIR",
-            default: "./strategies",
-            meaning: "directory of strategy YAML files that can be named in StartTraining",
-        },
-        VarDoc {
-            name: "KTRDR_MAX_CONCURRENT_TRAININGS",
-            default: "4",
-            meaning: "training sessions run at once (1-256); more are queued",
-        },
-    ];
+    pub fn vars() -> Vec<VarDoc> {
+        vec![
+            MODELS_DIR.doc(),
+            SESSIONS_DIR.doc(),
+            STRATEGIES_DIR.doc(),
+            MAX_CONCURRENT_TRAININGS.doc(),
+        ]
+    }
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let max = env.u64_in("KTRDR_MAX_CONCURRENT_TRAININGS", 4, 1, 256)?;
-        let models_dir = env.path("KTRDR_MODELS_DIR", "./models");
-        let sessions_dir = match env.get("KTRDR_SESSIONS_DIR") {
+        let max = env.read(&MAX_CONCURRENT_TRAININGS)?;
+        let models_dir = env.read(&MODELS_DIR)?;
+        let sessions_dir = match env.read(&SESSIONS_DIR)? {
             // Kubernetes leaves `$(POD_NAME)` as it is when POD_NAME is not defined before it;
             // every pod would then share that one literal directory, which is the very clash
             // this setting exists to avoid.
             Some(raw) if raw.contains("$(") => {
                 return Err(ConfigError::new(
-                    "KTRDR_SESSIONS_DIR",
-                    raw,
+                    SESSIONS_DIR.name,
+                    &raw,
                     "a path without an unexpanded $(VAR) (define the variable before it)",
                 ));
             }
             Some(raw) => PathBuf::from(raw),
-            None => models_dir.join(SESSIONS_DIR),
+            None => models_dir.join(crate::persist::SESSIONS_DIR),
         };
         Ok(Self {
             models_dir,
             sessions_dir,
-            strategies_dir: env.path("KTRDR_STRATEGIES_DIR", "./strategies"),
-            max_concurrent_sessions: usize::try_from(max).unwrap_or(4),
+            strategies_dir: env.read(&STRATEGIES_DIR)?,
+            max_concurrent_sessions: usize::try_from(max).unwrap_or(usize::MAX),
         })
     }
 }
@@ -89,19 +81,15 @@ impl TrainingHostConfig {
         Ok(Self {
             server: ServerConfig::from_env(env, loopback(DEFAULT_PORT))?,
             training: TrainingConfig::from_env(env)?,
-            data_service_urls: env.url_list("DATA_SERVICE_URL", "http://localhost:50054")?,
+            data_service_urls: env.read(&DATA_SERVICE_URL)?,
         })
     }
 
     /// The `--help` epilogue listing every variable.
     pub fn help() -> String {
-        let mut vars = server_var_docs("127.0.0.1:50053");
-        vars.extend_from_slice(TrainingConfig::VARS);
-        vars.push(VarDoc {
-            name: "DATA_SERVICE_URL",
-            default: "http://localhost:50054",
-            meaning: "the data service that training bars are read from",
-        });
+        let mut vars = server_var_docs(loopback(DEFAULT_PORT));
+        vars.extend(TrainingConfig::vars());
+        vars.push(DATA_SERVICE_URL.doc());
         env_help(&vars)
     }
 }
