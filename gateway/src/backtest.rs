@@ -424,13 +424,27 @@ impl BacktestJobs {
         }
         let model = match &request.model {
             Some(backtest_strategy_request::Model::ModelId(id)) => {
-                self.training
+                let found = self
+                    .training
                     .get_model(Request::new(tpb::GetModelRequest {
                         model_id: id.clone(),
                     }))
-                    .await?
-                    .into_inner()
-                    .model
+                    .await;
+                match found {
+                    Ok(answer) => answer.into_inner().model,
+                    // A backtest of a model that does not exist is a wrong argument.
+                    Err(status) if status.code() == tonic::Code::NotFound => {
+                        return Err(ServiceError::invalid_argument(
+                            "model_id",
+                            format!(
+                                "{}; `ktrdr models list` (ListModels) shows the saved models",
+                                status.message()
+                            ),
+                        )
+                        .into());
+                    }
+                    Err(status) => return Err(status),
+                }
             }
             Some(backtest_strategy_request::Model::StrategyName(name)) => {
                 let listed = self

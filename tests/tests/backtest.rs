@@ -301,7 +301,9 @@ async fn bad_backtest_requests_are_refused_naming_the_field_and_write_nothing() 
     let unknown = backtest(&ch, model_request("tiny_rsi/EURUSD_1h_v99", start, end))
         .await
         .unwrap_err();
-    assert_eq!(unknown.code(), Code::NotFound, "{unknown:?}");
+    assert_eq!(unknown.code(), Code::InvalidArgument, "{unknown:?}");
+    assert_eq!(field_of(&unknown), "model_id");
+    assert!(unknown.message().contains("v99"), "{}", unknown.message());
 
     let other_symbol = BacktestStrategyRequest {
         symbols: vec!["GBPUSD".into()],
