@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use ktrdr_common::config::{
-    ConfigError, Env, ServerConfig, VarDoc, env_help, loopback, server_var_docs,
+    ConfigError, Env, Kind, ServerConfig, VarDoc, env_help, loopback, server_var_docs,
 };
 
 use crate::pacing::PacingConfig;
@@ -116,8 +116,8 @@ pub struct RequestTimeouts {
 impl Default for RequestTimeouts {
     fn default() -> Self {
         Self {
-            base: Duration::from_secs(30),
-            per_1000_bars: Duration::from_secs(3),
+            base: IB_REQUEST_TIMEOUT.kind.default_value(),
+            per_1000_bars: IB_REQUEST_TIMEOUT_PER_1000_BARS.kind.default_value(),
         }
     }
 }

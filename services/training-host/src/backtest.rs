@@ -37,8 +37,6 @@ pub const BACKTESTS_DIR: &str = "_backtests";
 const RESULT_FILE: &str = "result.pb";
 const TRADES_FILE: &str = "trades.arrow";
 const EQUITY_FILE: &str = "equity.arrow";
-/// Longest backtest id accepted.
-pub const MAX_ID_LEN: usize = 96;
 /// Bytes per ReadBacktestTable message.
 pub const CHUNK_BYTES: usize = 1 << 20;
 
@@ -47,26 +45,11 @@ pub fn dir_of(models_dir: &Path, backtest_id: &str) -> PathBuf {
     models_dir.join(BACKTESTS_DIR).join(backtest_id)
 }
 
-/// Checks a caller-chosen id: a safe single path component.
+/// Checks a caller-chosen id: a safe single path component ([`ktrdr_market::path::safe_name`]).
 pub fn check_id(field: &str, id: &str) -> Result<()> {
-    let ok = !id.is_empty()
-        && id.len() <= MAX_ID_LEN
-        && !id.starts_with(['.', '_'])
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
-    if ok {
-        Ok(())
-    } else {
-        Err(TrainingError::invalid(
-            field,
-            format!(
-                "{:?} is not a backtest id: use 1 to {MAX_ID_LEN} letters, digits, '-', '.' or \
-                 '_', not starting with '.' or '_'",
-                ktrdr_market::symbol::shown(id)
-            ),
-        ))
-    }
+    ktrdr_market::path::safe_name(id)
+        .map(drop)
+        .map_err(|why| TrainingError::invalid(field, format!("not a backtest id: {why}")))
 }
 
 /// A new id for `symbol`'s backtest.
