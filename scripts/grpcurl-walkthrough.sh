@@ -32,7 +32,7 @@ check() { # check DESCRIPTION EXPECTED_EXIT NEEDLE -- COMMAND...
   if [[ $rc == "$want_exit" && $out == *"$needle"* ]]; then
     passed=$((passed + 1)); echo "  ok    $what"
   else
-    failed=$((failed + 1)); echo "  FAIL  $what (exit $rc, wanted $want_exit and '$needle'):"; echo "$out" | sed 's/^/        /' | head -n 20
+    failed=$((failed + 1)); echo "  FAIL  $what (exit $rc, wanted $want_exit and '$needle'):"; echo "$out" | sed 's/^/        /' | sed -n 1,20p
   fi
 }
 
@@ -44,7 +44,7 @@ start() { # start BINARY [VAR=VALUE...] → sets ADDR to its host:port
   PIDS+=($!)
   ADDR=
   for _ in $(seq 1 300); do
-    ADDR=$(grep -o 'listening on [0-9.:]*' "$log" | head -n 1 | cut -d' ' -f3)
+    ADDR=$(grep -o -m1 'listening on [0-9.:]*' "$log" | sed -n 1p | cut -d' ' -f3)
     [[ -n $ADDR ]] && return 0
     sleep 0.1
   done

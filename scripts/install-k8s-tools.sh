@@ -39,5 +39,5 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
   hash -r
 fi
 
-kubectl version --client 2>/dev/null | head -n 2
+kubectl version --client 2>/dev/null | sed -n 1,2p
 echo "kubernetes-validate $(kubernetes-validate --version)"

@@ -22,7 +22,7 @@ echo "==> ktrdr train $STRATEGY --start $START --end $END${EPOCHS:+ --epochs $EP
 echo "    (loads the strategy's symbols and timeframes from IB through the gateway, then trains)"
 "$KTRDR" train "$STRATEGY" --start "$START" --end "$END" ${EPOCHS:+--epochs "$EPOCHS"}
 
-name=$(sed -n 's/^name: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$STRATEGY" | head -n 1)
+name=$(sed -n 's/^name: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' "$STRATEGY" | sed -n 1p)
 read -r model test_start < <("$KTRDR" --json models list | python3 -c '
 import json, sys
 name = sys.argv[1]

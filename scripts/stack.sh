@@ -72,7 +72,7 @@ status() {
   for entry in "${SERVICES[@]}"; do
     read -r name binary addr <<<"$entry"
     if is_running "$name"; then
-      health=$("$BIN_DIR/ktrdr" health --url "http://$addr" 2>&1 | head -n 1 || true)
+      health=$("$BIN_DIR/ktrdr" health --url "http://$addr" 2>&1 | sed -n 1p || true)
       printf '  %-14s pid %-8s %-16s %s\n' "$name" "$(cat "$RUN_DIR/$name.pid")" "$addr" "$health"
     else
       printf '  %-14s stopped\n' "$name"
