@@ -3,12 +3,12 @@
 
 use std::sync::Arc;
 
-use ktrdr_common::paging::Page;
+use ktrdr_common::paging::{Page, Paged};
 use ktrdr_common::server::ResponseStream;
 use ktrdr_common::status::ProcessIdentity;
 use ktrdr_proto::common::v1::JobState;
 use ktrdr_proto::gateway::v1::{self as pb, gateway_service_server::GatewayService};
-use tokio_stream::StreamExt;
+use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::backtest::BacktestJobs;
@@ -83,9 +83,9 @@ impl GatewayService for GatewayApi {
         request: Request<pb::LoadDataRequest>,
     ) -> Result<Response<Self::LoadDataStream>, Status> {
         let (job, joined) = self.loads.start(request.get_ref()).await?;
-        let stream = load::events(&job, joined)
-            .map(|event| event.map(|event| pb::LoadDataResponse { event: Some(event) }));
-        Ok(Response::new(Box::pin(stream)))
+        Ok(each(load::events(&job, joined), |event| {
+            pb::LoadDataResponse { event: Some(event) }
+        }))
     }
 
     type WatchLoadStream = ResponseStream<pb::WatchLoadResponse>;
@@ -95,9 +95,9 @@ impl GatewayService for GatewayApi {
         request: Request<pb::WatchLoadRequest>,
     ) -> Result<Response<Self::WatchLoadStream>, Status> {
         let job = self.loads.get(&request.get_ref().job_id)?;
-        let stream = load::events(&job, false)
-            .map(|event| event.map(|event| pb::WatchLoadResponse { event: Some(event) }));
-        Ok(Response::new(Box::pin(stream)))
+        Ok(each(load::events(&job, false), |event| {
+            pb::WatchLoadResponse { event: Some(event) }
+        }))
     }
 
     async fn get_load(
@@ -118,13 +118,7 @@ impl GatewayService for GatewayApi {
         let jobs = self
             .loads
             .list(&states(&req.states), &req.symbol, &req.timeframe);
-        let page = Page::parse(
-            req.page_size,
-            &req.page_token,
-            DEFAULT_PAGE_SIZE,
-            MAX_PAGE_SIZE,
-        )?
-        .of(jobs);
+        let page = paged(jobs, req.page_size, &req.page_token)?;
         Ok(Response::new(pb::ListLoadsResponse {
             jobs: page.items,
             next_page_token: page.next_page_token,
@@ -177,10 +171,9 @@ impl GatewayService for GatewayApi {
         request: Request<pb::BacktestStrategyRequest>,
     ) -> Result<Response<Self::BacktestStrategyStream>, Status> {
         let job = self.backtests.start(request.into_inner()).await?;
-        let stream = job
-            .events()
-            .map(|event| event.map(|event| pb::BacktestStrategyResponse { event: Some(event) }));
-        Ok(Response::new(Box::pin(stream)))
+        Ok(each(job.events(), |event| pb::BacktestStrategyResponse {
+            event: Some(event),
+        }))
     }
 
     type WatchBacktestJobStream = ResponseStream<pb::WatchBacktestJobResponse>;
@@ -190,10 +183,9 @@ impl GatewayService for GatewayApi {
         request: Request<pb::WatchBacktestJobRequest>,
     ) -> Result<Response<Self::WatchBacktestJobStream>, Status> {
         let job = self.backtests.get(&request.get_ref().job_id)?;
-        let stream = job
-            .events()
-            .map(|event| event.map(|event| pb::WatchBacktestJobResponse { event: Some(event) }));
-        Ok(Response::new(Box::pin(stream)))
+        Ok(each(job.events(), |event| pb::WatchBacktestJobResponse {
+            event: Some(event),
+        }))
     }
 
     async fn get_backtest_job(
@@ -211,14 +203,11 @@ impl GatewayService for GatewayApi {
         request: Request<pb::ListBacktestJobsRequest>,
     ) -> Result<Response<pb::ListBacktestJobsResponse>, Status> {
         let req = request.into_inner();
-        let jobs = self.backtests.list(&states(&req.states));
-        let page = Page::parse(
+        let page = paged(
+            self.backtests.list(&states(&req.states)),
             req.page_size,
             &req.page_token,
-            DEFAULT_PAGE_SIZE,
-            MAX_PAGE_SIZE,
-        )?
-        .of(jobs);
+        )?;
         Ok(Response::new(pb::ListBacktestJobsResponse {
             jobs: page.items,
             next_page_token: page.next_page_token,
@@ -236,6 +225,19 @@ impl GatewayService for GatewayApi {
             job: Some(job),
         }))
     }
+}
+
+/// A job's events as a call's responses, each wrapped by `wrap`.
+fn each<E: 'static, R: Send + 'static>(
+    events: impl Stream<Item = Result<E, Status>> + Send + 'static,
+    wrap: fn(E) -> R,
+) -> Response<ResponseStream<R>> {
+    Response::new(Box::pin(events.map(move |event| event.map(wrap))))
+}
+
+/// One page of a job list, as every List call of this service pages.
+fn paged<T>(items: Vec<T>, page_size: i32, page_token: &str) -> Result<Paged<T>, Status> {
+    Ok(Page::parse(page_size, page_token, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?.of(items))
 }
 
 /// A list filter's job states; unknown and UNSPECIFIED values match nothing extra.

@@ -12,7 +12,6 @@
 //! - Results are saved by the training host under `<job_id>-<SYMBOL>` (GetBacktest,
 //!   ReadBacktestTable); the job itself lives in the gateway's memory.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ktrdr_common::error::ServiceError;
@@ -25,9 +24,9 @@ use ktrdr_proto::training::v1::training_service_server::TrainingService;
 use ktrdr_proto::training::v1::{self as tpb, run_backtest_response, training_event};
 use tokio::sync::watch;
 use tokio_stream::StreamExt;
-use tokio_util::sync::CancellationToken;
 use tonic::{Request, Status};
 
+use crate::jobs::{JobTable, Lifecycle, Tracked};
 use crate::train::TrainFlow;
 use crate::training::TrainingManager;
 
@@ -123,7 +122,6 @@ fn folds(start: i64, end: i64, wf: &pb::WalkForward) -> Result<Vec<Fold>, Servic
 
 #[derive(Default)]
 struct Inner {
-    state: JobState,
     events: Vec<pb::BacktestEvent>,
     results: Vec<tpb::BacktestResult>,
     failures: Vec<pb::BacktestFailure>,
@@ -135,10 +133,8 @@ struct Inner {
 
 /// One backtest job.
 pub struct Job {
-    pub id: String,
+    pub life: Lifecycle,
     spec: JobSpec,
-    created_at_ms: i64,
-    cancel: CancellationToken,
     inner: Mutex<Inner>,
     /// The number of events in the log; watchers wait on it.
     published: watch::Sender<usize>,
@@ -151,19 +147,19 @@ impl Job {
 
     fn publish(&self, event: backtest_event::Event) {
         let event = pb::BacktestEvent {
-            job_id: self.id.clone(),
+            job_id: self.life.id.clone(),
             time_ms: now_ms(),
             event: Some(event),
         };
         let mut inner = self.lock();
         match &event.event {
             Some(backtest_event::Event::Started(_)) => {
-                inner.state = JobState::Running;
+                self.life.set_state(JobState::Running);
                 inner.started_at_ms = event.time_ms;
             }
             Some(backtest_event::Event::Result(result)) => inner.results.push(result.clone()),
             Some(backtest_event::Event::Summary(summary)) => {
-                inner.state = summary.state();
+                self.life.set_state(summary.state());
                 inner.finished_at_ms = event.time_ms;
                 inner.error = summary.error.clone();
                 inner.summary = Some(summary.clone());
@@ -184,18 +180,14 @@ impl Job {
         });
     }
 
-    fn is_terminal(&self) -> bool {
-        self.lock().summary.is_some()
-    }
-
     /// The job as GetBacktestJob reports it.
     pub fn describe(&self) -> pb::BacktestJob {
         let inner = self.lock();
         let total = self.spec.symbols.len() as i64;
         let done = (inner.results.len() + inner.failures.len()) as i64;
         pb::BacktestJob {
-            job_id: self.id.clone(),
-            state: inner.state as i32,
+            job_id: self.life.id.clone(),
+            state: self.life.state() as i32,
             model_id: self.spec.model_id.clone(),
             symbols: self.spec.symbols.clone(),
             range: Some(self.spec.range),
@@ -217,7 +209,7 @@ impl Job {
                 ..Progress::default()
             }),
             summary: inner.summary.clone(),
-            created_at_ms: self.created_at_ms,
+            created_at_ms: self.life.created_at_ms,
             started_at_ms: inner.started_at_ms,
             finished_at_ms: inner.finished_at_ms,
             error: inner.error.clone(),
@@ -254,11 +246,17 @@ impl Job {
     }
 }
 
+impl Tracked for Job {
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.life
+    }
+}
+
 /// The gateway's backtest jobs.
 pub struct BacktestJobs {
     training: Arc<TrainingManager>,
     train: Arc<TrainFlow>,
-    jobs: Mutex<VecDeque<Arc<Job>>>,
+    jobs: JobTable<Job>,
 }
 
 fn not_found(job_id: &str) -> ServiceError {
@@ -277,27 +275,19 @@ impl BacktestJobs {
         Arc::new(Self {
             training,
             train,
-            jobs: Mutex::new(VecDeque::new()),
+            jobs: JobTable::new(FINISHED_KEPT),
         })
     }
 
-    fn jobs(&self) -> MutexGuard<'_, VecDeque<Arc<Job>>> {
-        self.jobs.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
     pub fn get(&self, job_id: &str) -> Result<Arc<Job>, ServiceError> {
-        self.jobs()
-            .iter()
-            .find(|j| j.id == job_id.trim())
-            .cloned()
-            .ok_or_else(|| not_found(job_id))
+        self.jobs.get(job_id).ok_or_else(|| not_found(job_id))
     }
 
     /// Jobs newest first, in one of `states` (any when empty).
     pub fn list(&self, states: &[JobState]) -> Vec<pb::BacktestJob> {
-        self.jobs()
+        self.jobs
+            .newest_first()
             .iter()
-            .rev()
             .map(|j| j.describe())
             .filter(|j| states.is_empty() || states.contains(&j.state()))
             .collect()
@@ -309,19 +299,13 @@ impl BacktestJobs {
         reason: &str,
     ) -> Result<pb::BacktestJob, ServiceError> {
         let job = self.get(job_id)?;
-        if !job.is_terminal() {
+        if !job.life.is_terminal() {
             job.lock().error = if reason.is_empty() {
                 "cancelled by request".to_owned()
             } else {
                 format!("cancelled: {reason}")
             };
-            job.cancel.cancel();
-            let mut published = job.published.subscribe();
-            while !job.is_terminal() {
-                if published.changed().await.is_err() {
-                    break;
-                }
-            }
+            job.life.cancel_and_wait().await;
         }
         Ok(job.describe())
     }
@@ -333,29 +317,15 @@ impl BacktestJobs {
     ) -> Result<Arc<Job>, Status> {
         let spec = self.check(request).await?;
         let job = Arc::new(Job {
-            id: format!(
+            life: Lifecycle::new(format!(
                 "bt-{:012x}",
                 ktrdr_training_host::spec::random_u64() & 0xFFFF_FFFF_FFFF
-            ),
+            )),
             spec,
-            created_at_ms: now_ms(),
-            cancel: CancellationToken::new(),
-            inner: Mutex::new(Inner {
-                state: JobState::Queued,
-                ..Inner::default()
-            }),
+            inner: Mutex::default(),
             published: watch::Sender::new(0),
         });
-        {
-            let mut jobs = self.jobs();
-            jobs.push_back(Arc::clone(&job));
-            let finished = jobs.iter().filter(|j| j.is_terminal()).count();
-            if finished > FINISHED_KEPT
-                && let Some(i) = jobs.iter().position(|j| j.is_terminal())
-            {
-                jobs.remove(i);
-            }
-        }
+        self.jobs.insert(Arc::clone(&job));
         let this = Arc::clone(self);
         let running = Arc::clone(&job);
         tokio::spawn(async move { this.run(running).await });
@@ -502,7 +472,7 @@ impl BacktestJobs {
     async fn run(self: Arc<Self>, job: Arc<Job>) {
         let spec = job.spec.clone();
         job.publish(backtest_event::Event::Started(pb::BacktestStarted {
-            job_id: job.id.clone(),
+            job_id: job.life.id.clone(),
             model_id: spec.model_id.clone(),
             symbols: spec.symbols.clone(),
             range: Some(spec.range),
@@ -517,7 +487,7 @@ impl BacktestJobs {
             Some(wf) => {
                 tokio::select! {
                     trained = self.train_folds(&job, wf) => trained,
-                    () = job.cancel.cancelled() => Err(Status::cancelled("cancelled")),
+                    () = job.life.cancel.cancelled() => Err(Status::cancelled("cancelled")),
                 }
             }
         };
@@ -531,7 +501,7 @@ impl BacktestJobs {
                     async move {
                         let outcome = tokio::select! {
                             outcome = this.run_symbol(&job, symbol, segments) => outcome,
-                            () = job.cancel.cancelled() => return,
+                            () = job.life.cancel.cancelled() => return,
                         };
                         if let Err(status) = outcome {
                             job.fail_symbol(symbol, &status);
@@ -550,7 +520,7 @@ impl BacktestJobs {
                 inner.error.clone(),
             )
         };
-        let (state, error) = if job.cancel.is_cancelled() {
+        let (state, error) = if job.life.cancel.is_cancelled() {
             (JobState::Cancelled, cancel_note)
         } else if let Some(error) = error {
             (JobState::Failed, error)
@@ -682,7 +652,7 @@ impl BacktestJobs {
             range: (!walk_forward).then_some(spec.range),
             settings: spec.settings,
             allow_training_overlap: spec.allow_training_overlap,
-            backtest_id: format!("{}-{symbol}", job.id),
+            backtest_id: format!("{}-{symbol}", job.life.id),
             segments,
         };
         let call = || {

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use ktrdr_common::client::ChannelPool;
 use ktrdr_common::error::ServiceError;
 use ktrdr_common::market::timeframe_field;
-use ktrdr_common::server::ResponseStream;
 use ktrdr_data::api::DataApi;
 use ktrdr_data::store::Store;
 use ktrdr_market::Bars;
@@ -16,13 +15,11 @@ use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{self as pb, data_service_server::DataService};
 use tonic::metadata::MetadataMap;
 use tonic::transport::Channel;
-use tonic::{Request, Response, Status, Streaming};
+use tonic::{Response, Status};
 
 use crate::config::{DATA, GatewayConfig};
 use crate::orchestrator::ServiceOrchestrator;
-use crate::routing::{
-    Backend, Endpoint, Routed, routed_client_stream, routed_server_stream, routed_unary,
-};
+use crate::routing::{Backend, Endpoint, Routed, relay_service};
 
 pub struct DataManager {
     routed: Routed<DataApi>,
@@ -90,84 +87,18 @@ impl DataManager {
     }
 }
 
-#[tonic::async_trait]
-impl DataService for DataManager {
-    async fn write_bars(
-        &self,
-        request: Request<Streaming<pb::WriteBarsRequest>>,
-    ) -> Result<Response<pb::WriteBarsResponse>, Status> {
-        routed_client_stream!(&self.routed, client, request, write_bars)
-    }
-
-    type ReadBarsStream = ResponseStream<pb::ReadBarsResponse>;
-
-    async fn read_bars(
-        &self,
-        request: Request<pb::ReadBarsRequest>,
-    ) -> Result<Response<Self::ReadBarsStream>, Status> {
-        routed_server_stream!(&self.routed, client, request, read_bars)
-    }
-
-    async fn get_coverage(
-        &self,
-        request: Request<pb::GetCoverageRequest>,
-    ) -> Result<Response<pb::GetCoverageResponse>, Status> {
-        routed_unary!(&self.routed, client, request, get_coverage, true)
-    }
-
-    async fn list_datasets(
-        &self,
-        request: Request<pb::ListDatasetsRequest>,
-    ) -> Result<Response<pb::ListDatasetsResponse>, Status> {
-        routed_unary!(&self.routed, client, request, list_datasets, true)
-    }
-
-    async fn delete_dataset(
-        &self,
-        request: Request<pb::DeleteDatasetRequest>,
-    ) -> Result<Response<pb::DeleteDatasetResponse>, Status> {
-        routed_unary!(&self.routed, client, request, delete_dataset, false)
-    }
-
-    async fn import_csv(
-        &self,
-        request: Request<Streaming<pb::ImportCsvRequest>>,
-    ) -> Result<Response<pb::ImportCsvResponse>, Status> {
-        routed_client_stream!(&self.routed, client, request, import_csv)
-    }
-
-    type ExportCsvStream = ResponseStream<pb::ExportCsvResponse>;
-
-    async fn export_csv(
-        &self,
-        request: Request<pb::ExportCsvRequest>,
-    ) -> Result<Response<Self::ExportCsvStream>, Status> {
-        routed_server_stream!(&self.routed, client, request, export_csv)
-    }
-
-    type ResampleStream = ResponseStream<pb::ResampleResponse>;
-
-    async fn resample(
-        &self,
-        request: Request<pb::ResampleRequest>,
-    ) -> Result<Response<Self::ResampleStream>, Status> {
-        routed_server_stream!(&self.routed, client, request, resample)
-    }
-
-    async fn validate_bars(
-        &self,
-        request: Request<pb::ValidateBarsRequest>,
-    ) -> Result<Response<pb::ValidateBarsResponse>, Status> {
-        routed_unary!(&self.routed, client, request, validate_bars, true)
-    }
-
-    async fn get_status(
-        &self,
-        request: Request<pb::GetStatusRequest>,
-    ) -> Result<Response<pb::GetStatusResponse>, Status> {
-        routed_unary!(&self.routed, client, request, get_status, true)
-    }
-}
+relay_service!(DataService, DataManager {
+    client_stream write_bars(pb::WriteBarsRequest) -> pb::WriteBarsResponse;
+    server_stream read_bars(pb::ReadBarsRequest) -> pb::ReadBarsResponse, ReadBarsStream;
+    unary get_coverage(pb::GetCoverageRequest) -> pb::GetCoverageResponse, true;
+    unary list_datasets(pb::ListDatasetsRequest) -> pb::ListDatasetsResponse, true;
+    unary delete_dataset(pb::DeleteDatasetRequest) -> pb::DeleteDatasetResponse, false;
+    client_stream import_csv(pb::ImportCsvRequest) -> pb::ImportCsvResponse;
+    server_stream export_csv(pb::ExportCsvRequest) -> pb::ExportCsvResponse, ExportCsvStream;
+    server_stream resample(pb::ResampleRequest) -> pb::ResampleResponse, ResampleStream;
+    unary validate_bars(pb::ValidateBarsRequest) -> pb::ValidateBarsResponse, true;
+    unary get_status(pb::GetStatusRequest) -> pb::GetStatusResponse, true;
+});
 
 #[tonic::async_trait]
 impl ServiceOrchestrator for DataManager {

@@ -7,18 +7,16 @@ use std::sync::Arc;
 
 use ktrdr_common::client::ChannelPool;
 use ktrdr_common::error::ServiceError;
-use ktrdr_common::server::ResponseStream;
 use ktrdr_common::status::ProcessIdentity;
 use ktrdr_ib_host::api::IbHostApi;
 use ktrdr_ib_host::host::IbHost;
 use ktrdr_proto::ib::v1::ib_host_service_client::IbHostServiceClient;
 use ktrdr_proto::ib::v1::{self as pb, ib_host_service_server::IbHostService};
 use tonic::transport::Channel;
-use tonic::{Request, Response, Status};
 
 use crate::config::{GatewayConfig, IB};
 use crate::orchestrator::ServiceOrchestrator;
-use crate::routing::{Backend, Endpoint, Routed, routed_server_stream, routed_unary};
+use crate::routing::{Backend, Endpoint, Routed, relay_service};
 
 pub struct IbManager {
     routed: Routed<IbHostApi>,
@@ -54,38 +52,12 @@ impl IbManager {
     }
 }
 
-#[tonic::async_trait]
-impl IbHostService for IbManager {
-    type FetchBarsStream = ResponseStream<pb::FetchBarsResponse>;
-
-    async fn fetch_bars(
-        &self,
-        request: Request<pb::FetchBarsRequest>,
-    ) -> Result<Response<Self::FetchBarsStream>, Status> {
-        routed_server_stream!(&self.routed, client, request, fetch_bars)
-    }
-
-    async fn get_head_timestamp(
-        &self,
-        request: Request<pb::GetHeadTimestampRequest>,
-    ) -> Result<Response<pb::GetHeadTimestampResponse>, Status> {
-        routed_unary!(&self.routed, client, request, get_head_timestamp, true)
-    }
-
-    async fn lookup_contract(
-        &self,
-        request: Request<pb::LookupContractRequest>,
-    ) -> Result<Response<pb::LookupContractResponse>, Status> {
-        routed_unary!(&self.routed, client, request, lookup_contract, true)
-    }
-
-    async fn get_status(
-        &self,
-        request: Request<pb::GetStatusRequest>,
-    ) -> Result<Response<pb::GetStatusResponse>, Status> {
-        routed_unary!(&self.routed, client, request, get_status, true)
-    }
-}
+relay_service!(IbHostService, IbManager {
+    server_stream fetch_bars(pb::FetchBarsRequest) -> pb::FetchBarsResponse, FetchBarsStream;
+    unary get_head_timestamp(pb::GetHeadTimestampRequest) -> pb::GetHeadTimestampResponse, true;
+    unary lookup_contract(pb::LookupContractRequest) -> pb::LookupContractResponse, true;
+    unary get_status(pb::GetStatusRequest) -> pb::GetStatusResponse, true;
+});
 
 #[tonic::async_trait]
 impl ServiceOrchestrator for IbManager {

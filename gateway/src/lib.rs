@@ -10,6 +10,8 @@ pub mod config;
 pub mod data;
 pub mod health;
 pub mod ib;
+pub mod jobs;
+mod listing;
 pub mod load;
 pub mod orchestrator;
 pub mod replicas;

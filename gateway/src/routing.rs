@@ -314,7 +314,59 @@ macro_rules! routed_client_stream {
     }};
 }
 
-pub(crate) use {routed_client_stream, routed_server_stream, routed_unary};
+/// The whole `impl $service for $manager` of a manager whose every method is relayed as it is:
+/// one line per method, `unary name(Request) -> Response, idempotent;`,
+/// `server_stream name(Request) -> Response, StreamType;` or
+/// `client_stream name(Request) -> Response;`. The manager has a `routed` field and a
+/// `client(Channel)` function in scope.
+macro_rules! relay_service {
+    ($service:path, $manager:ty { $($methods:tt)* }) => {
+        $crate::routing::relay_service!(@methods $service, $manager; []; $($methods)*);
+    };
+    (@methods $service:path, $manager:ty; [$($done:tt)*];) => {
+        #[tonic::async_trait]
+        impl $service for $manager {
+            $($done)*
+        }
+    };
+    (@methods $service:path, $manager:ty; [$($done:tt)*];
+        unary $method:ident($req:ty) -> $resp:ty, $idempotent:expr; $($rest:tt)*) => {
+        $crate::routing::relay_service!(@methods $service, $manager; [$($done)*
+            async fn $method(
+                &self,
+                request: tonic::Request<$req>,
+            ) -> Result<tonic::Response<$resp>, tonic::Status> {
+                $crate::routing::routed_unary!(&self.routed, client, request, $method, $idempotent)
+            }
+        ]; $($rest)*);
+    };
+    (@methods $service:path, $manager:ty; [$($done:tt)*];
+        server_stream $method:ident($req:ty) -> $resp:ty, $stream:ident; $($rest:tt)*) => {
+        $crate::routing::relay_service!(@methods $service, $manager; [$($done)*
+            type $stream = ktrdr_common::server::ResponseStream<$resp>;
+
+            async fn $method(
+                &self,
+                request: tonic::Request<$req>,
+            ) -> Result<tonic::Response<Self::$stream>, tonic::Status> {
+                $crate::routing::routed_server_stream!(&self.routed, client, request, $method)
+            }
+        ]; $($rest)*);
+    };
+    (@methods $service:path, $manager:ty; [$($done:tt)*];
+        client_stream $method:ident($req:ty) -> $resp:ty; $($rest:tt)*) => {
+        $crate::routing::relay_service!(@methods $service, $manager; [$($done)*
+            async fn $method(
+                &self,
+                request: tonic::Request<tonic::Streaming<$req>>,
+            ) -> Result<tonic::Response<$resp>, tonic::Status> {
+                $crate::routing::routed_client_stream!(&self.routed, client, request, $method)
+            }
+        ]; $($rest)*);
+    };
+}
+
+pub(crate) use {relay_service, routed_client_stream, routed_server_stream, routed_unary};
 
 #[cfg(test)]
 mod tests {

@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ktrdr_common::error::ServiceError;
 use ktrdr_proto::common::v1::{JobState, Progress};
@@ -27,11 +27,12 @@ use ktrdr_proto::training::v1::{
     training_event,
 };
 use ktrdr_training_host::spec;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
 
+use crate::jobs::{CANCEL_WAIT, JobTable, Lifecycle, Tracked};
 use crate::orchestrator::ServiceOrchestrator;
 use crate::training::TrainingManager;
 
@@ -41,8 +42,6 @@ pub const MAX_SWEEP_POINTS: usize = 256;
 pub const MAX_PARALLEL: usize = 64;
 /// Finished sweeps kept so CancelTraining still answers for them.
 const FINISHED_SWEEPS_KEPT: usize = 100;
-/// How long cancelling a sweep waits for it to end before answering.
-const CANCEL_WAIT: Duration = Duration::from_secs(2);
 
 type Sender = mpsc::Sender<Result<pb::TrainStrategyResponse, Status>>;
 
@@ -257,10 +256,14 @@ struct Control {
 
 /// One running or finished sweep.
 pub struct Sweep {
-    pub id: String,
+    pub life: Lifecycle,
     control: Mutex<Control>,
-    /// The sweep's final state once its summary is sent.
-    done: watch::Sender<Option<JobState>>,
+}
+
+impl Tracked for Sweep {
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.life
+    }
 }
 
 impl Sweep {
@@ -288,34 +291,23 @@ impl Sweep {
     }
 }
 
-/// The sweeps a gateway knows, oldest first.
-#[derive(Default)]
-pub struct Sweeps(Mutex<VecDeque<Arc<Sweep>>>);
+/// The sweeps a gateway knows.
+pub type Sweeps = JobTable<Sweep>;
 
-impl Sweeps {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<Sweep>>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+impl JobTable<Sweep> {
+    /// A table keeping the latest finished sweeps so CancelTraining still answers for them.
+    pub fn for_sweeps() -> Self {
+        Self::new(FINISHED_SWEEPS_KEPT)
     }
 
-    pub fn get(&self, id: &str) -> Option<Arc<Sweep>> {
-        self.lock().iter().find(|s| s.id == id).cloned()
-    }
-
-    /// A new sweep, registered.
+    /// A new running sweep, registered.
     pub fn create(&self) -> Arc<Sweep> {
         let sweep = Arc::new(Sweep {
-            id: format!("sweep-{}", spec::new_session_id()),
+            life: Lifecycle::new(format!("sweep-{}", spec::new_session_id())),
             control: Mutex::default(),
-            done: watch::channel(None).0,
         });
-        let mut sweeps = self.lock();
-        sweeps.push_back(Arc::clone(&sweep));
-        while sweeps.len() > FINISHED_SWEEPS_KEPT {
-            let Some(oldest) = sweeps.iter().position(|s| s.done.borrow().is_some()) else {
-                break;
-            };
-            sweeps.remove(oldest);
-        }
+        sweep.life.set_state(JobState::Running);
+        self.insert(Arc::clone(&sweep));
         sweep
     }
 }
@@ -339,12 +331,9 @@ pub async fn cancel(
     if let Some(status) = failure {
         return Err(status);
     }
-    let mut done = sweep.done.subscribe();
-    let _ = tokio::time::timeout(CANCEL_WAIT, done.wait_for(Option::is_some)).await;
-    let state = *done.borrow();
-    Ok(match state {
-        Some(JobState::Completed) => TrainingState::Completed,
-        Some(JobState::Failed) => TrainingState::Failed,
+    Ok(match sweep.life.finished_within(CANCEL_WAIT).await {
+        JobState::Completed => TrainingState::Completed,
+        JobState::Failed => TrainingState::Failed,
         _ => TrainingState::Cancelled,
     })
 }
@@ -454,7 +443,7 @@ pub async fn run(
         .send(event(
             0,
             train_strategy_response::Event::SweepStarted(SweepStarted {
-                sweep_id: sweep.id.clone(),
+                sweep_id: sweep.life.id.clone(),
                 points: rows.clone(),
                 parallel: grid.parallel as i32,
             }),
@@ -497,7 +486,11 @@ pub async fn run(
     };
     futures_util::future::join_all((0..grid.parallel.min(total)).map(|_| worker())).await;
     let rows = rows.into_inner().unwrap_or_else(PoisonError::into_inner);
-    let summary = summary(&sweep.id, rows, started_at.elapsed().as_millis() as i64);
+    let summary = summary(
+        &sweep.life.id,
+        rows,
+        started_at.elapsed().as_millis() as i64,
+    );
     let state = summary.state();
     let _ = tx
         .send(event(
@@ -505,7 +498,7 @@ pub async fn run(
             train_strategy_response::Event::SweepSummary(summary),
         ))
         .await;
-    sweep.done.send_replace(Some(state));
+    sweep.life.set_state(state);
 }
 
 /// Starts one point's session and follows it to its end; the point's final row.
@@ -524,7 +517,7 @@ async fn run_point(
     let mut request = request;
     request
         .labels
-        .insert("sweep_id".to_owned(), sweep.id.clone());
+        .insert("sweep_id".to_owned(), sweep.life.id.clone());
     request
         .labels
         .insert("sweep_point".to_owned(), row.point.to_string());
@@ -826,13 +819,13 @@ mod tests {
 
     #[test]
     fn a_cancelled_sweep_tells_points_that_start_late_to_cancel_their_session() {
-        let sweeps = Sweeps::default();
+        let sweeps = Sweeps::for_sweeps();
         let sweep = sweeps.create();
         assert!(sweep.started("a"));
         assert_eq!(sweep.cancel(), ["a"]);
         assert!(sweep.is_cancelled());
         assert!(!sweep.started("b"));
-        assert!(sweeps.get(&sweep.id).is_some());
+        assert!(sweeps.get(&sweep.life.id).is_some());
         assert!(sweeps.get("sweep-unknown").is_none());
     }
 }

@@ -30,6 +30,7 @@ use tonic::{Request, Response, Status};
 use tonic_types::StatusExt;
 
 use crate::config::{GatewayConfig, TRAINING};
+use crate::listing::{self, HostList};
 use crate::load::LoadManager;
 use crate::orchestrator::{ServiceOrchestrator, probe};
 use crate::replicas::Replicas;
@@ -51,7 +52,9 @@ pub struct TrainingManager {
     pub sweeps: Sweeps,
 }
 
-fn client(channel: Channel) -> TrainingServiceClient<Channel> {
+type Client = TrainingServiceClient<Channel>;
+
+fn client(channel: Channel) -> Client {
     TrainingServiceClient::new(channel)
         .max_decoding_message_size(usize::MAX)
         .max_encoding_message_size(usize::MAX)
@@ -102,7 +105,7 @@ impl TrainingManager {
             replicas,
             owners: Mutex::new(HashMap::new()),
             per_host: Mutex::new(HashMap::new()),
-            sweeps: Sweeps::default(),
+            sweeps: Sweeps::for_sweeps(),
         }))
     }
 
@@ -203,28 +206,47 @@ impl TrainingManager {
         Ok(answer)
     }
 
-    /// Asks every host for everything it has of a list (`all`: the request as one page of
-    /// 500), each with what remains of the caller's deadline; the answers with their hosts.
-    async fn ask_every_host<Req, Resp, F, Fut>(
+    /// A List call over every host: each host's every page, with what remains of the caller's
+    /// deadline, merged ([`listing::merge`]) and cut to the caller's page. `seen` is told of
+    /// each item and the host that listed it.
+    async fn merged_list<L, F, Fut>(
         &self,
         replicas: &Replicas,
-        metadata: &tonic::metadata::MetadataMap,
-        all: Req,
+        request: Request<L>,
         call: F,
-    ) -> Result<Vec<(String, Resp)>, Status>
+        seen: impl Fn(&L::Item, &str),
+    ) -> Result<Response<L::Answer>, Status>
     where
-        Req: Clone,
-        F: Fn(TrainingServiceClient<Channel>, Request<Req>) -> Fut,
-        Fut: Future<Output = Result<Response<Resp>, Status>>,
+        L: HostList,
+        F: Fn(TrainingServiceClient<Channel>, Request<L>) -> Fut,
+        Fut: Future<Output = Result<Response<L::Answer>, Status>>,
     {
-        let deadline = self.routed.deadline(metadata);
-        let mut answers = Vec::new();
+        let (metadata, _, message) = request.into_parts();
+        let (size, token) = message.paging();
+        let page = page(size, token)?;
+        let deadline = self.routed.deadline(&metadata);
+        let mut items = Vec::new();
         for (url, channel) in replicas.all() {
-            let request = self.routed.request_until(deadline, metadata, all.clone());
-            let answer = self.call(&url, channel, |c| call(c, request)).await?;
-            answers.push((url, answer));
+            let mut token = String::new();
+            loop {
+                let request =
+                    self.routed
+                        .request_until(deadline, &metadata, message.host_page(token));
+                let answer = self
+                    .call(&url, channel.clone(), |c| call(c, request))
+                    .await?;
+                let (got, next) = L::items(answer);
+                got.iter().for_each(|item| seen(item, &url));
+                items.extend(got);
+                if next.is_empty() {
+                    break;
+                }
+                token = next;
+            }
         }
-        Ok(answers)
+        Ok(Response::new(L::answer(
+            page.of(listing::merge::<L>(items)),
+        )))
     }
 }
 
@@ -463,37 +485,16 @@ impl TrainingService for TrainingManager {
         &self,
         request: Request<pb::ListTrainingsRequest>,
     ) -> Result<Response<pb::ListTrainingsResponse>, Status> {
-        let replicas = match &self.replicas {
-            Some(r) if r.all().len() > 1 => r,
-            _ => return routed_unary!(&self.routed, client, request, list_trainings, true),
-        };
-        // Several hosts: every session of every host, newest first, paged here.
-        let (metadata, _, message) = request.into_parts();
-        let page = page(message.page_size, &message.page_token)?;
-        let all = pb::ListTrainingsRequest {
-            page_size: 500,
-            page_token: String::new(),
-            ..message
-        };
-        let answers = self
-            .ask_every_host(replicas, &metadata, all, |mut c, r| async move {
-                c.list_trainings(r).await
-            })
-            .await?;
-        let mut sessions = Vec::new();
-        for (url, answer) in answers {
-            for session in &answer.sessions {
-                self.remember(&session.session_id, &url);
+        match &self.replicas {
+            Some(r) if r.all().len() > 1 => {
+                let call = |mut c: Client, r| async move { c.list_trainings(r).await };
+                let remember = |s: &pb::TrainingSession, url: &str| {
+                    self.remember(&s.session_id, url);
+                };
+                self.merged_list(r, request, call, remember).await
             }
-            sessions.extend(answer.sessions);
+            _ => routed_unary!(&self.routed, client, request, list_trainings, true),
         }
-        sessions.sort_by_key(|s| std::cmp::Reverse(s.created_at_ms));
-        let page = page.of(sessions);
-        Ok(Response::new(pb::ListTrainingsResponse {
-            sessions: page.items,
-            next_page_token: page.next_page_token,
-            total_size: page.total_size,
-        }))
     }
 
     async fn cancel_training(
@@ -547,36 +548,13 @@ impl TrainingService for TrainingManager {
         &self,
         request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::ListModelsResponse>, Status> {
-        let replicas = match &self.replicas {
-            Some(r) if r.all().len() > 1 => r,
-            _ => return routed_unary!(&self.routed, client, request, list_models, true),
-        };
-        let (metadata, _, message) = request.into_parts();
-        let page = page(message.page_size, &message.page_token)?;
-        let all = pb::ListModelsRequest {
-            page_size: 500,
-            page_token: String::new(),
-            ..message
-        };
-        let answers = self
-            .ask_every_host(replicas, &metadata, all, |mut c, r| async move {
-                c.list_models(r).await
-            })
-            .await?;
-        let mut models: Vec<_> = answers.into_iter().flat_map(|(_, a)| a.models).collect();
-        // Hosts sharing one models volume list the same models once.
-        models.sort_by(|a, b| {
-            b.created_at_ms
-                .cmp(&a.created_at_ms)
-                .then(a.model_id.cmp(&b.model_id))
-        });
-        models.dedup_by(|a, b| a.model_id == b.model_id);
-        let page = page.of(models);
-        Ok(Response::new(pb::ListModelsResponse {
-            models: page.items,
-            next_page_token: page.next_page_token,
-            total_size: page.total_size,
-        }))
+        match &self.replicas {
+            Some(r) if r.all().len() > 1 => {
+                let call = |mut c: Client, r| async move { c.list_models(r).await };
+                self.merged_list(r, request, call, |_, _| ()).await
+            }
+            _ => routed_unary!(&self.routed, client, request, list_models, true),
+        }
     }
 
     async fn get_model(
@@ -614,36 +592,13 @@ impl TrainingService for TrainingManager {
         &self,
         request: Request<pb::ListBacktestsRequest>,
     ) -> Result<Response<pb::ListBacktestsResponse>, Status> {
-        let replicas = match &self.replicas {
-            Some(r) if r.all().len() > 1 => r,
-            _ => return routed_unary!(&self.routed, client, request, list_backtests, true),
-        };
-        let (metadata, _, message) = request.into_parts();
-        let page = page(message.page_size, &message.page_token)?;
-        let all = pb::ListBacktestsRequest {
-            page_size: 500,
-            page_token: String::new(),
-            ..message
-        };
-        let answers = self
-            .ask_every_host(replicas, &metadata, all, |mut c, r| async move {
-                c.list_backtests(r).await
-            })
-            .await?;
-        let mut results: Vec<_> = answers.into_iter().flat_map(|(_, a)| a.results).collect();
-        // Hosts sharing one models volume list the same results once.
-        results.sort_by(|a, b| {
-            b.created_at_ms
-                .cmp(&a.created_at_ms)
-                .then(a.backtest_id.cmp(&b.backtest_id))
-        });
-        results.dedup_by(|a, b| a.backtest_id == b.backtest_id);
-        let page = page.of(results);
-        Ok(Response::new(pb::ListBacktestsResponse {
-            results: page.items,
-            next_page_token: page.next_page_token,
-            total_size: page.total_size,
-        }))
+        match &self.replicas {
+            Some(r) if r.all().len() > 1 => {
+                let call = |mut c: Client, r| async move { c.list_backtests(r).await };
+                self.merged_list(r, request, call, |_, _| ()).await
+            }
+            _ => routed_unary!(&self.routed, client, request, list_backtests, true),
+        }
     }
 
     type ReadBacktestTableStream = ResponseStream<pb::ReadBacktestTableResponse>;

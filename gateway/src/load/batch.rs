@@ -8,7 +8,6 @@
 //! the others; the summary is sent once every child has ended; cancelling the batch cancels
 //! every child job it started or joined and keeps the rest from starting.
 
-use std::collections::VecDeque;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ktrdr_common::error::ServiceError;
@@ -21,27 +20,24 @@ use ktrdr_proto::gateway::v1::{
     LoadBatchStarted, LoadBatchSummary, LoadDataRequest, LoadEvent, LoadMode, load_batch_response,
     load_event,
 };
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
-use tokio_util::sync::CancellationToken;
 use tonic::Status;
 
 use super::job::{Job, is_summary};
-use super::{CANCEL_WAIT, LoadManager, events};
+use super::{LoadManager, events};
+use crate::jobs::{Lifecycle, Tracked, is_terminal};
 
 /// The most datasets one batch may load.
 pub const MAX_BATCH_DATASETS: usize = 200;
 /// Finished batches kept so CancelLoad still answers for them.
-const FINISHED_BATCHES_KEPT: usize = 100;
+pub(super) const FINISHED_BATCHES_KEPT: usize = 100;
 
 /// One running or finished batch.
 pub struct Batch {
-    pub id: String,
-    cancel: CancellationToken,
+    pub life: Lifecycle,
     /// The child jobs started (or joined) so far.
     jobs: Mutex<Vec<Arc<Job>>>,
-    /// The batch's final state once its summary is sent.
-    done: watch::Sender<Option<JobState>>,
 }
 
 impl Batch {
@@ -51,39 +47,18 @@ impl Batch {
 
     /// Cancels every child and waits (briefly) for the batch to end; its state after that.
     pub async fn cancel(&self) -> JobState {
-        self.cancel.cancel();
+        // The batch first: a child that starts after this sees it and cancels itself.
+        self.life.cancel.cancel();
         for job in self.jobs().iter() {
-            job.cancel.cancel();
+            job.life.cancel.cancel();
         }
-        let mut done = self.done.subscribe();
-        let _ = tokio::time::timeout(CANCEL_WAIT, done.wait_for(Option::is_some)).await;
-        let state = *done.borrow();
-        state.unwrap_or(JobState::Running)
+        self.life.cancel_and_wait().await
     }
 }
 
-/// The batches a gateway knows, oldest first.
-#[derive(Default)]
-pub struct Batches(Mutex<VecDeque<Arc<Batch>>>);
-
-impl Batches {
-    fn lock(&self) -> MutexGuard<'_, VecDeque<Arc<Batch>>> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub fn get(&self, id: &str) -> Option<Arc<Batch>> {
-        self.lock().iter().find(|b| b.id == id).cloned()
-    }
-
-    fn add(&self, batch: Arc<Batch>) {
-        let mut batches = self.lock();
-        batches.push_back(batch);
-        while batches.len() > FINISHED_BATCHES_KEPT {
-            let Some(oldest) = batches.iter().position(|b| b.done.borrow().is_some()) else {
-                return;
-            };
-            batches.remove(oldest);
-        }
+impl Tracked for Batch {
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.life
     }
 }
 
@@ -157,12 +132,11 @@ impl LoadManager {
     ) -> Result<ResponseStream<LoadBatchResponse>, Status> {
         let datasets = datasets_of(&request)?;
         let batch = Arc::new(Batch {
-            id: ktrdr_training_host::spec::new_session_id(),
-            cancel: CancellationToken::new(),
+            life: Lifecycle::new(ktrdr_training_host::spec::new_session_id()),
             jobs: Mutex::new(Vec::new()),
-            done: watch::channel(None).0,
         });
-        self.batches.add(Arc::clone(&batch));
+        batch.life.set_state(JobState::Running);
+        self.batches.insert(Arc::clone(&batch));
         let (tx, rx) = mpsc::channel(256);
         let span = tracing::Span::current();
         tokio::spawn(tracing::Instrument::instrument(
@@ -189,7 +163,7 @@ async fn run_batch(
     // The caller may go away; the batch still runs to its end (closing does not cancel).
     let send = |event: load_batch_response::Event| {
         let tx = tx.clone();
-        let batch_id = batch.id.clone();
+        let batch_id = batch.life.id.clone();
         async move {
             let _ = tx
                 .send(Ok(LoadBatchResponse {
@@ -306,7 +280,7 @@ async fn run_batch(
         count(JobState::Failed),
         count(JobState::Cancelled),
     );
-    let state = if batch.cancel.is_cancelled() {
+    let state = if batch.life.cancel.is_cancelled() {
         JobState::Cancelled
     } else if completed as usize == rows.len() {
         JobState::Completed
@@ -322,14 +296,7 @@ async fn run_batch(
         elapsed_ms: now_ms() - started_ms,
     }))
     .await;
-    batch.done.send_replace(Some(state));
-}
-
-fn is_terminal(state: JobState) -> bool {
-    matches!(
-        state,
-        JobState::Completed | JobState::Failed | JobState::Cancelled
-    )
+    batch.life.set_state(state);
 }
 
 /// One dataset of a batch: starts (or joins) its load job and forwards the job's events.
@@ -348,7 +315,7 @@ async fn run_child(
     };
     let started = tokio::select! {
         started = manager.start(&request) => started,
-        () = batch.cancel.cancelled() => {
+        () = batch.life.cancel.cancelled() => {
             let _ = tx.send((index, cancelled())).await;
             return;
         }
@@ -367,8 +334,8 @@ async fn run_child(
     };
     batch.jobs().push(Arc::clone(&job));
     // Cancelled while this child started: Batch::cancel did not see its job.
-    if batch.cancel.is_cancelled() {
-        job.cancel.cancel();
+    if batch.life.cancel.is_cancelled() {
+        job.life.cancel.cancel();
     }
     let mut events = events(&job, joined);
     while let Some(Ok(event)) = events.next().await {

@@ -10,8 +10,9 @@ use ktrdr_market::Timeframe;
 use ktrdr_proto::common::v1::{JobState, Progress, TimeRange, Warning};
 use ktrdr_proto::gateway::v1::{LoadEvent, LoadJob, LoadMode, LoadStarted, load_event};
 use tokio::sync::broadcast;
-use tokio_util::sync::CancellationToken;
 use tonic::Status;
+
+use crate::jobs::{Lifecycle, Tracked};
 
 /// Live events buffered per job for slow watchers; one that falls further behind resumes from
 /// the latest snapshot.
@@ -29,7 +30,6 @@ pub struct JobSpec {
 
 #[derive(Debug, Default)]
 struct JobInner {
-    state: JobState,
     started: Option<LoadEvent>,
     last_progress: Option<LoadEvent>,
     summary: Option<LoadEvent>,
@@ -43,10 +43,8 @@ struct JobInner {
 }
 
 pub struct Job {
-    pub id: String,
+    pub life: Lifecycle,
     pub spec: JobSpec,
-    pub created_at_ms: i64,
-    pub cancel: CancellationToken,
     inner: Mutex<JobInner>,
     events: broadcast::Sender<LoadEvent>,
     watchers: AtomicI32,
@@ -74,14 +72,9 @@ impl Job {
     pub fn new(id: String, spec: JobSpec) -> Arc<Self> {
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         Arc::new(Self {
-            id,
+            life: Lifecycle::new(id),
             spec,
-            created_at_ms: now_ms(),
-            cancel: CancellationToken::new(),
-            inner: Mutex::new(JobInner {
-                state: JobState::Queued,
-                ..JobInner::default()
-            }),
+            inner: Mutex::new(JobInner::default()),
             events,
             watchers: AtomicI32::new(0),
         })
@@ -91,29 +84,22 @@ impl Job {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn state(&self) -> JobState {
-        self.lock().state
-    }
-
-    pub fn is_terminal(&self) -> bool {
-        matches!(
-            self.state(),
-            JobState::Completed | JobState::Failed | JobState::Cancelled
-        )
+    pub fn id(&self) -> &str {
+        &self.life.id
     }
 
     /// Publishes an event: updates the snapshot and wakes every watcher. The lock is held while
     /// sending, so a watcher subscribing concurrently sees each event exactly once.
     pub fn publish(&self, event: load_event::Event) {
         let event = LoadEvent {
-            job_id: self.id.clone(),
+            job_id: self.life.id.clone(),
             time_ms: now_ms(),
             event: Some(event),
         };
         let mut inner = self.lock();
         match &event.event {
             Some(load_event::Event::Started(_)) => {
-                inner.state = JobState::Running;
+                self.life.set_state(JobState::Running);
                 inner.started_at_ms = event.time_ms;
                 inner.started = Some(event.clone());
             }
@@ -123,7 +109,7 @@ impl Job {
                 inner.last_progress = Some(event.clone());
             }
             Some(load_event::Event::Summary(s)) => {
-                inner.state = s.state();
+                self.life.set_state(s.state());
                 inner.finished_at_ms = event.time_ms;
                 inner.error = s.error.clone();
                 inner.summary = Some(event.clone());
@@ -193,14 +179,14 @@ impl Job {
             })
             .or(Some(self.spec.range));
         LoadJob {
-            job_id: self.id.clone(),
+            job_id: self.life.id.clone(),
             symbol: self.spec.symbol.clone(),
             timeframe: self.spec.timeframe.to_string(),
             mode: self.spec.mode as i32,
-            state: inner.state as i32,
+            state: self.life.state() as i32,
             progress: Some(inner.progress.clone()),
             summary,
-            created_at_ms: self.created_at_ms,
+            created_at_ms: self.life.created_at_ms,
             started_at_ms: inner.started_at_ms,
             finished_at_ms: inner.finished_at_ms,
             error: inner.error.clone(),
@@ -209,6 +195,12 @@ impl Job {
             warnings: inner.warnings.clone(),
             watchers: self.watchers.load(Ordering::Relaxed),
         }
+    }
+}
+
+impl Tracked for Job {
+    fn lifecycle(&self) -> &Lifecycle {
+        &self.life
     }
 }
 
@@ -229,7 +221,7 @@ pub fn is_summary(event: &LoadEvent) -> bool {
 /// The `LoadStarted` event of `job`.
 pub fn started(job: &Job, started: LoadStarted) -> load_event::Event {
     load_event::Event::Started(LoadStarted {
-        job_id: job.id.clone(),
+        job_id: job.life.id.clone(),
         ..started
     })
 }

@@ -9,10 +9,9 @@ pub mod job;
 pub mod plan;
 mod run;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use futures_util::Stream;
 use ktrdr_common::error::ServiceError;
@@ -34,30 +33,22 @@ use self::job::{Job, JobSpec};
 use self::plan::{PlanInput, StoredGap};
 pub use self::run::Backends;
 use self::run::{Planned, warning};
+use crate::jobs::JobTable;
 
 /// Finished jobs kept for GetLoad/ListLoads.
 const FINISHED_JOBS_KEPT: usize = 500;
-/// How long CancelLoad waits for the job to stop before answering.
-const CANCEL_WAIT: Duration = Duration::from_secs(2);
 /// Gaps asked of the data service when planning.
 const MAX_PLANNED_GAPS: i32 = 100_000;
 
 /// A stream of a job's events, ending with an error status when the job failed.
 pub type EventStream = Pin<Box<dyn Stream<Item = Result<LoadEvent, Status>> + Send>>;
 
-#[derive(Default)]
-struct Registry {
-    jobs: HashMap<String, Arc<Job>>,
-    /// Job ids, oldest first.
-    order: VecDeque<String>,
-    /// The running job of each dataset.
-    running: HashMap<(String, Timeframe), String>,
-}
-
 pub struct LoadManager {
     backends: Backends,
-    registry: Mutex<Registry>,
-    batches: batch::Batches,
+    jobs: JobTable<Job>,
+    /// The running job of each dataset.
+    running: Mutex<HashMap<(String, Timeframe), Arc<Job>>>,
+    batches: JobTable<batch::Batch>,
 }
 
 /// A validated `LoadDataRequest`.
@@ -95,21 +86,20 @@ impl LoadManager {
     pub fn new(backends: Backends) -> Arc<Self> {
         Arc::new(Self {
             backends,
-            registry: Mutex::new(Registry::default()),
-            batches: batch::Batches::default(),
+            jobs: JobTable::new(FINISHED_JOBS_KEPT),
+            running: Mutex::new(HashMap::new()),
+            batches: JobTable::new(batch::FINISHED_BATCHES_KEPT),
         })
     }
 
-    fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    fn running_jobs(&self) -> MutexGuard<'_, HashMap<(String, Timeframe), Arc<Job>>> {
+        self.running.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn running(&self, spec: &JobSpec) -> Option<Arc<Job>> {
-        let registry = self.registry();
-        let id = registry
-            .running
-            .get(&(spec.symbol.clone(), spec.timeframe))?;
-        registry.jobs.get(id).cloned()
+        self.running_jobs()
+            .get(&(spec.symbol.clone(), spec.timeframe))
+            .cloned()
     }
 
     /// Starts a load, or joins the running load of the same dataset (`true`).
@@ -125,20 +115,14 @@ impl LoadManager {
 
         let job = Job::new(ktrdr_training_host::spec::new_session_id(), spec.clone());
         {
-            let mut registry = self.registry();
+            let mut running = self.running_jobs();
             let key = (spec.symbol.clone(), spec.timeframe);
             // Another call may have started the same dataset while this one planned.
-            if let Some(existing) = registry
-                .running
-                .get(&key)
-                .and_then(|id| registry.jobs.get(id))
-            {
+            if let Some(existing) = running.get(&key) {
                 return Ok((Arc::clone(existing), true));
             }
-            registry.running.insert(key, job.id.clone());
-            registry.jobs.insert(job.id.clone(), Arc::clone(&job));
-            registry.order.push_back(job.id.clone());
-            Self::expire(&mut registry);
+            running.insert(key, Arc::clone(&job));
+            self.jobs.insert(Arc::clone(&job));
         }
         let manager = Arc::clone(self);
         let running = Arc::clone(&job);
@@ -148,31 +132,15 @@ impl LoadManager {
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 run::run(Arc::clone(&running), backends, planned).await;
-                let mut registry = manager.registry();
+                let mut jobs = manager.running_jobs();
                 let key = (running.spec.symbol.clone(), running.spec.timeframe);
-                if registry.running.get(&key) == Some(&running.id) {
-                    registry.running.remove(&key);
+                if jobs.get(&key).is_some_and(|j| Arc::ptr_eq(j, &running)) {
+                    jobs.remove(&key);
                 }
             },
             span,
         ));
         Ok((job, false))
-    }
-
-    /// Drops the oldest finished jobs beyond the retention limit.
-    fn expire(registry: &mut Registry) {
-        while registry.order.len() > FINISHED_JOBS_KEPT {
-            let Some(oldest) = registry
-                .order
-                .iter()
-                .position(|id| registry.jobs.get(id).is_none_or(|j| j.is_terminal()))
-            else {
-                return;
-            };
-            if let Some(id) = registry.order.remove(oldest) {
-                registry.jobs.remove(&id);
-            }
-        }
     }
 
     /// Validates the symbol, finds the head timestamp and what the store holds, and plans.
@@ -303,11 +271,12 @@ impl LoadManager {
     }
 
     pub fn get(&self, job_id: &str) -> Result<Arc<Job>, ServiceError> {
-        self.registry().jobs.get(job_id).cloned().ok_or_else(|| {
+        self.jobs.get(job_id).ok_or_else(|| {
             ServiceError::not_found(
                 "LOAD_JOB_NOT_FOUND",
                 format!(
-                    "no load job {job_id:?} (finished jobs are kept for the latest {FINISHED_JOBS_KEPT}); list them with ListLoads"
+                    "no load job {:?} (finished jobs are kept for the latest {FINISHED_JOBS_KEPT}); list them with ListLoads",
+                    ktrdr_market::symbol::shown(job_id)
                 ),
             )
             .with_metadata("job_id", job_id)
@@ -316,17 +285,10 @@ impl LoadManager {
 
     /// Jobs matching the filters, newest first.
     pub fn list(&self, states: &[JobState], symbol: &str, timeframe: &str) -> Vec<LoadJob> {
-        let jobs: Vec<Arc<Job>> = {
-            let registry = self.registry();
-            registry
-                .order
-                .iter()
-                .rev()
-                .filter_map(|id| registry.jobs.get(id).cloned())
-                .collect()
-        };
         let symbol = symbol.trim().to_uppercase();
-        jobs.into_iter()
+        self.jobs
+            .newest_first()
+            .iter()
             .map(|job| job.describe())
             .filter(|j| states.is_empty() || states.iter().any(|s| *s as i32 == j.state))
             .filter(|j| symbol.is_empty() || j.symbol == symbol)
@@ -337,17 +299,8 @@ impl LoadManager {
     /// Cancels a job and waits (briefly) until it has stopped.
     pub async fn cancel(&self, job_id: &str) -> Result<LoadJob, ServiceError> {
         let job = self.get(job_id)?;
-        if !job.is_terminal() {
-            let mut events = job.subscribe();
-            job.cancel.cancel();
-            let _ = tokio::time::timeout(CANCEL_WAIT, async {
-                while !job.is_terminal() {
-                    if let Err(RecvError::Closed) = events.live.recv().await {
-                        return;
-                    }
-                }
-            })
-            .await;
+        if !job.life.is_terminal() {
+            job.life.cancel_and_wait().await;
         }
         Ok(job.describe())
     }
@@ -385,7 +338,7 @@ impl LoadManager {
             if cancelled {
                 return Err(Status::cancelled(format!(
                     "the data load of {} {} (job {}) was cancelled, so {why}",
-                    request.symbol, request.timeframe, job.id
+                    request.symbol, request.timeframe, job.life.id
                 )));
             }
         }

@@ -329,7 +329,7 @@ impl Runner {
         self.tally.new_warnings = std::mem::take(&mut self.planned.warnings);
         self.progress(format!("Planned {} segments", plan.segments.len()), None);
 
-        let cancel = self.job.cancel.clone();
+        let cancel = self.job.life.cancel.clone();
         let mut failure: Option<Status> = None;
         let mut last_skip: Option<Status> = None;
         let total = plan.segments.len();
