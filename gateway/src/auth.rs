@@ -142,32 +142,22 @@ mod tests {
     #[test]
     fn the_bearer_scheme_name_is_case_insensitive() {
         let auth = BearerAuth::new(Some("s3cret"));
-        for good in [
-            &b"Bearer s3cret"[..],
-            b"bearer s3cret",
-            b"BEARER s3cret",
-            b"bEaReR s3cret",
-            b"Bearer   s3cret",
-        ] {
-            assert!(
-                auth.check(Some(good)).is_ok(),
-                "{}",
-                String::from_utf8_lossy(good)
-            );
-        }
-        for bad in [
-            &b"Bearers3cret"[..],
-            b"BEARER",
-            b"BEARER ",
-            b"Bear s3cret",
-            b"Bearer\ts3cret",
-            b"Bearer s3cret ",
-        ] {
-            assert!(
-                auth.check(Some(bad)).is_err(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
+        let cases: [(&[u8], bool); 11] = [
+            (b"Bearer s3cret", true),
+            (b"bearer s3cret", true),
+            (b"BEARER s3cret", true),
+            (b"bEaReR s3cret", true),
+            (b"Bearer   s3cret", true),
+            (b"Bearers3cret", false),
+            (b"BEARER", false),
+            (b"BEARER ", false),
+            (b"Bear s3cret", false),
+            (b"Bearer\ts3cret", false),
+            (b"Bearer s3cret ", false),
+        ];
+        for (header, accepted) in cases {
+            let shown = String::from_utf8_lossy(header);
+            assert_eq!(auth.check(Some(header)).is_ok(), accepted, "{shown}");
         }
     }
 }

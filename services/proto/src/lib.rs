@@ -11,32 +11,16 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
 
 pub mod bars;
 
-pub mod common {
-    pub mod v1 {
-        tonic::include_proto!("ktrdr.common.v1");
-    }
+/// `pub mod <name> { pub mod v1 { … } }` for each ktrdr package `ktrdr.<name>.v1`, as
+/// `tonic::include_proto!` would write it.
+macro_rules! packages {
+    ($($name:ident),*) => {$(
+        pub mod $name {
+            pub mod v1 {
+                include!(concat!(env!("OUT_DIR"), "/ktrdr.", stringify!($name), ".v1.rs"));
+            }
+        }
+    )*};
 }
 
-pub mod ib {
-    pub mod v1 {
-        tonic::include_proto!("ktrdr.ib.v1");
-    }
-}
-
-pub mod data {
-    pub mod v1 {
-        tonic::include_proto!("ktrdr.data.v1");
-    }
-}
-
-pub mod training {
-    pub mod v1 {
-        tonic::include_proto!("ktrdr.training.v1");
-    }
-}
-
-pub mod gateway {
-    pub mod v1 {
-        tonic::include_proto!("ktrdr.gateway.v1");
-    }
-}
+packages!(common, ib, data, training, gateway);

@@ -35,6 +35,20 @@ use crate::training::{TrainedModel, TrainingMetrics, argmax, predict_probabiliti
 use ktrdr_market::{Bars, Timeframe};
 
 const WEIGHTS_STEM: &str = "model";
+
+/// The files of a saved model version, as the original names them.
+pub mod file {
+    /// The weights (burn's named MessagePack recorder adds `.mpk` to the stem).
+    pub const WEIGHTS: &str = "model.mpk";
+    /// The strategy as trained and the network's shape.
+    pub const CONFIG: &str = "config.json";
+    /// Training metrics.
+    pub const METRICS: &str = "metrics.json";
+    /// The feature names and order the network reads.
+    pub const FEATURES: &str = "features.json";
+    /// The original's model metadata.
+    pub const METADATA: &str = "metadata.json";
+}
 const BURN_VERSION: &str = "0.21.0";
 
 /// `config.json`.
@@ -273,26 +287,26 @@ fn write_version<B: Backend>(
     let mut strategy_config = strategy.config.clone();
     strategy_config.model.input_size = Some(trained.config.input_size);
     write_json(
-        &dir.join("config.json"),
+        &dir.join(file::CONFIG),
         &SavedConfig {
             strategy: strategy_config,
             network: trained.config.clone(),
         },
     )?;
-    write_json(&dir.join("metrics.json"), &trained.metrics)?;
+    write_json(&dir.join(file::METRICS), &trained.metrics)?;
     let features = feature_spec(strategy)?;
     if features.fuzzy_features != trained.feature_names {
         return Err(StrategyError::data(
             "trained feature names differ from the strategy's".to_owned(),
         ));
     }
-    write_json(&dir.join("features.json"), &features)?;
+    write_json(&dir.join(file::FEATURES), &features)?;
     let created_at_ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
     let m = &trained.metrics;
     write_json(
-        &dir.join("metadata.json"),
+        &dir.join(file::METADATA),
         &ModelMetadata {
             strategy_name: strategy.config.name.clone(),
             symbol: strategy.symbols().join("_"),
@@ -405,9 +419,9 @@ pub struct SavedModel<B: Backend> {
 impl<B: Backend> SavedModel<B> {
     pub fn load(dir: impl AsRef<Path>, device: &B::Device) -> Result<Self> {
         let dir = dir.as_ref();
-        let config: SavedConfig = read_json(&dir.join("config.json"))?;
-        let features: FeatureSpec = read_json(&dir.join("features.json"))?;
-        let metrics: TrainingMetrics = read_json(&dir.join("metrics.json"))?;
+        let config: SavedConfig = read_json(&dir.join(file::CONFIG))?;
+        let features: FeatureSpec = read_json(&dir.join(file::FEATURES))?;
+        let metrics: TrainingMetrics = read_json(&dir.join(file::METRICS))?;
         let strategy = LoadedStrategy::from_config(config.strategy)?;
         let names = crate::features::feature_names(&strategy)?;
         if names != features.fuzzy_features || names.len() != config.network.input_size {

@@ -28,17 +28,13 @@ pub use v3::{FuzzySetDefinition, NnInput, TimeframeSelection};
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StrategyConfig {
     pub name: String,
-    #[serde(default)]
     pub description: Option<String>,
     /// `"2.0"` in the original files; numbers are accepted and kept as text.
     #[serde(default, deserialize_with = "string_or_number")]
     pub version: Option<String>,
-    #[serde(default)]
     pub hypothesis: Option<String>,
-    #[serde(default)]
     pub scope: Option<Scope>,
     pub training_data: TrainingData,
-    #[serde(default)]
     pub deployment: Option<Deployment>,
     pub indicators: Vec<IndicatorSpec>,
     /// indicator id → set name → membership function. Sorted by name: the feature order
@@ -53,7 +49,6 @@ pub struct StrategyConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nn_inputs: Vec<NnInput>,
     pub model: ModelConfig,
-    #[serde(default)]
     pub decisions: Option<Decisions>,
     pub training: TrainingConfig,
 }
@@ -71,16 +66,13 @@ pub struct TrainingData {
     pub symbols: SymbolsConfig,
     pub timeframes: TimeframesConfig,
     /// Ignored by the original and by us (documented there as bars of history to load).
-    #[serde(default)]
     pub history_required: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SymbolsConfig {
     pub mode: SymbolsMode,
-    #[serde(default)]
     pub symbol: Option<String>,
-    #[serde(default)]
     pub list: Option<Vec<String>>,
 }
 
@@ -94,11 +86,8 @@ pub enum SymbolsMode {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimeframesConfig {
     pub mode: TimeframesMode,
-    #[serde(default)]
     pub timeframe: Option<Timeframe>,
-    #[serde(default)]
     pub list: Option<Vec<Timeframe>>,
-    #[serde(default)]
     pub base_timeframe: Option<Timeframe>,
 }
 
@@ -112,28 +101,22 @@ pub enum TimeframesMode {
 /// Where a trained model may be used. Kept for round-tripping; the pipeline does not use it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
-    #[serde(default)]
     pub target_symbols: Option<TargetSymbols>,
-    #[serde(default)]
     pub target_timeframes: Option<TargetTimeframes>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetSymbols {
     pub mode: String,
-    #[serde(default)]
     pub symbols: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TargetTimeframes {
     pub mode: String,
-    #[serde(default)]
     pub timeframe: Option<Timeframe>,
-    #[serde(default)]
     pub list: Option<Vec<Timeframe>>,
     /// The original's shipped files list deployment timeframes under this key.
-    #[serde(default)]
     pub supported: Option<Vec<Timeframe>>,
 }
 
@@ -146,10 +129,8 @@ pub struct ModelConfig {
     pub features: FeatureOptions,
     #[serde(default)]
     pub training: TrainingHyperparameters,
-    #[serde(default)]
     pub symbol_embedding_dim: Option<usize>,
     /// Informational in the original (recomputed); checked against our count with a warning.
-    #[serde(default)]
     pub input_size: Option<usize>,
 }
 
@@ -163,7 +144,6 @@ pub struct Architecture {
     #[serde(default)]
     pub activation: Activation,
     /// The model always outputs logits; probabilities come from softmax at prediction time.
-    #[serde(default)]
     pub output_activation: Option<String>,
     #[serde(default = "default_dropout")]
     pub dropout: f64,
@@ -207,11 +187,8 @@ pub struct TrainingHyperparameters {
     pub optimizer: Optimizer,
     #[serde(default = "default_weight_decay")]
     pub weight_decay: f64,
-    #[serde(default)]
     pub early_stopping: Option<EarlyStopping>,
-    #[serde(default)]
     pub lr_scheduler: Option<LrScheduler>,
-    #[serde(default)]
     pub gradient_clip: Option<f64>,
 }
 
@@ -310,13 +287,9 @@ fn default_min_delta() -> f64 {
 pub struct LrScheduler {
     #[serde(rename = "type")]
     pub kind: LrSchedulerKind,
-    #[serde(default)]
     pub step_size: Option<usize>,
-    #[serde(default)]
     pub gamma: Option<f64>,
-    #[serde(default)]
     pub factor: Option<f64>,
-    #[serde(default)]
     pub patience: Option<usize>,
 }
 
@@ -330,28 +303,21 @@ pub enum LrSchedulerKind {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Decisions {
-    #[serde(default)]
     pub output_format: Option<String>,
-    #[serde(default)]
     pub confidence_threshold: Option<f64>,
-    #[serde(default)]
     pub position_awareness: Option<bool>,
-    #[serde(default)]
     pub filters: Option<DecisionFilters>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DecisionFilters {
     /// Bars between two signals (the original read it as hours; see §5.1 of the reference).
-    #[serde(default)]
     pub min_signal_separation: Option<u32>,
-    #[serde(default)]
     pub volume_filter: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingConfig {
-    #[serde(default)]
     pub method: Option<String>,
     pub labels: LabelsConfig,
     pub data_split: DataSplit,
@@ -362,7 +328,6 @@ pub struct LabelsConfig {
     pub source: String,
     pub zigzag_threshold: f64,
     /// Ignored, as in the original: segment labels use only the threshold.
-    #[serde(default)]
     pub label_lookahead: Option<usize>,
 }
 
@@ -599,6 +564,17 @@ fn normalise_names(config: &mut StrategyConfig) -> Result<()> {
     Ok(())
 }
 
+/// The `list` under `path` of a `multi_<noun>` mode: it must name at least one `noun`.
+fn listed<'a, T>(list: &'a Option<Vec<T>>, path: &str, noun: &str) -> Result<&'a [T]> {
+    match list.as_deref() {
+        Some(list) if !list.is_empty() => Ok(list),
+        _ => Err(StrategyError::invalid(
+            format!("{path}.list"),
+            format!("must list at least one {noun} when mode is multi_{noun}"),
+        )),
+    }
+}
+
 /// Checks every rule the types cannot express and resolves the indicators.
 fn validate(
     config: &StrategyConfig,
@@ -623,13 +599,7 @@ fn validate(
             }
         },
         SymbolsMode::MultiSymbol => {
-            let list = symbols.list.as_deref().unwrap_or_default();
-            if list.is_empty() {
-                return Err(StrategyError::invalid(
-                    "training_data.symbols.list",
-                    "must list at least one symbol when mode is multi_symbol",
-                ));
-            }
+            let list = listed(&symbols.list, "training_data.symbols", "symbol")?;
             let mut seen = BTreeSet::new();
             for (i, s) in list.iter().enumerate() {
                 if s.trim().is_empty() || !seen.insert(s) {
@@ -654,13 +624,7 @@ fn validate(
             }
         }
         TimeframesMode::MultiTimeframe => {
-            let list = timeframes.list.as_deref().unwrap_or_default();
-            if list.is_empty() {
-                return Err(StrategyError::invalid(
-                    "training_data.timeframes.list",
-                    "must list at least one timeframe when mode is multi_timeframe",
-                ));
-            }
+            let list = listed(&timeframes.list, "training_data.timeframes", "timeframe")?;
             if let Some(base) = timeframes.base_timeframe {
                 let shortest = list.iter().min().copied();
                 if shortest != Some(base) {

@@ -12,6 +12,7 @@ use ktrdr_common::status::ProcessIdentity;
 use ktrdr_market::{Bars, Timeframe};
 use ktrdr_proto::common::v1::{self as pb_common, bar_batch};
 use ktrdr_proto::training::v1::{self as pb, training_service_server::TrainingService};
+use ktrdr_strategy::artifacts::file;
 use tokio_stream::StreamExt;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -444,8 +445,8 @@ impl TrainingService for TrainingGrpc {
             let entry = registry::get(&models_dir, &id)?;
             let read =
                 |name: &str| std::fs::read_to_string(entry.dir.join(name)).unwrap_or_default();
-            let config_json = read("config.json");
-            let metadata_json = read("metadata.json");
+            let config_json = read(file::CONFIG);
+            let metadata_json = read(file::METADATA);
             // Written by the training session next to the model, verbatim.
             let strategy_yaml = read("strategy.yaml");
             Ok((entry, config_json, metadata_json, strategy_yaml))

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use ktrdr_market::path::{join_under, safe_name};
 use ktrdr_market::{Bars, Timeframe};
 use ktrdr_strategy::LoadedStrategy;
-use ktrdr_strategy::artifacts::{ModelMetadata, ModelStore, SavedConfig, SavedModel};
+use ktrdr_strategy::artifacts::{ModelMetadata, ModelStore, SavedConfig, SavedModel, file};
 use ktrdr_strategy::dataset::{Dataset, SymbolBars, build_datasets};
 use ktrdr_strategy::features::{compute_features, warmup_bars};
 use ktrdr_strategy::labels::segment_labels;
@@ -25,12 +25,9 @@ use crate::runner::{
     ModelSession, SESSION_SIDECAR, STRATEGY_FILE, evaluation_metrics, final_metrics, model_id_of,
 };
 
-/// The model's metadata, in each model directory.
-const METADATA_FILE: &str = "metadata.json";
-
 /// Whether the version directory `dir` holds a complete model.
 fn is_complete(dir: &Path) -> bool {
-    dir.join(METADATA_FILE).is_file() && dir.join(STRATEGY_FILE).is_file()
+    dir.join(file::METADATA).is_file() && dir.join(STRATEGY_FILE).is_file()
 }
 
 /// Removes, and logs one line each, what saves killed half-way left in `models_dir`: this
@@ -57,7 +54,8 @@ pub fn clean_unfinished(models_dir: &Path, owner: &str) {
                 match std::fs::remove_dir_all(&dir) {
                     Ok(()) => tracing::warn!(
                         path = %dir.display(),
-                        "removed an incomplete model version (no {METADATA_FILE} or {STRATEGY_FILE})"
+                        "removed an incomplete model version (no {} or {STRATEGY_FILE})",
+                        file::METADATA
                     ),
                     Err(e) => tracing::warn!(
                         path = %dir.display(),
@@ -125,11 +123,11 @@ fn entry(models_dir: &Path, dir: &Path) -> Option<ModelEntry> {
     if !is_complete(dir) {
         return None;
     }
-    let metadata: ModelMetadata = read_json(&dir.join(METADATA_FILE))?;
+    let metadata: ModelMetadata = read_json(&dir.join(file::METADATA))?;
     let name = dir.file_name()?.to_string_lossy().into_owned();
     let version = name.rsplit_once("_v")?.1.parse().ok()?;
     let session: Option<ModelSession> = read_json(&dir.join(SESSION_SIDECAR));
-    let training: Option<TrainingMetrics> = read_json(&dir.join("metrics.json"));
+    let training: Option<TrainingMetrics> = read_json(&dir.join(file::METRICS));
     let samples = session.as_ref().map_or([0; 3], |s| {
         [
             s.train_samples as usize,
@@ -139,7 +137,7 @@ fn entry(models_dir: &Path, dir: &Path) -> Option<ModelEntry> {
     });
     let time = session.as_ref().map_or(0, |s| s.training_time_ms);
     let features: Option<ktrdr_strategy::features::FeatureSpec> =
-        read_json(&dir.join("features.json"));
+        read_json(&dir.join(file::FEATURES));
     Some(ModelEntry {
         model_id: model_id_of(models_dir, dir),
         dir: dir.to_owned(),
@@ -290,7 +288,7 @@ fn labelled_rows(
 /// The warm-up bars per timeframe of the model in `dir`
 /// ([`ktrdr_strategy::features::warmup_bars`]), from its `config.json`.
 pub fn warmup_of(dir: &Path) -> Result<BTreeMap<Timeframe, usize>> {
-    let path = dir.join("config.json");
+    let path = dir.join(file::CONFIG);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| TrainingError::internal(format!("{}: {e}", path.display())))?;
     let config: SavedConfig = serde_json::from_str(&text)
@@ -342,18 +340,18 @@ mod tests {
     fn incomplete_versions_are_not_counted_and_are_removed_at_start_but_claims_of_others_stay() {
         let models = tempfile::tempdir().unwrap();
         let root = models.path();
-        let complete = version(root, "s", "EURUSD_1h_v1", &[METADATA_FILE, STRATEGY_FILE]);
-        let partial = version(root, "s", "EURUSD_1h_v2", &[METADATA_FILE, "model.mpk"]);
+        let complete = version(root, "s", "EURUSD_1h_v1", &[file::METADATA, STRATEGY_FILE]);
+        let partial = version(root, "s", "EURUSD_1h_v2", &[file::METADATA, file::WEIGHTS]);
         // Another host's save in progress: its empty claim and its staging directory.
         let claim = version(root, "s", "EURUSD_1h_v3", &[]);
-        let staging = version(root, "s", ".staging.other.EURUSD_1h_v3", &["model.mpk"]);
+        let staging = version(root, "s", ".staging.other.EURUSD_1h_v3", &[file::WEIGHTS]);
         // This host's save killed half-way.
         let owner = staging_owner(Path::new("/sessions/host-a"));
         let mine = version(
             root,
             "s",
             &format!(".staging.{owner}.EURUSD_1h_v4"),
-            &["model.mpk"],
+            &[file::WEIGHTS],
         );
         let my_claim = version(root, "s", "EURUSD_1h_v4", &[]);
         assert_eq!(count(root), 1);
