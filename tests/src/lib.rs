@@ -553,6 +553,17 @@ impl RunningCli {
         assert!(status.success(), "kill -INT {pid} failed");
     }
 
+    /// Ctrl+C: interrupts the command and checks that it exits 130 with an `interrupted` event
+    /// last; that event, and the whole run.
+    pub async fn ctrl_c(self) -> (serde_json::Value, CliRun) {
+        self.interrupt();
+        let run = self.finish().await;
+        assert_eq!(run.code, Some(130), "{run}");
+        let last = run.json_lines().pop().unwrap_or_default();
+        assert_eq!(last["event"], "interrupted", "{run}");
+        (last, run)
+    }
+
     /// Waits for the exit; everything printed (stdout lines already read included).
     pub async fn finish(mut self) -> CliRun {
         let mut rest = Vec::new();

@@ -937,12 +937,8 @@ async fn ctrl_c_during_data_load_cancels_the_job_and_exits_130() {
     let started = cli.next_json_line().await.expect("a started event");
     assert_eq!(started["event"], "started", "{started}");
     let job_id = started["job_id"].as_str().unwrap().to_owned();
-    cli.interrupt();
-    let run = cli.finish().await;
-    assert_eq!(run.code, Some(130), "{run}");
-    let last = run.json_lines().pop().unwrap();
-    assert_eq!(last["event"], "interrupted", "{run}");
-    assert_eq!(last["job_id"], job_id.as_str());
+    let (last, run) = cli.ctrl_c().await;
+    assert_eq!(last["job_id"], job_id.as_str(), "{run}");
 
     assert_cancelled(&stack, &job_id).await;
 }
@@ -1106,11 +1102,7 @@ async fn ctrl_c_during_a_batch_load_cancels_every_child_and_exits_130() {
             jobs.push(event["job_id"].as_str().unwrap().to_owned());
         }
     }
-    cli.interrupt();
-    let run = cli.finish().await;
-    assert_eq!(run.code, Some(130), "{run}");
-    let last = run.json_lines().pop().unwrap();
-    assert_eq!(last["event"], "interrupted", "{run}");
+    let (last, run) = cli.ctrl_c().await;
     assert_eq!(last["job_id"], batch["batch_id"], "{run}");
     assert_eq!(last["state"], "CANCELLED", "{run}");
 
@@ -1258,12 +1250,8 @@ async fn ctrl_c_during_train_cancels_the_session_and_exits_130() {
             break event["session_id"].as_str().unwrap().to_owned();
         }
     };
-    cli.interrupt();
-    let run = cli.finish().await;
-    assert_eq!(run.code, Some(130), "{run}");
-    let last = run.json_lines().pop().unwrap();
-    assert_eq!(last["event"], "interrupted", "{run}");
-    assert_eq!(last["session_id"], session_id.as_str());
+    let (last, run) = cli.ctrl_c().await;
+    assert_eq!(last["session_id"], session_id.as_str(), "{run}");
 
     let mut training = TrainingServiceClient::new(stack.gateway.channel().await);
     let session = get(&mut training, &session_id).await;
@@ -1520,12 +1508,8 @@ async fn ctrl_c_during_a_backtest_cancels_the_job_and_exits_130() {
             break event["job_id"].as_str().unwrap().to_owned();
         }
     };
-    cli.interrupt();
-    let run = cli.finish().await;
-    assert_eq!(run.code, Some(130), "{run}");
-    let last = run.json_lines().pop().unwrap();
-    assert_eq!(last["event"], "interrupted", "{run}");
-    assert_eq!(last["job_id"], job_id.as_str());
+    let (last, run) = cli.ctrl_c().await;
+    assert_eq!(last["job_id"], job_id.as_str(), "{run}");
     assert_eq!(last["state"], "CANCELLED", "{run}");
     let job = GatewayServiceClient::new(stack.gateway.channel().await)
         .get_backtest_job(GetBacktestJobRequest { job_id })
