@@ -1,6 +1,7 @@
 //! `ktrdr backtest MODEL|STRATEGY.yaml` (GatewayService.BacktestStrategy: load what is
 //! missing, backtest every symbol in parallel, with live progress), its result files
-//! (`--trades`, `--equity`, `--report`), and `ktrdr backtest list / show / cancel`.
+//! (`--trades`, `--equity`, `--report`), `ktrdr backtest list / show` (saved results) and
+//! `ktrdr backtest jobs / watch / cancel` (the gateway's jobs).
 //!
 //! MODEL is a saved model id (`strategy/EURUSD_1h_v3`). A strategy file (`….yaml`) means the
 //! newest saved model of the strategy it names, or, with `--train-window` and `--test-window`, a
@@ -12,12 +13,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
+use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 use ktrdr_proto::common::v1::{JobState, TimeRange};
 use ktrdr_proto::gateway::v1::{
-    BacktestStrategyRequest, BacktestSummary, CancelBacktestJobRequest, WalkForward,
-    backtest_event, backtest_strategy_request,
+    BacktestEvent, BacktestStrategyRequest, BacktestSummary, CancelBacktestJobRequest,
+    ListBacktestJobsRequest, WalkForward, WatchBacktestJobRequest, backtest_event,
+    backtest_strategy_request,
 };
 use ktrdr_proto::training::v1::{
     BacktestFill, BacktestMetrics, BacktestResult, BacktestSettings, BacktestSignalCounts,
@@ -133,15 +137,8 @@ pub struct RunArgs {
     /// Walk-forward: seed of each window's training.
     #[arg(long, requires = "train_window")]
     pub seed: Option<u64>,
-    /// Write the trades here: CSV when the name ends .csv, else Arrow IPC.
-    #[arg(long, value_name = "FILE")]
-    pub trades: Option<PathBuf>,
-    /// Write the equity curve (one row per bar) here: CSV when the name ends .csv, else Arrow IPC.
-    #[arg(long, value_name = "FILE")]
-    pub equity: Option<PathBuf>,
-    /// Write a self-contained HTML report (metrics, equity, drawdown, trades on the price).
-    #[arg(long, value_name = "FILE.html")]
-    pub report: Option<PathBuf>,
+    #[command(flatten)]
+    pub files: Files,
 }
 
 #[derive(Debug, Subcommand)]
@@ -159,15 +156,22 @@ pub enum BacktestCommand {
     Show {
         /// Backtest id (printed by `ktrdr backtest`).
         backtest_id: String,
-        /// Write the trades here (CSV when the name ends .csv, else Arrow IPC).
-        #[arg(long, value_name = "FILE")]
-        trades: Option<PathBuf>,
-        /// Write the equity curve here (CSV when the name ends .csv, else Arrow IPC).
-        #[arg(long, value_name = "FILE")]
-        equity: Option<PathBuf>,
-        /// Write a self-contained HTML report.
-        #[arg(long, value_name = "FILE.html")]
-        report: Option<PathBuf>,
+        #[command(flatten)]
+        files: Files,
+    },
+    /// List the gateway's backtest jobs (running and recent), newest first.
+    Jobs {
+        /// Only jobs in this state.
+        #[arg(long, value_enum)]
+        state: Option<JobStateFilter>,
+    },
+    /// Follow a backtest job until it ends, then print its summary and write its files (Ctrl+C
+    /// stops watching, not the job).
+    Watch {
+        /// Job id (printed when the backtest starts, or by `ktrdr backtest jobs`).
+        job_id: String,
+        #[command(flatten)]
+        files: Files,
     },
     /// Cancel a running backtest job and everything it runs.
     Cancel {
@@ -183,19 +187,9 @@ pub async fn run(ctx: &Context, args: BacktestArgs) -> Result<(), CliError> {
     match args.command {
         None => backtest(ctx, args.run).await,
         Some(BacktestCommand::List { model, symbol }) => list(ctx, model, symbol).await,
-        Some(BacktestCommand::Show {
-            backtest_id,
-            trades,
-            equity,
-            report,
-        }) => {
-            let files = Files {
-                trades,
-                equity,
-                report,
-            };
-            show(ctx, &backtest_id, &files).await
-        }
+        Some(BacktestCommand::Show { backtest_id, files }) => show(ctx, &backtest_id, &files).await,
+        Some(BacktestCommand::Jobs { state }) => jobs(ctx, state).await,
+        Some(BacktestCommand::Watch { job_id, files }) => watch(ctx, &job_id, &files).await,
         Some(BacktestCommand::Cancel { job_id, reason }) => cancel(ctx, &job_id, &reason).await,
     }
 }
@@ -278,14 +272,6 @@ impl RunArgs {
             walk_forward,
         })
     }
-
-    fn files(&self) -> Files {
-        Files {
-            trades: self.trades.clone(),
-            equity: self.equity.clone(),
-            report: self.report.clone(),
-        }
-    }
 }
 
 /// What to backtest: a model id, or a strategy file (its newest model, or its text for a
@@ -335,7 +321,59 @@ fn symbol_bar(bars: &MultiProgress, symbol: &str) -> ProgressBar {
 
 async fn backtest(ctx: &Context, args: RunArgs) -> Result<(), CliError> {
     let request = args.to_request()?;
-    let files = args.files();
+    let mut ctrl_c = CtrlC::listen()?;
+    let mut gateway = ctx.gateway();
+    let call = gateway.backtest_strategy(request);
+    let stream = tokio::select! {
+        response = call => response.map_err(|s| ctx.error(s))?.into_inner(),
+        _ = ctrl_c.pressed() => {
+            return Err(CliError::Interrupted("interrupted before the backtest started".to_owned()));
+        }
+    };
+    let events = stream.map(|m| m.map(|m| m.event)).boxed();
+    follow(ctx, events, &args.files, ctrl_c, OnCtrlC::CancelTheJob).await
+}
+
+/// `ktrdr backtest watch JOB`: the job's events so far and to come, as `ktrdr backtest` shows
+/// them.
+async fn watch(ctx: &Context, job_id: &str, files: &Files) -> Result<(), CliError> {
+    let mut ctrl_c = CtrlC::listen()?;
+    let mut gateway = ctx.gateway();
+    let call = gateway.watch_backtest_job(WatchBacktestJobRequest {
+        job_id: job_id.to_owned(),
+    });
+    let stream = tokio::select! {
+        response = call => response.map_err(|s| ctx.error(s))?.into_inner(),
+        _ = ctrl_c.pressed() => return Err(stopped_watching(job_id)),
+    };
+    let events = stream.map(|m| m.map(|m| m.event)).boxed();
+    follow(ctx, events, files, ctrl_c, OnCtrlC::StopWatching).await
+}
+
+/// What Ctrl+C does while following a job.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum OnCtrlC {
+    /// Cancel the job (it was started by this command).
+    CancelTheJob,
+    /// Stop following; the job goes on.
+    StopWatching,
+}
+
+fn stopped_watching(job_id: &str) -> CliError {
+    CliError::Interrupted(format!(
+        "stopped watching; backtest job {job_id} goes on (`ktrdr backtest cancel {job_id}` cancels it)"
+    ))
+}
+
+/// Shows a job's events (progress bars, or JSON lines) up to its summary, then prints the
+/// summary and writes the result files.
+async fn follow(
+    ctx: &Context,
+    mut stream: BoxStream<'static, Result<Option<BacktestEvent>, tonic::Status>>,
+    files: &Files,
+    mut ctrl_c: CtrlC,
+    on_ctrl_c: OnCtrlC,
+) -> Result<(), CliError> {
     let bars = if ctx.json {
         MultiProgress::with_draw_target(indicatif::ProgressDrawTarget::hidden())
     } else {
@@ -343,27 +381,20 @@ async fn backtest(ctx: &Context, args: RunArgs) -> Result<(), CliError> {
     };
     let mut symbol_bars: BTreeMap<String, ProgressBar> = BTreeMap::new();
     let mut loads: BTreeMap<(String, String), LoadView> = BTreeMap::new();
-    let mut ctrl_c = CtrlC::listen()?;
-
-    let mut gateway = ctx.gateway();
-    let call = gateway.backtest_strategy(request);
-    let mut stream = tokio::select! {
-        response = call => response.map_err(|s| ctx.error(s))?.into_inner(),
-        _ = ctrl_c.pressed() => {
-            return Err(CliError::Interrupted("interrupted before the backtest started".to_owned()));
-        }
-    };
     let mut job_id = String::new();
     let mut summary: Option<BacktestSummary> = None;
     loop {
         let message = tokio::select! {
-            message = stream.message() => message.map_err(|s| ctx.error(s))?,
+            message = stream.next() => message.transpose().map_err(|s| ctx.error(s))?,
             _ = ctrl_c.pressed() => {
                 let _ = bars.clear();
-                return Err(interrupt(ctx, &job_id).await);
+                return Err(match on_ctrl_c {
+                    OnCtrlC::CancelTheJob => interrupt(ctx, &job_id).await,
+                    OnCtrlC::StopWatching => stopped_watching(&job_id),
+                });
             }
         };
-        let Some(event) = message.and_then(|m| m.event) else {
+        let Some(event) = message.flatten() else {
             break;
         };
         if ctx.json {
@@ -381,10 +412,14 @@ async fn backtest(ctx: &Context, args: RunArgs) -> Result<(), CliError> {
                     } else {
                         format!("model {}", s.model_id)
                     };
+                    let ctrl_c_does = match on_ctrl_c {
+                        OnCtrlC::CancelTheJob => "Ctrl+C cancels it",
+                        OnCtrlC::StopWatching => "Ctrl+C stops watching",
+                    };
                     say_multi(
                         &bars,
                         &format!(
-                            "backtest job {} started: {what} on {} — Ctrl+C cancels it",
+                            "backtest job {} started: {what} on {} — {ctrl_c_does}",
                             event.job_id,
                             s.symbols.join(", ")
                         ),
@@ -458,7 +493,7 @@ async fn backtest(ctx: &Context, args: RunArgs) -> Result<(), CliError> {
     let _ = bars.clear();
     let Some(summary) = summary else {
         return Err(CliError::Failed(format!(
-            "the event stream of backtest job {job_id} ended before the job did; its state: `grpcurl … GatewayService/GetBacktestJob` with job_id {job_id}"
+            "the event stream of backtest job {job_id} ended before the job did; follow it with `ktrdr backtest watch {job_id}`"
         )));
     };
     if !ctx.json {
@@ -466,7 +501,7 @@ async fn backtest(ctx: &Context, args: RunArgs) -> Result<(), CliError> {
     }
     for result in &summary.results {
         let several = summary.results.len() > 1;
-        write_files(ctx, result, &files, several).await?;
+        write_files(ctx, result, files, several).await?;
     }
     match summary.state() {
         JobState::Completed => Ok(()),
@@ -665,12 +700,18 @@ fn summary_text(job_id: &str, s: &BacktestSummary) -> String {
 
 // ---- result files --------------------------------------------------------------------------
 
-/// Where to write a result's files.
-#[derive(Debug, Default)]
-struct Files {
-    trades: Option<PathBuf>,
-    equity: Option<PathBuf>,
-    report: Option<PathBuf>,
+/// Where to write a result's files (`ktrdr backtest`, `show`, `watch`).
+#[derive(Debug, Default, Args)]
+pub struct Files {
+    /// Write the trades here: CSV when the name ends .csv, else Arrow IPC.
+    #[arg(long, value_name = "FILE")]
+    pub trades: Option<PathBuf>,
+    /// Write the equity curve (one row per bar) here: CSV when the name ends .csv, else Arrow IPC.
+    #[arg(long, value_name = "FILE")]
+    pub equity: Option<PathBuf>,
+    /// Write a self-contained HTML report (metrics, equity, drawdown, trades on the price).
+    #[arg(long, value_name = "FILE.html")]
+    pub report: Option<PathBuf>,
 }
 
 /// `path` with `_SYMBOL` before its extension (`trades.csv` → `trades_EURUSD.csv`).
@@ -802,6 +843,73 @@ async fn write_files(
 }
 
 // ---- list / show / cancel ------------------------------------------------------------------
+
+/// Job states to filter `ktrdr backtest jobs` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JobStateFilter {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStateFilter {
+    fn to_proto(self) -> JobState {
+        match self {
+            Self::Queued => JobState::Queued,
+            Self::Running => JobState::Running,
+            Self::Completed => JobState::Completed,
+            Self::Failed => JobState::Failed,
+            Self::Cancelled => JobState::Cancelled,
+        }
+    }
+}
+
+async fn jobs(ctx: &Context, state: Option<JobStateFilter>) -> Result<(), CliError> {
+    let mut jobs = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = ctx
+            .gateway()
+            .list_backtest_jobs(ctx.request(ListBacktestJobsRequest {
+                states: state.map(|s| s.to_proto() as i32).into_iter().collect(),
+                page_size: 500,
+                page_token: page_token.clone(),
+            }))
+            .await
+            .map_err(|s| ctx.error(s))?
+            .into_inner();
+        jobs.extend(page.jobs);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    if ctx.json {
+        let rows: Vec<_> = jobs.iter().map(to_json::backtest_job).collect();
+        return print_json(&json!({ "jobs": rows }));
+    }
+    if jobs.is_empty() {
+        return print("no backtest jobs on this gateway\n");
+    }
+    let mut table = Table::new([
+        "job", "state", "model", "symbols", "progress", "created", "error",
+    ]);
+    for j in &jobs {
+        let progress = j.progress.clone().unwrap_or_default();
+        table.row([
+            j.job_id.clone(),
+            job_state(j.state()),
+            j.model_id.clone(),
+            j.symbols.join(","),
+            progress.step,
+            iso(j.created_at_ms),
+            j.error.clone(),
+        ]);
+    }
+    print(&table.render())
+}
 
 async fn list(
     ctx: &Context,

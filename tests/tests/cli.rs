@@ -1502,12 +1502,7 @@ async fn ctrl_c_during_a_backtest_cancels_the_job_and_exits_130() {
     ]
     .concat();
     let mut cli = RunningCli::spawn(&url, &args);
-    let job_id = loop {
-        let event = cli.next_json_line().await.expect("a started event");
-        if event["event"] == "started" {
-            break event["job_id"].as_str().unwrap().to_owned();
-        }
-    };
+    let job_id = started_job_id(&mut cli).await;
     let (last, run) = cli.ctrl_c().await;
     assert_eq!(last["job_id"], job_id.as_str(), "{run}");
     assert_eq!(last["state"], "CANCELLED", "{run}");
@@ -1519,6 +1514,110 @@ async fn ctrl_c_during_a_backtest_cancels_the_job_and_exits_130() {
         .job
         .unwrap();
     assert_eq!(job.state(), JobState::Cancelled);
+}
+
+/// The id in the `started` event of a `ktrdr --json backtest` run.
+async fn started_job_id(cli: &mut RunningCli) -> String {
+    loop {
+        let event = cli.next_json_line().await.expect("a started event");
+        if event["event"] == "started" {
+            return event["job_id"].as_str().unwrap().to_owned();
+        }
+    }
+}
+
+/// `backtest jobs` lists the gateway's jobs newest first (and by state); `backtest watch`
+/// replays a finished job to its summary and writes its files, and Ctrl+C while watching a
+/// running job stops the watching only.
+#[tokio::test]
+async fn backtest_jobs_lists_the_gateways_jobs_and_watch_follows_one_without_owning_it() {
+    let (stack, strategy) = training_stack().await;
+    let url = stack.gateway.url();
+    let walk_forward = |epochs: &'static str| {
+        [
+            &["--json", "backtest", strategy.to_str().unwrap()][..],
+            &WALK_FORWARD,
+            &["--epochs", epochs, "--seed", "5"],
+        ]
+        .concat()
+    };
+    let mut finished = RunningCli::spawn(&url, &walk_forward("1"));
+    let done_id = started_job_id(&mut finished).await;
+    let done = finished.finish().await;
+    assert_eq!(done.code, Some(0), "{done}");
+    let mut running = RunningCli::spawn(&url, &walk_forward("100000"));
+    let running_id = started_job_id(&mut running).await;
+
+    let jobs = ktrdr(&url, &["--json", "backtest", "jobs"]).await.json();
+    let rows: Vec<(&str, &str)> = jobs["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["job_id"].as_str().unwrap(), j["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            (running_id.as_str(), "RUNNING"),
+            (done_id.as_str(), "COMPLETED")
+        ]
+    );
+    let completed = ktrdr(
+        &url,
+        &["--json", "backtest", "jobs", "--state", "completed"],
+    )
+    .await
+    .json();
+    assert_eq!(
+        completed["jobs"].as_array().unwrap().len(),
+        1,
+        "{completed}"
+    );
+    let table = ktrdr(&url, &["backtest", "jobs"]).await;
+    assert!(table.stdout.contains(&running_id), "{table}");
+
+    let out = tempfile::tempdir().unwrap();
+    let trades = out.path().join("t.csv");
+    let watched = ktrdr(
+        &url,
+        &[
+            "backtest",
+            "watch",
+            &done_id,
+            "--trades",
+            trades.to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(watched.code, Some(0), "{watched}");
+    assert!(watched.stdout.contains("COMPLETED"), "{watched}");
+    let csv = std::fs::read_to_string(&trades).unwrap();
+    assert!(csv.starts_with("side,units,"), "{csv}");
+
+    let mut watcher = RunningCli::spawn(&url, &["--json", "backtest", "watch", &running_id]);
+    let first = watcher
+        .next_json_line()
+        .await
+        .expect("the replayed started event");
+    assert_eq!(first["event"], "started", "{first}");
+    watcher.interrupt();
+    let stopped = watcher.finish().await;
+    assert_eq!(stopped.code, Some(130), "{stopped}");
+    assert!(stopped.stderr.contains("goes on"), "{stopped}");
+    let mut gateway = GatewayServiceClient::new(stack.gateway.channel().await);
+    let job = gateway
+        .get_backtest_job(GetBacktestJobRequest {
+            job_id: running_id.clone(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(job.state(), JobState::Running);
+
+    let (last, run) = running.ctrl_c().await;
+    assert_eq!(last["state"], "CANCELLED", "{run}");
 }
 
 #[tokio::test]
