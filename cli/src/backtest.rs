@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Subcommand, ValueEnum};
+use clap::{Args, Subcommand};
 use futures_util::StreamExt;
 use futures_util::stream::BoxStream;
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
@@ -35,7 +35,7 @@ use crate::error::CliError;
 use crate::json::{self as to_json, job_state};
 use crate::output::{Table, print, print_json, print_json_line, say_multi, warn};
 use crate::time::{human_duration, iso, iso_or_dash, parse_duration};
-use crate::{Context, CtrlC, RangeArgs, parse_symbol, report};
+use crate::{Context, CtrlC, JobStateFilter, OnCtrlC, RangeArgs, parse_symbol, report};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true, allow_negative_numbers = true)]
@@ -350,19 +350,8 @@ async fn watch(ctx: &Context, job_id: &str, files: &Files) -> Result<(), CliErro
     follow(ctx, events, files, ctrl_c, OnCtrlC::StopWatching).await
 }
 
-/// What Ctrl+C does while following a job.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum OnCtrlC {
-    /// Cancel the job (it was started by this command).
-    CancelTheJob,
-    /// Stop following; the job goes on.
-    StopWatching,
-}
-
 fn stopped_watching(job_id: &str) -> CliError {
-    CliError::Interrupted(format!(
-        "stopped watching; backtest job {job_id} goes on (`ktrdr backtest cancel {job_id}` cancels it)"
-    ))
+    crate::stopped_watching("backtest job", job_id, "ktrdr backtest cancel")
 }
 
 /// Shows a job's events (progress bars, or JSON lines) up to its summary, then prints the
@@ -412,10 +401,7 @@ async fn follow(
                     } else {
                         format!("model {}", s.model_id)
                     };
-                    let ctrl_c_does = match on_ctrl_c {
-                        OnCtrlC::CancelTheJob => "Ctrl+C cancels it",
-                        OnCtrlC::StopWatching => "Ctrl+C stops watching",
-                    };
+                    let ctrl_c_does = on_ctrl_c.hint();
                     say_multi(
                         &bars,
                         &format!(
@@ -843,28 +829,6 @@ async fn write_files(
 }
 
 // ---- list / show / cancel ------------------------------------------------------------------
-
-/// Job states to filter `ktrdr backtest jobs` on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum JobStateFilter {
-    Queued,
-    Running,
-    Completed,
-    Failed,
-    Cancelled,
-}
-
-impl JobStateFilter {
-    fn to_proto(self) -> JobState {
-        match self {
-            Self::Queued => JobState::Queued,
-            Self::Running => JobState::Running,
-            Self::Completed => JobState::Completed,
-            Self::Failed => JobState::Failed,
-            Self::Cancelled => JobState::Cancelled,
-        }
-    }
-}
 
 async fn jobs(ctx: &Context, state: Option<JobStateFilter>) -> Result<(), CliError> {
     let mut jobs = Vec::new();

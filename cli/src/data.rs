@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
 use futures_util::StreamExt;
+use futures_util::stream::BoxStream;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use ktrdr_proto::common::v1::JobState;
 use ktrdr_proto::common::v1::{BarColumns, BarEncoding, bar_batch};
@@ -16,8 +17,8 @@ use ktrdr_proto::data::v1::{
     ListDatasetsRequest, ReadBarsRequest, ValidationMode, import_csv_request,
 };
 use ktrdr_proto::gateway::v1::{
-    CancelLoadRequest, LoadBatchRequest, LoadBatchSummary, LoadDataRequest, LoadEvent, LoadMode,
-    load_batch_response, load_event,
+    CancelLoadRequest, GetLoadRequest, ListLoadsRequest, LoadBatchRequest, LoadBatchSummary,
+    LoadDataRequest, LoadEvent, LoadMode, WatchLoadRequest, load_batch_response, load_event,
 };
 use serde_json::json;
 
@@ -27,7 +28,7 @@ use crate::output::{
     Format, Table, human_bytes, note, number, print, print_json, print_json_line, say, say_multi,
 };
 use crate::time::{human_duration, iso, iso_json, iso_or_dash};
-use crate::{Context, CtrlC, RangeArgs, parse_symbol, parse_timeframe};
+use crate::{Context, CtrlC, JobStateFilter, OnCtrlC, RangeArgs, parse_symbol, parse_timeframe};
 
 /// Bytes per ImportCsv message: well under the 16 MiB message limit, big enough to be cheap.
 const CSV_CHUNK_BYTES: usize = 1 << 20;
@@ -47,6 +48,19 @@ pub enum DataCommand {
     List(ListArgs),
     /// Import a CSV file in the original ktrdr format (`SYMBOL_tf.csv`) into the store.
     Import(ImportArgs),
+    /// The gateway's load jobs, running and recent, newest first (GatewayService.ListLoads).
+    Jobs(JobsArgs),
+    /// Follow a load job to its summary (GatewayService.WatchLoad). Ctrl+C stops watching,
+    /// not the job.
+    Watch {
+        /// Load job id (printed when the load starts, or by `ktrdr data jobs`).
+        job_id: String,
+    },
+    /// Cancel a load job, or every dataset of a batch load (GatewayService.CancelLoad).
+    Cancel {
+        /// Load job id, or a batch id.
+        job_id: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +185,15 @@ pub struct ListArgs {
 }
 
 #[derive(Debug, Args)]
+pub struct JobsArgs {
+    /// Only jobs in this state.
+    #[arg(long, value_enum)]
+    pub state: Option<JobStateFilter>,
+    #[command(flatten)]
+    pub dataset: ListArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct ImportArgs {
     /// The CSV file; symbol and timeframe come from a `SYMBOL_tf.csv` name unless given.
     pub file: PathBuf,
@@ -202,6 +225,9 @@ pub async fn run(ctx: &Context, command: DataCommand) -> Result<(), CliError> {
         DataCommand::Gaps(args) => gaps(ctx, args).await,
         DataCommand::List(args) => list(ctx, args).await,
         DataCommand::Import(args) => import(ctx, args).await,
+        DataCommand::Jobs(args) => jobs(ctx, args).await,
+        DataCommand::Watch { job_id } => watch(ctx, &job_id).await,
+        DataCommand::Cancel { job_id } => cancel_by_request(ctx, &job_id).await,
     }
 }
 
@@ -829,29 +855,74 @@ async fn load(ctx: &Context, args: LoadArgs) -> Result<(), CliError> {
         what_to_show: args.what_to_show.map_or(0, |w| w.to_proto() as i32),
         ..Default::default()
     };
-    let label = format!("{symbol} {timeframe}");
-    let view = LoadView::new(ctx.json, &label);
-    let mut job_id = String::new();
     let mut ctrl_c = CtrlC::listen()?;
-
     let mut gateway = ctx.gateway();
     let call = gateway.load_data(request);
-    let mut stream = tokio::select! {
+    let stream = tokio::select! {
         response = call => response.map_err(|s| ctx.error(s))?.into_inner(),
         _ = ctrl_c.pressed() => {
-            view.abandon();
             return Err(CliError::Interrupted("interrupted before the load started".to_owned()));
         }
     };
+    let events = stream.map(|m| m.map(|m| m.event)).boxed();
+    let dataset = (symbol.as_str(), timeframe.as_str());
+    follow_load(ctx, events, dataset, ctrl_c, OnCtrlC::CancelTheJob).await
+}
+
+/// `data watch JOB`: the job's events so far and to come, as `data load` shows them.
+async fn watch(ctx: &Context, job_id: &str) -> Result<(), CliError> {
+    let mut ctrl_c = CtrlC::listen()?;
+    let job = ctx
+        .gateway()
+        .get_load(ctx.request(GetLoadRequest {
+            job_id: job_id.to_owned(),
+        }))
+        .await
+        .map_err(|s| ctx.error(s))?
+        .into_inner()
+        .job
+        .unwrap_or_default();
+    let mut gateway = ctx.gateway();
+    let call = gateway.watch_load(WatchLoadRequest {
+        job_id: job_id.to_owned(),
+    });
+    let stream = tokio::select! {
+        response = call => response.map_err(|s| ctx.error(s))?.into_inner(),
+        _ = ctrl_c.pressed() => return Err(stopped_watching(job_id)),
+    };
+    let events = stream.map(|m| m.map(|m| m.event)).boxed();
+    let dataset = (job.symbol.as_str(), job.timeframe.as_str());
+    follow_load(ctx, events, dataset, ctrl_c, OnCtrlC::StopWatching).await
+}
+
+fn stopped_watching(job_id: &str) -> CliError {
+    crate::stopped_watching("load job", job_id, "ktrdr data cancel")
+}
+
+/// Shows a load job's events (a progress bar, or JSON lines) up to its summary, then the
+/// summary; fails (exit 1) unless the job COMPLETED.
+async fn follow_load(
+    ctx: &Context,
+    mut stream: BoxStream<'static, Result<Option<LoadEvent>, tonic::Status>>,
+    (symbol, timeframe): (&str, &str),
+    mut ctrl_c: CtrlC,
+    on_ctrl_c: OnCtrlC,
+) -> Result<(), CliError> {
+    let label = format!("{symbol} {timeframe}");
+    let view = LoadView::new(ctx.json, &label);
+    let mut job_id = String::new();
     loop {
         let message = tokio::select! {
-            message = stream.message() => message.map_err(|s| ctx.error(s))?,
+            message = stream.next() => message.transpose().map_err(|s| ctx.error(s))?,
             _ = ctrl_c.pressed() => {
                 view.abandon();
-                return Err(cancel_load(ctx, &job_id).await);
+                return Err(match on_ctrl_c {
+                    OnCtrlC::CancelTheJob => cancel_load(ctx, &job_id).await,
+                    OnCtrlC::StopWatching => stopped_watching(&job_id),
+                });
             }
         };
-        let Some(event) = message.and_then(|m| m.event) else {
+        let Some(event) = message.flatten() else {
             return Err(CliError::Failed(format!(
                 "the load stream of {label} ended without a summary"
             )));
@@ -865,7 +936,7 @@ async fn load(ctx: &Context, args: LoadArgs) -> Result<(), CliError> {
         view.on_event(&event);
         if let Some(load_event::Event::Summary(summary)) = &event.event {
             if !ctx.json {
-                print(&summary_text(&symbol, &timeframe, &job_id, summary))?;
+                print(&summary_text(symbol, timeframe, &job_id, summary))?;
             }
             return match summary.state() {
                 ktrdr_proto::common::v1::JobState::Completed => Ok(()),
@@ -1061,6 +1132,82 @@ pub fn batch_summary_text(batch_id: &str, summary: &LoadBatchSummary) -> String 
 }
 
 /// Cancels load job `job_id` after Ctrl+C; the error to exit with (130, or what went wrong).
+/// `data cancel JOB`: CancelLoad of a job or a batch; its state after.
+async fn cancel_by_request(ctx: &Context, job_id: &str) -> Result<(), CliError> {
+    let response = ctx
+        .gateway()
+        .cancel_load(ctx.request(CancelLoadRequest {
+            job_id: job_id.to_owned(),
+            reason: "cancelled with the ktrdr CLI".to_owned(),
+        }))
+        .await
+        .map_err(|s| ctx.error(s))?
+        .into_inner();
+    let state = job_state(response.state());
+    if ctx.json {
+        return print_json(&json!({
+            "job_id": job_id,
+            "state": state,
+            "job": response.job.as_ref().map(to_json::load_job),
+        }));
+    }
+    print(&format!("load {job_id}: {state}\n"))
+}
+
+/// `data jobs`: the gateway's load jobs, every page.
+async fn jobs(ctx: &Context, args: JobsArgs) -> Result<(), CliError> {
+    let mut jobs = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = ctx
+            .gateway()
+            .list_loads(
+                ctx.request(ListLoadsRequest {
+                    states: args
+                        .state
+                        .map(|s| s.to_proto() as i32)
+                        .into_iter()
+                        .collect(),
+                    symbol: args.dataset.symbol.clone().unwrap_or_default(),
+                    timeframe: args.dataset.timeframe.clone().unwrap_or_default(),
+                    page_size: 500,
+                    page_token: page_token.clone(),
+                }),
+            )
+            .await
+            .map_err(|s| ctx.error(s))?
+            .into_inner();
+        jobs.extend(page.jobs);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    if ctx.json {
+        let rows: Vec<_> = jobs.iter().map(to_json::load_job).collect();
+        return print_json(&json!({ "jobs": rows }));
+    }
+    if jobs.is_empty() {
+        return print("no load jobs on this gateway\n");
+    }
+    let mut table = Table::new([
+        "job", "symbol", "tf", "mode", "state", "progress", "created", "error",
+    ]);
+    for j in &jobs {
+        table.row([
+            j.job_id.clone(),
+            j.symbol.clone(),
+            j.timeframe.clone(),
+            short_name(j.mode().as_str_name(), "LOAD_MODE_"),
+            job_state(j.state()),
+            j.progress.clone().unwrap_or_default().step,
+            iso(j.created_at_ms),
+            j.error.clone(),
+        ]);
+    }
+    print(&table.render())
+}
+
 pub async fn cancel_load(ctx: &Context, job_id: &str) -> CliError {
     cancel(ctx, "load job", job_id).await
 }
@@ -1089,7 +1236,7 @@ async fn cancel(ctx: &Context, what: &str, job_id: &str) -> CliError {
             CliError::Interrupted(format!("interrupted: {what} {job_id} is {state}"))
         }
         Err(status) => CliError::Interrupted(format!(
-            "interrupted, but cancelling {what} {job_id} failed: {} — cancel it with grpcurl (GatewayService/CancelLoad)",
+            "interrupted, but cancelling {what} {job_id} failed: {} — run `ktrdr data cancel {job_id}`",
             ctx.error(status)
         )),
     }

@@ -135,6 +135,7 @@ pub const TRAIN_FLAGS: Flags = &[
 /// `trainings …` and `models list / show` (session and model ids, filters).
 pub const LISTING_FLAGS: Flags = &[
     ("session_id", "SESSION_ID"),
+    ("job_id", "JOB_ID"),
     ("model_id", "MODEL_ID"),
     ("strategy", "--strategy"),
     ("symbol", "--symbol"),

@@ -130,7 +130,9 @@ impl Command {
                 error::DATASET_FLAGS
             }
             Command::Train(_) => error::TRAIN_FLAGS,
-            Command::Trainings(_) | Command::Models(M::List { .. } | M::Show { .. }) => {
+            Command::Trainings(_)
+            | Command::Models(M::List { .. } | M::Show { .. })
+            | Command::Data(D::Jobs(_) | D::Watch { .. } | D::Cancel { .. }) => {
                 error::LISTING_FLAGS
             }
             Command::Models(M::Evaluate { .. } | M::Predict(_)) => error::MODEL_DATA_FLAGS,
@@ -141,6 +143,56 @@ impl Command {
             | Command::Completions { .. } => error::NO_FLAGS,
         }
     }
+}
+
+/// Job states to filter the gateway's job lists on (`data jobs`, `backtest jobs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JobStateFilter {
+    Queued,
+    Running,
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl JobStateFilter {
+    pub fn to_proto(self) -> ktrdr_proto::common::v1::JobState {
+        use ktrdr_proto::common::v1::JobState;
+        match self {
+            Self::Queued => JobState::Queued,
+            Self::Running => JobState::Running,
+            Self::Completed => JobState::Completed,
+            Self::Failed => JobState::Failed,
+            Self::Cancelled => JobState::Cancelled,
+        }
+    }
+}
+
+/// What Ctrl+C does while a command follows a job's events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnCtrlC {
+    /// Cancel the job: the command started it.
+    CancelTheJob,
+    /// Stop following; the job goes on (`… watch`).
+    StopWatching,
+}
+
+impl OnCtrlC {
+    /// For the line that says the job started.
+    pub fn hint(self) -> &'static str {
+        match self {
+            Self::CancelTheJob => "Ctrl+C cancels it",
+            Self::StopWatching => "Ctrl+C stops watching",
+        }
+    }
+}
+
+/// The exit after Ctrl+C while watching `what` (`load job`) `id`: the job goes on, and `cancel`
+/// is the command that would cancel it.
+pub fn stopped_watching(what: &str, id: &str, cancel: &str) -> CliError {
+    CliError::Interrupted(format!(
+        "stopped watching; {what} {id} goes on (`{cancel} {id}` cancels it)"
+    ))
 }
 
 /// A time range on the command line (`--start`, `--end`), half-open like the API's.

@@ -263,8 +263,8 @@ fn not_found(job_id: &str) -> ServiceError {
     ServiceError::not_found(
         "BACKTEST_JOB_NOT_FOUND",
         format!(
-            "backtest job {:?} not found (ListBacktestJobs shows the jobs this gateway runs and \
-             ran recently)",
+            "backtest job {:?} not found (ListBacktestJobs, or `ktrdr backtest jobs`, shows the \
+             jobs this gateway runs and ran recently)",
             ktrdr_market::symbol::shown(job_id)
         ),
     )

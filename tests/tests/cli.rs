@@ -943,6 +943,63 @@ async fn ctrl_c_during_data_load_cancels_the_job_and_exits_130() {
     assert_cancelled(&stack, &job_id).await;
 }
 
+/// `data jobs` lists the gateway's load jobs (by state and dataset); `data watch` follows one
+/// without owning it (Ctrl+C stops the watching, the load goes on); `data cancel` cancels it,
+/// and watching it afterwards replays it to its CANCELLED summary (exit 1).
+#[tokio::test]
+async fn data_jobs_lists_loads_and_watch_and_cancel_act_on_one() {
+    let stack = ib_stack("500", false).await;
+    let url = stack.gateway.url();
+    let mut load = spawn_backfill_of_2023(&url, "AAPL", "5m");
+    let started = load.next_json_line().await.expect("a started event");
+    let job_id = started["job_id"].as_str().unwrap().to_owned();
+
+    let ids = |listing: serde_json::Value| -> Vec<String> {
+        listing["jobs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| j["job_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let running = ktrdr(&url, &["--json", "data", "jobs", "--state", "running"]).await;
+    assert_eq!(ids(running.json()), [job_id.clone()], "{running}");
+    let msft = ktrdr(&url, &["--json", "data", "jobs", "--symbol", "MSFT"]).await;
+    assert!(ids(msft.json()).is_empty(), "{msft}");
+    let table = ktrdr(&url, &["data", "jobs"]).await;
+    assert!(table.stdout.contains(&job_id), "{table}");
+    assert!(table.stdout.contains("BACKFILL"), "{table}");
+
+    let mut watcher = RunningCli::spawn(&url, &["--json", "data", "watch", &job_id]);
+    let first = watcher
+        .next_json_line()
+        .await
+        .expect("the job's started event");
+    assert_eq!(first["event"], "started", "{first}");
+    watcher.interrupt();
+    let stopped = watcher.finish().await;
+    assert_eq!(stopped.code, Some(130), "{stopped}");
+    assert!(stopped.stderr.contains("goes on"), "{stopped}");
+    assert_eq!(
+        load_job(&stack, &job_id).await.state(),
+        ktrdr_proto::common::v1::JobState::Running
+    );
+
+    let cancel = ktrdr(&url, &["data", "cancel", &job_id]).await;
+    assert_eq!(cancel.code, Some(0), "{cancel}");
+    assert!(cancel.stdout.contains("CANCELLED"), "{cancel}");
+    assert_cancelled(&stack, &job_id).await;
+    let replay = ktrdr(&url, &["data", "watch", &job_id]).await;
+    assert_eq!(replay.code, Some(1), "{replay}");
+    assert!(replay.stderr.contains("CANCELLED"), "{replay}");
+    let loader = load.finish().await;
+    assert_eq!(loader.code, Some(1), "{loader}");
+
+    let unknown = ktrdr(&url, &["data", "watch", "nope"]).await;
+    assert_eq!(unknown.code, Some(4), "{unknown}");
+    assert!(unknown.stderr.contains("`ktrdr data jobs`"), "{unknown}");
+}
+
 /// `ktrdr --json data load SYMBOLS -t TIMEFRAMES -m backfill` over 2023, left running.
 fn spawn_backfill_of_2023(url: &str, symbols: &str, timeframes: &str) -> RunningCli {
     RunningCli::spawn(

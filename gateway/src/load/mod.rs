@@ -275,7 +275,7 @@ impl LoadManager {
             ServiceError::not_found(
                 "LOAD_JOB_NOT_FOUND",
                 format!(
-                    "no load job {:?} (finished jobs are kept for the latest {FINISHED_JOBS_KEPT}); list them with ListLoads",
+                    "no load job {:?} (finished jobs are kept for the latest {FINISHED_JOBS_KEPT}); list them with ListLoads or `ktrdr data jobs`",
                     ktrdr_market::symbol::shown(job_id)
                 ),
             )
