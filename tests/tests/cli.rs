@@ -963,7 +963,7 @@ async fn data_jobs_lists_loads_and_watch_and_cancel_act_on_one() {
             .collect()
     };
     let running = ktrdr(&url, &["--json", "data", "jobs", "--state", "running"]).await;
-    assert_eq!(ids(running.json()), [job_id.clone()], "{running}");
+    assert_eq!(ids(running.json()), [job_id.as_str()], "{running}");
     let msft = ktrdr(&url, &["--json", "data", "jobs", "--symbol", "MSFT"]).await;
     assert!(ids(msft.json()).is_empty(), "{msft}");
     let table = ktrdr(&url, &["data", "jobs"]).await;
