@@ -831,25 +831,20 @@ async fn write_files(
 // ---- list / show / cancel ------------------------------------------------------------------
 
 async fn jobs(ctx: &Context, state: Option<JobStateFilter>) -> Result<(), CliError> {
-    let mut jobs = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = ctx
-            .gateway()
-            .list_backtest_jobs(ctx.request(ListBacktestJobsRequest {
+    let jobs = ctx
+        .every_page(|page_token| {
+            let request = ctx.request(ListBacktestJobsRequest {
                 states: state.map(|s| s.to_proto() as i32).into_iter().collect(),
                 page_size: 500,
-                page_token: page_token.clone(),
-            }))
-            .await
-            .map_err(|s| ctx.error(s))?
-            .into_inner();
-        jobs.extend(page.jobs);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+                page_token,
+            });
+            let mut client = ctx.gateway();
+            async move {
+                let page = client.list_backtest_jobs(request).await?.into_inner();
+                Ok((page.jobs, page.next_page_token))
+            }
+        })
+        .await?;
     if ctx.json {
         let rows: Vec<_> = jobs.iter().map(to_json::backtest_job).collect();
         return print_json(&json!({ "jobs": rows }));
@@ -880,26 +875,21 @@ async fn list(
     model: Option<String>,
     symbol: Option<String>,
 ) -> Result<(), CliError> {
-    let mut results = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = ctx
-            .training()
-            .list_backtests(ctx.request(ListBacktestsRequest {
+    let results = ctx
+        .every_page(|page_token| {
+            let request = ctx.request(ListBacktestsRequest {
                 model_id: model.clone().unwrap_or_default(),
                 symbol: symbol.clone().unwrap_or_default(),
                 page_size: 1000,
-                page_token: page_token.clone(),
-            }))
-            .await
-            .map_err(|s| ctx.error(s))?
-            .into_inner();
-        results.extend(page.results);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+                page_token,
+            });
+            let mut client = ctx.training();
+            async move {
+                let page = client.list_backtests(request).await?.into_inner();
+                Ok((page.results, page.next_page_token))
+            }
+        })
+        .await?;
     if ctx.json {
         let rows: Vec<_> = results.iter().map(to_json::backtest_result).collect();
         return print_json(&json!({ "backtests": rows }));

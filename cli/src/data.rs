@@ -485,26 +485,21 @@ async fn gaps(ctx: &Context, args: GapsArgs) -> Result<(), CliError> {
 // ---- list ----------------------------------------------------------------------------------
 
 async fn list(ctx: &Context, args: ListArgs) -> Result<(), CliError> {
-    let mut datasets = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = ctx
-            .data()
-            .list_datasets(ctx.request(ListDatasetsRequest {
+    let datasets = ctx
+        .every_page(|page_token| {
+            let request = ctx.request(ListDatasetsRequest {
                 symbol: args.symbol.clone().unwrap_or_default(),
                 timeframe: args.timeframe.clone().unwrap_or_default(),
                 page_size: 1000,
-                page_token: page_token.clone(),
-            }))
-            .await
-            .map_err(|s| ctx.error(s))?
-            .into_inner();
-        datasets.extend(page.datasets);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+                page_token,
+            });
+            let mut client = ctx.data();
+            async move {
+                let page = client.list_datasets(request).await?.into_inner();
+                Ok((page.datasets, page.next_page_token))
+            }
+        })
+        .await?;
     if ctx.json {
         let rows: Vec<_> = datasets
             .iter()
@@ -1156,33 +1151,26 @@ async fn cancel_by_request(ctx: &Context, job_id: &str) -> Result<(), CliError> 
 
 /// `data jobs`: the gateway's load jobs, every page.
 async fn jobs(ctx: &Context, args: JobsArgs) -> Result<(), CliError> {
-    let mut jobs = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = ctx
-            .gateway()
-            .list_loads(
-                ctx.request(ListLoadsRequest {
-                    states: args
-                        .state
-                        .map(|s| s.to_proto() as i32)
-                        .into_iter()
-                        .collect(),
-                    symbol: args.dataset.symbol.clone().unwrap_or_default(),
-                    timeframe: args.dataset.timeframe.clone().unwrap_or_default(),
-                    page_size: 500,
-                    page_token: page_token.clone(),
-                }),
-            )
-            .await
-            .map_err(|s| ctx.error(s))?
-            .into_inner();
-        jobs.extend(page.jobs);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+    let jobs = ctx
+        .every_page(|page_token| {
+            let request = ctx.request(ListLoadsRequest {
+                states: args
+                    .state
+                    .map(|s| s.to_proto() as i32)
+                    .into_iter()
+                    .collect(),
+                symbol: args.dataset.symbol.clone().unwrap_or_default(),
+                timeframe: args.dataset.timeframe.clone().unwrap_or_default(),
+                page_size: 500,
+                page_token,
+            });
+            let mut client = ctx.gateway();
+            async move {
+                let page = client.list_loads(request).await?.into_inner();
+                Ok((page.jobs, page.next_page_token))
+            }
+        })
+        .await?;
     if ctx.json {
         let rows: Vec<_> = jobs.iter().map(to_json::load_job).collect();
         return print_json(&json!({ "jobs": rows }));

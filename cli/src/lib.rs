@@ -332,6 +332,25 @@ impl Context {
     pub fn error(&self, status: tonic::Status) -> CliError {
         CliError::from_status(status, &self.url, self.flags)
     }
+
+    /// Every item of a List call: `page(token)` asks for the page at `token` (empty: the first)
+    /// and answers its items and the next token (empty after the last page).
+    pub async fn every_page<T, F, Fut>(&self, mut page: F) -> Result<Vec<T>, CliError>
+    where
+        F: FnMut(String) -> Fut,
+        Fut: std::future::Future<Output = Result<(Vec<T>, String), tonic::Status>>,
+    {
+        let mut all = Vec::new();
+        let mut token = String::new();
+        loop {
+            let (items, next) = page(token).await.map_err(|s| self.error(s))?;
+            all.extend(items);
+            if next.is_empty() {
+                return Ok(all);
+            }
+            token = next;
+        }
+    }
 }
 
 /// Ctrl+C, listened for from the moment this is created. `tokio::signal::ctrl_c()` installs its

@@ -94,27 +94,22 @@ async fn list(
     symbol: Option<String>,
     timeframe: Option<String>,
 ) -> Result<(), CliError> {
-    let mut models = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = ctx
-            .training()
-            .list_models(ctx.request(ListModelsRequest {
+    let models = ctx
+        .every_page(|page_token| {
+            let request = ctx.request(ListModelsRequest {
                 strategy_name: strategy.clone().unwrap_or_default(),
                 symbol: symbol.clone().unwrap_or_default(),
                 timeframe: timeframe.clone().unwrap_or_default(),
                 page_size: 500,
-                page_token: page_token.clone(),
-            }))
-            .await
-            .map_err(|s| ctx.error(s))?
-            .into_inner();
-        models.extend(page.models);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+                page_token,
+            });
+            let mut client = ctx.training();
+            async move {
+                let page = client.list_models(request).await?.into_inner();
+                Ok((page.models, page.next_page_token))
+            }
+        })
+        .await?;
     if ctx.json {
         let rows: Vec<_> = models.iter().map(to_json::model).collect();
         return print_json(&json!({ "models": rows }));

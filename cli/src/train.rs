@@ -637,27 +637,22 @@ async fn list(
     strategy: Option<String>,
     symbol: Option<String>,
 ) -> Result<(), CliError> {
-    let mut sessions = Vec::new();
-    let mut page_token = String::new();
-    loop {
-        let page = ctx
-            .training()
-            .list_trainings(ctx.request(ListTrainingsRequest {
+    let sessions = ctx
+        .every_page(|page_token| {
+            let request = ctx.request(ListTrainingsRequest {
                 states: state.map(|s| s.to_proto() as i32).into_iter().collect(),
                 strategy_name: strategy.clone().unwrap_or_default(),
                 symbol: symbol.clone().unwrap_or_default(),
                 page_size: 500,
-                page_token: page_token.clone(),
-            }))
-            .await
-            .map_err(|s| ctx.error(s))?
-            .into_inner();
-        sessions.extend(page.sessions);
-        if page.next_page_token.is_empty() {
-            break;
-        }
-        page_token = page.next_page_token;
-    }
+                page_token,
+            });
+            let mut client = ctx.training();
+            async move {
+                let page = client.list_trainings(request).await?.into_inner();
+                Ok((page.sessions, page.next_page_token))
+            }
+        })
+        .await?;
     if ctx.json {
         let rows: Vec<_> = sessions.iter().map(to_json::session).collect();
         return print_json(&json!({ "sessions": rows }));
