@@ -22,16 +22,19 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Module;
 use burn::record::{FullPrecisionSettings, NamedMpkFileRecorder};
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{AutodiffBackend, Backend};
 use serde::{Deserialize, Serialize};
 
+use crate::compute::{Compute, OnBackend};
 use crate::dataset::Dataset;
 use crate::error::{Result, StrategyError};
 use crate::features::{FeatureSpec, compute_features, feature_spec};
 use crate::labels::Label;
 use crate::model::{CLASSES, Mlp, MlpConfig};
 use crate::strategy::{LoadedStrategy, StrategyConfig};
-use crate::training::{TrainedModel, TrainingMetrics, argmax, predict_probabilities};
+use crate::training::{
+    EvaluationMetrics, TrainedModel, TrainingMetrics, argmax, evaluation_of, predict_probabilities,
+};
 use ktrdr_market::{Bars, Timeframe};
 
 const WEIGHTS_STEM: &str = "model";
@@ -468,6 +471,92 @@ impl<B: Backend> SavedModel<B> {
     }
 }
 
+/// A saved model loaded on a device chosen at run time ([`Compute`]): what [`SavedModel`]
+/// holds, with the network's backend out of sight.
+pub struct LoadedModel {
+    pub dir: PathBuf,
+    pub strategy: LoadedStrategy,
+    pub network: MlpConfig,
+    pub features: FeatureSpec,
+    pub metrics: TrainingMetrics,
+    network_on_device: Box<dyn Probabilities>,
+}
+
+/// Softmax probabilities of a network on its device, for rows of a dataset.
+trait Probabilities: Send {
+    fn of(&self, rows: &Dataset, network: &MlpConfig, batch_size: usize) -> Vec<[f32; CLASSES]>;
+}
+
+struct OnDevice<B: Backend> {
+    model: Mlp<B>,
+    device: B::Device,
+}
+
+impl<B: Backend> Probabilities for OnDevice<B> {
+    fn of(&self, rows: &Dataset, network: &MlpConfig, batch_size: usize) -> Vec<[f32; CLASSES]> {
+        predict_probabilities(&self.model, rows, network, &self.device, batch_size)
+    }
+}
+
+/// Loads a saved model on the device a [`Compute`] runs.
+struct Load<'p>(&'p Path);
+
+impl OnBackend for Load<'_> {
+    type Output = Result<LoadedModel>;
+    fn run<B: AutodiffBackend>(self, device: &B::Device) -> Result<LoadedModel> {
+        let saved = SavedModel::<B::InnerBackend>::load(self.0, device)?;
+        Ok(LoadedModel {
+            dir: saved.dir,
+            strategy: saved.strategy,
+            network: saved.network,
+            features: saved.features,
+            metrics: saved.metrics,
+            network_on_device: Box::new(OnDevice {
+                model: saved.model,
+                device: saved.device,
+            }),
+        })
+    }
+}
+
+impl LoadedModel {
+    pub fn load(dir: impl AsRef<Path>, compute: &Compute) -> Result<Self> {
+        compute.run(Load(dir.as_ref()))?
+    }
+
+    /// As [`SavedModel::predict`].
+    pub fn predict(
+        &self,
+        symbol: &str,
+        bars: &BTreeMap<Timeframe, Bars>,
+    ) -> Result<Vec<Prediction>> {
+        predict_rows(&self.strategy, &self.network, symbol, bars, |rows| {
+            self.network_on_device
+                .of(rows, &self.network, PREDICT_BATCH)
+        })
+    }
+
+    /// The model's metrics on `rows` ([`crate::training::evaluate`]).
+    pub fn evaluate(&self, rows: &Dataset, batch_size: usize) -> EvaluationMetrics {
+        evaluation_of(
+            &self.network_on_device.of(rows, &self.network, batch_size),
+            rows,
+        )
+    }
+}
+
+impl std::fmt::Debug for LoadedModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedModel")
+            .field("dir", &self.dir)
+            .field("network", &self.network)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Rows per forward pass when predicting.
+const PREDICT_BATCH: usize = 1024;
+
 /// Predictions of `model` (trained for `strategy`) for every base bar of `bars` whose features
 /// are complete, for a model in memory or loaded.
 pub fn predict_bars<B: Backend>(
@@ -477,6 +566,19 @@ pub fn predict_bars<B: Backend>(
     device: &B::Device,
     symbol: &str,
     bars: &BTreeMap<Timeframe, Bars>,
+) -> Result<Vec<Prediction>> {
+    predict_rows(strategy, network, symbol, bars, |rows| {
+        predict_probabilities(model, rows, network, device, PREDICT_BATCH)
+    })
+}
+
+/// [`predict_bars`] with the network's probabilities given by `probabilities`.
+fn predict_rows(
+    strategy: &LoadedStrategy,
+    network: &MlpConfig,
+    symbol: &str,
+    bars: &BTreeMap<Timeframe, Bars>,
+    probabilities: impl FnOnce(&Dataset) -> Vec<[f32; CLASSES]>,
 ) -> Result<Vec<Prediction>> {
     let symbol_index = if network.uses_embedding() {
         network
@@ -510,7 +612,7 @@ pub fn predict_bars<B: Backend>(
         rows.symbol_index.push(symbol_index);
         rows.timestamp_ms.push(features.timestamp_ms[i]);
     }
-    let probabilities = predict_probabilities(model, &rows, network, device, 1024);
+    let probabilities = probabilities(&rows);
     Ok(rows
         .timestamp_ms
         .iter()

@@ -24,6 +24,9 @@ pub enum StrategyError {
     /// Input data do not fit what the pipeline needs (lengths differ, unsorted timestamps…).
     #[error("data: {0}")]
     Data(String),
+    /// The compute device asked for is not in this build (see [`crate::compute`]).
+    #[error("{0}")]
+    Device(String),
 }
 
 impl StrategyError {

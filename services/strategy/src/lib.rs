@@ -9,8 +9,9 @@
 //! 3. [`dataset::build_datasets`] splits each symbol chronologically, labels each part with
 //!    ZigZag segments and joins the symbols;
 //! 4. [`training::train`] fits the strategy's MLP with burn (CPU by default, CUDA with the
-//!    `cuda` feature); [`artifacts::ModelStore`] saves it and [`artifacts::SavedModel`] loads it
-//!    back to predict.
+//!    `cuda` feature; [`compute::Compute`] picks the backend at run time);
+//!    [`artifacts::ModelStore`] saves it and [`artifacts::SavedModel`] (or, on a device chosen
+//!    at run time, [`artifacts::LoadedModel`]) loads it back to predict.
 //!
 //! Everything is deterministic for a seed; only `metadata.json`'s creation time reads the clock.
 //!
@@ -29,6 +30,7 @@
 //!   `nn_inputs`) is not.
 
 pub mod artifacts;
+pub mod compute;
 pub mod dataset;
 pub mod error;
 pub mod features;

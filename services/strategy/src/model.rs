@@ -3,7 +3,8 @@
 //! to the input (the original's `MultiSymbolMLP`).
 //!
 //! Generic over the burn backend: [`CpuBackend`] (ndarray) by default, `GpuBackend`
-//! (burn-cuda) with the `cuda` feature.
+//! (burn-cuda) with the `cuda` feature; [`crate::compute::Compute`] chooses between them at run
+//! time.
 
 use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, Linear, LinearConfig};

@@ -6,6 +6,10 @@
 //! so two trainings running at once in one process can disturb each other's dropout masks;
 //! the results stay valid, only not bit-reproducible.
 //!
+//! Data stay on the device: each split is copied to the device once ([`Resident`]); an epoch
+//! uploads only its shuffled row order, and each batch is gathered from it on the device.
+//! Per batch, only the loss and the count of correct predictions come back to the host.
+//!
 //! Differences from the original, on purpose: the best weights are a real copy (the original's
 //! shallow `state_dict().copy()` kept the last ones); validation and test are evaluated in
 //! batches with dropout off; the learning-rate schedule and early stopping are applied per
@@ -265,6 +269,7 @@ impl<B: AutodiffBackend> Run<'_, B> {
         let batch_size = hp.batch_size;
         let total_batches = train.len().div_ceil(batch_size);
         let loss_fn = CrossEntropyLossConfig::new().init(self.device);
+        let resident = Resident::<B>::upload(train, self.config, self.device);
         let early = hp.early_stopping.as_ref().filter(|e| e.enabled);
         let monitor = early.map_or("val_loss", |e| e.monitor.as_str()).to_owned();
         let mut schedule = LearningRate::new(hp);
@@ -293,24 +298,27 @@ impl<B: AutodiffBackend> Run<'_, B> {
 
         for epoch in first_epoch..=epochs {
             shuffle(&mut order, &mut rng);
+            let epoch_order = index_tensor::<B>(&order, self.device);
             let lr = schedule.current();
             let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
             for (batch_index, batch) in order.chunks(batch_size).enumerate() {
                 if control.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                     return Err(StrategyError::Cancelled);
                 }
-                let (x, y, symbols) = gather::<B>(train, batch, self.config, self.device);
+                let rows = epoch_order
+                    .clone()
+                    .narrow(0, batch_index * batch_size, batch.len());
+                let (x, y, symbols) = resident.select(rows);
                 let logits = model.forward(x, symbols);
                 let loss = loss_fn.forward(logits.clone(), y.clone());
+                let hits = logits.argmax(1).reshape([batch.len()]).equal(y).int().sum();
                 let batch_loss = f64::from(
                     to_f32_vec(loss.clone())
                         .first()
                         .copied()
                         .unwrap_or(f32::NAN),
                 );
-                let predicted = to_i64_vec(logits.argmax(1));
-                let truth = to_i64_vec(y);
-                correct += predicted.iter().zip(&truth).filter(|(p, t)| p == t).count();
+                correct += to_i64_vec(hits).first().map_or(0, |&n| n as usize);
                 seen += batch.len();
                 loss_sum += batch_loss * batch.len() as f64;
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -588,33 +596,57 @@ fn shuffle(order: &mut [usize], rng: &mut SplitMix64) {
 /// embedding).
 type Batch<B> = (Tensor<B, 2>, Tensor<B, 1, Int>, Option<Tensor<B, 1, Int>>);
 
-/// The rows `indices` of `data` as tensors.
-fn gather<B: Backend>(
-    data: &Dataset,
-    indices: &[usize],
-    config: &MlpConfig,
-    device: &B::Device,
-) -> Batch<B> {
-    let mut x = Vec::with_capacity(indices.len() * data.feature_count);
-    for &i in indices {
-        x.extend_from_slice(data.row(i));
-    }
-    let y: Vec<i64> = indices.iter().map(|&i| data.y[i].index() as i64).collect();
-    let symbols = config.uses_embedding().then(|| {
-        let s: Vec<i64> = indices
-            .iter()
-            .map(|&i| i64::from(data.symbol_index[i]))
-            .collect();
-        int_tensor::<B>(&s, device)
-    });
-    (
-        float_tensor::<B>(&x, indices.len(), data.feature_count, device),
-        int_tensor::<B>(&y, device),
-        symbols,
-    )
+/// A dataset copied to the device once: features `[rows, width]`, labels and (with an
+/// embedding) symbol indices. Batches are cut from it on the device.
+struct Resident<B: Backend> {
+    x: Tensor<B, 2>,
+    y: Tensor<B, 1, Int>,
+    symbols: Option<Tensor<B, 1, Int>>,
 }
 
-/// Softmax probabilities `[rows][3]` of `model` for every row of `data`, in batches.
+impl<B: Backend> Resident<B> {
+    fn upload(data: &Dataset, config: &MlpConfig, device: &B::Device) -> Self {
+        let y: Vec<i64> = data.y.iter().map(|l| l.index() as i64).collect();
+        let symbols = config.uses_embedding().then(|| {
+            let s: Vec<i64> = data.symbol_index.iter().map(|&i| i64::from(i)).collect();
+            int_tensor::<B>(&s, device)
+        });
+        Self {
+            x: float_tensor::<B>(&data.x, data.len(), data.feature_count, device),
+            y: int_tensor::<B>(&y, device),
+            symbols,
+        }
+    }
+
+    /// The rows named by `rows` (indices on the device), in that order.
+    fn select(&self, rows: Tensor<B, 1, Int>) -> Batch<B> {
+        (
+            self.x.clone().select(0, rows.clone()),
+            self.y.clone().select(0, rows.clone()),
+            self.symbols.as_ref().map(|s| s.clone().select(0, rows)),
+        )
+    }
+
+    /// The consecutive rows `start..start + len`.
+    fn range(&self, start: usize, len: usize) -> Batch<B> {
+        (
+            self.x.clone().narrow(0, start, len),
+            self.y.clone().narrow(0, start, len),
+            self.symbols
+                .as_ref()
+                .map(|s| s.clone().narrow(0, start, len)),
+        )
+    }
+}
+
+/// Row indices as an integer tensor on the device.
+fn index_tensor<B: Backend>(indices: &[usize], device: &B::Device) -> Tensor<B, 1, Int> {
+    let values: Vec<i64> = indices.iter().map(|&i| i as i64).collect();
+    int_tensor::<B>(&values, device)
+}
+
+/// Softmax probabilities `[rows][3]` of `model` for every row of `data`, in batches (the data
+/// copied to the device once).
 pub fn predict_probabilities<B: Backend>(
     model: &Mlp<B>,
     data: &Dataset,
@@ -623,9 +655,13 @@ pub fn predict_probabilities<B: Backend>(
     batch_size: usize,
 ) -> Vec<[f32; CLASSES]> {
     let mut out = Vec::with_capacity(data.len());
-    let indices: Vec<usize> = (0..data.len()).collect();
-    for batch in indices.chunks(batch_size.max(1)) {
-        let (x, _, symbols) = gather::<B>(data, batch, config, device);
+    if data.is_empty() {
+        return out;
+    }
+    let resident = Resident::<B>::upload(data, config, device);
+    let batch_size = batch_size.max(1);
+    for start in (0..data.len()).step_by(batch_size) {
+        let (x, _, symbols) = resident.range(start, batch_size.min(data.len() - start));
         let probabilities = to_f32_vec(burn::tensor::activation::softmax(
             model.forward(x, symbols),
             1,
@@ -647,6 +683,11 @@ pub fn evaluate<B: Backend>(
     batch_size: usize,
 ) -> EvaluationMetrics {
     let probabilities = predict_probabilities(model, data, config, device, batch_size);
+    evaluation_of(&probabilities, data)
+}
+
+/// [`evaluate`]'s metrics from the probabilities a model gave for each row of `data`.
+pub fn evaluation_of(probabilities: &[[f32; CLASSES]], data: &Dataset) -> EvaluationMetrics {
     let mut confusion = [[0usize; CLASSES]; CLASSES];
     let mut loss = 0.0;
     for (p, truth) in probabilities.iter().zip(&data.y) {
