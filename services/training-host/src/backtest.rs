@@ -24,9 +24,9 @@ use ktrdr_backtest::{
 use ktrdr_market::{Bars, Timeframe};
 use ktrdr_proto::common::v1::TimeRange;
 use ktrdr_proto::training::v1 as pb;
-use ktrdr_strategy::artifacts::SavedModel;
+use ktrdr_strategy::artifacts::LoadedModel;
+use ktrdr_strategy::compute::Compute;
 use ktrdr_strategy::dataset::SymbolBars;
-use ktrdr_strategy::model::CpuBackend;
 use prost::Message;
 
 use crate::error::{Result, TrainingError};
@@ -400,9 +400,9 @@ fn predict_window(
     segment: &Segment,
     symbol: &str,
     bars: &SymbolBars,
+    compute: &Compute,
 ) -> Result<(Bars, Vec<[f32; 3]>, usize)> {
-    let device = Default::default();
-    let saved = SavedModel::<CpuBackend>::load(&segment.model.dir, &device)?;
+    let saved = LoadedModel::load(&segment.model.dir, compute)?;
     let base_tf = saved.features.base_timeframe;
     let Some(base) = bars.bars.get(&base_tf) else {
         return Err(TrainingError::internal(format!(
@@ -430,13 +430,14 @@ fn range_pb(start_ms: i64, end_ms: i64) -> TimeRange {
     TimeRange { start_ms, end_ms }
 }
 
-/// Runs a planned backtest over the bars read for each segment (same order), saves it and
-/// returns its result.
+/// Runs a planned backtest over the bars read for each segment (same order), its models
+/// predicting on `compute`, saves it and returns its result.
 pub fn run(
     models_dir: &Path,
     owner: &str,
     plan: &Plan,
     inputs: Vec<SymbolBars>,
+    compute: &Compute,
     report: &mut Report<'_>,
 ) -> Result<pb::BacktestResult> {
     let started = std::time::Instant::now();
@@ -465,7 +466,7 @@ pub fn run(
         ) {
             return Err(ktrdr_strategy::StrategyError::Cancelled.into());
         }
-        let (window, rows, warmup) = predict_window(segment, &plan.symbol, input)?;
+        let (window, rows, warmup) = predict_window(segment, &plan.symbol, input, compute)?;
         let at = bars.len();
         bars.extend(&window);
         probabilities.extend(rows);

@@ -6,6 +6,8 @@ use ktrdr_common::config::{
     ConfigError, Env, ServerConfig, VarDoc, env_help, loopback, server_var_docs,
 };
 
+use crate::device::HostDevice;
+
 /// Default gRPC port of `ktrdr-training-host`.
 pub const DEFAULT_PORT: u16 = 50053;
 
@@ -21,6 +23,12 @@ pub struct TrainingConfig {
     pub strategies_dir: PathBuf,
     /// `KTRDR_MAX_CONCURRENT_TRAININGS`: sessions that run at once; the rest queue.
     pub max_concurrent_sessions: usize,
+    /// `KTRDR_TRAINING_DEVICE`, resolved on this machine: the devices sessions are placed on
+    /// (never empty: the CPU alone, or GPUs).
+    pub devices: Vec<HostDevice>,
+    /// `KTRDR_TRAINING_SESSIONS_PER_DEVICE`: sessions one device runs at once; 0 = no limit
+    /// but `max_concurrent_sessions`.
+    pub sessions_per_device: usize,
 }
 
 ktrdr_common::vars! {
@@ -28,6 +36,7 @@ ktrdr_common::vars! {
     pub SESSIONS_DIR = "KTRDR_SESSIONS_DIR", Optional("<KTRDR_MODELS_DIR>/_sessions"), "this host's session records and checkpoints; one per host, never shared";
     pub STRATEGIES_DIR = "KTRDR_STRATEGIES_DIR", FsPath("./strategies"), "directory of strategy YAML files that can be named in StartTraining";
     pub MAX_CONCURRENT_TRAININGS = "KTRDR_MAX_CONCURRENT_TRAININGS", Int::new(4, 1, 256), "training sessions run at once; more are queued";
+    pub SESSIONS_PER_DEVICE = "KTRDR_TRAINING_SESSIONS_PER_DEVICE", Int::new(0, 0, 256), "training sessions one device (the CPU, or each GPU) runs at once; 0: only KTRDR_MAX_CONCURRENT_TRAININGS limits";
     pub DATA_SERVICE_URL = "DATA_SERVICE_URL", Urls("http://localhost:50054"), "the data service that training bars are read from";
 }
 
@@ -38,6 +47,8 @@ impl TrainingConfig {
             SESSIONS_DIR.doc(),
             STRATEGIES_DIR.doc(),
             MAX_CONCURRENT_TRAININGS.doc(),
+            crate::device::var_doc(),
+            SESSIONS_PER_DEVICE.doc(),
         ]
     }
 
@@ -63,6 +74,9 @@ impl TrainingConfig {
             sessions_dir,
             strategies_dir: env.read(&STRATEGIES_DIR)?,
             max_concurrent_sessions: usize::try_from(max).unwrap_or(usize::MAX),
+            devices: crate::device::from_env(env)?,
+            sessions_per_device: usize::try_from(env.read(&SESSIONS_PER_DEVICE)?)
+                .unwrap_or(usize::MAX),
         })
     }
 }
@@ -112,6 +126,8 @@ mod tests {
             PathBuf::from("./strategies")
         );
         assert_eq!(config.training.max_concurrent_sessions, 4);
+        assert_eq!(config.training.sessions_per_device, 0);
+        assert!(!config.training.devices.is_empty());
         assert_eq!(config.data_service_urls, ["http://localhost:50054"]);
     }
 
@@ -122,6 +138,8 @@ mod tests {
             ("KTRDR_SESSIONS_DIR", "/models/_sessions/host-1"),
             ("KTRDR_STRATEGIES_DIR", "/strategies"),
             ("KTRDR_MAX_CONCURRENT_TRAININGS", "16"),
+            ("KTRDR_TRAINING_DEVICE", "cpu"),
+            ("KTRDR_TRAINING_SESSIONS_PER_DEVICE", "3"),
             (
                 "DATA_SERVICE_URL",
                 "http://data-0:50054,http://data-1:50054",
@@ -135,6 +153,8 @@ mod tests {
         );
         assert_eq!(config.training.strategies_dir, PathBuf::from("/strategies"));
         assert_eq!(config.training.max_concurrent_sessions, 16);
+        assert_eq!(config.training.devices, [HostDevice::cpu()]);
+        assert_eq!(config.training.sessions_per_device, 3);
         assert_eq!(config.data_service_urls.len(), 2);
     }
 
@@ -182,6 +202,8 @@ mod tests {
             ("KTRDR_MAX_CONCURRENT_TRAININGS", "many"),
             ("DATA_SERVICE_URL", "data:50054"),
             ("KTRDR_SESSIONS_DIR", "/models/_sessions/$(POD_NAME)"),
+            ("KTRDR_TRAINING_DEVICE", "gpu"),
+            ("KTRDR_TRAINING_SESSIONS_PER_DEVICE", "1000"),
         ] {
             let err = TrainingHostConfig::from_env(&Env::from_pairs([(var, bad)])).unwrap_err();
             assert_eq!(err.variable, var);

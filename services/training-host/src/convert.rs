@@ -114,7 +114,11 @@ pub fn session(r: &SessionRecord, queue_position: usize) -> pb::TrainingSession 
         metrics: r.metrics.as_ref().map(metrics),
         model_id: r.model_id.clone(),
         error: r.error.clone(),
-        device: spec.device.clone(),
+        device: if r.device.is_empty() {
+            spec.device.clone()
+        } else {
+            r.device.clone()
+        },
         last_checkpoint_epoch: r.last_checkpoint_epoch as i32,
         labels: spec
             .labels

@@ -157,6 +157,9 @@ impl From<TrainingError> for ServiceError {
                 }
                 StrategyError::Data(_) => ServiceError::failed_precondition("BAD_DATA", message),
                 StrategyError::Cancelled => ServiceError::Cancelled { message },
+                StrategyError::Device(_) => {
+                    ServiceError::failed_precondition("DEVICE_UNAVAILABLE", message)
+                }
                 StrategyError::Io { .. } | StrategyError::Weights { .. } => {
                     ServiceError::internal(message)
                 }

@@ -106,35 +106,22 @@ fn timeframes_of(entry: &registry::ModelEntry) -> Vec<Timeframe> {
     entry.metadata.timeframes.clone()
 }
 
-/// The CPU's model name and the machine's memory, for GetStatus.
-fn cpu_device() -> pb::DeviceInfo {
-    let name = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_owned())
-        })
-        .unwrap_or_else(|| "CPU".to_owned());
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kb = |key: &str| -> i64 {
-        meminfo
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(0)
-            * 1024
-    };
-    let total = kb("MemTotal:");
-    let available = kb("MemAvailable:");
+/// A device with its load and memory now, for GetStatus.
+fn device_pb(load: &crate::manager::DeviceLoad) -> pb::DeviceInfo {
+    let device = &load.device;
+    let bytes = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     pb::DeviceInfo {
-        kind: pb::DeviceKind::Cpu as i32,
-        id: crate::spec::CPU.to_owned(),
-        name,
-        memory_total_bytes: total,
-        memory_used_bytes: (total - available).max(0),
+        kind: if device.compute.is_cuda() {
+            pb::DeviceKind::Cuda
+        } else {
+            pb::DeviceKind::Cpu
+        } as i32,
+        id: device.id(),
+        name: device.name.clone(),
+        memory_total_bytes: bytes(device.memory_total_bytes),
+        memory_used_bytes: device.memory_used_bytes().map_or(0, bytes),
+        sessions: i32::try_from(load.sessions).unwrap_or(i32::MAX),
+        max_sessions: i32::try_from(load.limit).unwrap_or(i32::MAX),
     }
 }
 
@@ -259,9 +246,11 @@ impl TrainingService for TrainingGrpc {
             .await?;
         let dir = entry.dir.clone();
         let test_split_only = zero_range && req.symbols.is_empty();
-        let metrics =
-            blocking(move || registry::evaluate_model(&dir, &bars, test_split_only, start.max(0)))
-                .await?;
+        let compute = self.manager.inference_compute();
+        let metrics = blocking(move || {
+            registry::evaluate_model(&dir, &bars, test_split_only, start.max(0), &compute)
+        })
+        .await?;
         Ok(Response::new(pb::EvaluateModelResponse {
             model_id: entry.model_id,
             bars_evaluated: metrics.test_samples as i64,
@@ -354,12 +343,9 @@ impl TrainingService for TrainingGrpc {
         bars.retain(|tf, _| timeframes.contains(tf));
         let dir = entry.dir.clone();
         let predict_symbol = symbol.clone();
+        let compute = self.manager.inference_compute();
         let predictions = blocking(move || {
-            let device = Default::default();
-            let saved =
-                ktrdr_strategy::artifacts::SavedModel::<ktrdr_strategy::model::CpuBackend>::load(
-                    &dir, &device,
-                )?;
+            let saved = ktrdr_strategy::artifacts::LoadedModel::load(&dir, &compute)?;
             let predictions = saved.predict(&predict_symbol, &bars)?;
             let Some(from_ms) = from_ms else {
                 return Ok(predictions);
@@ -573,6 +559,7 @@ impl TrainingService for TrainingGrpc {
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         let progress = tx.clone();
         let owner = self.manager.staging_owner();
+        let compute = self.manager.inference_compute();
         spawn_stream_task(tx.clone(), "the backtest", async move {
             let answer = tokio::task::spawn_blocking(move || {
                 let mut report = |stage: &str, done: i64, total: i64, equity: f64| {
@@ -588,7 +575,7 @@ impl TrainingService for TrainingGrpc {
                     };
                     progress.blocking_send(Ok(event)).is_ok()
                 };
-                backtest::run(&models_dir, &owner, &plan, inputs, &mut report)
+                backtest::run(&models_dir, &owner, &plan, inputs, &compute, &mut report)
             })
             .await;
             let item = match answer {
@@ -669,11 +656,14 @@ impl TrainingService for TrainingGrpc {
         let models_dir = self.manager.models_dir();
         let dir = models_dir.clone();
         let model_count = blocking(move || Ok(registry::count(&dir))).await?;
-        let device = cpu_device();
+        let loads = self.manager.devices();
+        let default_id = self.manager.default_device().id();
+        let devices: Vec<pb::DeviceInfo> = loads.iter().map(device_pb).collect();
+        let device = devices.iter().find(|d| d.id == default_id).cloned();
         Ok(Response::new(pb::GetStatusResponse {
             service: Some(self.identity.service_info()),
-            devices: vec![device.clone()],
-            device: Some(device),
+            devices,
+            device,
             max_concurrent_sessions: self.manager.config().max_concurrent_sessions as i32,
             running: running as i32,
             queued: queued as i32,

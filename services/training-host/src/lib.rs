@@ -6,11 +6,13 @@ pub mod backtest;
 pub mod config;
 pub mod convert;
 pub mod data;
+pub mod device;
 pub mod error;
 pub mod grpc;
 pub mod manager;
 pub mod metrics;
 pub mod persist;
+pub mod placement;
 pub mod record;
 pub mod registry;
 pub mod runner;
@@ -39,9 +41,29 @@ pub fn session_manager(config: &TrainingHostConfig) -> SessionManager {
     SessionManager::open(config.training.clone(), data)
 }
 
+/// How often the device memory metrics are read.
+const DEVICE_METRICS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The gRPC server of `ktrdr-training-host` with its API, health and reflection mounted.
+/// Must be called inside a Tokio runtime.
 pub fn server(config: TrainingHostConfig) -> GrpcServer {
     metrics::init();
+    let devices = config.training.devices.clone();
+    tracing::info!(
+        devices = %device::describe(&devices),
+        sessions_per_device = config.training.sessions_per_device,
+        "training devices"
+    );
+    metrics::init_devices(&devices);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(DEVICE_METRICS_INTERVAL);
+        loop {
+            every.tick().await;
+            let devices = devices.clone();
+            let _ =
+                tokio::task::spawn_blocking(move || metrics::refresh_device_memory(&devices)).await;
+        }
+    });
     let grpc = GrpcServer::new(BINARY, config.server.clone());
     let manager = session_manager(&config);
     let api = with_message_limits!(

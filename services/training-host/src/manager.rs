@@ -1,7 +1,10 @@
 //! [`SessionManager`]: starts, queues, runs, cancels and remembers training sessions.
 //!
 //! At most `max_concurrent_sessions` sessions hold a slot (LOADING_DATA or RUNNING); the rest
-//! wait in a FIFO queue. Data loading is async I/O on the runtime; everything CPU-bound
+//! wait in a FIFO queue. A session leaving the queue is placed on one of the host's devices
+//! ([`crate::placement`]: the least loaded its request accepts, within the per-device limit);
+//! the oldest queued session that can be placed goes first, so a session waiting for a busy
+//! `cuda:1` does not hold back one that any device can take. Data loading is async I/O on the runtime; everything CPU-bound
 //! (features, training, saving) runs on a dedicated OS thread per session. Sessions are written
 //! to the sessions directory (`KTRDR_SESSIONS_DIR`, one per host) on every state change and epoch, and reloaded at start; sessions that
 //! were queued or running when the host stopped become INTERRUPTED.
@@ -18,10 +21,14 @@ use ktrdr_strategy::StrategyError;
 use ktrdr_strategy::dataset::SymbolBars;
 use tokio::sync::{broadcast, mpsc};
 
+use ktrdr_strategy::compute::Compute;
+
 use crate::config::TrainingConfig;
 use crate::data::{BarSource, Loaded};
+use crate::device::{DeviceRequest, HostDevice};
 use crate::error::{Result, TrainingError};
 use crate::persist::SessionStore;
+use crate::placement::Placement;
 use crate::record::{Event, EventKind, SessionRecord, SessionSpec, State};
 use crate::runner::Job;
 use crate::session::Session;
@@ -46,11 +53,22 @@ struct Inner {
     save_lock: Mutex<()>,
 }
 
-#[derive(Default)]
 struct Sessions {
     by_id: HashMap<String, Arc<Session>>,
     queue: VecDeque<String>,
     active: usize,
+    /// Sessions per device, indexed as `TrainingConfig::devices`.
+    placement: Placement,
+}
+
+/// One device of the host as `GetStatus` and the metrics report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceLoad {
+    pub device: HostDevice,
+    /// Sessions placed on it now (LOADING_DATA or RUNNING).
+    pub sessions: usize,
+    /// Sessions it takes at once; 0 = no per-device limit.
+    pub limit: usize,
 }
 
 /// Filters and paging of [`SessionManager::list`].
@@ -74,7 +92,15 @@ impl SessionManager {
         crate::registry::clean_unfinished(&config.models_dir, &owner);
         crate::backtest::clean_staging(&config.models_dir, &owner);
         let store = SessionStore::new(&config.sessions_dir);
-        let mut sessions = Sessions::default();
+        let mut sessions = Sessions {
+            by_id: HashMap::new(),
+            queue: VecDeque::new(),
+            active: 0,
+            placement: Placement::new(
+                config.devices.iter().map(|d| d.compute).collect(),
+                config.sessions_per_device,
+            ),
+        };
         for file in store.load_all() {
             let state = file.record.state;
             let session = Arc::new(Session::new(file.record, file.events));
@@ -144,6 +170,60 @@ impl SessionManager {
         (s.active, s.queue.len())
     }
 
+    /// Each device with the sessions on it, in `KTRDR_TRAINING_DEVICE` order.
+    pub fn devices(&self) -> Vec<DeviceLoad> {
+        let s = lock(&self.inner.sessions);
+        self.inner
+            .config
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(i, device)| DeviceLoad {
+                device: device.clone(),
+                sessions: s.placement.sessions(i),
+                limit: s.placement.limit(),
+            })
+            .collect()
+    }
+
+    /// The device a session without a device request would be placed on now (the first
+    /// when all are full).
+    pub fn default_device(&self) -> &HostDevice {
+        let index = lock(&self.inner.sessions)
+            .placement
+            .choose(DeviceRequest::Any)
+            .unwrap_or(0);
+        let devices = &self.inner.config.devices;
+        devices.get(index).unwrap_or(&devices[0])
+    }
+
+    /// Where evaluation, prediction and backtests compute: the least-loaded device.
+    pub fn inference_compute(&self) -> Compute {
+        self.default_device().compute
+    }
+
+    /// Refuses a device request this host can never serve, saying what it has.
+    fn check_device(&self, requested: &str) -> Result<()> {
+        let request = DeviceRequest::parse(requested).ok_or_else(|| {
+            TrainingError::invalid(
+                "device",
+                format!("{requested:?} is not a device: use cpu, cuda or cuda:N"),
+            )
+        })?;
+        if lock(&self.inner.sessions).placement.serves(request) {
+            return Ok(());
+        }
+        Err(TrainingError::Precondition {
+            reason: "DEVICE_UNAVAILABLE".to_owned(),
+            message: format!(
+                "device {requested} is not available on this training host; it has {} \
+                 (KTRDR_TRAINING_DEVICE chooses them); ask for one of those or leave device unset",
+                crate::device::describe(&self.inner.config.devices)
+            ),
+            field: "device".to_owned(),
+        })
+    }
+
     fn session(&self, id: &str) -> Result<Arc<Session>> {
         lock(&self.inner.sessions)
             .by_id
@@ -173,6 +253,7 @@ impl SessionManager {
         request: &pb::StartTrainingRequest,
     ) -> Result<(SessionRecord, usize)> {
         let spec = self.resolve(request)?;
+        self.check_device(&spec.device)?;
         // Fail fast when the bars cannot be read at all, rather than queueing a doomed session.
         self.inner.data.ping().await?;
         let record = SessionRecord {
@@ -192,6 +273,7 @@ impl SessionManager {
             loaded_end_ms: 0,
             last_sequence: 0,
             last_checkpoint_epoch: 0,
+            device: String::new(),
         };
         let origin = tracing::info_span!("training session", session_id = %record.id);
         let session = Arc::new(Session::new(record, Vec::new()).traced(origin));
@@ -294,29 +376,45 @@ impl SessionManager {
         Ok(spec)
     }
 
-    /// Hands free slots to queued sessions, oldest first.
+    /// Hands free slots to queued sessions: the oldest that a device can take first.
     fn schedule(&self) {
         let mut starting = Vec::new();
         {
             let mut sessions = lock(&self.inner.sessions);
-            while sessions.active < self.inner.config.max_concurrent_sessions {
-                let Some(id) = sessions.queue.pop_front() else {
-                    break;
-                };
+            let mut next = 0;
+            while sessions.active < self.inner.config.max_concurrent_sessions
+                && next < sessions.queue.len()
+            {
+                let id = sessions.queue[next].clone();
                 let Some(session) = sessions.by_id.get(&id).cloned() else {
+                    sessions.queue.remove(next);
                     continue;
                 };
+                // Checked at StartTraining; a record from an older version reads as "any".
+                let request = DeviceRequest::parse(&session.record().spec.device)
+                    .unwrap_or(DeviceRequest::Any);
+                let Some(device) = sessions.placement.place(request) else {
+                    next += 1;
+                    continue;
+                };
+                sessions.queue.remove(next);
                 sessions.active += 1;
-                starting.push(session);
+                crate::metrics::device_sessions(
+                    &self.inner.config.devices[device],
+                    sessions.placement.sessions(device),
+                );
+                starting.push((session, device));
             }
         }
-        for session in starting {
+        for (session, device) in starting {
+            let placed = &self.inner.config.devices[device];
+            session.update(|r| r.device = placed.id());
             // Before the task runs, so StartTraining already answers LOADING_DATA.
             session.emit(
                 EventKind::StateChanged {
                     from: Some(State::Queued),
                     to: State::LoadingData,
-                    reason: "training slot free".to_owned(),
+                    reason: format!("training slot free on {placed}"),
                 },
                 &self.inner.store,
             );
@@ -324,8 +422,16 @@ impl SessionManager {
             let origin = session.take_origin();
             tokio::spawn(tracing::Instrument::instrument(
                 async move {
-                    manager.run(session).await;
-                    lock(&manager.inner.sessions).active -= 1;
+                    manager.run(session, device).await;
+                    {
+                        let mut sessions = lock(&manager.inner.sessions);
+                        sessions.active -= 1;
+                        sessions.placement.release(device);
+                        crate::metrics::device_sessions(
+                            &manager.inner.config.devices[device],
+                            sessions.placement.sessions(device),
+                        );
+                    }
                     manager.schedule();
                 },
                 origin,
@@ -333,10 +439,11 @@ impl SessionManager {
         }
     }
 
-    async fn run(&self, session: Arc<Session>) {
+    async fn run(&self, session: Arc<Session>, device: usize) {
         let store = &self.inner.store;
+        let compute = self.inner.config.devices[device].compute;
         let outcome = match self.load_bars(&session).await {
-            Ok(bars) => self.train(session.clone(), bars).await,
+            Ok(bars) => self.train(session.clone(), bars, compute).await,
             Err(e) => Err(e),
         };
         let from = session.state();
@@ -433,7 +540,12 @@ impl SessionManager {
     }
 
     /// Runs the CPU-bound part on a dedicated thread and waits for it without blocking.
-    async fn train(&self, session: Arc<Session>, bars: Vec<SymbolBars>) -> Result<()> {
+    async fn train(
+        &self,
+        session: Arc<Session>,
+        bars: Vec<SymbolBars>,
+        compute: Compute,
+    ) -> Result<()> {
         let strategy = spec::strategy_of(&session.record().spec)?;
         let manager = self.clone();
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -449,6 +561,7 @@ impl SessionManager {
                     save_lock: &inner.save_lock,
                     strategy,
                     bars,
+                    compute,
                 }
                 .run();
                 let _ = tx.send(result);
@@ -592,6 +705,8 @@ mod tests {
             sessions_dir,
             strategies_dir: models_dir.to_owned(),
             max_concurrent_sessions: 1,
+            devices: vec![HostDevice::cpu()],
+            sessions_per_device: 0,
         }
     }
 

@@ -53,6 +53,7 @@ pub struct SessionSpec {
     #[serde(default)]
     pub hidden_layers: Vec<usize>,
     pub seed: u64,
+    /// The device asked for, normalised (`cpu`, `cuda`, `cuda:N`); empty = the host's choice.
     pub device: String,
     pub labels: BTreeMap<String, String>,
     pub resumed_from: Option<String>,
@@ -199,6 +200,10 @@ pub struct SessionRecord {
     /// Epoch of the latest checkpoint; 0 when none.
     #[serde(default)]
     pub last_checkpoint_epoch: u32,
+    /// The device the session was placed on (`cpu`, `cuda:N`); empty until it leaves the
+    /// queue.
+    #[serde(default)]
+    pub device: String,
 }
 
 /// A session file: the record and its retained events.

@@ -12,12 +12,12 @@ use std::path::{Path, PathBuf};
 use ktrdr_market::path::{join_under, safe_name};
 use ktrdr_market::{Bars, Timeframe};
 use ktrdr_strategy::LoadedStrategy;
-use ktrdr_strategy::artifacts::{ModelMetadata, ModelStore, SavedConfig, SavedModel, file};
+use ktrdr_strategy::artifacts::{LoadedModel, ModelMetadata, ModelStore, SavedConfig, file};
+use ktrdr_strategy::compute::Compute;
 use ktrdr_strategy::dataset::{Dataset, SymbolBars, build_datasets};
 use ktrdr_strategy::features::{compute_features, warmup_bars};
 use ktrdr_strategy::labels::segment_labels;
-use ktrdr_strategy::model::CpuBackend;
-use ktrdr_strategy::training::{TrainingMetrics, evaluate};
+use ktrdr_strategy::training::TrainingMetrics;
 
 use crate::error::{Result, TrainingError};
 use crate::record::Metrics;
@@ -209,9 +209,9 @@ pub fn evaluate_model(
     bars: &[SymbolBars],
     test_split_only: bool,
     from_ms: i64,
+    compute: &Compute,
 ) -> Result<Metrics> {
-    let device = Default::default();
-    let saved = SavedModel::<CpuBackend>::load(dir, &device)?;
+    let saved = LoadedModel::load(dir, compute)?;
     let batch = saved.strategy.config.model.training.batch_size.max(1);
     let rows = if test_split_only {
         build_datasets(&saved.strategy, bars)?.test
@@ -224,17 +224,13 @@ pub fn evaluate_model(
             "no bar in the range has complete features and a label; widen the range",
         ));
     }
-    let metrics = evaluate(&saved.model, &rows, &saved.network, &device, batch);
+    let metrics = saved.evaluate(&rows, batch);
     Ok(evaluation_metrics(&metrics))
 }
 
 /// Every labelled row with complete features from `from_ms` on, all symbols joined. Labels are
 /// computed on the bars from `from_ms` only, so warm-up prices do not shape them.
-fn labelled_rows(
-    saved: &SavedModel<CpuBackend>,
-    bars: &[SymbolBars],
-    from_ms: i64,
-) -> Result<Dataset> {
+fn labelled_rows(saved: &LoadedModel, bars: &[SymbolBars], from_ms: i64) -> Result<Dataset> {
     let threshold = saved.strategy.config.training.labels.zigzag_threshold;
     let base_tf = saved.features.base_timeframe;
     let mut out = Dataset {

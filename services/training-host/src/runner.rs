@@ -1,15 +1,17 @@
 //! The blocking part of a session: features, labels, training and saving, run on its own OS
-//! thread so the async runtime (health, status, watch calls) never waits on it.
+//! thread so the async runtime (health, status, watch calls) never waits on it. Training and
+//! saving run on the device the session was placed on, through one generic path
+//! ([`ktrdr_strategy::compute::Compute::run`]); everything else here is backend-free.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
 use ktrdr_strategy::artifacts::ModelStore;
+use ktrdr_strategy::compute::{Compute, OnBackend};
 use ktrdr_strategy::dataset::{SplitDatasets, SymbolBars, build_datasets};
-use ktrdr_strategy::model::CpuBackend;
 use ktrdr_strategy::training::{Progress, SaveWeights, TrainControl, TrainingMetrics, train};
 use ktrdr_strategy::{LoadedStrategy, StrategyError};
 use serde::{Deserialize, Serialize};
@@ -149,6 +151,32 @@ pub struct Job<'a> {
     pub save_lock: &'a Mutex<()>,
     pub strategy: LoadedStrategy,
     pub bars: Vec<SymbolBars>,
+    /// The device the session was placed on.
+    pub compute: Compute,
+}
+
+/// Saves a trained model (still on its device) into a model store with extra files.
+pub type SaveModel<'a> =
+    Box<dyn FnOnce(&ModelStore, &[(&str, &[u8])]) -> ktrdr_strategy::Result<PathBuf> + 'a>;
+
+/// Training on one device: its metrics, and how to save the model it made.
+pub struct Fit<'a> {
+    pub strategy: &'a LoadedStrategy,
+    pub sets: &'a SplitDatasets,
+    pub control: TrainControl<'a>,
+}
+
+impl<'a> OnBackend for Fit<'a> {
+    type Output = ktrdr_strategy::Result<(TrainingMetrics, SaveModel<'a>)>;
+
+    fn run<B: AutodiffBackend>(self, device: &B::Device) -> Self::Output {
+        let trained = train::<B>(self.strategy, self.sets, device, self.control)?;
+        let metrics = trained.metrics.clone();
+        let strategy = self.strategy;
+        let save: SaveModel<'a> =
+            Box::new(move |store, extra| store.save_with(strategy, &trained, extra));
+        Ok((metrics, save))
+    }
 }
 
 impl Job<'_> {
@@ -161,6 +189,7 @@ impl Job<'_> {
             save_lock,
             strategy,
             bars,
+            compute,
         } = self;
         let sets = build_datasets(&strategy, &bars)?;
         drop(bars);
@@ -328,28 +357,26 @@ impl Job<'_> {
                 store,
             );
         }
-        let device = Default::default();
-        let trained = train::<Autodiff<CpuBackend>>(
-            &strategy,
-            &sets,
-            &device,
-            TrainControl {
+        let (trained_metrics, save) = compute.run(Fit {
+            strategy: &strategy,
+            sets: &sets,
+            control: TrainControl {
                 seed: record.spec.seed,
                 cancel: Some(session.cancel_flag()),
                 progress: Some(&mut on_progress),
                 checkpoint: Some(&mut on_checkpoint),
                 resume,
             },
-        )?;
+        })??;
         let training_time_ms = started.elapsed().as_millis() as i64;
         let metrics = final_metrics(
-            &trained.metrics,
+            &trained_metrics,
             [sets.train.len(), sets.validation.len(), sets.test.len()],
             training_time_ms,
         );
         let sidecar = ModelSession {
             session_id: session.id.clone(),
-            device: record.spec.device.clone(),
+            device: compute.id(),
             labels: record.spec.labels.clone(),
             start_ms: record.spec.start_ms,
             end_ms: record.spec.end_ms,
@@ -369,17 +396,14 @@ impl Job<'_> {
             let _saving = save_lock
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            ModelStore::new(models_dir)
-                .owned_by(staging_owner(sessions_dir))
-                .save_with(
-                    &strategy,
-                    &trained,
-                    &[
-                        (SESSION_SIDECAR, text.as_bytes()),
-                        // GetModel returns the strategy verbatim, as the user wrote it.
-                        (STRATEGY_FILE, record.spec.strategy_yaml.as_bytes()),
-                    ],
-                )?
+            save(
+                &ModelStore::new(models_dir).owned_by(staging_owner(sessions_dir)),
+                &[
+                    (SESSION_SIDECAR, text.as_bytes()),
+                    // GetModel returns the strategy verbatim, as the user wrote it.
+                    (STRATEGY_FILE, record.spec.strategy_yaml.as_bytes()),
+                ],
+            )?
         };
         let model_id = model_id_of(models_dir, &dir);
         session.emit(

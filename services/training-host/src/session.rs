@@ -294,6 +294,7 @@ pub(crate) mod tests {
             loaded_end_ms: 0,
             last_sequence: 0,
             last_checkpoint_epoch: 0,
+            device: String::new(),
         }
     }
 

@@ -15,11 +15,9 @@ use ktrdr_strategy::strategy::{
     TimeframesMode, check_hidden_layers,
 };
 
+use crate::device::DeviceRequest;
 use crate::error::{Result, TrainingError};
 use crate::record::SessionSpec;
-
-/// The devices this build can train on.
-pub const CPU: &str = "cpu";
 
 /// Reads a strategy file named `name` (with or without `.yaml`) under `dir`. Names are safe
 /// file names ([`ktrdr_market::path::safe_name`]), so a request cannot read outside the
@@ -201,15 +199,19 @@ pub fn resolve(request: &pb::StartTrainingRequest, strategies_dir: &Path) -> Res
             other => TrainingError::from(other),
         })?;
     }
-    let device = match request.device.as_deref().map(str::trim) {
-        None | Some("") | Some(CPU) => CPU.to_owned(),
-        Some(other) => {
-            return Err(TrainingError::invalid(
+    // Whether the host has the device is the manager's question (FAILED_PRECONDITION); here
+    // only the spelling is checked.
+    let raw_device = request.device.as_deref().unwrap_or_default();
+    let device = DeviceRequest::parse(raw_device)
+        .ok_or_else(|| {
+            TrainingError::invalid(
                 "device",
-                format!("{other:?} is not available: this build trains on \"cpu\" only"),
-            ));
-        }
-    };
+                format!(
+                    "{raw_device:?} is not a device: use cpu, cuda or cuda:N, or leave it unset"
+                ),
+            )
+        })?
+        .to_string();
     let spec = SessionSpec {
         strategy_name: strategy.config.name.clone(),
         strategy_yaml: yaml,
@@ -329,7 +331,7 @@ training:
             (spec.epochs, spec.batch_size, spec.symbols.clone()),
             (3, 32, vec!["EURUSD".to_owned()])
         );
-        assert_eq!(spec.device, "cpu");
+        assert_eq!(spec.device, "", "unset: the host places it");
         let mut r = request(YAML);
         r.symbols = vec!["aapl".into(), "MSFT".into()];
         r.epochs = Some(7);
@@ -375,8 +377,11 @@ training:
         r.hidden_layers = vec![1; 17];
         assert_eq!(field(resolve(&r, dir).unwrap_err()), "hidden_layers");
         let mut r = request(YAML);
-        r.device = Some("cuda:0".into());
+        r.device = Some("gpu0".into());
         assert_eq!(field(resolve(&r, dir).unwrap_err()), "device");
+        // A well-spelt device passes here; whether the host has it is the manager's check.
+        r.device = Some(" CUDA:1 ".into());
+        assert_eq!(resolve(&r, dir).unwrap().device, "cuda:1");
         let r = pb::StartTrainingRequest::default();
         assert_eq!(field(resolve(&r, dir).unwrap_err()), "strategy");
     }
