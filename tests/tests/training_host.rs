@@ -786,3 +786,120 @@ async fn bad_requests_fail_fast_with_the_right_codes() {
         status.message()
     );
 }
+
+#[tokio::test]
+async fn a_host_without_cuda_refuses_to_start_on_it_saying_what_it_has() {
+    for (value, says) in [
+        ("cuda", "this host has cpu"),
+        ("cuda:0,1", "--features cuda"),
+        ("gpu", "auto, cpu, cuda or cuda:N"),
+    ] {
+        let (status, _, stderr) = ktrdr_system_tests::run_to_exit(
+            "ktrdr-training-host",
+            &[],
+            &[("KTRDR_TRAINING_DEVICE", value)],
+        )
+        .await;
+        assert_eq!(status.code(), Some(2), "{value}: {stderr}");
+        assert!(stderr.contains("KTRDR_TRAINING_DEVICE"), "{value}: {stderr}");
+        assert!(stderr.contains(says), "{value}: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn sessions_are_placed_per_device_and_devices_the_host_lacks_are_refused() {
+    let (data, _data_dir) = start_data(&[]).await;
+    write_bars(&data, "EURUSD", bars(700, 7)).await;
+    let models = tempfile::tempdir().unwrap();
+    let (host, mut client) = start_host_with(
+        &data.url(),
+        models.path(),
+        "2",
+        &[
+            ("KTRDR_TRAINING_DEVICE", "cpu"),
+            ("KTRDR_TRAINING_SESSIONS_PER_DEVICE", "1"),
+        ],
+    )
+    .await;
+
+    let status = get_status(&mut client).await;
+    assert_eq!(status.devices.len(), 1, "{status:?}");
+    let cpu = &status.devices[0];
+    assert_eq!((cpu.id.as_str(), cpu.kind()), ("cpu", pb::DeviceKind::Cpu));
+    assert!(cpu.name.contains("threads"), "{cpu:?}");
+    assert!(cpu.memory_total_bytes > 0 && cpu.memory_used_bytes > 0, "{cpu:?}");
+    assert!(cpu.memory_used_bytes <= cpu.memory_total_bytes, "{cpu:?}");
+    assert_eq!((cpu.sessions, cpu.max_sessions), (0, 1));
+    assert_eq!(status.device.as_ref().map(|d| d.id.as_str()), Some("cpu"));
+
+    // A device this host does not have: FAILED_PRECONDITION naming the ones it has.
+    let mut on_gpu = request(1, 32);
+    on_gpu.device = Some("cuda:1".into());
+    let refused = client.start_training(on_gpu).await.unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    let info = refused.get_error_details().error_info().cloned().unwrap();
+    assert_eq!(info.reason, "DEVICE_UNAVAILABLE");
+    assert!(refused.message().contains("cuda:1"), "{refused:?}");
+    assert!(refused.message().contains(&cpu.name), "{refused:?}");
+    // A device that is no device at all is a bad argument.
+    let mut nonsense = request(1, 32);
+    nonsense.device = Some("tpu".into());
+    let refused = client.start_training(nonsense).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
+    let fields: Vec<String> = refused
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect();
+    assert_eq!(fields, ["device"]);
+
+    // Thousands of small batches: still running when the second session comes.
+    let mut long = request(500, 2);
+    long.device = Some("cpu".into());
+    let first = start(&mut client, long).await.session_id;
+    wait_running(&mut client, &first).await;
+    assert_eq!(get(&mut client, &first).await.device, "cpu");
+    // Two sessions may run, but the one device takes one: the second waits.
+    let second = start(&mut client, request(1, 32)).await;
+    assert_eq!(
+        (second.state(), second.queue_position),
+        (TrainingState::Queued, 1)
+    );
+    assert_eq!(get(&mut client, &second.session_id).await.device, "");
+    let status = get_status(&mut client).await;
+    assert_eq!((status.running, status.queued), (1, 1));
+    assert_eq!(status.devices[0].sessions, 1);
+
+    let scraped = ktrdr_system_tests::scrape(host.metrics_addr.unwrap()).await;
+    assert_eq!(
+        ktrdr_system_tests::sample(&scraped, "training_device_sessions{device=\"cpu\"}"),
+        1.0,
+        "{scraped}"
+    );
+    assert!(
+        ktrdr_system_tests::sample(
+            &scraped,
+            "training_device_memory_used_bytes{device=\"cpu\"}"
+        ) > 0.0,
+        "{scraped}"
+    );
+    let total = scraped
+        .lines()
+        .find(|l| l.starts_with("training_device_memory_total_bytes{device=\"cpu\",name=\""))
+        .unwrap_or_else(|| panic!("no memory total for the CPU: {scraped}"));
+    assert!(total.contains(&cpu.name), "{total}");
+
+    cancel(&mut client, &second.session_id, "").await;
+    cancel(&mut client, &first, "").await;
+    // The device is given back once the session's task has ended, just after it is CANCELLED.
+    tokio::time::timeout(WAIT, async {
+        while get_status(&mut client).await.devices[0].sessions != 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the device is free again");
+    drop(data);
+}
