@@ -6,13 +6,15 @@
 use std::sync::atomic::AtomicBool;
 
 use burn::backend::Autodiff;
+use burn::tensor::backend::AutodiffBackend;
 use ktrdr_market::Timeframe;
-use ktrdr_strategy::artifacts::{ModelStore, SavedModel};
+use ktrdr_strategy::artifacts::{LoadedModel, ModelStore, SavedModel};
+use ktrdr_strategy::compute::{Compute, OnBackend};
 use ktrdr_strategy::dataset::{SplitDatasets, SymbolBars, build_datasets};
 use ktrdr_strategy::model::CpuBackend;
 use ktrdr_strategy::synthetic::{PathSpec, generate};
 use ktrdr_strategy::training::{
-    Progress, TrainControl, TrainedModel, evaluate, predict_probabilities, train,
+    Progress, TrainControl, TrainedModel, TrainingMetrics, evaluate, predict_probabilities, train,
 };
 use ktrdr_strategy::{LoadedStrategy, StrategyError};
 
@@ -264,6 +266,54 @@ fn saved_model_reloads_and_predicts_the_same() {
     assert_eq!(in_memory, predictions);
     let err = loaded.predict("TSLA", &fresh.bars).unwrap_err();
     assert!(err.to_string().contains("cannot score TSLA"), "{err}");
+
+    // Loaded on a device chosen at run time: the same predictions and test metrics.
+    let on_cpu = LoadedModel::load(&latest, &Compute::Cpu).unwrap();
+    assert_eq!(on_cpu.metrics, trained.metrics);
+    assert_eq!(on_cpu.predict("MSFT", &fresh.bars).unwrap(), predictions);
+    assert_eq!(
+        on_cpu.evaluate(&data.test, 256),
+        evaluate(&trained.model, &data.test, &trained.config, &device, 256)
+    );
+}
+
+/// Training as the training host runs it: through [`Compute::run`], generic over the backend.
+struct Fit<'a> {
+    strategy: &'a LoadedStrategy,
+    data: &'a SplitDatasets,
+    seed: u64,
+}
+
+impl OnBackend for Fit<'_> {
+    type Output = ktrdr_strategy::Result<TrainingMetrics>;
+    fn run<B: AutodiffBackend>(self, device: &B::Device) -> Self::Output {
+        let control = TrainControl {
+            seed: self.seed,
+            ..TrainControl::default()
+        };
+        train::<B>(self.strategy, self.data, device, control).map(|t| t.metrics)
+    }
+}
+
+#[test]
+fn training_through_the_run_time_device_choice_gives_the_cpu_backends_metrics() {
+    for (file, epochs) in [
+        ("rsi_bollinger_single.yaml", 4),
+        ("momentum_multi_symbol.yaml", 2),
+    ] {
+        let s = strategy(file, epochs);
+        let data = datasets(&s, 1_500);
+        let direct = fit(&s, &data, 21).metrics;
+        let generic = Compute::Cpu
+            .run(Fit {
+                strategy: &s,
+                data: &data,
+                seed: 21,
+            })
+            .unwrap()
+            .unwrap();
+        assert_eq!(generic, direct, "{file}");
+    }
 }
 
 #[test]
