@@ -801,7 +801,10 @@ async fn a_host_without_cuda_refuses_to_start_on_it_saying_what_it_has() {
         )
         .await;
         assert_eq!(status.code(), Some(2), "{value}: {stderr}");
-        assert!(stderr.contains("KTRDR_TRAINING_DEVICE"), "{value}: {stderr}");
+        assert!(
+            stderr.contains("KTRDR_TRAINING_DEVICE"),
+            "{value}: {stderr}"
+        );
         assert!(stderr.contains(says), "{value}: {stderr}");
     }
 }
@@ -827,7 +830,10 @@ async fn sessions_are_placed_per_device_and_devices_the_host_lacks_are_refused()
     let cpu = &status.devices[0];
     assert_eq!((cpu.id.as_str(), cpu.kind()), ("cpu", pb::DeviceKind::Cpu));
     assert!(cpu.name.contains("threads"), "{cpu:?}");
-    assert!(cpu.memory_total_bytes > 0 && cpu.memory_used_bytes > 0, "{cpu:?}");
+    assert!(
+        cpu.memory_total_bytes > 0 && cpu.memory_used_bytes > 0,
+        "{cpu:?}"
+    );
     assert!(cpu.memory_used_bytes <= cpu.memory_total_bytes, "{cpu:?}");
     assert_eq!((cpu.sessions, cpu.max_sessions), (0, 1));
     assert_eq!(status.device.as_ref().map(|d| d.id.as_str()), Some("cpu"));
