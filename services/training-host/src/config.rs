@@ -195,6 +195,21 @@ mod tests {
         );
     }
 
+    #[cfg(not(feature = "cuda"))]
+    #[test]
+    fn cuda_in_a_build_without_it_is_an_error_naming_the_variable_and_what_the_host_has() {
+        for asked in ["cuda", "cuda:0"] {
+            let env = Env::from_pairs([("KTRDR_TRAINING_DEVICE", asked)]);
+            let err = TrainingConfig::from_env(&env).unwrap_err();
+            assert_eq!(err.variable, "KTRDR_TRAINING_DEVICE");
+            assert!(err.expected.contains("this host has cpu"), "{err}");
+        }
+        // auto falls back to the CPU.
+        let env = Env::from_pairs([("KTRDR_TRAINING_DEVICE", "auto")]);
+        let config = TrainingConfig::from_env(&env).unwrap();
+        assert_eq!(config.devices, [HostDevice::cpu()]);
+    }
+
     #[test]
     fn rejects_bad_values_by_name() {
         for (var, bad) in [
