@@ -1,4 +1,5 @@
-"""PyTorch (CPU) side of the MLP training benchmark (services/strategy/benches/training_shapes.rs).
+"""PyTorch side of the MLP training benchmark (services/strategy/benches/mlp_training.rs) and of
+scripts/gpu-check.sh (with --device cuda: data and network on the GPU, timed to a synchronize).
 
 Trains the same network as ktrdr's training (per hidden size Linear -> ReLU -> Dropout, then
 Linear(..., 3) logits; cross-entropy; Adam) the way the original ktrdr trained it: every epoch
@@ -55,7 +56,9 @@ def main() -> None:
     parser.add_argument("--learning-rate", type=float, default=0.001)
     parser.add_argument("--dropout", type=float, default=0.2)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda[:N]")
     args = parser.parse_args()
+    device = torch.device(args.device)
 
     torch.set_num_threads(args.threads)
     gen = torch.Generator().manual_seed(1)
@@ -63,15 +66,18 @@ def main() -> None:
     x_train, y_train = rows(args.train_rows, args.inputs, mapping, gen)
     x_val, y_val = rows(args.eval_rows, args.inputs, mapping, gen)
     x_test, y_test = rows(args.eval_rows, args.inputs, mapping, gen)
+    x_train, y_train, x_val, y_val, x_test, y_test = (
+        t.to(device) for t in (x_train, y_train, x_val, y_val, x_test, y_test)
+    )
     torch.manual_seed(1)
-    model = network(args.inputs, [int(h) for h in args.hidden.split(",")], args.dropout)
+    model = network(args.inputs, [int(h) for h in args.hidden.split(",")], args.dropout).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
     loss_fn = nn.CrossEntropyLoss()
 
     started = time.perf_counter()
     for _ in range(args.epochs):
         model.train()
-        order = torch.randperm(args.train_rows, generator=gen)
+        order = torch.randperm(args.train_rows, generator=gen).to(device)
         for start in range(0, args.train_rows, args.batch):
             index = order[start : start + args.batch]
             optimizer.zero_grad()
@@ -80,6 +86,8 @@ def main() -> None:
             optimizer.step()
         evaluate(model, x_val, y_val, args.batch)
     _, test_accuracy = evaluate(model, x_test, y_test, args.batch)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     seconds = time.perf_counter() - started
 
     print(
@@ -90,6 +98,7 @@ def main() -> None:
                 "test_accuracy": test_accuracy,
                 "torch": torch.__version__,
                 "threads": torch.get_num_threads(),
+                "device": str(device),
             }
         )
     )

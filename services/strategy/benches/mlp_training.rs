@@ -26,12 +26,12 @@ use std::time::Instant;
 use burn::backend::Autodiff;
 use burn::tensor::backend::AutodiffBackend;
 use ktrdr_market::Timeframe;
-use ktrdr_strategy::dataset::{Dataset, SplitDatasets, SymbolBars, build_datasets};
+use ktrdr_strategy::LoadedStrategy;
+use ktrdr_strategy::dataset::{SplitDatasets, SymbolBars, build_datasets};
 use ktrdr_strategy::model::CpuBackend;
 use ktrdr_strategy::strategy::Optimizer;
-use ktrdr_strategy::synthetic::{PathSpec, generate};
+use ktrdr_strategy::synthetic::{PathSpec, generate, random_rows};
 use ktrdr_strategy::training::{TrainControl, train};
-use ktrdr_strategy::{Label, LoadedStrategy};
 
 const TRAIN_ROWS: usize = 20_000;
 const EVAL_ROWS: usize = 3_000;
@@ -61,59 +61,8 @@ const SHAPES: [Shape; 2] = [
     },
 ];
 
-/// A small deterministic generator (xorshift64*), so the rows need no RNG crate.
-struct Rows(u64);
-
-impl Rows {
-    fn next(&mut self) -> f32 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
-    }
-
-    /// `n` rows of `inputs` features in [0, 1), labelled by the largest of `mapping`'s three
-    /// weighted sums of the centred features (so every label occurs).
-    fn dataset(&mut self, n: usize, inputs: usize, mapping: &[[f32; 3]]) -> Dataset {
-        let x: Vec<f32> = (0..n * inputs).map(|_| self.next()).collect();
-        let y = x
-            .chunks(inputs)
-            .map(|row| {
-                let mut sums = [0f32; 3];
-                for (value, weights) in row.iter().zip(mapping) {
-                    for (sum, w) in sums.iter_mut().zip(weights) {
-                        *sum += (value - 0.5) * w;
-                    }
-                }
-                let best = (0..3)
-                    .max_by(|&a, &b| sums[a].total_cmp(&sums[b]))
-                    .unwrap_or(1);
-                [Label::Buy, Label::Hold, Label::Sell][best]
-            })
-            .collect();
-        Dataset {
-            feature_count: inputs,
-            x,
-            y,
-            symbol_index: vec![0; n],
-            timestamp_ms: (0..n as i64).collect(),
-        }
-    }
-}
-
 fn datasets(inputs: usize) -> SplitDatasets {
-    let mut rows = Rows(0x9E37_79B9_7F4A_7C15);
-    let mapping: Vec<[f32; 3]> = (0..inputs)
-        .map(|_| [rows.next() - 0.5, rows.next() - 0.5, rows.next() - 0.5])
-        .collect();
-    SplitDatasets {
-        feature_names: (0..inputs).map(|i| format!("f{i}")).collect(),
-        symbols: vec!["EURUSD".to_owned()],
-        train: rows.dataset(TRAIN_ROWS, inputs, &mapping),
-        validation: rows.dataset(EVAL_ROWS, inputs, &mapping),
-        test: rows.dataset(EVAL_ROWS, inputs, &mapping),
-        bars_per_part: vec![[TRAIN_ROWS, EVAL_ROWS, EVAL_ROWS]],
-    }
+    random_rows(inputs, TRAIN_ROWS, EVAL_ROWS)
 }
 
 /// An example strategy from `strategies/`.

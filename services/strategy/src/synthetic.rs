@@ -1,4 +1,5 @@
-//! Deterministic, seeded price paths for tests, examples and benchmarks.
+//! Deterministic, seeded price paths for tests, examples and benchmarks, and ready-made
+//! feature rows ([`random_rows`]) for measuring the network alone.
 //!
 //! The path is a geometric random walk whose drift switches between up, flat and down regimes
 //! that persist for a while, so it has trends a ZigZag can label and a model can partly learn.
@@ -6,6 +7,9 @@
 //! tricks that differ by libm).
 
 use ktrdr_market::{Bars, Timeframe};
+
+use crate::Label;
+use crate::dataset::{Dataset, SplitDatasets};
 
 /// Parameters of the generated path.
 #[derive(Debug, Clone)]
@@ -106,6 +110,64 @@ pub fn generate(spec: &PathSpec) -> Bars {
     bars
 }
 
+/// A small deterministic generator (xorshift64*) of floats in [0, 1).
+struct Rows(u64);
+
+impl Rows {
+    fn next(&mut self) -> f32 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        (self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 40) as f32 / (1u64 << 24) as f32
+    }
+
+    /// `n` rows of `inputs` features in [0, 1), labelled by the largest of `mapping`'s three
+    /// weighted sums of the centred features (so every label occurs).
+    fn dataset(&mut self, n: usize, inputs: usize, mapping: &[[f32; 3]]) -> Dataset {
+        let x: Vec<f32> = (0..n * inputs).map(|_| self.next()).collect();
+        let y = x
+            .chunks(inputs)
+            .map(|row| {
+                let mut sums = [0f32; 3];
+                for (value, weights) in row.iter().zip(mapping) {
+                    for (sum, w) in sums.iter_mut().zip(weights) {
+                        *sum += (value - 0.5) * w;
+                    }
+                }
+                let best = (0..3)
+                    .max_by(|&a, &b| sums[a].total_cmp(&sums[b]))
+                    .unwrap_or(1);
+                [Label::Buy, Label::Hold, Label::Sell][best]
+            })
+            .collect();
+        Dataset {
+            feature_count: inputs,
+            x,
+            y,
+            symbol_index: vec![0; n],
+            timestamp_ms: (0..n as i64).collect(),
+        }
+    }
+}
+
+/// Train, validation and test rows of `inputs` random features with labels from one fixed
+/// random linear map (learnable, every label present), for measuring training speed and
+/// comparing backends without a strategy's pipeline. The same arguments give the same rows.
+pub fn random_rows(inputs: usize, train_rows: usize, eval_rows: usize) -> SplitDatasets {
+    let mut rows = Rows(0x9E37_79B9_7F4A_7C15);
+    let mapping: Vec<[f32; 3]> = (0..inputs)
+        .map(|_| [rows.next() - 0.5, rows.next() - 0.5, rows.next() - 0.5])
+        .collect();
+    SplitDatasets {
+        feature_names: (0..inputs).map(|i| format!("f{i}")).collect(),
+        symbols: vec!["EURUSD".to_owned()],
+        train: rows.dataset(train_rows, inputs, &mapping),
+        validation: rows.dataset(eval_rows, inputs, &mapping),
+        test: rows.dataset(eval_rows, inputs, &mapping),
+        bars_per_part: vec![[train_rows, eval_rows, eval_rows]],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +202,24 @@ mod tests {
     fn splitmix_known_first_value() {
         // First output of SplitMix64 seeded with 0 (reference implementation by S. Vigna).
         assert_eq!(SplitMix64::new(0).next_u64(), 0xE220_A839_7B1D_CDAF);
+    }
+
+    #[test]
+    fn random_rows_are_seeded_and_hold_every_label() {
+        let a = random_rows(6, 500, 100);
+        let b = random_rows(6, 500, 100);
+        assert_eq!(a.train.x, b.train.x);
+        assert_eq!(a.test.y, b.test.y);
+        assert_eq!(
+            (a.train.len(), a.validation.len(), a.test.len()),
+            (500, 100, 100)
+        );
+        assert_eq!(a.feature_names.len(), 6);
+        assert!(
+            a.train.label_counts().iter().all(|&n| n > 50),
+            "{:?}",
+            a.train.label_counts()
+        );
+        assert!(a.train.x.iter().all(|v| (0.0..1.0).contains(v)));
     }
 }
