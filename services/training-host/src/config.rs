@@ -6,7 +6,9 @@ use ktrdr_common::config::{
     ConfigError, Env, ServerConfig, VarDoc, env_help, loopback, server_var_docs,
 };
 
-use crate::device::HostDevice;
+use ktrdr_common::config::Var;
+
+use crate::device::{DeviceChoice, HostDevice};
 
 /// Default gRPC port of `ktrdr-training-host`.
 pub const DEFAULT_PORT: u16 = 50053;
@@ -40,6 +42,16 @@ ktrdr_common::vars! {
     pub DATA_SERVICE_URL = "DATA_SERVICE_URL", Urls("http://localhost:50054"), "the data service that training bars are read from";
 }
 
+/// `KTRDR_TRAINING_DEVICE` (its own [`ktrdr_common::config::Kind`], so declared without
+/// `vars!`); resolved on this machine by [`crate::device::resolve`].
+pub const TRAINING_DEVICE: Var<DeviceChoice> = Var {
+    name: "KTRDR_TRAINING_DEVICE",
+    kind: DeviceChoice,
+    meaning: "where sessions, evaluation, prediction and backtests compute: auto (CUDA when built \
+              with it and a GPU answers, else the CPU), cpu, cuda (every GPU) or cuda:N[,M…]; \
+              a device the host lacks stops it at start",
+};
+
 impl TrainingConfig {
     pub fn vars() -> Vec<VarDoc> {
         vec![
@@ -47,7 +59,7 @@ impl TrainingConfig {
             SESSIONS_DIR.doc(),
             STRATEGIES_DIR.doc(),
             MAX_CONCURRENT_TRAININGS.doc(),
-            crate::device::var_doc(),
+            TRAINING_DEVICE.doc(),
             SESSIONS_PER_DEVICE.doc(),
         ]
     }
@@ -74,7 +86,11 @@ impl TrainingConfig {
             sessions_dir,
             strategies_dir: env.read(&STRATEGIES_DIR)?,
             max_concurrent_sessions: usize::try_from(max).unwrap_or(usize::MAX),
-            devices: crate::device::from_env(env)?,
+            devices: crate::device::resolve_or_config_error(
+                &env.read(&TRAINING_DEVICE)?,
+                HostDevice::cpu(),
+                crate::device::probe_cuda(),
+            )?,
             sessions_per_device: usize::try_from(env.read(&SESSIONS_PER_DEVICE)?)
                 .unwrap_or(usize::MAX),
         })

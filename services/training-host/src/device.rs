@@ -11,8 +11,10 @@
 
 use std::fmt;
 
-use ktrdr_common::config::{ConfigError, Kind, Var, VarDoc};
+use ktrdr_common::config::{ConfigError, Kind};
 use ktrdr_strategy::compute::Compute;
+
+use crate::config::TRAINING_DEVICE;
 
 /// What `KTRDR_TRAINING_DEVICE` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,7 +26,7 @@ pub enum DeviceSetting {
     Cuda(Vec<usize>),
 }
 
-/// The [`Kind`] of `KTRDR_TRAINING_DEVICE`.
+/// The [`Kind`] of `KTRDR_TRAINING_DEVICE` ([`TRAINING_DEVICE`]).
 #[derive(Debug, Clone, Copy)]
 pub struct DeviceChoice;
 
@@ -62,19 +64,6 @@ impl Kind for DeviceChoice {
     fn expected(&self) -> String {
         "auto, cpu, cuda or cuda:N[,M…]".to_owned()
     }
-}
-
-/// `KTRDR_TRAINING_DEVICE`.
-pub const TRAINING_DEVICE: Var<DeviceChoice> = Var {
-    name: "KTRDR_TRAINING_DEVICE",
-    kind: DeviceChoice,
-    meaning: "where sessions, evaluation, prediction and backtests compute: auto (CUDA when \
-              built with it and a GPU answers, else the CPU), cpu, cuda (every GPU) or \
-              cuda:N[,M…]",
-};
-
-pub fn var_doc() -> VarDoc {
-    TRAINING_DEVICE.doc()
 }
 
 /// One device of the host.
@@ -200,12 +189,6 @@ pub fn resolve(
                 .collect()
         }
     }
-}
-
-/// Reads `KTRDR_TRAINING_DEVICE` and resolves it on this machine.
-pub fn from_env(env: &ktrdr_common::config::Env) -> Result<Vec<HostDevice>, ConfigError> {
-    let setting = env.read(&TRAINING_DEVICE)?;
-    resolve_or_config_error(&setting, HostDevice::cpu(), probe_cuda())
 }
 
 /// [`resolve`], its refusal as the configuration error naming the variable.
