@@ -106,6 +106,17 @@ fn request(epochs: i32, batch_size: i32) -> StartTrainingRequest {
     }
 }
 
+/// The fields an INVALID_ARGUMENT status names, in order.
+fn bad_fields(status: &tonic::Status) -> Vec<String> {
+    status
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .into_iter()
+        .map(|v| v.field)
+        .collect()
+}
+
 /// Predict over the stored EURUSD bars of `range` (`None`: all of them).
 async fn predict_stored(
     client: &mut Client,
@@ -733,13 +744,7 @@ async fn bad_requests_fail_fast_with_the_right_codes() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
-    let fields: Vec<String> = status
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let fields = bad_fields(&status);
     assert!(
         fields[0].starts_with("strategy_yaml.indicators[0]"),
         "{fields:?}"
@@ -852,13 +857,7 @@ async fn sessions_are_placed_per_device_and_devices_the_host_lacks_are_refused()
     nonsense.device = Some("tpu".into());
     let refused = client.start_training(nonsense).await.unwrap_err();
     assert_eq!(refused.code(), Code::InvalidArgument, "{refused:?}");
-    let fields: Vec<String> = refused
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .into_iter()
-        .map(|v| v.field)
-        .collect();
+    let fields = bad_fields(&refused);
     assert_eq!(fields, ["device"]);
 
     // Thousands of small batches: still running when the second session comes.
