@@ -5,14 +5,14 @@
 //!
 //! `Compute::Cuda` exists in every build so that device lists can be described, compared and
 //! tested anywhere; running on it needs the `cuda` feature, and a build without it answers
-//! with [`StrategyError::Device`] instead.
+//! with [`crate::StrategyError::Device`] instead.
 
 use std::fmt;
 
 use burn::backend::Autodiff;
 use burn::tensor::backend::AutodiffBackend;
 
-use crate::error::{Result, StrategyError};
+use crate::error::Result;
 use crate::model::CpuBackend;
 
 /// A compute device.
@@ -43,7 +43,7 @@ impl Compute {
                 &burn::backend::cuda::CudaDevice::new(ordinal),
             )),
             #[cfg(not(feature = "cuda"))]
-            Compute::Cuda(_) => Err(StrategyError::Device(format!(
+            Compute::Cuda(_) => Err(crate::error::StrategyError::Device(format!(
                 "{self} needs the CUDA backend, and this binary was built without it \
                  (build with --features cuda, e.g. deploy/Dockerfile.cuda)"
             ))),
