@@ -26,7 +26,7 @@ use ktrdr_strategy::dataset::SplitDatasets;
 use ktrdr_strategy::model::{CpuBackend, MlpConfig};
 use ktrdr_strategy::strategy::Optimizer;
 use ktrdr_strategy::synthetic::random_rows;
-use ktrdr_strategy::training::{TrainControl, TrainingMetrics, train};
+use ktrdr_strategy::training::{BatchSource, TrainControl, TrainingMetrics, train};
 
 const INPUTS: usize = 36;
 const HIDDEN: [usize; 3] = [128, 64, 32];
@@ -112,6 +112,7 @@ struct Fit<'a> {
     strategy: &'a LoadedStrategy,
     data: &'a SplitDatasets,
     initial: &'a std::path::Path,
+    batches: BatchSource,
 }
 
 impl OnBackend for Fit<'_> {
@@ -124,6 +125,7 @@ impl OnBackend for Fit<'_> {
             device,
             TrainControl {
                 seed: 1,
+                batches: self.batches,
                 resume: Some((self.initial.to_path_buf(), 0)),
                 ..TrainControl::default()
             },
@@ -155,6 +157,7 @@ fn main() {
                 strategy: &s,
                 data: &data,
                 initial: &initial,
+                batches: compute.batches(),
             })
             .unwrap_or_else(|e| panic!("{e}"))
     };

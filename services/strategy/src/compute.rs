@@ -14,6 +14,7 @@ use burn::tensor::backend::AutodiffBackend;
 
 use crate::error::Result;
 use crate::model::CpuBackend;
+use crate::training::BatchSource;
 
 /// A compute device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,6 +58,16 @@ impl Compute {
 
     pub fn is_cuda(&self) -> bool {
         matches!(self, Compute::Cuda(_))
+    }
+
+    /// Where training on this device cuts its batches: on the device for a GPU (the split
+    /// uploaded once), on the host for the CPU (where gathering is the copy).
+    pub fn batches(&self) -> BatchSource {
+        if self.is_cuda() {
+            BatchSource::Device
+        } else {
+            BatchSource::Host
+        }
     }
 }
 

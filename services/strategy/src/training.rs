@@ -6,9 +6,12 @@
 //! so two trainings running at once in one process can disturb each other's dropout masks;
 //! the results stay valid, only not bit-reproducible.
 //!
-//! Data stay on the device: each split is copied to the device once ([`Resident`]); an epoch
-//! uploads only its shuffled row order, and each batch is gathered from it on the device.
-//! Per batch, only the loss and the count of correct predictions come back to the host.
+//! Where batches are cut is the caller's choice ([`BatchSource`]): on a GPU the training split is
+//! copied to the device once ([`Resident`]), an epoch uploads only its shuffled row order and
+//! each batch is gathered from it on the device; on the CPU each batch's rows are gathered on
+//! the host, which is the copy. Both give the same batches, so the same metrics. Per batch, only
+//! the loss and the predicted classes come back to the host; evaluation copies a split to the
+//! device once and runs it in consecutive slices.
 //!
 //! Differences from the original, on purpose: the best weights are a real copy (the original's
 //! shallow `state_dict().copy()` kept the last ones); validation and test are evaluated in
@@ -61,10 +64,24 @@ pub type SaveWeights<'s> = &'s dyn Fn(&Path) -> Result<()>;
 /// they are then.
 pub type OnCheckpoint<'a> = &'a mut dyn FnMut(usize, SaveWeights<'_>) -> Result<()>;
 
+/// Where a training run cuts its batches.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum BatchSource {
+    /// Each batch's rows gathered on the host and copied in: cheapest when the device is the
+    /// CPU, where that copy is the gather.
+    #[default]
+    Host,
+    /// The training split copied to the device once; each batch gathered there from the
+    /// epoch's row order (one small upload per epoch): for a GPU.
+    Device,
+}
+
 /// How a caller steers a training run.
 #[derive(Default)]
 pub struct TrainControl<'a> {
     pub seed: u64,
+    /// Where batches are cut ([`crate::compute::Compute::batches`] picks it for a device).
+    pub batches: BatchSource,
     /// Checked between batches; when set, training stops with [`StrategyError::Cancelled`].
     pub cancel: Option<&'a AtomicBool>,
     pub progress: Option<&'a mut dyn FnMut(&Progress)>,
@@ -269,7 +286,8 @@ impl<B: AutodiffBackend> Run<'_, B> {
         let batch_size = hp.batch_size;
         let total_batches = train.len().div_ceil(batch_size);
         let loss_fn = CrossEntropyLossConfig::new().init(self.device);
-        let resident = Resident::<B>::upload(train, self.config, self.device);
+        let resident = (control.batches == BatchSource::Device)
+            .then(|| Resident::<B>::upload(train, self.config, self.device));
         let early = hp.early_stopping.as_ref().filter(|e| e.enabled);
         let monitor = early.map_or("val_loss", |e| e.monitor.as_str()).to_owned();
         let mut schedule = LearningRate::new(hp);
@@ -298,27 +316,38 @@ impl<B: AutodiffBackend> Run<'_, B> {
 
         for epoch in first_epoch..=epochs {
             shuffle(&mut order, &mut rng);
-            let epoch_order = index_tensor::<B>(&order, self.device);
+            let epoch_order = resident
+                .as_ref()
+                .map(|_| index_tensor::<B>(&order, self.device));
             let lr = schedule.current();
             let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
             for (batch_index, batch) in order.chunks(batch_size).enumerate() {
                 if control.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                     return Err(StrategyError::Cancelled);
                 }
-                let rows = epoch_order
-                    .clone()
-                    .narrow(0, batch_index * batch_size, batch.len());
-                let (x, y, symbols) = resident.select(rows);
+                let (x, y, symbols) = match (&resident, &epoch_order) {
+                    (Some(resident), Some(order)) => resident.select(order.clone().narrow(
+                        0,
+                        batch_index * batch_size,
+                        batch.len(),
+                    )),
+                    _ => gather::<B>(train, batch, self.config, self.device),
+                };
                 let logits = model.forward(x, symbols);
-                let loss = loss_fn.forward(logits.clone(), y.clone());
-                let hits = logits.argmax(1).reshape([batch.len()]).equal(y).int().sum();
+                let loss = loss_fn.forward(logits.clone(), y);
+                let predicted = to_i64_vec(logits.argmax(1));
                 let batch_loss = f64::from(
                     to_f32_vec(loss.clone())
                         .first()
                         .copied()
                         .unwrap_or(f32::NAN),
                 );
-                correct += to_i64_vec(hits).first().map_or(0, |&n| n as usize);
+                // The labels are on the host already: compared there, not read back.
+                correct += predicted
+                    .iter()
+                    .zip(batch)
+                    .filter(|&(&p, &row)| p == train.y[row].index() as i64)
+                    .count();
                 seen += batch.len();
                 loss_sum += batch_loss * batch.len() as f64;
                 let grads = GradientsParams::from_grads(loss.backward(), &model);
@@ -637,6 +666,32 @@ impl<B: Backend> Resident<B> {
                 .map(|s| s.clone().narrow(0, start, len)),
         )
     }
+}
+
+/// The rows `indices` of `data` as tensors, gathered on the host.
+fn gather<B: Backend>(
+    data: &Dataset,
+    indices: &[usize],
+    config: &MlpConfig,
+    device: &B::Device,
+) -> Batch<B> {
+    let mut x = Vec::with_capacity(indices.len() * data.feature_count);
+    for &i in indices {
+        x.extend_from_slice(data.row(i));
+    }
+    let y: Vec<i64> = indices.iter().map(|&i| data.y[i].index() as i64).collect();
+    let symbols = config.uses_embedding().then(|| {
+        let s: Vec<i64> = indices
+            .iter()
+            .map(|&i| i64::from(data.symbol_index[i]))
+            .collect();
+        int_tensor::<B>(&s, device)
+    });
+    (
+        float_tensor::<B>(&x, indices.len(), data.feature_count, device),
+        int_tensor::<B>(&y, device),
+        symbols,
+    )
 }
 
 /// Row indices as an integer tensor on the device.

@@ -14,7 +14,8 @@ use ktrdr_strategy::dataset::{SplitDatasets, SymbolBars, build_datasets};
 use ktrdr_strategy::model::CpuBackend;
 use ktrdr_strategy::synthetic::{PathSpec, generate};
 use ktrdr_strategy::training::{
-    Progress, TrainControl, TrainedModel, TrainingMetrics, evaluate, predict_probabilities, train,
+    BatchSource, Progress, TrainControl, TrainedModel, TrainingMetrics, evaluate,
+    predict_probabilities, train,
 };
 use ktrdr_strategy::{LoadedStrategy, StrategyError};
 
@@ -282,6 +283,7 @@ struct Fit<'a> {
     strategy: &'a LoadedStrategy,
     data: &'a SplitDatasets,
     seed: u64,
+    batches: BatchSource,
 }
 
 impl OnBackend for Fit<'_> {
@@ -289,6 +291,7 @@ impl OnBackend for Fit<'_> {
     fn run<B: AutodiffBackend>(self, device: &B::Device) -> Self::Output {
         let control = TrainControl {
             seed: self.seed,
+            batches: self.batches,
             ..TrainControl::default()
         };
         train::<B>(self.strategy, self.data, device, control).map(|t| t.metrics)
@@ -296,7 +299,8 @@ impl OnBackend for Fit<'_> {
 }
 
 #[test]
-fn training_through_the_run_time_device_choice_gives_the_cpu_backends_metrics() {
+fn training_through_the_run_time_device_choice_gives_the_cpu_backends_metrics_wherever_batches_are_cut()
+ {
     for (file, epochs) in [
         ("rsi_bollinger_single.yaml", 4),
         ("momentum_multi_symbol.yaml", 2),
@@ -304,15 +308,18 @@ fn training_through_the_run_time_device_choice_gives_the_cpu_backends_metrics() 
         let s = strategy(file, epochs);
         let data = datasets(&s, 1_500);
         let direct = fit(&s, &data, 21).metrics;
-        let generic = Compute::Cpu
-            .run(Fit {
-                strategy: &s,
-                data: &data,
-                seed: 21,
-            })
-            .unwrap()
-            .unwrap();
-        assert_eq!(generic, direct, "{file}");
+        for batches in [BatchSource::Host, BatchSource::Device] {
+            let generic = Compute::Cpu
+                .run(Fit {
+                    strategy: &s,
+                    data: &data,
+                    seed: 21,
+                    batches,
+                })
+                .unwrap()
+                .unwrap();
+            assert_eq!(generic, direct, "{file}, batches cut on the {batches:?}");
+        }
     }
 }
 

@@ -362,6 +362,7 @@ impl Job<'_> {
             sets: &sets,
             control: TrainControl {
                 seed: record.spec.seed,
+                batches: compute.batches(),
                 cancel: Some(session.cancel_flag()),
                 progress: Some(&mut on_progress),
                 checkpoint: Some(&mut on_checkpoint),
