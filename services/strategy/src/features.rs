@@ -425,9 +425,9 @@ pub fn compute_features(
     let base_count = columns.len();
     for k in 1..=strategy.config.model.features.lookback_periods {
         for c in 0..base_count {
-            let lagged: Vec<f64> = (0..rows)
-                .map(|i| if i >= k { columns[c][i - k] } else { f64::NAN })
-                .collect();
+            let mut lagged = Vec::with_capacity(rows);
+            lagged.resize(k.min(rows), f64::NAN);
+            lagged.extend_from_slice(&columns[c][..rows.saturating_sub(k)]);
             names.push(format!("{}_lag_{k}", names[c]));
             columns.push(lagged);
         }

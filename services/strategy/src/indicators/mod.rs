@@ -39,6 +39,16 @@ pub(crate) fn by_finite_runs<const K: usize>(
     kernel: impl Fn([&[f64]; K]) -> Vec<Vec<f64>>,
 ) -> Vec<Vec<f64>> {
     let n = inputs.iter().map(|c| c.len()).min().unwrap_or(0);
+    // The usual case, one run over everything: the kernel's columns are the outputs.
+    if n > 0 && inputs.iter().all(|c| c[..n].iter().all(|v| v.is_finite())) {
+        let whole: [&[f64]; K] = std::array::from_fn(|k| &inputs[k][..n]);
+        let mut outputs = kernel(whole);
+        for out in &mut outputs {
+            out.truncate(n);
+        }
+        outputs.resize_with(output_count, || vec![f64::NAN; n]);
+        return outputs;
+    }
     let mut outputs = vec![vec![f64::NAN; n]; output_count];
     let mut start = 0;
     while start < n {
@@ -149,17 +159,81 @@ pub(crate) mod kernel {
         out
     }
 
-    /// Rolling maximum over `period` bars (monotonic deque, O(n)).
+    /// Rolling maximum over `period` bars, O(n).
     pub fn rolling_max(x: &[f64], period: usize) -> Vec<f64> {
-        rolling_extreme(x, period, |a, b| a >= b)
+        rolling_extreme(x, period, |newer, older| newer >= older)
     }
 
     /// Rolling minimum over `period` bars.
     pub fn rolling_min(x: &[f64], period: usize) -> Vec<f64> {
-        rolling_extreme(x, period, |a, b| a <= b)
+        rolling_extreme(x, period, |newer, older| newer <= older)
     }
 
-    fn rolling_extreme(x: &[f64], period: usize, keeps: impl Fn(f64, f64) -> bool) -> Vec<f64> {
+    /// The extreme of each window of `period` bars: the value that `wins` over every other in
+    /// the window, the latest of several equal ones (NaN before the first full window).
+    ///
+    /// Finite input takes the block method (van Herk, Gil and Werman): with blocks of
+    /// `period` bars, a window is the tail of one block and the head of the next, whose
+    /// extremes come from one backward and one forward pass, three comparisons a bar whatever
+    /// the period. Input with NaN (which compares false to everything) takes the monotonic
+    /// deque, which defines the result for it.
+    fn rolling_extreme(x: &[f64], period: usize, wins: impl Fn(f64, f64) -> bool) -> Vec<f64> {
+        if x.iter().all(|v| v.is_finite()) {
+            rolling_extreme_blocks(x, period, wins)
+        } else {
+            rolling_extreme_deque(x, period, wins)
+        }
+    }
+
+    fn rolling_extreme_blocks(
+        x: &[f64],
+        period: usize,
+        wins: impl Fn(f64, f64) -> bool,
+    ) -> Vec<f64> {
+        let n = x.len();
+        let mut out = vec![f64::NAN; n];
+        if period == 0 || n < period {
+            return out;
+        }
+        // tail[j]: the extreme of x[j..] up to the end of j's block.
+        let mut tail = vec![0.0; n];
+        for block in (0..n).step_by(period) {
+            let end = (block + period).min(n);
+            let mut best = x[end - 1];
+            tail[end - 1] = best;
+            for j in (block..end - 1).rev() {
+                if !wins(best, x[j]) {
+                    best = x[j];
+                }
+                tail[j] = best;
+            }
+        }
+        // head: the extreme of x from the start of i's block up to i. The first window is the
+        // first block; window i is then tail[i + 1 - period] and head, or a whole block.
+        for block in (0..n).step_by(period) {
+            let end = (block + period).min(n);
+            let mut head = x[block];
+            for i in block..end {
+                if wins(x[i], head) {
+                    head = x[i];
+                }
+                let start = (i + 1).saturating_sub(period);
+                out[i] = if start == block || wins(head, tail[start]) {
+                    head
+                } else {
+                    tail[start]
+                };
+            }
+        }
+        out[..period - 1].fill(f64::NAN);
+        out
+    }
+
+    fn rolling_extreme_deque(
+        x: &[f64],
+        period: usize,
+        wins: impl Fn(f64, f64) -> bool,
+    ) -> Vec<f64> {
         let n = x.len();
         let mut out = vec![f64::NAN; n];
         if period == 0 {
@@ -168,7 +242,7 @@ pub(crate) mod kernel {
         let mut deque = std::collections::VecDeque::<usize>::new();
         for i in 0..n {
             while let Some(&back) = deque.back() {
-                if keeps(x[i], x[back]) {
+                if wins(x[i], x[back]) {
                     deque.pop_back();
                 } else {
                     break;
@@ -191,24 +265,68 @@ pub(crate) mod kernel {
 
     /// Rolling population standard deviation (divides by `period`), two-pass per window so flat
     /// input gives exactly 0.
+    ///
+    /// Each window's sums run in window order, as a plain loop over the window would; [`LANES`]
+    /// neighbouring windows are summed side by side so their additions overlap in the CPU
+    /// instead of each waiting for the previous one.
     pub fn rolling_population_std(x: &[f64], period: usize) -> Vec<f64> {
         let n = x.len();
         let mut out = vec![f64::NAN; n];
         if period == 0 || n < period {
             return out;
         }
-        for i in period - 1..n {
-            let window = &x[i + 1 - period..=i];
-            // A flat window's mean can round off the value; its deviation is exactly 0.
-            if window.iter().all(|v| *v == window[0]) {
-                out[i] = 0.0;
-                continue;
+        let p = period as f64;
+        let first = period - 1;
+        let mut i = first;
+        while i + LANES <= n {
+            let start = i + 1 - period;
+            let mut sum = [0.0; LANES];
+            for (lane, s) in sum.iter_mut().enumerate() {
+                *s = x[start + lane];
             }
-            let mean = window.iter().sum::<f64>() / period as f64;
-            let var = window.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / period as f64;
-            out[i] = var.sqrt();
+            for k in 1..period {
+                for (lane, s) in sum.iter_mut().enumerate() {
+                    *s += x[start + lane + k];
+                }
+            }
+            let mean = sum.map(|s| s / p);
+            let mut squares = [0.0; LANES];
+            for (lane, q) in squares.iter_mut().enumerate() {
+                let d = x[start + lane] - mean[lane];
+                *q = d * d;
+            }
+            for k in 1..period {
+                for (lane, q) in squares.iter_mut().enumerate() {
+                    let d = x[start + lane + k] - mean[lane];
+                    *q += d * d;
+                }
+            }
+            for lane in 0..LANES {
+                out[i + lane] = window_std(&x[start + lane..=i + lane], squares[lane], p);
+            }
+            i += LANES;
+        }
+        for i in i..n {
+            let window = &x[i + 1 - period..=i];
+            let mean = window.iter().sum::<f64>() / p;
+            let squares = window.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>();
+            out[i] = window_std(window, squares, p);
         }
         out
+    }
+
+    /// Windows [`rolling_population_std`] sums side by side.
+    const LANES: usize = 8;
+
+    /// The deviation of one window from its sum of squared deviations; exactly 0 for a flat
+    /// window, whose mean can round off the value.
+    #[inline]
+    fn window_std(window: &[f64], squares: f64, period: f64) -> f64 {
+        if window.iter().all(|v| *v == window[0]) {
+            0.0
+        } else {
+            (squares / period).sqrt()
+        }
     }
 
     /// Rolling sum over `period` bars.
