@@ -229,7 +229,7 @@ pub(crate) mod kernel {
         out
     }
 
-    fn rolling_extreme_deque(
+    pub(crate) fn rolling_extreme_deque(
         x: &[f64],
         period: usize,
         wins: impl Fn(f64, f64) -> bool,
@@ -438,6 +438,64 @@ mod tests {
             &[NAN, NAN, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0],
             0.0,
         );
+    }
+
+    #[test]
+    fn rolling_extremes_by_blocks_are_the_deques_for_every_period_ties_included() {
+        // Ties everywhere (11 distinct values), signed zeros, and a partial last block.
+        let x: Vec<f64> = (0..103)
+            .map(|i| match (i * 37) % 13 {
+                11 => 0.0,
+                12 => -0.0,
+                v => v as f64 * 0.5,
+            })
+            .collect();
+        let bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect::<Vec<_>>();
+        for period in 1..=110 {
+            assert_eq!(
+                bits(kernel::rolling_max(&x, period)),
+                bits(kernel::rolling_extreme_deque(&x, period, |a, b| a >= b)),
+                "max, period {period}"
+            );
+            assert_eq!(
+                bits(kernel::rolling_min(&x, period)),
+                bits(kernel::rolling_extreme_deque(&x, period, |a, b| a <= b)),
+                "min, period {period}"
+            );
+        }
+    }
+
+    #[test]
+    fn population_std_is_the_plain_two_pass_deviation_of_each_window_to_the_bit() {
+        let x: Vec<f64> = (0..1_037)
+            .map(|i| {
+                if (200..260).contains(&i) {
+                    1.1
+                } else {
+                    100.0 + (i as f64 * 0.37).sin()
+                }
+            })
+            .collect();
+        for period in [1, 2, 3, 7, 8, 9, 20, 50, 1_037] {
+            let out = kernel::rolling_population_std(&x, period);
+            for i in period - 1..x.len() {
+                let window = &x[i + 1 - period..=i];
+                let mean = window.iter().sum::<f64>() / period as f64;
+                let var =
+                    window.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / period as f64;
+                let expected = if window.iter().all(|v| *v == window[0]) {
+                    0.0
+                } else {
+                    var.sqrt()
+                };
+                assert_eq!(
+                    out[i].to_bits(),
+                    expected.to_bits(),
+                    "period {period}, bar {i}"
+                );
+            }
+            assert!(out[..period - 1].iter().all(|v| v.is_nan()));
+        }
     }
 
     #[test]

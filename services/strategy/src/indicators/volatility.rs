@@ -204,6 +204,18 @@ mod tests {
     use crate::indicators::test_support::*;
 
     #[test]
+    fn percent_b_alone_is_bollingers_percent_b_to_the_bit() {
+        let mut x: Vec<f64> = (0..500).map(|i| 50.0 + (i as f64 * 0.21).cos()).collect();
+        x[100] = NAN; // a second finite run
+        x[300..330].fill(49.5); // collapsed bands
+        let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&bollinger_percent_b(&x, 20, 2.0)),
+            bits(&bollinger(&x, 20, 2.0).percent_b)
+        );
+    }
+
+    #[test]
     fn atr_hand_worked() {
         // H/L/C: (10,8,9) (11,9,10) (12,9,11) (11,10,10.5)
         // TR: none; max(2, |11−9|, |9−9|) = 2; max(3, |12−10|, |9−10|) = 3; max(1, |11−11|, |10−11|) = 1
