@@ -178,23 +178,42 @@ pub(crate) mod kernel {
     /// the period. Input with NaN (which compares false to everything) takes the monotonic
     /// deque, which defines the result for it.
     fn rolling_extreme(x: &[f64], period: usize, wins: impl Fn(f64, f64) -> bool) -> Vec<f64> {
-        if x.iter().all(|v| v.is_finite()) {
-            rolling_extreme_blocks(x, period, wins)
-        } else {
-            rolling_extreme_deque(x, period, wins)
+        let mut out = vec![f64::NAN; x.len()];
+        if period == 0 || x.len() < period {
+            return out;
         }
+        if x.iter().all(|v| v.is_finite()) {
+            extremes_by_blocks(x, period, wins, &mut out);
+        } else {
+            extremes_by_deque(x, period, wins, &mut out);
+        }
+        out
     }
 
-    fn rolling_extreme_blocks(
+    /// [`rolling_extreme`] by the deque alone, whatever the input (what the block method is
+    /// checked against).
+    #[cfg(test)]
+    pub(crate) fn rolling_extreme_by_deque(
         x: &[f64],
         period: usize,
         wins: impl Fn(f64, f64) -> bool,
     ) -> Vec<f64> {
-        let n = x.len();
-        let mut out = vec![f64::NAN; n];
-        if period == 0 || n < period {
-            return out;
+        let mut out = vec![f64::NAN; x.len()];
+        if period > 0 {
+            extremes_by_deque(x, period, wins, &mut out);
         }
+        out
+    }
+
+    /// Writes window `i`'s extreme to `out[i]` from the first full window on; `period` ≥ 1 and
+    /// at most `x.len()`.
+    fn extremes_by_blocks(
+        x: &[f64],
+        period: usize,
+        wins: impl Fn(f64, f64) -> bool,
+        out: &mut [f64],
+    ) {
+        let n = x.len();
         // tail[j]: the extreme of x[j..] up to the end of j's block.
         let mut tail = vec![0.0; n];
         for block in (0..n).step_by(period) {
@@ -208,8 +227,8 @@ pub(crate) mod kernel {
                 tail[j] = best;
             }
         }
-        // head: the extreme of x from the start of i's block up to i. The first window is the
-        // first block; window i is then tail[i + 1 - period] and head, or a whole block.
+        // head: the extreme of x from the start of i's block up to i. Window i is the tail of
+        // the block its start is in and the head of i's block, or one whole block.
         for block in (0..n).step_by(period) {
             let end = (block + period).min(n);
             let mut head = x[block];
@@ -217,7 +236,9 @@ pub(crate) mod kernel {
                 if wins(x[i], head) {
                     head = x[i];
                 }
-                let start = (i + 1).saturating_sub(period);
+                let Some(start) = (i + 1).checked_sub(period) else {
+                    continue; // before the first full window
+                };
                 out[i] = if start == block || wins(head, tail[start]) {
                     head
                 } else {
@@ -225,22 +246,17 @@ pub(crate) mod kernel {
                 };
             }
         }
-        out[..period - 1].fill(f64::NAN);
-        out
     }
 
-    pub(crate) fn rolling_extreme_deque(
+    /// [`extremes_by_blocks`] with a monotonic deque, which also defines the result on NaN.
+    fn extremes_by_deque(
         x: &[f64],
         period: usize,
         wins: impl Fn(f64, f64) -> bool,
-    ) -> Vec<f64> {
-        let n = x.len();
-        let mut out = vec![f64::NAN; n];
-        if period == 0 {
-            return out;
-        }
+        out: &mut [f64],
+    ) {
         let mut deque = std::collections::VecDeque::<usize>::new();
-        for i in 0..n {
+        for i in 0..x.len() {
             while let Some(&back) = deque.back() {
                 if wins(x[i], x[back]) {
                     deque.pop_back();
@@ -260,7 +276,6 @@ pub(crate) mod kernel {
                 out[i] = x[front];
             }
         }
-        out
     }
 
     /// Rolling population standard deviation (divides by `period`), two-pass per window so flat
@@ -454,12 +469,12 @@ mod tests {
         for period in 1..=110 {
             assert_eq!(
                 bits(kernel::rolling_max(&x, period)),
-                bits(kernel::rolling_extreme_deque(&x, period, |a, b| a >= b)),
+                bits(kernel::rolling_extreme_by_deque(&x, period, |a, b| a >= b)),
                 "max, period {period}"
             );
             assert_eq!(
                 bits(kernel::rolling_min(&x, period)),
-                bits(kernel::rolling_extreme_deque(&x, period, |a, b| a <= b)),
+                bits(kernel::rolling_extreme_by_deque(&x, period, |a, b| a <= b)),
                 "min, period {period}"
             );
         }
