@@ -34,8 +34,9 @@ use crate::rpc_log::RpcLogLayer;
 /// takes them. Bars stream in messages of up to a few MiB (Arrow IPC), so the sender can keep
 /// one whole message in flight while the receiver works on the previous one.
 pub const STREAM_WINDOW_BYTES: u32 = 8 << 20;
-/// See [`STREAM_WINDOW_BYTES`]; the connection's window covers every stream on it.
-pub const CONNECTION_WINDOW_BYTES: u32 = 32 << 20;
+/// See [`STREAM_WINDOW_BYTES`]; the connection's window covers every stream on it, so it also
+/// bounds what a relay (the gateway) holds for many streams at once.
+pub const CONNECTION_WINDOW_BYTES: u32 = 8 << 20;
 /// The largest HTTP/2 frame a receiver accepts: bigger frames cut the per-frame work of large
 /// messages (the default is 16 KiB).
 pub const MAX_FRAME_BYTES: u32 = 1 << 20;
