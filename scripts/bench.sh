@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every benchmark in release mode and writes BENCHMARKS.md with the figures, how they were
-# taken and on which machine.
+# taken and on which machine, and first the goals: each benchmark prints a line
+# "Goal: WHAT: MEASURED (goal GOAL): **met**" (or **not met**) from the figures of its own run,
+# and they are gathered into the "Goals" section at the top.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -47,6 +49,14 @@ mem=$(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo 2>/dev/null
   echo "- method: the benchmark programs in \`tests/benches/\` start the real release binaries as"
   echo "  processes and call them over gRPC on 127.0.0.1; client and servers share the machine."
   echo "  Wall-clock figures from one run; expect ±15 % between runs on a shared VM."
+  echo
+  echo "## Goals"
+  echo
+  echo "Each benchmark compares what it measured in this run with its goal and prints a \`Goal:\`"
+  echo "line; they are gathered here from the sections below."
+  echo
+  # Every "Goal: WHAT: MEASURED (goal GOAL): **met**" line, as a list item.
+  grep '^Goal: ' "$section" | sed 's/^Goal: /- /' || echo "- no benchmark printed a goal line"
   echo
   cat "$section"
   echo

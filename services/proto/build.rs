@@ -30,6 +30,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         descriptors.encode_to_vec(),
     )?;
     tonic_prost_build::configure()
+        // Arrow IPC payloads decode as `Bytes` sharing the received buffer, not copied into
+        // a fresh vector; a relay (the gateway) passes them on without copying them first.
+        .bytes(".ktrdr.common.v1.BarBatch.arrow_ipc")
         .build_client(true)
         .build_server(true)
         .compile_fds(descriptors)?;

@@ -16,6 +16,7 @@ use ktrdr_proto::training::v1::{
     RunBacktestRequest, StartTrainingRequest, TrainingState, run_backtest_response,
     start_training_request::Strategy,
 };
+use ktrdr_system_tests::bench::goal_line;
 use ktrdr_system_tests::fixtures::{
     HOUR, T0, TINY_STRATEGY, time_range, trending_hourly_bars, utc_ms,
 };
@@ -151,6 +152,16 @@ async fn main() {
     println!(
         "| **bars per second, end to end** | **{:.0} k** (goal ≥ 500 k) |",
         rate / 1e3
+    );
+    println!();
+    println!(
+        "{}",
+        goal_line(
+            "RunBacktest end to end",
+            &format!("{:.0} k bars/s", rate / 1e3),
+            "≥ 500 k bars/s",
+            rate >= 500_000.0
+        )
     );
     assert!(bars > 0, "the backtest traded bars");
 }

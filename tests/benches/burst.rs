@@ -13,15 +13,13 @@ use ktrdr_proto::bars::BarsProto;
 use ktrdr_proto::common::v1::{BarBatch, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{ReadBarsRequest, ValidationMode, WriteBarsRequest};
-use ktrdr_system_tests::ServiceProcess;
+use ktrdr_system_tests::bench::{DataBehindGateway, T0_2000};
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt;
 
 const READERS: usize = 200;
 const BARS: usize = 120_000;
-/// 2000-01-03 00:00 UTC.
-const T0: i64 = 946_857_600_000;
 /// Refusals one reader accepts before it counts as failed.
 const MAX_RETRIES: usize = 1_000;
 
@@ -36,7 +34,14 @@ async fn write_hours(mut data: DataServiceClient<Channel>) {
     let mut bars = Bars::with_capacity(BARS);
     for i in 0..BARS {
         let p = 1.1 + (i as f64 * 0.01).sin() * 0.05;
-        bars.push(T0 + i as i64 * 3_600_000, p, p + 0.001, p - 0.001, p, 100.0);
+        bars.push(
+            T0_2000 + i as i64 * 3_600_000,
+            p,
+            p + 0.001,
+            p - 0.001,
+            p,
+            100.0,
+        );
     }
     data.write_bars(tokio_stream::iter([WriteBarsRequest {
         batch: Some(BarBatch {
@@ -90,24 +95,7 @@ async fn read_all(mut gateway: DataServiceClient<Channel>) -> Result<usize, toni
 
 #[tokio::main]
 async fn main() {
-    let quiet = ("RUST_LOG", "warn,ktrdr_common::server=info");
-    let dir = tempfile::tempdir().unwrap();
-    let data = ServiceProcess::start(
-        "ktrdr-data",
-        &[quiet, ("KTRDR_DATA_DIR", dir.path().to_str().unwrap())],
-    )
-    .await;
-    let nobody = "http://127.0.0.1:1";
-    let gateway = ServiceProcess::start(
-        "ktrdr-gateway",
-        &[
-            quiet,
-            ("DATA_SERVICE_URL", data.url().as_str()),
-            ("IB_HOST_SERVICE_URL", nobody),
-            ("TRAINING_HOST_SERVICE_URL", nobody),
-        ],
-    )
-    .await;
+    let DataBehindGateway { data, gateway, .. } = &DataBehindGateway::start().await;
     write_hours(DataServiceClient::new(data.channel().await)).await;
     let through = DataServiceClient::new(gateway.channel().await);
     let idle = [gateway.peak_rss_bytes(), data.peak_rss_bytes()];

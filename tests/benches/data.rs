@@ -11,10 +11,9 @@ use ktrdr_data::store::Store;
 use ktrdr_market::Bars;
 use ktrdr_market::Timeframe;
 use ktrdr_proto::common::v1::{BarBatch, BarEncoding, bar_batch};
-use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{ValidationMode, WriteBarsRequest};
 use ktrdr_system_tests::ServiceProcess;
-use ktrdr_system_tests::bench::timed_read;
+use ktrdr_system_tests::bench::{QUIET, data_client, goal_line, timed_read};
 
 const BIG: usize = 50_000_000;
 const CHUNK: usize = 1_000_000;
@@ -71,15 +70,10 @@ async fn main() {
 
     let process = ServiceProcess::start(
         "ktrdr-data",
-        &[
-            ("KTRDR_DATA_DIR", dir.path().to_str().unwrap()),
-            ("RUST_LOG", "warn,ktrdr_common::server=info"),
-        ],
+        &[("KTRDR_DATA_DIR", dir.path().to_str().unwrap()), QUIET],
     )
     .await;
-    let mut client = DataServiceClient::new(process.channel().await)
-        .max_decoding_message_size(256 * 1024 * 1024)
-        .max_encoding_message_size(256 * 1024 * 1024);
+    let mut client = data_client(process.channel().await);
     let rss_idle = process.peak_rss_bytes().unwrap_or(0);
 
     let (ipc_bars, ipc_secs) = timed_read(&mut client, "BENCH", "1m", BarEncoding::ArrowIpc).await;
@@ -133,10 +127,8 @@ async fn main() {
         "| same Parquet read in-process (no gRPC) | {} ({in_process_secs:.2} s) |",
         rate(in_process, in_process_secs)
     );
-    println!(
-        "| ReadBars Arrow IPC ÷ in-process | {:.2} |",
-        (ipc_bars as f64 / ipc_secs) / (in_process as f64 / in_process_secs)
-    );
+    let ipc_ratio = (ipc_bars as f64 / ipc_secs) / (in_process as f64 / in_process_secs);
+    println!("| ReadBars Arrow IPC ÷ in-process | {ipc_ratio:.2} |");
     println!(
         "| WriteBars, 2 M new bars in 50 k-bar messages (validate + Parquet + fsync) | {} ({write_secs:.2} s) |",
         rate(WRITE_BARS, write_secs)
@@ -151,6 +143,15 @@ async fn main() {
         rss_after_ipc as f64 / 1_048_576.0
     );
     println!(
-        "\nThe client only counts bars (`bar_count`); it does not decode the IPC payloads. Client and server share the 2 cores."
+        "\nThe client only counts bars (`bar_count`); it does not decode the IPC payloads. Client and server share the 2 cores.\n"
+    );
+    println!(
+        "{}",
+        goal_line(
+            "ReadBars (Arrow IPC, loopback) ÷ the same Parquet read in-process",
+            &format!("{ipc_ratio:.2}×"),
+            "≥ 0.8×",
+            ipc_ratio >= 0.8
+        )
     );
 }

@@ -12,36 +12,28 @@ use ktrdr_market::Bars;
 use ktrdr_proto::common::v1::{BarBatch, BarEncoding, bar_batch};
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
 use ktrdr_proto::data::v1::{GetStatusRequest, ValidationMode, WriteBarsRequest};
-use ktrdr_system_tests::bench::{latency_row, ms, percentile, timed_read};
-use ktrdr_system_tests::{ServiceProcess, ktrdr};
+use ktrdr_system_tests::bench::{
+    DataBehindGateway, T0_2000, TIMED_CALLS, WARM_UP_CALLS, data_client, goal_line, latencies,
+    latency_row, ms, percentile, timed_read,
+};
+use ktrdr_system_tests::ktrdr;
 use tonic::transport::Channel;
 
-const CALLS: usize = 2_000;
-const WARM_UP: usize = 100;
 const BARS: usize = 5_000_000;
 /// Bars per WriteBars message: under the 16 MiB message limit.
 const CHUNK: usize = 250_000;
 const READS: usize = 3;
 const CLI_RUNS: usize = 20;
-/// 2000-01-03 00:00 UTC.
-const T0: i64 = 946_857_600_000;
 
-fn client(channel: Channel) -> DataServiceClient<Channel> {
-    DataServiceClient::new(channel).max_decoding_message_size(usize::MAX)
-}
-
-async fn unary_latencies(mut data: DataServiceClient<Channel>) -> Vec<Duration> {
-    for _ in 0..WARM_UP {
-        data.get_status(GetStatusRequest {}).await.unwrap();
-    }
-    let mut times = Vec::with_capacity(CALLS);
-    for _ in 0..CALLS {
-        let t = Instant::now();
-        data.get_status(GetStatusRequest {}).await.unwrap();
-        times.push(t.elapsed());
-    }
-    times.sort();
-    times
+/// `GetStatus` latencies (see [`latencies`]).
+async fn status_latencies(data: &DataServiceClient<Channel>) -> Vec<Duration> {
+    latencies(|| {
+        let mut data = data.clone();
+        async move {
+            data.get_status(GetStatusRequest {}).await.unwrap();
+        }
+    })
+    .await
 }
 
 /// The best of `READS` full reads, in bars per second.
@@ -60,7 +52,14 @@ async fn write_minutes(mut data: DataServiceClient<Channel>) {
         let mut bars = Bars::with_capacity(CHUNK);
         for i in start..start + CHUNK {
             let p = 100.0 + (i as f64 * 0.001).sin() * 10.0;
-            bars.push(T0 + i as i64 * 60_000, p, p + 0.5, p - 0.5, p + 0.1, 10.0);
+            bars.push(
+                T0_2000 + i as i64 * 60_000,
+                p,
+                p + 0.5,
+                p - 0.5,
+                p + 0.1,
+                10.0,
+            );
         }
         let batch = BarBatch {
             symbol: "BENCH".into(),
@@ -93,29 +92,12 @@ async fn cli_median(url: &str, args: &[&str]) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let quiet = ("RUST_LOG", "warn,ktrdr_common::server=info");
-    let dir = tempfile::tempdir().unwrap();
-    let data = ServiceProcess::start(
-        "ktrdr-data",
-        &[quiet, ("KTRDR_DATA_DIR", dir.path().to_str().unwrap())],
-    )
-    .await;
-    let nobody = "http://127.0.0.1:1";
-    let gateway = ServiceProcess::start(
-        "ktrdr-gateway",
-        &[
-            quiet,
-            ("DATA_SERVICE_URL", data.url().as_str()),
-            ("IB_HOST_SERVICE_URL", nobody),
-            ("TRAINING_HOST_SERVICE_URL", nobody),
-        ],
-    )
-    .await;
-    let direct = client(data.channel().await);
-    let through = client(gateway.channel().await);
+    let DataBehindGateway { data, gateway, .. } = &DataBehindGateway::start().await;
+    let direct = data_client(data.channel().await);
+    let through = data_client(gateway.channel().await);
 
-    let direct_unary = unary_latencies(direct.clone()).await;
-    let gateway_unary = unary_latencies(through.clone()).await;
+    let direct_unary = status_latencies(&direct).await;
+    let gateway_unary = status_latencies(&through).await;
 
     write_minutes(direct.clone()).await;
     let direct_rate = read_rate(direct).await;
@@ -136,7 +118,7 @@ async fn main() {
     };
     println!("## Gateway ({profile} binaries, loopback)\n");
     println!(
-        "### Overhead per unary call: `DataService/GetStatus` to `ktrdr-data` directly and through the gateway, one caller, {CALLS} calls after {WARM_UP} warm-up calls\n"
+        "### Overhead per unary call: `DataService/GetStatus` to `ktrdr-data` directly and through the gateway, one caller, {TIMED_CALLS} calls after {WARM_UP_CALLS} warm-up calls\n"
     );
     println!("| path | p50 ms | p90 ms | p99 ms | max ms |");
     println!("|---|---:|---:|---:|---:|");
@@ -163,9 +145,19 @@ async fn main() {
     println!("|---|---:|");
     println!("| client → data | {:.2} M |", direct_rate / 1e6);
     println!("| client → gateway → data | {:.2} M |", gateway_rate / 1e6);
+    let relay = gateway_rate / direct_rate;
     println!(
-        "\nThrough the gateway: {:.0} % of the direct rate (client, gateway and data share the cores).",
-        gateway_rate / direct_rate * 100.0
+        "\nThrough the gateway: {:.0} % of the direct rate (client, gateway and data share the cores).\n",
+        relay * 100.0
+    );
+    println!(
+        "{}",
+        goal_line(
+            "ReadBars through the gateway ÷ directly",
+            &format!("{relay:.2}×"),
+            "≥ 0.9×",
+            relay >= 0.9
+        )
     );
     println!(
         "\n### `ktrdr` CLI wall time, process start to exit, median of {CLI_RUNS} runs against the gateway\n"

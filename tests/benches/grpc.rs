@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use ktrdr_proto::data::v1::GetCoverageRequest;
 use ktrdr_proto::data::v1::data_service_client::DataServiceClient;
-use ktrdr_system_tests::bench::{latency_row, ms};
+use ktrdr_system_tests::bench::{QUIET, TIMED_CALLS, WARM_UP_CALLS, latencies, latency_row, ms};
 use ktrdr_system_tests::{SERVICE_BINARIES, ServiceProcess};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -17,7 +17,6 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 
 const STARTS_PER_BINARY: usize = 5;
-const SEQUENTIAL_CALLS: usize = 2_000;
 const CONCURRENT_CALLERS: usize = 32;
 const CALLS_PER_CALLER: usize = 500;
 
@@ -41,9 +40,7 @@ async fn startup_times() -> Vec<(String, Vec<Duration>)> {
         let mut times = Vec::new();
         for _ in 0..STARTS_PER_BINARY {
             let started = Instant::now();
-            let mut process =
-                ServiceProcess::start(binary, &[("RUST_LOG", "warn,ktrdr_common::server=info")])
-                    .await;
+            let mut process = ServiceProcess::start(binary, &[QUIET]).await;
             until_serving(process.channel().await).await;
             times.push(started.elapsed());
             process.signal("TERM");
@@ -55,37 +52,15 @@ async fn startup_times() -> Vec<(String, Vec<Duration>)> {
     rows
 }
 
-async fn sequential<F, Fut>(mut call: F) -> Vec<Duration>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = ()>,
-{
-    for _ in 0..100 {
-        call().await; // warm-up
-    }
-    let mut times = Vec::with_capacity(SEQUENTIAL_CALLS);
-    for _ in 0..SEQUENTIAL_CALLS {
-        let t = Instant::now();
-        call().await;
-        times.push(t.elapsed());
-    }
-    times.sort();
-    times
-}
-
 #[tokio::main]
 async fn main() {
     let startup = startup_times().await;
 
-    let process = ServiceProcess::start(
-        "ktrdr-data",
-        &[("RUST_LOG", "warn,ktrdr_common::server=info")],
-    )
-    .await;
+    let process = ServiceProcess::start("ktrdr-data", &[QUIET]).await;
     let channel = process.channel().await;
 
     let health = HealthClient::new(channel.clone());
-    let ok_path = sequential(|| {
+    let ok_path = latencies(|| {
         let mut health = health.clone();
         async move {
             health.check(HealthCheckRequest::default()).await.unwrap();
@@ -94,7 +69,7 @@ async fn main() {
     .await;
 
     let data = DataServiceClient::new(channel.clone());
-    let error_path = sequential(|| {
+    let error_path = latencies(|| {
         let mut data = data.clone();
         async move {
             data.get_coverage(GetCoverageRequest::default())
@@ -136,7 +111,7 @@ async fn main() {
         );
     }
     println!(
-        "\n### Unary round trip to `ktrdr-data`, one caller, {SEQUENTIAL_CALLS} calls after 100 warm-up calls\n"
+        "\n### Unary round trip to `ktrdr-data`, one caller, {TIMED_CALLS} calls after {WARM_UP_CALLS} warm-up calls\n"
     );
     println!("| call | p50 ms | p90 ms | p99 ms | max ms |");
     println!("|---|---:|---:|---:|---:|");

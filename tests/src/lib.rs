@@ -177,13 +177,17 @@ impl ServiceProcess {
         format!("http://{}", self.addr)
     }
 
-    /// A connected channel to the service.
+    /// A channel to the service, connected, with the options every ktrdr client uses
+    /// (`ktrdr_common::client::endpoint`).
     pub async fn channel(&self) -> Channel {
-        Channel::from_shared(self.url())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("connect to {} at {}: {e}", self.binary, self.url()))
+        ktrdr_common::client::endpoint(
+            &self.url(),
+            &ktrdr_common::client::ChannelOptions::default(),
+        )
+        .unwrap()
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("connect to {} at {}: {e}", self.binary, self.url()))
     }
 
     /// Sends a signal (`TERM`, `INT`, `KILL`) to the process.

@@ -3,7 +3,8 @@
 //! A [`ChannelPool`] hands out one [`Channel`] per URL (or URL list), shared by every caller:
 //! tonic channels multiplex calls over HTTP/2, so there is no reason to connect per call. The
 //! channels connect lazily (a service that starts before its dependencies does not fail), with a
-//! connect timeout and HTTP/2 keepalive. A comma-separated list is balanced across its endpoints.
+//! connect timeout, HTTP/2 keepalive and the same flow-control windows and frame size as the
+//! servers ([`crate::server::STREAM_WINDOW_BYTES`]). A comma-separated list is balanced across its endpoints.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,6 +14,7 @@ use tonic::transport::{Channel, Endpoint};
 
 use crate::config::parse_url_list;
 use crate::error::ServiceError;
+use crate::server::{CONNECTION_WINDOW_BYTES, MAX_FRAME_BYTES, STREAM_WINDOW_BYTES};
 
 /// How channels connect and keep their connections alive.
 #[derive(Debug, Clone)]
@@ -46,6 +48,9 @@ pub fn endpoint(url: &str, options: &ChannelOptions) -> Result<Endpoint, Service
         .with_metadata("url", url)
     })?;
     Ok(endpoint
+        .initial_stream_window_size(STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
         .connect_timeout(options.connect_timeout)
         .http2_keep_alive_interval(options.keepalive_interval)
         .keep_alive_timeout(options.keepalive_timeout)

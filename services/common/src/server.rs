@@ -8,7 +8,8 @@
 //! [`ServerConfig::max_concurrent_streams`] API calls run at once; more are refused with
 //! RESOURCE_EXHAUSTED and RetryInfo. On
 //! SIGTERM/SIGINT health turns NOT_SERVING, the listener closes and in-flight calls get
-//! [`ServerConfig::shutdown_grace`] to finish.
+//! [`ServerConfig::shutdown_grace`] to finish. HTTP/2 flow-control windows and the frame size
+//! are sized for streams of bars ([`STREAM_WINDOW_BYTES`]), the same as client channels'.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,6 +28,18 @@ use crate::config::ServerConfig;
 use crate::decode::DecodeErrorLayer;
 use crate::limit::ConcurrencyLimitLayer;
 use crate::rpc_log::RpcLogLayer;
+
+/// HTTP/2 flow control, for the receiving side of servers and client channels alike: how many
+/// bytes a peer may send on one stream, and on one connection, before the receiver's reader
+/// takes them. Bars stream in messages of up to a few MiB (Arrow IPC), so the sender can keep
+/// one whole message in flight while the receiver works on the previous one.
+pub const STREAM_WINDOW_BYTES: u32 = 8 << 20;
+/// See [`STREAM_WINDOW_BYTES`]; the connection's window covers every stream on it, so it also
+/// bounds what a relay (the gateway) holds for many streams at once.
+pub const CONNECTION_WINDOW_BYTES: u32 = 8 << 20;
+/// The largest HTTP/2 frame a receiver accepts: bigger frames cut the per-frame work of large
+/// messages (the default is 16 KiB).
+pub const MAX_FRAME_BYTES: u32 = 1 << 20;
 
 /// The stream type of server-streaming methods.
 pub type ResponseStream<T> =
@@ -306,6 +319,9 @@ impl BoundServer {
             .with_keepalive(Some(Duration::from_secs(60)));
         let (drain_tx, drain_rx) = tokio::sync::oneshot::channel::<()>();
         let router = Server::builder()
+            .initial_stream_window_size(STREAM_WINDOW_BYTES)
+            .initial_connection_window_size(CONNECTION_WINDOW_BYTES)
+            .max_frame_size(MAX_FRAME_BYTES)
             .http2_keepalive_interval(Some(Duration::from_secs(60)))
             .http2_keepalive_timeout(Some(Duration::from_secs(20)))
             .layer(RpcLogLayer::new(

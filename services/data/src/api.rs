@@ -295,7 +295,7 @@ impl DataService for DataApi {
                 _ if encoding == common::BarEncoding::ArrowIpc => {
                     snapshot.read_range_batches(start, end, batch_bars, limit, &mut |batch| {
                         let payload = ktrdr_market::arrow::record_batch_to_ipc(&batch)
-                            .map(common::bar_batch::Payload::ArrowIpc);
+                            .map(|ipc| common::bar_batch::Payload::ArrowIpc(ipc.into()));
                         emit(payload, batch.num_rows())
                     })
                 }

@@ -124,6 +124,16 @@ fn issue(
     }
 }
 
+/// A timestamp that formats as ISO 8601: only the messages of issues found pay for the text.
+#[derive(Clone, Copy)]
+struct IsoAt(i64);
+
+impl std::fmt::Display for IsoAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&iso(self.0))
+    }
+}
+
 /// Checks (and with `repair`, fixes) `bars` for `timeframe`; `now_ms` bounds future timestamps.
 /// Returns the bars to store — sorted, unique and valid when repairing — and the report.
 pub fn validate(mut bars: Bars, timeframe: Timeframe, repair: bool, now_ms: i64) -> (Bars, Report) {
@@ -148,7 +158,7 @@ pub fn validate(mut bars: Bars, timeframe: Timeframe, repair: bool, now_ms: i64)
     let mut repaired_rows = vec![false; bars.len()];
     for i in 0..bars.len() {
         let ts = bars.timestamp_ms[i];
-        let at = iso(ts);
+        let at = IsoAt(ts);
         let (o, h, l, c, v) = (
             bars.open[i],
             bars.high[i],

@@ -63,7 +63,7 @@ impl BarsProto for Bars {
 
     fn into_payload(self, encoding: BarEncoding) -> Result<Payload, ArrowError> {
         Ok(match encoding {
-            BarEncoding::ArrowIpc => Payload::ArrowIpc(self.to_ipc()?),
+            BarEncoding::ArrowIpc => Payload::ArrowIpc(self.to_ipc()?.into()),
             BarEncoding::Columns | BarEncoding::Unspecified => {
                 Payload::Columns(self.into_columns())
             }

@@ -21,6 +21,10 @@ use ktrdr_strategy::strategy::IndicatorSpec;
 use ktrdr_strategy::synthetic::{PathSpec, generate};
 
 const BARS: usize = 1_000_000;
+/// The strategy whose indicators, fuzzy memberships and features have a time goal, and the
+/// goal in seconds.
+const GOAL_STRATEGY: &str = "rsi_bollinger_single";
+const GOAL_SECONDS: f64 = 0.2;
 
 fn strategy(file: &str) -> LoadedStrategy {
     let path = format!("{}/../../strategies/{file}", env!("CARGO_MANIFEST_DIR"));
@@ -66,6 +70,7 @@ fn main() {
     println!();
     println!("| strategy | timeframes | features | ms | M rows/s |");
     println!("|---|---|---:|---:|---:|");
+    let mut goal = None;
     for file in [
         "rsi_bollinger_single.yaml",
         "momentum_multi_symbol.yaml",
@@ -84,6 +89,9 @@ fn main() {
         let started = Instant::now();
         let features = compute_features(&s, &by_tf).unwrap();
         let seconds = started.elapsed().as_secs_f64();
+        if s.config.name == GOAL_STRATEGY {
+            goal = Some(seconds);
+        }
         let tfs: Vec<String> = s.timeframes().iter().map(ToString::to_string).collect();
         println!(
             "| {} | {} | {} | {:.0} | {:.2} |",
@@ -93,6 +101,21 @@ fn main() {
             seconds * 1e3,
             BARS as f64 / seconds / 1e6
         );
+    }
+    println!();
+    // The line `make bench` gathers into the goals of BENCHMARKS.md.
+    match goal {
+        Some(seconds) => println!(
+            "Goal: indicators + fuzzy + features of {GOAL_STRATEGY} on 1 M bars: {seconds:.3} s (goal ≤ {GOAL_SECONDS} s): **{}**",
+            if seconds <= GOAL_SECONDS {
+                "met"
+            } else {
+                "not met"
+            }
+        ),
+        None => {
+            println!("Goal: {GOAL_STRATEGY} features (goal ≤ {GOAL_SECONDS} s): **not measured**")
+        }
     }
     println!();
 }

@@ -394,8 +394,14 @@ pub fn compute_features(
         per_tf.insert(tf, tf_bars);
     }
 
-    // Each indicator output once per timeframe, however many columns read it; each higher
-    // timeframe aligned once.
+    // Each indicator output once per timeframe, however many columns read it, and dropped
+    // after the last of them (its memory serves what is computed next); each higher timeframe
+    // aligned once.
+    let key = |column: &Column| (column.timeframe, column.indicator, column.output.clone());
+    let mut readers: BTreeMap<(Timeframe, usize, Option<String>), usize> = BTreeMap::new();
+    for column in &layout {
+        *readers.entry(key(column)).or_default() += 1;
+    }
     let mut inputs: BTreeMap<(Timeframe, usize, Option<String>), Vec<f64>> = BTreeMap::new();
     let mut alignments: BTreeMap<Timeframe, Vec<Option<usize>>> = BTreeMap::new();
     let mut names = Vec::with_capacity(layout.len());
@@ -403,10 +409,17 @@ pub fn compute_features(
     for column in &layout {
         let tf = column.timeframe;
         let tf_bars = per_tf[&tf];
+        let input_key = key(column);
         let input = inputs
-            .entry((tf, column.indicator, column.output.clone()))
+            .entry(input_key.clone())
             .or_insert_with(|| column_input(strategy, column, tf_bars));
         let memberships = column.function.evaluate(input);
+        if let Some(left) = readers.get_mut(&input_key) {
+            *left -= 1;
+            if *left == 0 {
+                inputs.remove(&input_key);
+            }
+        }
         let values = if tf == base_tf {
             memberships
         } else {
@@ -425,9 +438,9 @@ pub fn compute_features(
     let base_count = columns.len();
     for k in 1..=strategy.config.model.features.lookback_periods {
         for c in 0..base_count {
-            let lagged: Vec<f64> = (0..rows)
-                .map(|i| if i >= k { columns[c][i - k] } else { f64::NAN })
-                .collect();
+            let mut lagged = Vec::with_capacity(rows);
+            lagged.resize(k.min(rows), f64::NAN);
+            lagged.extend_from_slice(&columns[c][..rows.saturating_sub(k)]);
             names.push(format!("{}_lag_{k}", names[c]));
             columns.push(lagged);
         }

@@ -134,14 +134,18 @@ fn nan_or(x: f64, value: f64) -> f64 {
 /// `c == d`) are 1 at the edge.
 #[inline]
 fn ramp(x: f64, a: f64, b: f64, c: f64, d: f64) -> f64 {
+    // Both slopes are computed whichever applies, so a column's loop has no branches and
+    // vectorises; the one that does not apply is discarded (a vertical edge's 0/0 with it).
+    let rising = (x - a) / (b - a);
+    let falling = (d - x) / (d - c);
     if x < a || x > d {
         0.0
     } else if x < b {
-        (x - a) / (b - a)
+        rising
     } else if x <= c {
         1.0
     } else {
-        (d - x) / (d - c)
+        falling
     }
 }
 

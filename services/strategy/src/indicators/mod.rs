@@ -39,6 +39,16 @@ pub(crate) fn by_finite_runs<const K: usize>(
     kernel: impl Fn([&[f64]; K]) -> Vec<Vec<f64>>,
 ) -> Vec<Vec<f64>> {
     let n = inputs.iter().map(|c| c.len()).min().unwrap_or(0);
+    // The usual case, one run over everything: the kernel's columns are the outputs.
+    if n > 0 && inputs.iter().all(|c| c[..n].iter().all(|v| v.is_finite())) {
+        let whole: [&[f64]; K] = std::array::from_fn(|k| &inputs[k][..n]);
+        let mut outputs = kernel(whole);
+        for out in &mut outputs {
+            out.truncate(n);
+        }
+        outputs.resize_with(output_count, || vec![f64::NAN; n]);
+        return outputs;
+    }
     let mut outputs = vec![vec![f64::NAN; n]; output_count];
     let mut start = 0;
     while start < n {
@@ -149,26 +159,106 @@ pub(crate) mod kernel {
         out
     }
 
-    /// Rolling maximum over `period` bars (monotonic deque, O(n)).
+    /// Rolling maximum over `period` bars, O(n).
     pub fn rolling_max(x: &[f64], period: usize) -> Vec<f64> {
-        rolling_extreme(x, period, |a, b| a >= b)
+        rolling_extreme(x, period, |newer, older| newer >= older)
     }
 
     /// Rolling minimum over `period` bars.
     pub fn rolling_min(x: &[f64], period: usize) -> Vec<f64> {
-        rolling_extreme(x, period, |a, b| a <= b)
+        rolling_extreme(x, period, |newer, older| newer <= older)
     }
 
-    fn rolling_extreme(x: &[f64], period: usize, keeps: impl Fn(f64, f64) -> bool) -> Vec<f64> {
-        let n = x.len();
-        let mut out = vec![f64::NAN; n];
-        if period == 0 {
+    /// The extreme of each window of `period` bars: the value that `wins` over every other in
+    /// the window, the latest of several equal ones (NaN before the first full window).
+    ///
+    /// Finite input takes the block method (van Herk, Gil and Werman): with blocks of
+    /// `period` bars, a window is the tail of one block and the head of the next, whose
+    /// extremes come from one backward and one forward pass, three comparisons a bar whatever
+    /// the period. Input with NaN (which compares false to everything) takes the monotonic
+    /// deque, which defines the result for it.
+    fn rolling_extreme(x: &[f64], period: usize, wins: impl Fn(f64, f64) -> bool) -> Vec<f64> {
+        let mut out = vec![f64::NAN; x.len()];
+        if period == 0 || x.len() < period {
             return out;
         }
+        if x.iter().all(|v| v.is_finite()) {
+            extremes_by_blocks(x, period, wins, &mut out);
+        } else {
+            extremes_by_deque(x, period, wins, &mut out);
+        }
+        out
+    }
+
+    /// [`rolling_extreme`] by the deque alone, whatever the input (what the block method is
+    /// checked against).
+    #[cfg(test)]
+    pub(crate) fn rolling_extreme_by_deque(
+        x: &[f64],
+        period: usize,
+        wins: impl Fn(f64, f64) -> bool,
+    ) -> Vec<f64> {
+        let mut out = vec![f64::NAN; x.len()];
+        if period > 0 {
+            extremes_by_deque(x, period, wins, &mut out);
+        }
+        out
+    }
+
+    /// Writes window `i`'s extreme to `out[i]` from the first full window on; `period` ≥ 1 and
+    /// at most `x.len()`.
+    fn extremes_by_blocks(
+        x: &[f64],
+        period: usize,
+        wins: impl Fn(f64, f64) -> bool,
+        out: &mut [f64],
+    ) {
+        let n = x.len();
+        // tail[j]: the extreme of x[j..] up to the end of j's block.
+        let mut tail = vec![0.0; n];
+        for block in (0..n).step_by(period) {
+            let end = (block + period).min(n);
+            let mut best = x[end - 1];
+            tail[end - 1] = best;
+            for j in (block..end - 1).rev() {
+                if !wins(best, x[j]) {
+                    best = x[j];
+                }
+                tail[j] = best;
+            }
+        }
+        // head: the extreme of x from the start of i's block up to i. Window i is the tail of
+        // the block its start is in and the head of i's block, or one whole block.
+        for block in (0..n).step_by(period) {
+            let end = (block + period).min(n);
+            let mut head = x[block];
+            for i in block..end {
+                if wins(x[i], head) {
+                    head = x[i];
+                }
+                let Some(start) = (i + 1).checked_sub(period) else {
+                    continue; // before the first full window
+                };
+                out[i] = if start == block || wins(head, tail[start]) {
+                    head
+                } else {
+                    tail[start]
+                };
+            }
+        }
+    }
+
+    /// [`extremes_by_blocks`] with a monotonic deque, which also defines the result on NaN.
+    fn extremes_by_deque(
+        x: &[f64],
+        period: usize,
+        wins: impl Fn(f64, f64) -> bool,
+        out: &mut [f64],
+    ) {
         let mut deque = std::collections::VecDeque::<usize>::new();
-        for i in 0..n {
+        for i in 0..x.len() {
             while let Some(&back) = deque.back() {
-                if keeps(x[i], x[back]) {
+                if wins(x[i], x[back]) {
                     deque.pop_back();
                 } else {
                     break;
@@ -186,29 +276,72 @@ pub(crate) mod kernel {
                 out[i] = x[front];
             }
         }
-        out
     }
 
     /// Rolling population standard deviation (divides by `period`), two-pass per window so flat
     /// input gives exactly 0.
+    ///
+    /// Each window's sums run in window order, as a plain loop over the window would; [`LANES`]
+    /// neighbouring windows are summed side by side so their additions overlap in the CPU
+    /// instead of each waiting for the previous one.
     pub fn rolling_population_std(x: &[f64], period: usize) -> Vec<f64> {
         let n = x.len();
         let mut out = vec![f64::NAN; n];
         if period == 0 || n < period {
             return out;
         }
-        for i in period - 1..n {
-            let window = &x[i + 1 - period..=i];
-            // A flat window's mean can round off the value; its deviation is exactly 0.
-            if window.iter().all(|v| *v == window[0]) {
-                out[i] = 0.0;
-                continue;
+        let p = period as f64;
+        let first = period - 1;
+        let mut i = first;
+        while i + LANES <= n {
+            let start = i + 1 - period;
+            let mut sum = [0.0; LANES];
+            for (lane, s) in sum.iter_mut().enumerate() {
+                *s = x[start + lane];
             }
-            let mean = window.iter().sum::<f64>() / period as f64;
-            let var = window.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / period as f64;
-            out[i] = var.sqrt();
+            for k in 1..period {
+                for (lane, s) in sum.iter_mut().enumerate() {
+                    *s += x[start + lane + k];
+                }
+            }
+            let mean = sum.map(|s| s / p);
+            let mut squares = [0.0; LANES];
+            for (lane, q) in squares.iter_mut().enumerate() {
+                let d = x[start + lane] - mean[lane];
+                *q = d * d;
+            }
+            for k in 1..period {
+                for (lane, q) in squares.iter_mut().enumerate() {
+                    let d = x[start + lane + k] - mean[lane];
+                    *q += d * d;
+                }
+            }
+            for lane in 0..LANES {
+                out[i + lane] = window_std(&x[start + lane..=i + lane], squares[lane], p);
+            }
+            i += LANES;
+        }
+        for i in i..n {
+            let window = &x[i + 1 - period..=i];
+            let mean = window.iter().sum::<f64>() / p;
+            let squares = window.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>();
+            out[i] = window_std(window, squares, p);
         }
         out
+    }
+
+    /// Windows [`rolling_population_std`] sums side by side.
+    const LANES: usize = 8;
+
+    /// The deviation of one window from its sum of squared deviations; exactly 0 for a flat
+    /// window, whose mean can round off the value.
+    #[inline]
+    fn window_std(window: &[f64], squares: f64, period: f64) -> f64 {
+        if window.iter().all(|v| *v == window[0]) {
+            0.0
+        } else {
+            (squares / period).sqrt()
+        }
     }
 
     /// Rolling sum over `period` bars.
@@ -320,6 +453,64 @@ mod tests {
             &[NAN, NAN, 1.0, 1.0, 1.0, 1.0, 2.0, 2.0],
             0.0,
         );
+    }
+
+    #[test]
+    fn rolling_extremes_by_blocks_are_the_deques_for_every_period_ties_included() {
+        // Ties everywhere (11 distinct values), signed zeros, and a partial last block.
+        let x: Vec<f64> = (0..103)
+            .map(|i| match (i * 37) % 13 {
+                11 => 0.0,
+                12 => -0.0,
+                v => v as f64 * 0.5,
+            })
+            .collect();
+        let bits = |v: Vec<f64>| v.into_iter().map(f64::to_bits).collect::<Vec<_>>();
+        for period in 1..=110 {
+            assert_eq!(
+                bits(kernel::rolling_max(&x, period)),
+                bits(kernel::rolling_extreme_by_deque(&x, period, |a, b| a >= b)),
+                "max, period {period}"
+            );
+            assert_eq!(
+                bits(kernel::rolling_min(&x, period)),
+                bits(kernel::rolling_extreme_by_deque(&x, period, |a, b| a <= b)),
+                "min, period {period}"
+            );
+        }
+    }
+
+    #[test]
+    fn population_std_is_the_plain_two_pass_deviation_of_each_window_to_the_bit() {
+        let x: Vec<f64> = (0..1_037)
+            .map(|i| {
+                if (200..260).contains(&i) {
+                    1.1
+                } else {
+                    100.0 + (i as f64 * 0.37).sin()
+                }
+            })
+            .collect();
+        for period in [1, 2, 3, 7, 8, 9, 20, 50, 1_037] {
+            let out = kernel::rolling_population_std(&x, period);
+            for i in period - 1..x.len() {
+                let window = &x[i + 1 - period..=i];
+                let mean = window.iter().sum::<f64>() / period as f64;
+                let var =
+                    window.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / period as f64;
+                let expected = if window.iter().all(|v| *v == window[0]) {
+                    0.0
+                } else {
+                    var.sqrt()
+                };
+                assert_eq!(
+                    out[i].to_bits(),
+                    expected.to_bits(),
+                    "period {period}, bar {i}"
+                );
+            }
+            assert!(out[..period - 1].iter().all(|v| v.is_nan()));
+        }
     }
 
     #[test]

@@ -219,6 +219,15 @@ impl IndicatorOutput {
             .unwrap_or_default()
     }
 
+    /// The primary column, owned (no copy).
+    pub fn into_primary(self) -> Vec<f64> {
+        self.columns
+            .into_iter()
+            .next()
+            .map(|(_, c)| c)
+            .unwrap_or_default()
+    }
+
     pub fn column(&self, name: &str) -> Option<&[f64]> {
         self.columns
             .iter()
@@ -830,21 +839,26 @@ impl IndicatorKind {
     /// The series fuzzy sets read: the primary output, as `close / value` for price levels.
     /// Infinite values become NaN.
     pub fn feature_input(&self, bars: &Bars) -> Vec<f64> {
-        let output = self.compute(bars);
-        let primary = output.primary();
-        let values: Vec<f64> = if self.primary_is_price_level() {
-            primary
-                .iter()
-                .zip(&bars.close)
-                .map(|(v, c)| if *v != 0.0 { c / v } else { f64::NAN })
-                .collect()
-        } else {
-            primary.to_vec()
+        let mut values = match *self {
+            // Only %B is read: the bands themselves are not computed.
+            IndicatorKind::BollingerBands {
+                period,
+                std_dev,
+                source,
+            } => volatility::bollinger_percent_b(&source.column(bars), period, std_dev),
+            _ => self.compute(bars).into_primary(),
         };
+        if self.primary_is_price_level() {
+            for (v, c) in values.iter_mut().zip(&bars.close) {
+                *v = if *v != 0.0 { c / *v } else { f64::NAN };
+            }
+        }
+        for v in &mut values {
+            if !v.is_finite() {
+                *v = f64::NAN;
+            }
+        }
         values
-            .into_iter()
-            .map(|v| if v.is_finite() { v } else { f64::NAN })
-            .collect()
     }
 }
 

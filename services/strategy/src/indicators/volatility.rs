@@ -2,7 +2,7 @@
 //! squeeze intensity.
 
 use super::momentum::position_in_range;
-use super::{by_finite_runs, kernel};
+use super::{by_finite_runs, kernel, map_finite_runs};
 
 /// Wilder's Average True Range, as TA-Lib's ATR. The first bar has no true range (no
 /// previous close); the first ATR, at index `period`, is the mean of the true ranges of bars
@@ -55,6 +55,21 @@ pub fn bollinger(x: &[f64], period: usize, std_dev: f64) -> Bands {
         vec![upper, middle, lower, percent_b, bandwidth]
     });
     bands_from(out)
+}
+
+/// Only the %B of [`bollinger`] (the series fuzzy sets read), the same values without the other
+/// four columns.
+pub fn bollinger_percent_b(x: &[f64], period: usize, std_dev: f64) -> Vec<f64> {
+    map_finite_runs(x, |x| {
+        let middle = kernel::sma(x, period);
+        let sd = kernel::rolling_population_std(x, period);
+        (0..x.len())
+            .map(|i| {
+                let (m, s) = (middle[i], sd[i]);
+                position_in_range(x[i], m - std_dev * s, m + std_dev * s)
+            })
+            .collect()
+    })
 }
 
 fn relative_width(upper: f64, lower: f64, middle: f64) -> f64 {
@@ -187,6 +202,18 @@ pub fn squeeze_intensity(
 mod tests {
     use super::*;
     use crate::indicators::test_support::*;
+
+    #[test]
+    fn percent_b_alone_is_bollingers_percent_b_to_the_bit() {
+        let mut x: Vec<f64> = (0..500).map(|i| 50.0 + (i as f64 * 0.21).cos()).collect();
+        x[100] = NAN; // a second finite run
+        x[300..330].fill(49.5); // collapsed bands
+        let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&bollinger_percent_b(&x, 20, 2.0)),
+            bits(&bollinger(&x, 20, 2.0).percent_b)
+        );
+    }
 
     #[test]
     fn atr_hand_worked() {
