@@ -62,18 +62,38 @@ pub fn stochastic(
     smooth_k: usize,
 ) -> (Vec<f64>, Vec<f64>) {
     let mut out = by_finite_runs([high, low, close], 2, |[h, l, c]| {
-        let hh = kernel::rolling_max(h, k_period);
-        let ll = kernel::rolling_min(l, k_period);
-        let raw: Vec<f64> = (0..c.len())
-            .map(|i| position_in_range(c[i], ll[i], hh[i]) * 100.0)
-            .collect();
-        let k = kernel::after_warmup(&raw, |r| kernel::sma(r, smooth_k.max(1)));
+        let k = slow_k(h, l, c, k_period, smooth_k);
         let d = kernel::after_warmup(&k, |k| kernel::sma(k, d_period.max(1)));
         vec![k, d]
     });
     let d = out.pop().unwrap_or_default();
     let k = out.pop().unwrap_or_default();
     (k, d)
+}
+
+/// Only the %K of [`stochastic`] (the series fuzzy sets read), the same values without %D.
+pub fn stochastic_k(
+    high: &[f64],
+    low: &[f64],
+    close: &[f64],
+    k_period: usize,
+    smooth_k: usize,
+) -> Vec<f64> {
+    by_finite_runs([high, low, close], 1, |[h, l, c]| {
+        vec![slow_k(h, l, c, k_period, smooth_k)]
+    })
+    .pop()
+    .unwrap_or_default()
+}
+
+/// Raw %K over `k_period` smoothed by an SMA of `smooth_k`, on one finite run.
+fn slow_k(h: &[f64], l: &[f64], c: &[f64], k_period: usize, smooth_k: usize) -> Vec<f64> {
+    let hh = kernel::rolling_max(h, k_period);
+    let ll = kernel::rolling_min(l, k_period);
+    let raw: Vec<f64> = (0..c.len())
+        .map(|i| position_in_range(c[i], ll[i], hh[i]) * 100.0)
+        .collect();
+    kernel::after_warmup(&raw, |r| kernel::sma(r, smooth_k.max(1)))
 }
 
 /// `(value - low) / (high - low)`, 0.5 when the range is empty, NaN when the range is NaN.
@@ -305,6 +325,19 @@ pub fn fisher_transform(
 mod tests {
     use super::*;
     use crate::indicators::test_support::*;
+
+    #[test]
+    fn k_alone_is_the_stochastics_k_to_the_bit() {
+        let close: Vec<f64> = (0..400).map(|i| 20.0 + (i as f64 * 0.13).sin()).collect();
+        let mut high: Vec<f64> = close.iter().map(|c| c + 0.4).collect();
+        let low: Vec<f64> = close.iter().map(|c| c - 0.3).collect();
+        high[150] = NAN; // a second finite run
+        let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(
+            bits(&stochastic_k(&high, &low, &close, 14, 3)),
+            bits(&stochastic(&high, &low, &close, 14, 3, 3).0)
+        );
+    }
 
     /// StockCharts' RSI worked example (14 periods; published values rounded to 2 decimals).
     const WILDER_CLOSES: [f64; 33] = [

@@ -846,6 +846,10 @@ impl IndicatorKind {
                 std_dev,
                 source,
             } => volatility::bollinger_percent_b(&source.column(bars), period, std_dev),
+            // Only %K is read: %D is not computed.
+            IndicatorKind::Stochastic {
+                k_period, smooth_k, ..
+            } => momentum::stochastic_k(&bars.high, &bars.low, &bars.close, k_period, smooth_k),
             _ => self.compute(bars).into_primary(),
         };
         if self.primary_is_price_level() {
