@@ -8,6 +8,10 @@ use ktrdr_training_host::config::TrainingHostConfig;
 #[command(name = "ktrdr-training-host", version, after_help = TrainingHostConfig::help())]
 struct Args {}
 
+/// mimalloc reuses the memory of large, short-lived feature matrices instead of refaulting it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     Args::parse();
