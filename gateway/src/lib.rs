@@ -18,6 +18,7 @@ pub mod replicas;
 mod routing;
 pub mod stats;
 pub mod sweep;
+pub mod sweeps;
 pub mod train;
 pub mod training;
 

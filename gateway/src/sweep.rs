@@ -12,7 +12,7 @@
 use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use ktrdr_common::error::ServiceError;
@@ -23,8 +23,7 @@ use ktrdr_proto::gateway::v1::{
 };
 use ktrdr_proto::training::v1::training_service_server::TrainingService;
 use ktrdr_proto::training::v1::{
-    CancelTrainingRequest, StartTrainingRequest, TrainingState, WatchTrainingRequest,
-    training_event,
+    StartTrainingRequest, TrainingState, WatchTrainingRequest, training_event,
 };
 use ktrdr_training_host::spec;
 use tokio::sync::mpsc;
@@ -32,16 +31,14 @@ use tokio_stream::StreamExt;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Status};
 
-use crate::jobs::{CANCEL_WAIT, JobTable, Lifecycle, Tracked};
 use crate::orchestrator::ServiceOrchestrator;
+use crate::sweeps::Sweep;
 use crate::training::TrainingManager;
 
 /// The most points one sweep may train.
 pub const MAX_SWEEP_POINTS: usize = 256;
 /// The most sessions one sweep keeps in flight.
 pub const MAX_PARALLEL: usize = 64;
-/// Finished sweeps kept so CancelTraining still answers for them.
-const FINISHED_SWEEPS_KEPT: usize = 100;
 
 type Sender = mpsc::Sender<Result<pb::TrainStrategyResponse, Status>>;
 
@@ -247,111 +244,6 @@ pub fn grid(
     Ok(Grid { points, parallel })
 }
 
-/// The sessions a sweep started, and whether it was cancelled.
-#[derive(Default)]
-struct Control {
-    cancelled: bool,
-    sessions: Vec<String>,
-}
-
-/// One running or finished sweep.
-pub struct Sweep {
-    pub life: Lifecycle,
-    control: Mutex<Control>,
-}
-
-impl Tracked for Sweep {
-    fn lifecycle(&self) -> &Lifecycle {
-        &self.life
-    }
-}
-
-impl Sweep {
-    fn control(&self) -> MutexGuard<'_, Control> {
-        self.control.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn is_cancelled(&self) -> bool {
-        self.control().cancelled
-    }
-
-    /// Records a session a point started; `false` when the sweep was cancelled meanwhile (the
-    /// point cancels its session itself).
-    fn started(&self, session_id: &str) -> bool {
-        let mut control = self.control();
-        control.sessions.push(session_id.to_owned());
-        !control.cancelled
-    }
-
-    /// Marks the sweep cancelled; the sessions started so far.
-    fn cancel(&self) -> Vec<String> {
-        let mut control = self.control();
-        control.cancelled = true;
-        control.sessions.clone()
-    }
-}
-
-/// The sweeps a gateway knows.
-pub type Sweeps = JobTable<Sweep>;
-
-impl JobTable<Sweep> {
-    /// A table keeping the latest finished sweeps so CancelTraining still answers for them.
-    pub fn for_sweeps() -> Self {
-        Self::new(FINISHED_SWEEPS_KEPT)
-    }
-
-    /// A new running sweep, registered.
-    pub fn create(&self) -> Arc<Sweep> {
-        let sweep = Arc::new(Sweep {
-            life: Lifecycle::new(format!("sweep-{}", spec::new_session_id())),
-            control: Mutex::default(),
-        });
-        sweep.life.set_state(JobState::Running);
-        self.insert(Arc::clone(&sweep));
-        sweep
-    }
-}
-
-/// Cancels every session of `sweep` (on their hosts, with `metadata`) and keeps its other
-/// points from starting; the sweep's state after a short wait for it to end (CANCELLED while
-/// it is still ending). The first failure to cancel a session is the answer, after every
-/// session was tried.
-pub async fn cancel(
-    training: &TrainingManager,
-    sweep: &Sweep,
-    metadata: &MetadataMap,
-    reason: &str,
-) -> Result<TrainingState, Status> {
-    let mut failure = None;
-    for session_id in sweep.cancel() {
-        if let Err(status) = cancel_session(training, &session_id, metadata, reason).await {
-            failure.get_or_insert(status);
-        }
-    }
-    if let Some(status) = failure {
-        return Err(status);
-    }
-    Ok(match sweep.life.finished_within(CANCEL_WAIT).await {
-        JobState::Completed => TrainingState::Completed,
-        JobState::Failed => TrainingState::Failed,
-        _ => TrainingState::Cancelled,
-    })
-}
-
-async fn cancel_session(
-    training: &TrainingManager,
-    session_id: &str,
-    metadata: &MetadataMap,
-    reason: &str,
-) -> Result<(), Status> {
-    let mut request = Request::new(CancelTrainingRequest {
-        session_id: session_id.to_owned(),
-        reason: reason.to_owned(),
-    });
-    *request.metadata_mut() = metadata.clone();
-    training.cancel_session(request).await.map(drop)
-}
-
 fn event(
     point: i32,
     event: train_strategy_response::Event,
@@ -539,7 +431,10 @@ async fn run_point(
     }
     if !sweep.started(&started.session_id) {
         let reason = "the sweep was cancelled";
-        if let Err(status) = cancel_session(training, &row.session_id, metadata, reason).await {
+        if let Err(status) = training
+            .cancel_session_as(&row.session_id, metadata, reason)
+            .await
+        {
             tracing::warn!(session_id = %row.session_id, error = %status.message(), "cancelling a sweep's late session failed");
         }
     }
@@ -815,17 +710,5 @@ mod tests {
         let none = super::summary("s", vec![point(1, TrainingState::Cancelled, None)], 1);
         assert_eq!(none.state(), JobState::Cancelled);
         assert_eq!((none.best_point, none.best_model_id.as_str()), (0, ""));
-    }
-
-    #[test]
-    fn a_cancelled_sweep_tells_points_that_start_late_to_cancel_their_session() {
-        let sweeps = Sweeps::for_sweeps();
-        let sweep = sweeps.create();
-        assert!(sweep.started("a"));
-        assert_eq!(sweep.cancel(), ["a"]);
-        assert!(sweep.is_cancelled());
-        assert!(!sweep.started("b"));
-        assert!(sweeps.get(&sweep.life.id).is_some());
-        assert!(sweeps.get("sweep-unknown").is_none());
     }
 }

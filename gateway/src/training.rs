@@ -16,7 +16,7 @@ use ktrdr_common::deadline;
 use ktrdr_common::error::ServiceError;
 use ktrdr_common::paging::Page;
 use ktrdr_common::server::ResponseStream;
-use ktrdr_proto::common::v1::TimeRange;
+use ktrdr_proto::common::v1::{JobState, TimeRange};
 use ktrdr_proto::gateway::v1::{BackendStatistics, LoadDataRequest, LoadEvent, LoadMode};
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
 use ktrdr_proto::training::v1::{self as pb, training_service_server::TrainingService};
@@ -30,13 +30,14 @@ use tonic::{Request, Response, Status};
 use tonic_types::StatusExt;
 
 use crate::config::{GatewayConfig, TRAINING};
+use crate::jobs::CANCEL_WAIT;
 use crate::listing::{self, HostList};
 use crate::load::LoadManager;
 use crate::orchestrator::{ServiceOrchestrator, probe};
 use crate::replicas::Replicas;
 use crate::routing::{Backend, Endpoint, Routed, routed_server_stream, routed_unary};
 use crate::stats::BackendStats;
-use crate::sweep::Sweeps;
+use crate::sweeps::{Sweep, Sweeps};
 
 pub struct TrainingManager {
     routed: Routed<TrainingGrpc>,
@@ -390,6 +391,46 @@ impl TrainingManager {
     }
 
     /// Cancels one session on its host (or in process).
+    /// Cancels session `session_id` with the caller's `metadata` (auth, deadline, trace).
+    pub async fn cancel_session_as(
+        &self,
+        session_id: &str,
+        metadata: &tonic::metadata::MetadataMap,
+        reason: &str,
+    ) -> Result<(), Status> {
+        let mut request = Request::new(pb::CancelTrainingRequest {
+            session_id: session_id.to_owned(),
+            reason: reason.to_owned(),
+        });
+        *request.metadata_mut() = metadata.clone();
+        self.cancel_session(request).await.map(drop)
+    }
+
+    /// Cancels every session of `sweep` and keeps its other points from starting; the sweep's
+    /// state after a short wait for it to end (CANCELLED while it is still ending). The first
+    /// failure to cancel a session is the answer, after every session was tried.
+    async fn cancel_sweep(
+        &self,
+        sweep: &Sweep,
+        metadata: &tonic::metadata::MetadataMap,
+        reason: &str,
+    ) -> Result<pb::TrainingState, Status> {
+        let mut failure = None;
+        for session_id in sweep.cancel() {
+            if let Err(status) = self.cancel_session_as(&session_id, metadata, reason).await {
+                failure.get_or_insert(status);
+            }
+        }
+        if let Some(status) = failure {
+            return Err(status);
+        }
+        Ok(match sweep.life.finished_within(CANCEL_WAIT).await {
+            JobState::Completed => pb::TrainingState::Completed,
+            JobState::Failed => pb::TrainingState::Failed,
+            _ => pb::TrainingState::Cancelled,
+        })
+    }
+
     pub async fn cancel_session(
         &self,
         request: Request<pb::CancelTrainingRequest>,
@@ -504,7 +545,9 @@ impl TrainingService for TrainingManager {
         // A sweep's id cancels every session of the sweep.
         if let Some(sweep) = self.sweeps.get(&request.get_ref().session_id) {
             let (metadata, _, message) = request.into_parts();
-            let state = crate::sweep::cancel(self, &sweep, &metadata, &message.reason).await?;
+            let state = self
+                .cancel_sweep(&sweep, &metadata, &message.reason)
+                .await?;
             return Ok(Response::new(pb::CancelTrainingResponse {
                 state: state as i32,
                 checkpoint_epoch: 0,

@@ -87,6 +87,7 @@ impl TrainingConfig {
             strategies_dir: env.read(&STRATEGIES_DIR)?,
             max_concurrent_sessions: usize::try_from(max).unwrap_or(usize::MAX),
             devices: crate::device::resolve_or_config_error(
+                TRAINING_DEVICE.name,
                 &env.read(&TRAINING_DEVICE)?,
                 HostDevice::cpu(),
                 crate::device::probe_cuda(),

@@ -14,8 +14,6 @@ use std::fmt;
 use ktrdr_common::config::{ConfigError, Kind};
 use ktrdr_strategy::compute::Compute;
 
-use crate::config::TRAINING_DEVICE;
-
 /// What `KTRDR_TRAINING_DEVICE` asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DeviceSetting {
@@ -26,7 +24,7 @@ pub enum DeviceSetting {
     Cuda(Vec<usize>),
 }
 
-/// The [`Kind`] of `KTRDR_TRAINING_DEVICE` ([`TRAINING_DEVICE`]).
+/// The [`Kind`] of `KTRDR_TRAINING_DEVICE` (`config::TRAINING_DEVICE`).
 #[derive(Debug, Clone, Copy)]
 pub struct DeviceChoice;
 
@@ -191,15 +189,16 @@ pub fn resolve(
     }
 }
 
-/// [`resolve`], its refusal as the configuration error naming the variable.
+/// [`resolve`], its refusal as the configuration error naming `variable` (the one `setting`
+/// was read from).
 pub fn resolve_or_config_error(
+    variable: &str,
     setting: &DeviceSetting,
     cpu: HostDevice,
     probe: &CudaProbe,
 ) -> Result<Vec<HostDevice>, ConfigError> {
-    resolve(setting, cpu, probe).map_err(|expected| {
-        ConfigError::new(TRAINING_DEVICE.name, &setting_text(setting), expected)
-    })
+    resolve(setting, cpu, probe)
+        .map_err(|expected| ConfigError::new(variable, &setting_text(setting), expected))
 }
 
 fn setting_text(setting: &DeviceSetting) -> String {
@@ -349,6 +348,7 @@ mod tests {
     use ktrdr_common::config::Env;
 
     use super::*;
+    use crate::config::TRAINING_DEVICE;
 
     fn cpu() -> HostDevice {
         HostDevice {
@@ -449,15 +449,20 @@ mod tests {
 
     #[test]
     fn asking_for_cuda_where_there_is_none_says_what_the_host_has() {
-        let err =
-            resolve_or_config_error(&DeviceSetting::Cuda(vec![]), cpu(), &CudaProbe::NotBuilt)
-                .unwrap_err();
+        let err = resolve_or_config_error(
+            TRAINING_DEVICE.name,
+            &DeviceSetting::Cuda(vec![]),
+            cpu(),
+            &CudaProbe::NotBuilt,
+        )
+        .unwrap_err();
         assert_eq!(err.variable, "KTRDR_TRAINING_DEVICE");
         assert_eq!(err.value, "cuda");
         assert!(err.expected.contains("--features cuda"), "{err}");
         assert!(err.expected.contains("this host has cpu"), "{err}");
 
         let err = resolve_or_config_error(
+            TRAINING_DEVICE.name,
             &DeviceSetting::Cuda(vec![0]),
             cpu(),
             &CudaProbe::Unavailable("the NVIDIA driver's libcuda.so.1 cannot be loaded".into()),
@@ -466,8 +471,13 @@ mod tests {
         assert_eq!(err.value, "cuda:0");
         assert!(err.expected.contains("libcuda.so.1"), "{err}");
 
-        let err =
-            resolve_or_config_error(&DeviceSetting::Cuda(vec![0, 3]), cpu(), &gpus(2)).unwrap_err();
+        let err = resolve_or_config_error(
+            TRAINING_DEVICE.name,
+            &DeviceSetting::Cuda(vec![0, 3]),
+            cpu(),
+            &gpus(2),
+        )
+        .unwrap_err();
         assert_eq!(err.value, "cuda:0,3");
         assert!(err.expected.contains("cuda:3 is not one of them"), "{err}");
         assert!(
