@@ -8,10 +8,6 @@ use ktrdr_gateway::config::GatewayConfig;
 #[command(name = "ktrdr-gateway", version, after_help = GatewayConfig::help())]
 struct Args {}
 
-/// mimalloc reuses the memory of large, short-lived feature matrices instead of refaulting it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     Args::parse();

@@ -20,7 +20,7 @@ use ktrdr_strategy::indicators::resolve;
 use ktrdr_strategy::strategy::IndicatorSpec;
 use ktrdr_strategy::synthetic::{PathSpec, generate};
 
-/// The training host's and the gateway's allocator, so the figures are theirs.
+/// The training host's allocator, so the figures are the training host's.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
