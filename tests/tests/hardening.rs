@@ -305,7 +305,18 @@ async fn request_bytes_that_are_not_protobuf_are_an_invalid_argument_logged_as_a
             status.message().contains("not a valid message"),
             "{path}: {status:?}"
         );
-        let logs = process.logs();
+        // The server logs after it answers: give the line a moment to reach the log.
+        let mut logs = process.logs();
+        for _ in 0..250 {
+            if logs
+                .lines()
+                .any(|l| l.contains("undecodable request") && l.contains(path))
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            logs = process.logs();
+        }
         let line = logs
             .lines()
             .find(|l| l.contains("undecodable request") && l.contains(path))

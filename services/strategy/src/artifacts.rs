@@ -235,8 +235,17 @@ impl ModelStore {
 
         // Write then rename: readers never see a half-written pointer. The staging file is
         // named after this version so that two savers (hosts sharing the directory) never write
-        // the same one.
+        // the same one. An exclusive lock on a file beside the pointer serialises the
+        // read-compare-write, so the pointer only ever moves to a newer version.
         let latest = strategy_dir.join(format!("{prefix}_latest"));
+        let lock_path = strategy_dir.join(format!(".{prefix}_latest.lock"));
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io_error(&lock_path, e))?;
+        lock.lock().map_err(|e| io_error(&lock_path, e))?;
         let pointed = std::fs::read_to_string(&latest).ok().and_then(|name| {
             name.trim()
                 .strip_prefix(&version_tag)?
@@ -244,13 +253,13 @@ impl ModelStore {
                 .ok()
         });
         // A newer version saved meanwhile (by another host) keeps the pointer: the pointer is
-        // written only after a version is complete, so it never names an incomplete model. Two
-        // savers that both read an older pointer may still leave it at the lower of the two.
+        // written only after a version is complete, so it never names an incomplete model.
         if pointed.is_none_or(|n| n < next) {
             let staging = strategy_dir.join(format!(".{dir_name}.latest.tmp"));
             std::fs::write(&staging, &dir_name).map_err(|e| io_error(&staging, e))?;
             std::fs::rename(&staging, &latest).map_err(|e| io_error(&latest, e))?;
         }
+        drop(lock);
         Ok(dir)
     }
 
