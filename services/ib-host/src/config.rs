@@ -26,6 +26,18 @@ impl Default for HostSettings {
     }
 }
 
+/// IB's rules with the declared defaults of `IB_PACING`, `IB_PACING_SCALE` and
+/// `IB_PACING_MARGIN_MS`.
+impl Default for PacingConfig {
+    fn default() -> Self {
+        Self::ib_rules(
+            IB_PACING.kind.default_value(),
+            IB_PACING_SCALE.kind.default_value(),
+            IB_PACING_MARGIN.kind.default_value(),
+        )
+    }
+}
+
 /// Timing of connection attempts.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnectSettings {
@@ -170,12 +182,11 @@ impl IbBehaviour {
     }
 
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
-        let pacing = PacingConfig {
-            enabled: env.read(&IB_PACING)?,
-            scale: env.read(&IB_PACING_SCALE)?,
-            margin: env.read(&IB_PACING_MARGIN)?,
-            ..PacingConfig::default()
-        };
+        let pacing = PacingConfig::ib_rules(
+            env.read(&IB_PACING)?,
+            env.read(&IB_PACING_SCALE)?,
+            env.read(&IB_PACING_MARGIN)?,
+        );
         Ok(Self {
             host: HostSettings {
                 pacing,

@@ -32,20 +32,20 @@ pub struct PacingConfig {
     pub same_contract_max: usize,
 }
 
-impl Default for PacingConfig {
-    fn default() -> Self {
+impl PacingConfig {
+    /// IB's limits (50 open requests, 60 per 10 minutes, 5 per contract per 2 s) with the
+    /// switch, scale and margin as configured (their defaults: `config`'s `Default`).
+    pub fn ib_rules(enabled: bool, scale: f64, margin: Duration) -> Self {
         Self {
-            enabled: true,
-            scale: 1.0,
-            margin: Duration::from_millis(250),
+            enabled,
+            scale,
+            margin,
             max_open: 50,
             per_10min: 60,
             same_contract_max: 5,
         }
     }
-}
 
-impl PacingConfig {
     fn window(&self, ib_secs: f64) -> Duration {
         Duration::from_secs_f64(ib_secs * self.scale) + self.margin
     }
