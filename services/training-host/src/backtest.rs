@@ -629,17 +629,31 @@ pub fn clean_staging(models_dir: &Path, owner: &str) {
     }
 }
 
-/// A saved backtest's result.
-pub fn get(models_dir: &Path, backtest_id: &str) -> Result<pb::BacktestResult> {
-    check_id("backtest_id", backtest_id)?;
-    let path = dir_of(models_dir, backtest_id).join(RESULT_FILE);
-    let bytes = std::fs::read(&path).map_err(|_| TrainingError::NotFound {
+fn not_found(backtest_id: &str) -> TrainingError {
+    TrainingError::NotFound {
         reason: "BACKTEST_NOT_FOUND".to_owned(),
         message: format!(
-            "backtest {backtest_id} not found (ListBacktests, or `ktrdr backtest list`, \
-                 shows the saved ones)"
+            "backtest {backtest_id} not found (ListBacktests, or `ktrdr backtest list`, shows \
+             the saved ones)"
         ),
-    })?;
+    }
+}
+
+/// The directory of saved backtest `backtest_id`; NOT_FOUND when it holds no result (a saved
+/// backtest's directory appears whole, renamed from staging).
+fn saved_dir(models_dir: &Path, backtest_id: &str) -> Result<PathBuf> {
+    check_id("backtest_id", backtest_id)?;
+    let dir = dir_of(models_dir, backtest_id);
+    if !dir.join(RESULT_FILE).is_file() {
+        return Err(not_found(backtest_id));
+    }
+    Ok(dir)
+}
+
+/// A saved backtest's result.
+pub fn get(models_dir: &Path, backtest_id: &str) -> Result<pb::BacktestResult> {
+    let path = saved_dir(models_dir, backtest_id)?.join(RESULT_FILE);
+    let bytes = std::fs::read(&path).map_err(|_| not_found(backtest_id))?;
     pb::BacktestResult::decode(bytes.as_slice()).map_err(|e| {
         TrainingError::internal(format!("{}: not a saved backtest: {e}", path.display()))
     })
@@ -671,7 +685,7 @@ pub fn read_table(
     table: pb::BacktestTable,
     format: pb::TableFormat,
 ) -> Result<Vec<u8>> {
-    get(models_dir, backtest_id)?;
+    let dir = saved_dir(models_dir, backtest_id)?;
     let file = match table {
         pb::BacktestTable::Trades => TRADES_FILE,
         pb::BacktestTable::Equity => EQUITY_FILE,
@@ -682,7 +696,7 @@ pub fn read_table(
             ));
         }
     };
-    let path = dir_of(models_dir, backtest_id).join(file);
+    let path = dir.join(file);
     let bytes = std::fs::read(&path).map_err(io(&path))?;
     match format {
         pb::TableFormat::Unspecified | pb::TableFormat::ArrowIpc => Ok(bytes),
