@@ -16,9 +16,6 @@ use crate::load::{self, LoadManager};
 use crate::orchestrator::ServiceOrchestrator;
 use crate::train::TrainFlow;
 
-const DEFAULT_PAGE_SIZE: usize = 50;
-const MAX_PAGE_SIZE: usize = 500;
-
 /// Implements `GatewayService` over the gateway's managers.
 pub struct GatewayApi {
     managers: Vec<Arc<dyn ServiceOrchestrator>>,
@@ -237,7 +234,7 @@ fn each<E: 'static, R: Send + 'static>(
 
 /// One page of a job list, as every List call of this service pages.
 fn paged<T>(items: Vec<T>, page_size: i32, page_token: &str) -> Result<Paged<T>, Status> {
-    Ok(Page::parse(page_size, page_token, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?.of(items))
+    Ok(Page::usual(page_size, page_token)?.of(items))
 }
 
 /// A list filter's job states; unknown and UNSPECIFIED values match nothing extra.

@@ -7,7 +7,7 @@ use ktrdr_common::paging::Paged;
 use ktrdr_proto::training::v1 as pb;
 
 /// The largest page asked of a host while merging: the most a training host gives at once.
-pub const HOST_PAGE_SIZE: i32 = ktrdr_training_host::grpc::MAX_PAGE_SIZE as i32;
+pub const HOST_PAGE_SIZE: i32 = ktrdr_common::paging::MAX_SIZE as i32;
 
 /// A List request whose answers from several hosts merge into one list.
 pub trait HostList: Clone {

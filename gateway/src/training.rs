@@ -23,7 +23,7 @@ use ktrdr_proto::training::v1::{self as pb, training_service_server::TrainingSer
 use ktrdr_training_host::data::{
     BarSource, NOT_COVERED_REASON, Shortfall, shortfalls_from_metadata,
 };
-use ktrdr_training_host::grpc::{DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, TrainingGrpc};
+use ktrdr_training_host::grpc::TrainingGrpc;
 use ktrdr_training_host::manager::SessionManager;
 use tonic::transport::Channel;
 use tonic::{Request, Response, Status};
@@ -224,7 +224,7 @@ impl TrainingManager {
     {
         let (metadata, _, message) = request.into_parts();
         let (size, token) = message.paging();
-        let page = page(size, token)?;
+        let page = Page::usual(size, token)?;
         let deadline = self.routed.deadline(&metadata);
         let mut items = Vec::new();
         for (url, channel) in replicas.all() {
@@ -450,11 +450,6 @@ impl TrainingManager {
     ) -> Result<Response<pb::PredictResponse>, Status> {
         on_the_host!(self, request, predict, |_| None)
     }
-}
-
-/// Pages of lists merged from several hosts, sized as one host sizes them.
-fn page(size: i32, token: &str) -> Result<Page, ServiceError> {
-    Page::parse(size, token, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
 }
 
 #[tonic::async_trait]

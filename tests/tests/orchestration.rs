@@ -1072,3 +1072,90 @@ async fn a_sweep_over_two_training_hosts_is_ranked_each_point_has_its_model_and_
         .clone();
     assert_eq!(violations[0].field, "sweep.learning_rates[1]", "{bad:?}");
 }
+
+#[tokio::test]
+async fn a_list_merged_over_two_training_hosts_holds_every_item_of_each_beyond_a_hosts_largest_page()
+ {
+    use ktrdr_proto::training::v1::{BacktestResult, ListBacktestsRequest};
+    use prost::Message;
+
+    let stack = Stack::start(InProcess::NONE, 2, FAST_PACING).await;
+    // Saved backtests as a training host keeps them (`<models>/_backtests/<id>/result.pb`):
+    // more on each host than the 500 a host gives in one page, and one id on both hosts (hosts
+    // sharing a models volume), which is listed once.
+    const PER_HOST: i64 = 520;
+    let save = |host: usize, id: &str, created_at_ms: i64| {
+        let dir = stack
+            .models_dir
+            .path()
+            .join(format!("host{host}"))
+            .join("_backtests")
+            .join(id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let result = BacktestResult {
+            backtest_id: id.to_owned(),
+            symbol: "EURUSD".into(),
+            created_at_ms,
+            ..Default::default()
+        };
+        std::fs::write(dir.join("result.pb"), result.encode_to_vec()).unwrap();
+    };
+    for host in 0..2_usize {
+        for i in 0..PER_HOST {
+            // Interleaved creation times: the merged order alternates between the hosts.
+            save(
+                host,
+                &format!("bt-{host}-{i:04}"),
+                1_000_000 + 2 * i + host as i64,
+            );
+        }
+        save(host, "bt-shared", 1);
+    }
+
+    let mut training = TrainingServiceClient::new(stack.gateway_channel().await);
+    let (mut listed, mut token) = (Vec::new(), String::new());
+    let mut total;
+    loop {
+        let page = training
+            .list_backtests(ListBacktestsRequest {
+                page_size: 300,
+                page_token: token,
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(page.results.len() <= 300);
+        total = page.total_size;
+        listed.extend(
+            page.results
+                .into_iter()
+                .map(|r| (r.created_at_ms, r.backtest_id)),
+        );
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        token = page.next_page_token;
+    }
+    let expected = 2 * PER_HOST as usize + 1;
+    assert_eq!(total as usize, expected);
+    assert_eq!(
+        listed.len(),
+        expected,
+        "every page together holds every item once"
+    );
+    assert!(
+        listed.windows(2).all(|w| w[0].0 > w[1].0),
+        "newest first, no id twice"
+    );
+    assert_eq!(listed[0].1, format!("bt-1-{:04}", PER_HOST - 1));
+    assert_eq!(listed[expected - 1].1, "bt-shared");
+    for host in 0..2 {
+        // The oldest of each host's own items: past its first page of 500.
+        assert!(
+            listed
+                .iter()
+                .any(|(_, id)| *id == format!("bt-{host}-0000"))
+        );
+    }
+}

@@ -3,6 +3,12 @@
 
 use crate::error::ServiceError;
 
+/// The page size of the List RPCs of jobs, training sessions, models and backtests when a
+/// request gives none (the data service's dataset list states its own).
+pub const DEFAULT_SIZE: usize = 50;
+/// The largest page those List RPCs return.
+pub const MAX_SIZE: usize = 500;
+
 /// One page of a list, as a request asked for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Page {
@@ -46,6 +52,11 @@ impl Page {
             })?
         };
         Ok(Self { offset, limit })
+    }
+
+    /// [`Page::parse`] with the usual sizes, [`DEFAULT_SIZE`] and [`MAX_SIZE`].
+    pub fn usual(size: i32, token: &str) -> Result<Self, ServiceError> {
+        Self::parse(size, token, DEFAULT_SIZE, MAX_SIZE)
     }
 
     /// The token of the page after this one in a list of `total` items; empty when this is

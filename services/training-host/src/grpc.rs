@@ -23,11 +23,6 @@ use crate::error::TrainingError;
 use crate::manager::{ListFilter, SessionManager};
 use crate::registry;
 
-/// Page size of ListTrainings and ListModels when the request gives none.
-pub const DEFAULT_PAGE_SIZE: usize = 50;
-/// The largest page they return.
-pub const MAX_PAGE_SIZE: usize = 500;
-
 /// Implements `TrainingService` with real sessions.
 #[derive(Clone)]
 pub struct TrainingGrpc {
@@ -55,7 +50,7 @@ async fn blocking<T: Send + 'static>(
 }
 
 fn page(size: i32, token: &str) -> Result<Page, Status> {
-    Ok(Page::parse(size, token, DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)?)
+    Ok(Page::usual(size, token)?)
 }
 
 fn model_pb(e: &registry::ModelEntry) -> pb::Model {
