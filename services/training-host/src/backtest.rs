@@ -21,6 +21,8 @@ use ktrdr_backtest::{
     Annualization, BacktestResult, Costs, ExecutionConfig, Fill, Filters, Lots, Metrics,
     SignalCounts, Sizing,
 };
+use ktrdr_common::error::ServiceError;
+use ktrdr_common::market::{symbol_field, time_range};
 use ktrdr_market::{Bars, Timeframe};
 use ktrdr_proto::common::v1::TimeRange;
 use ktrdr_proto::training::v1 as pb;
@@ -59,6 +61,95 @@ pub fn new_id(symbol: &str) -> String {
         ktrdr_common::status::now_ms(),
         crate::spec::random_u64() as u32
     )
+}
+
+/// The plan of a RunBacktest request, checked: either `model_id` and `range`, or `segments`
+/// (a walk-forward), each range closed at both ends and each model saved; the symbol one the
+/// models were trained on (the model's only symbol when the request names none); the id new.
+/// Reads the model registry: call it off the async runtime.
+pub fn plan_request(
+    models_dir: &Path,
+    req: &pb::RunBacktestRequest,
+) -> std::result::Result<Plan, ServiceError> {
+    let config = execution_config(req.settings.as_ref())?;
+    let segments_given = !req.segments.is_empty();
+    if segments_given && (!req.model_id.is_empty() || req.range.is_some()) {
+        return Err(TrainingError::invalid(
+            "segments",
+            "give either model_id and range, or segments (a walk-forward), not both",
+        )
+        .into());
+    }
+    let wanted: Vec<(String, &str, Option<TimeRange>)> = if segments_given {
+        req.segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (format!("segments[{i}]."), s.model_id.as_str(), s.range))
+            .collect()
+    } else {
+        vec![(String::new(), req.model_id.as_str(), req.range)]
+    };
+    let mut segments = Vec::with_capacity(wanted.len());
+    for (prefix, model_id, range) in wanted {
+        let range_field = format!("{prefix}range");
+        let (start_ms, end_ms) = time_range(&range_field, range.as_ref())?;
+        if start_ms == i64::MIN || end_ms == i64::MAX {
+            return Err(TrainingError::invalid(
+                range_field,
+                "a backtest needs both ends of its range (UTC epoch ms)",
+            )
+            .into());
+        }
+        if model_id.trim().is_empty() {
+            return Err(TrainingError::invalid(
+                format!("{prefix}model_id"),
+                "name the model to backtest, e.g. \"rsi_bollinger/EURUSD_1h_v1\"",
+            )
+            .into());
+        }
+        segments.push(Segment {
+            model: crate::registry::get(models_dir, model_id)?,
+            start_ms,
+            end_ms,
+        });
+    }
+    let symbol = if req.symbol.trim().is_empty() {
+        match segments
+            .first()
+            .map(|s| s.model.metadata.symbols.as_slice())
+        {
+            Some([only]) => only.clone(),
+            _ => {
+                return Err(TrainingError::invalid(
+                    "symbol",
+                    "this model was trained on several symbols: say which to backtest",
+                )
+                .into());
+            }
+        }
+    } else {
+        symbol_field("symbol", &req.symbol)?
+    };
+    let backtest_id = if req.backtest_id.is_empty() {
+        new_id(&symbol)
+    } else {
+        check_id("backtest_id", &req.backtest_id)?;
+        req.backtest_id.clone()
+    };
+    if dir_of(models_dir, &backtest_id).exists() {
+        return Err(TrainingError::invalid(
+            "backtest_id",
+            format!("a backtest {backtest_id:?} is already saved; pick another id"),
+        )
+        .into());
+    }
+    Ok(plan(
+        backtest_id,
+        symbol,
+        segments,
+        config,
+        req.allow_training_overlap,
+    )?)
 }
 
 /// The engine's name of a settings field → the request's.

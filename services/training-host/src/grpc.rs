@@ -10,7 +10,7 @@ use ktrdr_common::paging::Page;
 use ktrdr_common::server::{ResponseStream, spawn_stream_task};
 use ktrdr_common::status::ProcessIdentity;
 use ktrdr_market::{Bars, Timeframe};
-use ktrdr_proto::common::v1::{self as pb_common, bar_batch};
+use ktrdr_proto::common::v1::bar_batch;
 use ktrdr_proto::training::v1::{self as pb, training_service_server::TrainingService};
 use ktrdr_strategy::artifacts::file;
 use tokio_stream::StreamExt;
@@ -449,87 +449,10 @@ impl TrainingService for TrainingGrpc {
     ) -> Result<Response<Self::RunBacktestStream>, Status> {
         let req = request.into_inner();
         let models_dir = self.manager.models_dir();
-        let config = backtest::execution_config(req.settings.as_ref())?;
-        let segments_given = !req.segments.is_empty();
-        if segments_given && (!req.model_id.is_empty() || req.range.is_some()) {
-            return Err(TrainingError::invalid(
-                "segments",
-                "give either model_id and range, or segments (a walk-forward), not both",
-            )
-            .into());
-        }
-        let wanted: Vec<(String, String, Option<pb_common::TimeRange>)> = if segments_given {
-            req.segments
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (format!("segments[{i}]."), s.model_id.clone(), s.range))
-                .collect()
-        } else {
-            vec![(String::new(), req.model_id.clone(), req.range)]
-        };
-        let mut segments = Vec::with_capacity(wanted.len());
-        for (prefix, model_id, range) in wanted {
-            let range_field = format!("{prefix}range");
-            let (start_ms, end_ms) = time_range(&range_field, range.as_ref())?;
-            if start_ms == i64::MIN || end_ms == i64::MAX {
-                return Err(TrainingError::invalid(
-                    range_field,
-                    "a backtest needs both ends of its range (UTC epoch ms)",
-                )
-                .into());
-            }
-            if model_id.trim().is_empty() {
-                return Err(TrainingError::invalid(
-                    format!("{prefix}model_id"),
-                    "name the model to backtest, e.g. \"rsi_bollinger/EURUSD_1h_v1\"",
-                )
-                .into());
-            }
-            let dir = models_dir.clone();
-            let model = blocking(move || registry::get(&dir, &model_id)).await?;
-            segments.push(backtest::Segment {
-                model,
-                start_ms,
-                end_ms,
-            });
-        }
-        let symbol = if req.symbol.trim().is_empty() {
-            match segments
-                .first()
-                .map(|s| s.model.metadata.symbols.as_slice())
-            {
-                Some([only]) => only.clone(),
-                _ => {
-                    return Err(TrainingError::invalid(
-                        "symbol",
-                        "this model was trained on several symbols: say which to backtest",
-                    )
-                    .into());
-                }
-            }
-        } else {
-            symbol_field("symbol", &req.symbol)?
-        };
-        let backtest_id = if req.backtest_id.is_empty() {
-            backtest::new_id(&symbol)
-        } else {
-            backtest::check_id("backtest_id", &req.backtest_id)?;
-            req.backtest_id.clone()
-        };
-        if backtest::dir_of(&models_dir, &backtest_id).exists() {
-            return Err(TrainingError::invalid(
-                "backtest_id",
-                format!("a backtest {backtest_id:?} is already saved; pick another id"),
-            )
-            .into());
-        }
-        let plan = backtest::plan(
-            backtest_id,
-            symbol,
-            segments,
-            config,
-            req.allow_training_overlap,
-        )?;
+        let dir = models_dir.clone();
+        let plan = tokio::task::spawn_blocking(move || backtest::plan_request(&dir, &req))
+            .await
+            .map_err(|e| TrainingError::internal(format!("worker failed: {e}")))??;
         // Bars first, before the stream starts: what the store lacks is the call's answer
         // (DATA_NOT_COVERED), which the gateway acts on.
         let mut inputs = Vec::with_capacity(plan.segments.len());
