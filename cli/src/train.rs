@@ -199,13 +199,7 @@ impl TrainingView {
                 if to == TrainingState::Running {
                     self.bar.enable_steady_tick(Duration::from_millis(200));
                 }
-                if matches!(
-                    to,
-                    TrainingState::Completed
-                        | TrainingState::Failed
-                        | TrainingState::Cancelled
-                        | TrainingState::Interrupted
-                ) {
+                if to.is_terminal() {
                     self.final_state = Some(to);
                     self.reason.clone_from(&s.reason);
                     self.bar.finish_and_clear();

@@ -12,7 +12,7 @@ use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status};
 
 use crate::backtest::BacktestJobs;
-use crate::load::{self, LoadManager};
+use crate::load::LoadManager;
 use crate::orchestrator::ServiceOrchestrator;
 use crate::train::TrainFlow;
 
@@ -80,8 +80,8 @@ impl GatewayService for GatewayApi {
         request: Request<pb::LoadDataRequest>,
     ) -> Result<Response<Self::LoadDataStream>, Status> {
         let (job, joined) = self.loads.start(request.get_ref()).await?;
-        Ok(each(load::events(&job, joined), |event| {
-            pb::LoadDataResponse { event: Some(event) }
+        Ok(each(job.events(joined), |event| pb::LoadDataResponse {
+            event: Some(event),
         }))
     }
 
@@ -92,8 +92,8 @@ impl GatewayService for GatewayApi {
         request: Request<pb::WatchLoadRequest>,
     ) -> Result<Response<Self::WatchLoadStream>, Status> {
         let job = self.loads.get(&request.get_ref().job_id)?;
-        Ok(each(load::events(&job, false), |event| {
-            pb::WatchLoadResponse { event: Some(event) }
+        Ok(each(job.events(false), |event| pb::WatchLoadResponse {
+            event: Some(event),
         }))
     }
 

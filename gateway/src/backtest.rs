@@ -6,8 +6,9 @@
 //! Invariants:
 //! - Everything a caller can get wrong (range, settings, model, symbols, walk-forward windows)
 //!   is refused before the job exists, so a refused request leaves nothing behind.
-//! - A job keeps its whole event log (a few events per symbol); a watcher replays it and then
-//!   follows new events, so no watcher misses the summary.
+//! - A job keeps every event but progress that a later snapshot of the same stage of a
+//!   symbol's backtest, or of the same data load, supersedes ([`crate::events`]); a watcher that starts at any time gets them in
+//!   order, then follows new events up to the summary.
 //! - Cancelling a job drops its RunBacktest streams: the training host stops and saves nothing.
 //! - Results are saved by the training host under `<job_id>-<SYMBOL>` (GetBacktest,
 //!   ReadBacktestTable); the job itself lives in the gateway's memory.
@@ -22,10 +23,10 @@ use ktrdr_proto::common::v1::{JobState, Progress, TimeRange};
 use ktrdr_proto::gateway::v1::{self as pb, backtest_event, backtest_strategy_request};
 use ktrdr_proto::training::v1::training_service_server::TrainingService;
 use ktrdr_proto::training::v1::{self as tpb, run_backtest_response, training_event};
-use tokio::sync::watch;
 use tokio_stream::StreamExt;
 use tonic::{Request, Status};
 
+use crate::events::{EventLog, JobEvent};
 use crate::jobs::{JobTable, Lifecycle, Tracked};
 use crate::train::TrainFlow;
 use crate::training::TrainingManager;
@@ -122,7 +123,6 @@ fn folds(start: i64, end: i64, wf: &pb::WalkForward) -> Result<Vec<Fold>, Servic
 
 #[derive(Default)]
 struct Inner {
-    events: Vec<pb::BacktestEvent>,
     results: Vec<tpb::BacktestResult>,
     failures: Vec<pb::BacktestFailure>,
     started_at_ms: i64,
@@ -136,8 +136,37 @@ pub struct Job {
     pub life: Lifecycle,
     spec: JobSpec,
     inner: Mutex<Inner>,
-    /// The number of events in the log; watchers wait on it.
-    published: watch::Sender<usize>,
+    events: Arc<EventLog<pb::BacktestEvent>>,
+}
+
+impl JobEvent for pb::BacktestEvent {
+    fn is_last(&self) -> bool {
+        matches!(self.event, Some(backtest_event::Event::Summary(_)))
+    }
+
+    /// A symbol's progress supersedes its earlier progress in the same stage (every stage is
+    /// seen); a data load's event supersedes an earlier one of the same load as one load's
+    /// events supersede each other.
+    fn supersedes(&self, earlier: &Self) -> bool {
+        use backtest_event::Event::{DataLoad, Progress};
+        match (&self.event, &earlier.event) {
+            (Some(Progress(new)), Some(Progress(old))) => {
+                fn stage(p: &pb::BacktestSymbolProgress) -> Option<&str> {
+                    p.progress.as_ref().map(|p| p.stage.as_str())
+                }
+                new.symbol == old.symbol && stage(new) == stage(old)
+            }
+            (Some(DataLoad(new)), Some(DataLoad(old))) => {
+                new.symbol == old.symbol
+                    && new.timeframe == old.timeframe
+                    && match (&new.event, &old.event) {
+                        (Some(new), Some(old)) => new.supersedes(old),
+                        _ => false,
+                    }
+            }
+            _ => false,
+        }
+    }
 }
 
 impl Job {
@@ -166,10 +195,8 @@ impl Job {
             }
             _ => {}
         }
-        inner.events.push(event);
-        let count = inner.events.len();
         drop(inner);
-        self.published.send_replace(count);
+        self.events.publish(event);
     }
 
     fn fail_symbol(&self, symbol: &str, status: &Status) {
@@ -216,33 +243,9 @@ impl Job {
         }
     }
 
-    /// The log so far, then every new event, up to the summary.
-    pub fn events(self: &Arc<Self>) -> ResponseStream<pb::BacktestEvent> {
-        let job = Arc::clone(self);
-        let mut published = self.published.subscribe();
-        let (tx, rx) = tokio::sync::mpsc::channel(64);
-        tokio::spawn(async move {
-            let mut sent = 0;
-            loop {
-                let (batch, finished) = {
-                    let inner = job.lock();
-                    (inner.events[sent..].to_vec(), inner.summary.is_some())
-                };
-                sent += batch.len();
-                for event in batch {
-                    if tx.send(Ok(event)).await.is_err() {
-                        return;
-                    }
-                }
-                if finished {
-                    return;
-                }
-                if published.changed().await.is_err() {
-                    return;
-                }
-            }
-        });
-        Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
+    /// The job's events so far, then every new event, up to the summary.
+    pub fn events(&self) -> ResponseStream<pb::BacktestEvent> {
+        self.events.follow()
     }
 }
 
@@ -323,7 +326,7 @@ impl BacktestJobs {
             )),
             spec,
             inner: Mutex::default(),
-            published: watch::Sender::new(0),
+            events: Arc::default(),
         });
         self.jobs.insert(Arc::clone(&job));
         let this = Arc::clone(self);
@@ -723,6 +726,37 @@ mod tests {
     use super::*;
 
     const DAY: i64 = 86_400_000;
+
+    fn progress(symbol: &str, stage: &str) -> pb::BacktestEvent {
+        pb::BacktestEvent {
+            event: Some(backtest_event::Event::Progress(
+                pb::BacktestSymbolProgress {
+                    symbol: symbol.to_owned(),
+                    progress: Some(tpb::BacktestProgress {
+                        stage: stage.to_owned(),
+                        ..Default::default()
+                    }),
+                },
+            )),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn progress_supersedes_only_the_same_symbols_progress_in_the_same_stage() {
+        let later = progress("EURUSD", "simulating");
+        assert!(later.supersedes(&progress("EURUSD", "simulating")));
+        assert!(!later.supersedes(&progress("EURUSD", "predicting")));
+        assert!(!later.supersedes(&progress("GBPUSD", "simulating")));
+        let started = pb::BacktestEvent {
+            event: Some(backtest_event::Event::Started(
+                pb::BacktestStarted::default(),
+            )),
+            ..Default::default()
+        };
+        assert!(!later.supersedes(&started));
+        assert!(!started.is_last());
+    }
 
     fn wf(train: i64, test: i64, step: i64, anchored: bool) -> pb::WalkForward {
         pb::WalkForward {

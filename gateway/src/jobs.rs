@@ -20,14 +20,6 @@ use tokio_util::sync::CancellationToken;
 /// How long a cancel call waits for its job to stop before answering with the state it has.
 pub const CANCEL_WAIT: Duration = Duration::from_secs(2);
 
-/// Whether `state` is one a job ends in.
-pub fn is_terminal(state: JobState) -> bool {
-    matches!(
-        state,
-        JobState::Completed | JobState::Failed | JobState::Cancelled
-    )
-}
-
 /// A job's identity, cancellation and state.
 pub struct Lifecycle {
     pub id: String,
@@ -52,13 +44,13 @@ impl Lifecycle {
     }
 
     pub fn is_terminal(&self) -> bool {
-        is_terminal(self.state())
+        self.state().is_terminal()
     }
 
     /// Moves the job to `state`; a finished job keeps its terminal state.
     pub fn set_state(&self, state: JobState) {
         self.state.send_if_modified(|current| {
-            let change = !is_terminal(*current) && *current != state;
+            let change = !current.is_terminal() && *current != state;
             if change {
                 *current = state;
             }
@@ -69,7 +61,7 @@ impl Lifecycle {
     /// Waits up to `wait` for the job to finish; its state then.
     pub async fn finished_within(&self, wait: Duration) -> JobState {
         let mut state = self.state.subscribe();
-        let _ = tokio::time::timeout(wait, state.wait_for(|s| is_terminal(*s))).await;
+        let _ = tokio::time::timeout(wait, state.wait_for(|s| s.is_terminal())).await;
         self.state()
     }
 

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod backtest;
 pub mod config;
 pub mod data;
+pub mod events;
 pub mod health;
 pub mod ib;
 pub mod jobs;

@@ -251,16 +251,6 @@ fn event(
     Ok(crate::train::point_event(point, event))
 }
 
-fn is_terminal(state: TrainingState) -> bool {
-    matches!(
-        state,
-        TrainingState::Completed
-            | TrainingState::Failed
-            | TrainingState::Cancelled
-            | TrainingState::Interrupted
-    )
-}
-
 /// Ranks the points: COMPLETED ones by validation loss (those without one after), ties broken
 /// by higher validation accuracy, then grid order; the others after them in grid order.
 pub fn rank(points: &mut [SweepPoint]) {
@@ -479,7 +469,8 @@ async fn run_point(
         match &training_event.event {
             Some(training_event::Event::StateChanged(change)) => {
                 row.set_state(change.to_state());
-                if change.to_state() != TrainingState::Completed && is_terminal(change.to_state()) {
+                if change.to_state() != TrainingState::Completed && change.to_state().is_terminal()
+                {
                     row.error.clone_from(&change.reason);
                 }
             }
@@ -498,7 +489,7 @@ async fn run_point(
             ))
             .await;
     }
-    if !is_terminal(row.state()) {
+    if !row.state().is_terminal() {
         row.set_state(TrainingState::Failed);
         row.error = "the session's event stream ended before the session did".to_owned();
     }

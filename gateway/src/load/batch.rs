@@ -24,9 +24,10 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt;
 use tonic::Status;
 
-use super::job::{Job, is_summary};
-use super::{LoadManager, events};
-use crate::jobs::{Lifecycle, Tracked, is_terminal};
+use super::LoadManager;
+use super::job::Job;
+use crate::events::JobEvent;
+use crate::jobs::{Lifecycle, Tracked};
 
 /// The most datasets one batch may load.
 pub const MAX_BATCH_DATASETS: usize = 200;
@@ -269,7 +270,7 @@ async fn run_batch(
 
     // Every child task has ended; a row still open lost its job's stream.
     for row in &mut rows {
-        if !is_terminal(row.state()) {
+        if !row.state().is_terminal() {
             row.state = JobState::Failed as i32;
             row.error = "the load job's events ended without a summary".to_owned();
         }
@@ -337,9 +338,9 @@ async fn run_child(
     if batch.life.cancel.is_cancelled() {
         job.life.cancel.cancel();
     }
-    let mut events = events(&job, joined);
+    let mut events = job.events(joined);
     while let Some(Ok(event)) = events.next().await {
-        let last = is_summary(&event);
+        let last = event.is_last();
         if tx
             .send((index, ChildUpdate::Event(Box::new(event))))
             .await

@@ -1,22 +1,21 @@
 //! One load job's state and events. Callers that join or watch a job get its `LoadStarted`, the
-//! latest progress snapshot, then live events up to the `LoadSummary`; a job that failed ends
-//! their stream with the error status after the summary.
+//! latest progress snapshot (with every warning raised since they joined), then live events up
+//! to the `LoadSummary`; a job that failed ends their streams with the error status after the
+//! summary ([`crate::events`]).
 
-use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
+use ktrdr_common::server::ResponseStream;
 use ktrdr_common::status::now_ms;
 use ktrdr_market::Timeframe;
 use ktrdr_proto::common::v1::{JobState, Progress, TimeRange, Warning};
-use ktrdr_proto::gateway::v1::{LoadEvent, LoadJob, LoadMode, LoadStarted, load_event};
-use tokio::sync::broadcast;
+use ktrdr_proto::gateway::v1::{
+    LoadEvent, LoadJob, LoadMode, LoadStarted, LoadSummary, load_event,
+};
 use tonic::Status;
 
+use crate::events::{EventLog, JobEvent};
 use crate::jobs::{Lifecycle, Tracked};
-
-/// Live events buffered per job for slow watchers; one that falls further behind resumes from
-/// the latest snapshot.
-const EVENT_BUFFER: usize = 256;
 
 /// What a job was asked to do.
 #[derive(Debug, Clone)]
@@ -30,53 +29,45 @@ pub struct JobSpec {
 
 #[derive(Debug, Default)]
 struct JobInner {
-    started: Option<LoadEvent>,
-    last_progress: Option<LoadEvent>,
-    summary: Option<LoadEvent>,
+    /// The range the job's plan covers, once it has one.
+    planned: Option<TimeRange>,
+    summary: Option<LoadSummary>,
     progress: Progress,
     warnings: Vec<Warning>,
     started_at_ms: i64,
     finished_at_ms: i64,
     error: String,
-    /// The status a failed job ends its callers' streams with.
-    failure: Option<Status>,
 }
 
 pub struct Job {
     pub life: Lifecycle,
     pub spec: JobSpec,
     inner: Mutex<JobInner>,
-    events: broadcast::Sender<LoadEvent>,
-    watchers: AtomicI32,
+    events: Arc<EventLog<LoadEvent>>,
 }
 
-/// Keeps a job's watcher count while a caller streams its events.
-pub struct WatcherGuard(Arc<Job>);
-
-impl Drop for WatcherGuard {
-    fn drop(&mut self) {
-        self.0.watchers.fetch_sub(1, Ordering::Relaxed);
+impl JobEvent for LoadEvent {
+    fn is_last(&self) -> bool {
+        matches!(self.event, Some(load_event::Event::Summary(_)))
     }
-}
 
-/// What a new watcher starts from.
-pub struct Subscription {
-    /// `LoadStarted` (if published), the latest progress, and the summary when finished.
-    pub snapshot: Vec<LoadEvent>,
-    /// Live events after the snapshot.
-    pub live: broadcast::Receiver<LoadEvent>,
-    pub guard: WatcherGuard,
+    /// A progress snapshot supersedes an earlier one that carried no warnings.
+    fn supersedes(&self, earlier: &Self) -> bool {
+        matches!(
+            (&self.event, &earlier.event),
+            (Some(load_event::Event::Progress(_)), Some(load_event::Event::Progress(p)))
+                if p.warnings.is_empty()
+        )
+    }
 }
 
 impl Job {
     pub fn new(id: String, spec: JobSpec) -> Arc<Self> {
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
         Arc::new(Self {
             life: Lifecycle::new(id),
             spec,
             inner: Mutex::new(JobInner::default()),
-            events,
-            watchers: AtomicI32::new(0),
+            events: Arc::default(),
         })
     }
 
@@ -88,8 +79,7 @@ impl Job {
         &self.life.id
     }
 
-    /// Publishes an event: updates the snapshot and wakes every watcher. The lock is held while
-    /// sending, so a watcher subscribing concurrently sees each event exactly once.
+    /// Publishes an event: updates the job's state and wakes every watcher.
     pub fn publish(&self, event: load_event::Event) {
         let event = LoadEvent {
             job_id: self.life.id.clone(),
@@ -98,86 +88,52 @@ impl Job {
         };
         let mut inner = self.lock();
         match &event.event {
-            Some(load_event::Event::Started(_)) => {
+            Some(load_event::Event::Started(s)) => {
                 self.life.set_state(JobState::Running);
                 inner.started_at_ms = event.time_ms;
-                inner.started = Some(event.clone());
+                inner.planned = s.range;
             }
             Some(load_event::Event::Progress(p)) => {
                 inner.progress = p.progress.clone().unwrap_or_default();
                 inner.warnings.extend(p.warnings.iter().cloned());
-                inner.last_progress = Some(event.clone());
             }
             Some(load_event::Event::Summary(s)) => {
                 self.life.set_state(s.state());
                 inner.finished_at_ms = event.time_ms;
                 inner.error = s.error.clone();
-                inner.summary = Some(event.clone());
+                inner.summary = Some(s.clone());
             }
             None => {}
         }
-        // No receivers is fine: nobody is watching.
-        let _ = self.events.send(event);
+        drop(inner);
+        self.events.publish(event);
     }
 
     /// Records the status that ends the streams of a failed job (before its summary is
     /// published).
     pub fn set_failure(&self, status: Status) {
-        self.lock().failure = Some(status);
+        self.events.set_failure(status);
     }
 
     pub fn warnings(&self) -> Vec<Warning> {
         self.lock().warnings.clone()
     }
 
-    /// Starts watching: the snapshot so far and the live events after it.
-    pub fn subscribe(self: &Arc<Self>) -> Subscription {
-        let inner = self.lock();
-        let live = self.events.subscribe();
-        let snapshot = [&inner.started, &inner.last_progress, &inner.summary]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect();
-        drop(inner);
-        self.watchers.fetch_add(1, Ordering::Relaxed);
-        Subscription {
-            snapshot,
-            live,
-            guard: WatcherGuard(Arc::clone(self)),
+    /// The job's events for one caller, `LoadStarted` marked as joined when the caller joined
+    /// the job rather than started it.
+    pub fn events(&self, joined: bool) -> ResponseStream<LoadEvent> {
+        let events = self.events.follow();
+        if !joined {
+            return events;
         }
-    }
-
-    /// The failure of a finished job, for watchers that saw its summary live.
-    pub fn failure(&self) -> Option<Status> {
-        self.lock().failure.clone()
-    }
-
-    /// The latest snapshot, for watchers that fell behind the live buffer.
-    pub fn latest(&self) -> Vec<LoadEvent> {
-        let inner = self.lock();
-        [&inner.last_progress, &inner.summary]
-            .into_iter()
-            .flatten()
-            .cloned()
-            .collect()
+        Box::pin(tokio_stream::StreamExt::map(events, |event| {
+            event.map(as_joined)
+        }))
     }
 
     /// The job as `GetLoad`/`ListLoads` report it.
     pub fn describe(&self) -> LoadJob {
         let inner = self.lock();
-        let summary = inner.summary.as_ref().and_then(|e| match &e.event {
-            Some(load_event::Event::Summary(s)) => Some(s.clone()),
-            _ => None,
-        });
-        let range = inner
-            .started
-            .as_ref()
-            .and_then(|e| match &e.event {
-                Some(load_event::Event::Started(s)) => s.range,
-                _ => None,
-            })
-            .or(Some(self.spec.range));
         LoadJob {
             job_id: self.life.id.clone(),
             symbol: self.spec.symbol.clone(),
@@ -185,15 +141,15 @@ impl Job {
             mode: self.spec.mode as i32,
             state: self.life.state() as i32,
             progress: Some(inner.progress.clone()),
-            summary,
+            summary: inner.summary.clone(),
             created_at_ms: self.life.created_at_ms,
             started_at_ms: inner.started_at_ms,
             finished_at_ms: inner.finished_at_ms,
             error: inner.error.clone(),
-            range,
+            range: inner.planned.or(Some(self.spec.range)),
             fill_gaps: self.spec.fill_gaps,
             warnings: inner.warnings.clone(),
-            watchers: self.watchers.load(Ordering::Relaxed),
+            watchers: self.events.watchers(),
         }
     }
 }
@@ -205,17 +161,11 @@ impl Tracked for Job {
 }
 
 /// A `LoadStarted` as sent to a caller that joined the job rather than started it.
-pub fn as_joined(event: &LoadEvent) -> LoadEvent {
-    let mut event = event.clone();
+fn as_joined(mut event: LoadEvent) -> LoadEvent {
     if let Some(load_event::Event::Started(started)) = &mut event.event {
         started.joined = true;
     }
     event
-}
-
-/// Whether `event` ends a job's stream.
-pub fn is_summary(event: &LoadEvent) -> bool {
-    matches!(event.event, Some(load_event::Event::Summary(_)))
 }
 
 /// The `LoadStarted` event of `job`.

@@ -10,10 +10,8 @@ pub mod plan;
 mod run;
 
 use std::collections::HashMap;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use futures_util::Stream;
 use ktrdr_common::error::ServiceError;
 use ktrdr_common::market::{symbol_field, time_range, timeframe_field};
 use ktrdr_common::status::now_ms;
@@ -26,7 +24,6 @@ use ktrdr_proto::data::v1::{CoverageSummary, GapKind, GetCoverageRequest};
 use ktrdr_proto::gateway::v1::{LoadDataRequest, LoadEvent, LoadJob, LoadMode};
 use ktrdr_proto::ib::v1::ib_host_service_server::IbHostService;
 use ktrdr_proto::ib::v1::{GetHeadTimestampRequest, LookupContractRequest};
-use tokio::sync::broadcast::error::RecvError;
 use tonic::{Code, Request, Status};
 
 use self::job::{Job, JobSpec};
@@ -39,9 +36,6 @@ use crate::jobs::JobTable;
 const FINISHED_JOBS_KEPT: usize = 500;
 /// Gaps asked of the data service when planning.
 const MAX_PLANNED_GAPS: i32 = 100_000;
-
-/// A stream of a job's events, ending with an error status when the job failed.
-pub type EventStream = Pin<Box<dyn Stream<Item = Result<LoadEvent, Status>> + Send>>;
 
 pub struct LoadManager {
     backends: Backends,
@@ -324,7 +318,7 @@ impl LoadManager {
     {
         use tokio_stream::StreamExt;
         let (job, joined) = self.start(request).await?;
-        let mut events = events(&job, joined);
+        let mut events = job.events(joined);
         while let Some(item) = events.next().await {
             let event = item?;
             let cancelled = matches!(
@@ -344,48 +338,4 @@ impl LoadManager {
         }
         Ok(true)
     }
-}
-
-/// The events of `job` for one caller: the snapshot, then live events up to the summary, then
-/// the failure status if the job failed. A task forwards them, and stops when the caller goes.
-pub fn events(job: &Arc<Job>, joined: bool) -> EventStream {
-    let subscription = job.subscribe();
-    let job = Arc::clone(job);
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move {
-        let _guard = subscription.guard;
-        let mut live = subscription.live;
-        let relabel = |event: LoadEvent| {
-            if joined {
-                job::as_joined(&event)
-            } else {
-                event
-            }
-        };
-        let mut finished = false;
-        for event in subscription.snapshot {
-            finished |= job::is_summary(&event);
-            if tx.send(Ok(relabel(event))).await.is_err() {
-                return;
-            }
-        }
-        while !finished {
-            let batch = match live.recv().await {
-                Ok(event) => vec![event],
-                // Fell behind the live buffer: resume from the latest snapshot.
-                Err(RecvError::Lagged(_)) => job.latest(),
-                Err(RecvError::Closed) => break,
-            };
-            for event in batch {
-                finished |= job::is_summary(&event);
-                if tx.send(Ok(relabel(event))).await.is_err() {
-                    return;
-                }
-            }
-        }
-        if let Some(status) = job.failure() {
-            let _ = tx.send(Err(status)).await;
-        }
-    });
-    Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))
 }

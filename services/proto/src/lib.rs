@@ -10,6 +10,7 @@ pub const FILE_DESCRIPTOR_SET: &[u8] =
     include_bytes!(concat!(env!("OUT_DIR"), "/ktrdr_descriptor.bin"));
 
 pub mod bars;
+mod states;
 
 /// `pub mod <name> { pub mod v1 { … } }` for each ktrdr package `ktrdr.<name>.v1`, as
 /// `tonic::include_proto!` would write it.
