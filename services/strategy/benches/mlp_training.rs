@@ -14,9 +14,15 @@
 //! PyTorch runs `scripts/bench_torch.py` with the interpreter in `KTRDR_BENCH_PYTHON` (the
 //! bench's own venv, which `scripts/bench.sh` sets up); without it that column says why.
 //!
-//! One run, wall clock; expect ±15 % between runs on a shared VM.
+//! Each side runs three times, the two sides taking turns so that both meet the same machine
+//! load; each figure is the median of its three (wall clock). Expect ±15 % between whole bench
+//! runs on a shared VM.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a benchmark program, not library code
+
+/// The training host's allocator, so that ktrdr trains here as it does there.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -41,6 +47,8 @@ const LEARNING_RATE: f64 = 0.001;
 const DROPOUT: f64 = 0.2;
 /// The goal for ktrdr's samples/s over PyTorch's.
 const GOAL: f64 = 3.0;
+/// Runs of each side per shape; the median is reported.
+const RUNS: usize = 3;
 
 struct Shape {
     name: &'static str,
@@ -151,6 +159,12 @@ fn pytorch(shape: &Shape) -> Result<(f64, String), String> {
     Ok((rate, result["torch"].as_str().unwrap_or("?").to_owned()))
 }
 
+/// The median of `values` (the upper middle one of an even count).
+fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
 fn main() {
     println!(
         "## MLP training against PyTorch (CPU, one core, batch {BATCH}, Adam, dropout {DROPOUT})"
@@ -158,7 +172,8 @@ fn main() {
     println!();
     println!(
         "{TRAIN_ROWS} training rows × {EPOCHS} epochs of random features, validation ({EVAL_ROWS} rows) \
-         after each epoch and test ({EVAL_ROWS} rows) at the end, included in the time. PyTorch runs \
+         after each epoch and test ({EVAL_ROWS} rows) at the end, included in the time; median of \
+         {RUNS} runs of each side, taking turns. PyTorch runs \
          `scripts/bench_torch.py` (`torch.set_num_threads(1)`) in the bench's own venv. Goal: \
          ktrdr ≥ {GOAL}× PyTorch's samples/s on both shapes."
     );
@@ -168,10 +183,25 @@ fn main() {
     let mut version = None;
     let mut goals = Vec::new();
     for shape in &SHAPES {
-        let ours = ktrdr(shape);
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..RUNS {
+            ours.push(ktrdr(shape));
+            theirs.push(pytorch(shape));
+        }
+        let ours = median(ours);
+        let theirs = theirs
+            .into_iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map(|runs| {
+                let torch = runs.first().map(|(_, v)| v.clone()).unwrap_or_default();
+                (
+                    median(runs.into_iter().map(|(rate, _)| rate).collect()),
+                    torch,
+                )
+            });
         let hidden: Vec<String> = shape.hidden.iter().map(ToString::to_string).collect();
         let network = format!("{} ({}-{}-3)", shape.name, shape.inputs, hidden.join("-"));
-        match pytorch(shape) {
+        match theirs {
             Ok((theirs, torch)) => {
                 let ratio = ours / theirs;
                 let verdict = if ratio >= GOAL { "met" } else { "not met" };

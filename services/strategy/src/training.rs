@@ -1,10 +1,10 @@
 //! Training the MLP with burn: mini-batch gradient descent on the training split, validation
 //! every epoch, early stopping that restores the best weights, test metrics at the end.
 //!
-//! Deterministic for a seed: the backend RNG (weight init, dropout) is seeded with it and the
-//! batch order comes from our own seeded shuffle. The ndarray backend's RNG is process-global,
-//! so two trainings running at once in one process can disturb each other's dropout masks;
-//! the results stay valid, only not bit-reproducible.
+//! Deterministic for a seed: the backend RNG (weight init) is seeded with it, and the batch
+//! order and dropout masks come from our own RNGs seeded with it. The ndarray backend's RNG is
+//! process-global, so two trainings initialised at the same moment in one process can disturb
+//! each other's initial weights; the results stay valid, only not bit-reproducible.
 //!
 //! Where batches are cut is the caller's choice ([`BatchSource`]): on a GPU the training split is
 //! copied to the device once ([`Resident`]), an epoch uploads only its shuffled row order and
@@ -293,6 +293,7 @@ impl<B: AutodiffBackend> Run<'_, B> {
         let mut schedule = LearningRate::new(hp);
 
         let mut rng = SplitMix64::new(control.seed ^ 0x5EED_BA7C_0000_0001);
+        let mut dropout = SplitMix64::new(control.seed ^ 0xD809_0C7A_0000_0003);
         let mut order: Vec<usize> = (0..train.len()).collect();
         let mut history = Vec::with_capacity(epochs);
         let mut best: Option<(usize, f64, Mlp<B::InnerBackend>)> = None;
@@ -333,7 +334,7 @@ impl<B: AutodiffBackend> Run<'_, B> {
                     )),
                     _ => gather::<B>(train, batch, self.config, self.device),
                 };
-                let logits = model.forward(x, symbols);
+                let logits = model.forward_training(x, symbols, &mut dropout);
                 let loss = loss_fn.forward(logits.clone(), y);
                 let predicted = to_i64_vec(logits.argmax(1));
                 let batch_loss = f64::from(
