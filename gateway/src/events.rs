@@ -6,9 +6,9 @@
 //!   published, each at most once, up to and including the last one (the job's summary); a
 //!   failed job's watchers then get its failure status.
 //! - An event leaves the log only when a later one supersedes it ([`JobEvent::supersedes`]: a
-//!   newer progress snapshot of the same thing). A late or slow watcher therefore skips stale
-//!   progress, never a start, a result, a warning or the summary, and the log of a long job
-//!   stays as small as the things it reports on.
+//!   newer progress snapshot of the same thing, or a summary that repeats what it carried). A
+//!   late or slow watcher therefore skips stale progress only, never a start, a result or the
+//!   summary, and the log of a long job stays as small as the things it reports on.
 //! - A watcher's task ends when its caller goes away, even while the job is quiet; the watcher
 //!   count follows.
 

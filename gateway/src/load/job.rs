@@ -51,13 +51,16 @@ impl JobEvent for LoadEvent {
         matches!(self.event, Some(load_event::Event::Summary(_)))
     }
 
-    /// A progress snapshot supersedes an earlier one that carried no warnings.
+    /// A progress snapshot supersedes an earlier one that carried no warnings; the summary,
+    /// which repeats every warning, supersedes the progress events that carried some. A
+    /// finished job's log is thus its start, at most one progress snapshot and its summary.
     fn supersedes(&self, earlier: &Self) -> bool {
-        matches!(
-            (&self.event, &earlier.event),
-            (Some(load_event::Event::Progress(_)), Some(load_event::Event::Progress(p)))
-                if p.warnings.is_empty()
-        )
+        use load_event::Event::{Progress, Summary};
+        match (&self.event, &earlier.event) {
+            (Some(Progress(_)), Some(Progress(p))) => p.warnings.is_empty(),
+            (Some(Summary(_)), Some(Progress(p))) => !p.warnings.is_empty(),
+            _ => false,
+        }
     }
 }
 
@@ -174,4 +177,41 @@ pub fn started(job: &Job, started: LoadStarted) -> load_event::Event {
         job_id: job.life.id.clone(),
         ..started
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use ktrdr_proto::common::v1::Warning;
+    use ktrdr_proto::gateway::v1::LoadProgress;
+
+    use super::*;
+
+    fn event(event: load_event::Event) -> LoadEvent {
+        LoadEvent {
+            event: Some(event),
+            ..LoadEvent::default()
+        }
+    }
+
+    fn progress(warnings: usize) -> LoadEvent {
+        event(load_event::Event::Progress(LoadProgress {
+            warnings: vec![Warning::default(); warnings],
+            ..LoadProgress::default()
+        }))
+    }
+
+    #[test]
+    fn warnings_outlive_progress_until_the_summary_that_repeats_them() {
+        let summary = event(load_event::Event::Summary(LoadSummary::default()));
+        let started = event(load_event::Event::Started(LoadStarted::default()));
+        assert!(progress(0).supersedes(&progress(0)));
+        assert!(
+            !progress(0).supersedes(&progress(2)),
+            "a warning is not skipped"
+        );
+        assert!(summary.supersedes(&progress(2)));
+        assert!(!summary.supersedes(&progress(0)), "the last snapshot stays");
+        assert!(!progress(0).supersedes(&started) && !summary.supersedes(&started));
+        assert!(summary.is_last() && !progress(1).is_last());
+    }
 }
