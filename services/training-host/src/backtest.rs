@@ -15,6 +15,7 @@
 //! - A result is written to a staging directory and renamed into place: a saved backtest is
 //!   whole or absent. A run whose caller went away writes nothing.
 
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use ktrdr_backtest::{
@@ -23,6 +24,7 @@ use ktrdr_backtest::{
 };
 use ktrdr_common::error::ServiceError;
 use ktrdr_common::market::{symbol_field, time_range};
+use ktrdr_common::paging::{Page, Paged};
 use ktrdr_market::{Bars, Timeframe};
 use ktrdr_proto::common::v1::TimeRange;
 use ktrdr_proto::training::v1 as pb;
@@ -750,23 +752,87 @@ pub fn get(models_dir: &Path, backtest_id: &str) -> Result<pb::BacktestResult> {
     })
 }
 
-/// Every saved backtest, newest first.
-pub fn list(models_dir: &Path) -> Vec<pb::BacktestResult> {
-    let root = models_dir.join(BACKTESTS_DIR);
-    let mut out: Vec<pb::BacktestResult> = std::fs::read_dir(&root)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-        .filter_map(|e| std::fs::read(e.path().join(RESULT_FILE)).ok())
-        .filter_map(|bytes| pb::BacktestResult::decode(bytes.as_slice()).ok())
-        .collect();
-    out.sort_by(|a, b| {
-        b.created_at_ms
-            .cmp(&a.created_at_ms)
-            .then_with(|| b.backtest_id.cmp(&a.backtest_id))
-    });
-    out
+/// What ListBacktests orders and filters on, read from a saved result once.
+#[derive(Debug, Clone)]
+struct Listed {
+    created_at_ms: i64,
+    model_id: String,
+    symbol: String,
+}
+
+/// The saved backtests' list keys, kept between List calls. A saved backtest never changes (it
+/// appears whole, renamed from staging), so each call reads the directory, decodes only the
+/// results it has not seen before, forgets the directories that are gone, and decodes in full
+/// only the results of the page it answers with.
+#[derive(Debug, Default)]
+pub struct Index(std::sync::Mutex<HashMap<String, Listed>>);
+
+impl Index {
+    /// The ids of the saved backtests of `model_id` (empty: any) and `symbol` (empty: any,
+    /// case-insensitive), newest first, ties by id (last first).
+    fn matching(&self, models_dir: &Path, model_id: &str, symbol: &str) -> Vec<String> {
+        let root = models_dir.join(BACKTESTS_DIR);
+        let ids: HashSet<String> = std::fs::read_dir(&root)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|name| !name.starts_with('.'))
+            .collect();
+        let mut index = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        index.retain(|id, _| ids.contains(id.as_str()));
+        for id in ids {
+            if index.contains_key(&id) {
+                continue;
+            }
+            let Ok(bytes) = std::fs::read(root.join(&id).join(RESULT_FILE)) else {
+                continue;
+            };
+            if let Ok(result) = pb::BacktestResult::decode(bytes.as_slice()) {
+                let listed = Listed {
+                    created_at_ms: result.created_at_ms,
+                    model_id: result.model_id,
+                    symbol: result.symbol,
+                };
+                index.insert(id, listed);
+            }
+        }
+        let mut matching: Vec<(&String, &Listed)> = index
+            .iter()
+            .filter(|(_, l)| model_id.is_empty() || l.model_id == model_id)
+            .filter(|(_, l)| symbol.is_empty() || l.symbol.eq_ignore_ascii_case(symbol))
+            .collect();
+        matching.sort_by(|(a_id, a), (b_id, b)| {
+            b.created_at_ms
+                .cmp(&a.created_at_ms)
+                .then_with(|| b_id.cmp(a_id))
+        });
+        matching.into_iter().map(|(id, _)| id.clone()).collect()
+    }
+
+    /// One page of the saved backtests matching the filters, newest first.
+    pub fn page(
+        &self,
+        models_dir: &Path,
+        model_id: &str,
+        symbol: &str,
+        page: Page,
+    ) -> Paged<pb::BacktestResult> {
+        let ids = page.of(self.matching(models_dir, model_id.trim(), symbol.trim()));
+        Paged {
+            // A result removed since the directory was read is left out of its page.
+            items: ids
+                .items
+                .iter()
+                .filter_map(|id| get(models_dir, id).ok())
+                .collect(),
+            next_page_token: ids.next_page_token,
+            total_size: ids.total_size,
+        }
+    }
 }
 
 /// A saved table in the format asked for.
@@ -813,6 +879,51 @@ pub fn read_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn save_result(models_dir: &Path, id: &str, symbol: &str, created_at_ms: i64) {
+        let dir = dir_of(models_dir, id);
+        std::fs::create_dir_all(&dir).unwrap();
+        let result = pb::BacktestResult {
+            backtest_id: id.to_owned(),
+            model_id: "s/EURUSD_1h_v1".to_owned(),
+            symbol: symbol.to_owned(),
+            created_at_ms,
+            ..Default::default()
+        };
+        std::fs::write(dir.join(RESULT_FILE), result.encode_to_vec()).unwrap();
+    }
+
+    #[test]
+    fn the_backtest_index_lists_newest_first_filters_and_reads_each_result_once() {
+        let models = tempfile::tempdir().unwrap();
+        let dir = models.path();
+        save_result(dir, "a", "EURUSD", 1);
+        save_result(dir, "b", "GBPUSD", 3);
+        save_result(dir, "c", "EURUSD", 3);
+        std::fs::create_dir_all(dir.join(BACKTESTS_DIR).join(".staging-x")).unwrap();
+        let index = Index::default();
+        assert_eq!(index.matching(dir, "", ""), ["c", "b", "a"]);
+        assert_eq!(index.matching(dir, "", "eurusd"), ["c", "a"]);
+        assert!(index.matching(dir, "other/model_v1", "").is_empty());
+
+        // A known result is not read again (saved results never change) ...
+        save_result(dir, "a", "GBPUSD", 1);
+        assert_eq!(index.matching(dir, "", "EURUSD"), ["c", "a"]);
+        // ... a new one is, and a removed one is gone.
+        save_result(dir, "d", "EURUSD", 5);
+        std::fs::remove_dir_all(dir_of(dir, "c")).unwrap();
+        assert_eq!(index.matching(dir, "", "EURUSD"), ["d", "a"]);
+
+        let first = index.page(dir, "", "", Page::usual(2, "").unwrap());
+        let ids: Vec<_> = first.items.iter().map(|r| r.backtest_id.as_str()).collect();
+        assert_eq!((ids, first.total_size), (vec!["d", "b"], 3));
+        let rest = index.page(dir, "", "", Page::usual(2, &first.next_page_token).unwrap());
+        assert_eq!(
+            rest.items[0].symbol, "GBPUSD",
+            "a page's results are read in full"
+        );
+        assert!(rest.next_page_token.is_empty());
+    }
 
     #[test]
     fn unset_settings_are_the_original_defaults() {

@@ -28,6 +28,7 @@ use crate::registry;
 pub struct TrainingGrpc {
     manager: SessionManager,
     identity: Arc<ProcessIdentity>,
+    backtests: Arc<backtest::Index>,
 }
 
 impl TrainingGrpc {
@@ -35,6 +36,7 @@ impl TrainingGrpc {
         Self {
             manager,
             identity: Arc::new(ProcessIdentity::new("training-host", listen_addr)),
+            backtests: Arc::default(),
         }
     }
 }
@@ -529,13 +531,9 @@ impl TrainingService for TrainingGrpc {
         let req = request.into_inner();
         let page = page(req.page_size, &req.page_token)?;
         let models_dir = self.manager.models_dir();
-        let all = blocking(move || Ok(backtest::list(&models_dir))).await?;
-        let matching: Vec<_> = all
-            .into_iter()
-            .filter(|r| req.model_id.is_empty() || r.model_id == req.model_id.trim())
-            .filter(|r| req.symbol.is_empty() || r.symbol.eq_ignore_ascii_case(req.symbol.trim()))
-            .collect();
-        let page = page.of(matching);
+        let index = Arc::clone(&self.backtests);
+        let page =
+            blocking(move || Ok(index.page(&models_dir, &req.model_id, &req.symbol, page))).await?;
         Ok(Response::new(pb::ListBacktestsResponse {
             results: page.items,
             next_page_token: page.next_page_token,
