@@ -12,6 +12,11 @@
 #
 #   scripts/gpu-check.sh                       # defaults: batch 4096, 10 epochs, 200 000 rows
 #   GPU_CHECK_BATCH=8192 GPU_CHECK_EPOCHS=20 scripts/gpu-check.sh
+#   GPU_CHECK_BIN=path/to/gpu_check scripts/gpu-check.sh   # a binary built elsewhere, no cargo
+#
+# On a GPU machine without cargo or network, build the binary where cargo is (burn 0.21's
+# `cuda` needs no CUDA toolkit or driver to build) and bring it along:
+#   cargo build --release -p ktrdr-strategy --features cuda --example gpu_check
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,8 +41,11 @@ echo "$gpus" | sed 's/^/  /'
 name=$(echo "$gpus" | awk -F', ' -v i="$ordinal" '$1 == i {print $2}')
 echo "gpu-check: training on cuda:$ordinal (${name:-unknown}) and on the CPU; batch $batch, $epochs epochs, $train_rows rows"
 
-cargo build --release -p ktrdr-strategy --features cuda --example gpu_check
-bin="${CARGO_TARGET_DIR:-target}/release/examples/gpu_check"
+bin="${GPU_CHECK_BIN:-}"
+if [ -z "$bin" ]; then
+  cargo build --release -p ktrdr-strategy --features cuda --example gpu_check
+  bin="${CARGO_TARGET_DIR:-target}/release/examples/gpu_check"
+fi
 status=0
 result=$("$bin" --device "cuda:$ordinal" --batch "$batch" --epochs "$epochs" \
   --train-rows "$train_rows" --eval-rows "$eval_rows" \
