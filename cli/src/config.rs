@@ -33,6 +33,11 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
                     "env": m.env,
                     "healthy": m.healthy,
                     "health_message": m.health_message,
+                    "warnings": m
+                        .warnings
+                        .iter()
+                        .map(|w| json!({"code": w.code, "message": w.message}))
+                        .collect::<Vec<_>>(),
                     "stats": {
                         "calls": stats.calls,
                         "errors": stats.errors,
@@ -94,8 +99,17 @@ pub async fn run(ctx: &Context) -> Result<(), CliError> {
             },
         ]);
     }
+    let warnings: String = config
+        .managers
+        .iter()
+        .flat_map(|m| {
+            m.warnings
+                .iter()
+                .map(move |w| format!("\nwarning ({}): {} {}", m.manager, w.code, w.message))
+        })
+        .collect();
     print(&format!(
-        "gateway {} {} at {} (up {})\n\n{}",
+        "gateway {} {} at {} (up {})\n\n{}{warnings}",
         service.name,
         service.version,
         ctx.url,

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use ktrdr_proto::common::v1::Warning;
 use ktrdr_proto::gateway::v1::{BackendStatistics, ManagerConfiguration, ManagerMode};
 use tonic::transport::Channel;
 use tonic_health::pb::HealthCheckRequest;
@@ -79,6 +80,11 @@ pub trait ServiceOrchestrator: Send + Sync {
         }
     }
 
+    /// What in the manager's set-up can give wrong or surprising answers; none by default.
+    async fn warnings(&self) -> Vec<Warning> {
+        Vec::new()
+    }
+
     async fn configuration(&self) -> ManagerConfiguration {
         let (healthy, health_message) = self.health().await;
         let route = self.route();
@@ -102,6 +108,7 @@ pub trait ServiceOrchestrator: Send + Sync {
             healthy,
             health_message,
             stats: Some(self.stats().adapter()),
+            warnings: self.warnings().await,
         }
     }
 

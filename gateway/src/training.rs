@@ -16,7 +16,7 @@ use ktrdr_common::deadline;
 use ktrdr_common::error::ServiceError;
 use ktrdr_common::paging::Page;
 use ktrdr_common::server::ResponseStream;
-use ktrdr_proto::common::v1::{JobState, TimeRange};
+use ktrdr_proto::common::v1::{JobState, TimeRange, Warning};
 use ktrdr_proto::gateway::v1::{BackendStatistics, LoadDataRequest, LoadEvent, LoadMode};
 use ktrdr_proto::training::v1::training_service_client::TrainingServiceClient;
 use ktrdr_proto::training::v1::{self as pb, training_service_server::TrainingService};
@@ -54,6 +54,9 @@ pub struct TrainingManager {
 }
 
 type Client = TrainingServiceClient<Channel>;
+
+/// How long GetConfiguration waits for each training host's GetStatus.
+const STATUS_PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn client(channel: Channel) -> Client {
     TrainingServiceClient::new(channel)
@@ -673,6 +676,48 @@ impl TrainingService for TrainingManager {
 impl ServiceOrchestrator for TrainingManager {
     fn endpoint(&self) -> &Endpoint {
         &self.routed
+    }
+
+    /// MODELS_NOT_SHARED when the training hosts keep their models on different volumes: a
+    /// model id saved on two of them then names two models, and a model call is answered by
+    /// whichever host it reaches.
+    async fn warnings(&self) -> Vec<Warning> {
+        let Some(replicas) = &self.replicas else {
+            return Vec::new();
+        };
+        let mut volumes: Vec<(String, String)> = Vec::new();
+        for (url, channel) in replicas.all() {
+            let mut request = Request::new(pb::GetStatusRequest {});
+            request.set_timeout(STATUS_PROBE_TIMEOUT);
+            // A host that does not answer is reported by its health; it cannot be compared.
+            if let Ok(status) = Client::new(channel).get_status(request).await {
+                let volume = status.into_inner().models_volume;
+                if !volume.is_empty() {
+                    volumes.push((volume, url));
+                }
+            }
+        }
+        volumes.sort();
+        let mut groups: Vec<Vec<&str>> = Vec::new();
+        for pair in volumes.chunk_by(|a, b| a.0 == b.0) {
+            groups.push(pair.iter().map(|(_, url)| url.as_str()).collect());
+        }
+        if groups.len() < 2 {
+            return Vec::new();
+        }
+        let hosts: Vec<String> = groups.iter().map(|g| g.join(" + ")).collect();
+        vec![Warning {
+            code: "MODELS_NOT_SHARED".to_owned(),
+            message: format!(
+                "the training hosts keep their models on {} different volumes ({}): the same \
+                 model id can name a different model on each, and model calls go to whichever \
+                 host answers; give every training host one shared KTRDR_MODELS_DIR volume",
+                groups.len(),
+                hosts.join("; ")
+            ),
+            time_ms: ktrdr_common::status::now_ms(),
+            metadata: HashMap::from([("volumes".to_owned(), groups.len().to_string())]),
+        }]
     }
 
     /// One entry per training host, each with its own calls, latencies and health.

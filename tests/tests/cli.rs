@@ -613,6 +613,7 @@ async fn config_lists_the_managers_and_health_reports_serving() {
     assert_eq!(data_manager["mode"], "HOST_SERVICE");
     assert_eq!(data_manager["url"], data.url().as_str());
     assert_eq!(data_manager["env"]["USE_DATA_SERVICE"], "true");
+    assert_eq!(data_manager["warnings"].as_array().map(Vec::len), Some(0));
     assert_eq!(config["gateway"]["name"], "gateway");
 
     let health = ktrdr(&url, &["--json", "health"]).await;

@@ -606,6 +606,23 @@ async fn configuration_reflects_the_environment_sessions_spread_over_two_hosts_a
     let data = &config.managers[0];
     assert_eq!(data.url, stack.data.as_ref().unwrap().url());
     assert!(config.managers.iter().all(|m| m.healthy), "{config:#?}");
+    // The two hosts keep their models in directories of their own: said, naming both.
+    let warning = &training.warnings[0];
+    assert_eq!(warning.code, "MODELS_NOT_SHARED", "{warning:?}");
+    assert!(
+        hosts.iter().all(|h| warning.message.contains(h.as_str())),
+        "{}",
+        warning.message
+    );
+    assert!(config.managers[0].warnings.is_empty());
+    let url = stack.gateway.url();
+    let cli =
+        ktrdr_system_tests::ktrdr_with_env(&url, &["config"], &[("KTRDR_AUTH_TOKEN", "s3cret")])
+            .await;
+    assert!(
+        cli.stdout.contains("warning (training): MODELS_NOT_SHARED"),
+        "{cli}"
+    );
 
     // Two sessions through one gateway land on both hosts, and each is followed on its host.
     let batch = BarBatch {

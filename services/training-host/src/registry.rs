@@ -153,6 +153,32 @@ fn entry(models_dir: &Path, dir: &Path) -> Option<ModelEntry> {
     })
 }
 
+/// The file naming the volume of a models directory.
+const VOLUME_FILE: &str = "_volume";
+
+/// The id of the storage `models_dir` is on, from its `_volume` file; the first host to ask
+/// creates it. Hosts that share the directory read the same id; a file written next to it and
+/// linked into place means two hosts starting at once agree on one.
+pub fn volume_id(models_dir: &Path) -> std::io::Result<String> {
+    let path = models_dir.join(VOLUME_FILE);
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        return Ok(id.trim().to_owned());
+    }
+    std::fs::create_dir_all(models_dir)?;
+    let id = format!("{:016x}", crate::spec::random_u64());
+    let staged = models_dir.join(format!(".{VOLUME_FILE}-{id}"));
+    std::fs::write(&staged, &id)?;
+    let linked = std::fs::hard_link(&staged, &path);
+    let _ = std::fs::remove_file(&staged);
+    match linked {
+        Ok(()) => Ok(id),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            Ok(std::fs::read_to_string(&path)?.trim().to_owned())
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Every model under `models_dir`, newest first.
 pub fn list(models_dir: &Path) -> Vec<ModelEntry> {
     let mut out: Vec<ModelEntry> = strategy_dirs(models_dir)
@@ -321,6 +347,22 @@ mod tests {
 
     use super::*;
     use crate::runner::staging_owner;
+
+    #[test]
+    fn hosts_sharing_a_models_directory_read_one_volume_id_and_others_differ() {
+        let shared = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let first = volume_id(shared.path()).unwrap();
+        assert_eq!(first.len(), 16);
+        assert_eq!(volume_id(shared.path()).unwrap(), first);
+        assert_ne!(volume_id(other.path()).unwrap(), first);
+        assert_eq!(count(shared.path()), 0, "the id file is not a model");
+        let left: Vec<_> = std::fs::read_dir(shared.path())
+            .unwrap()
+            .flatten()
+            .collect();
+        assert_eq!(left.len(), 1, "no staged id file is left behind");
+    }
 
     /// A version directory holding `files` (empty content), under `models/<strategy>/`.
     fn version(models: &Path, strategy: &str, name: &str, files: &[&str]) -> PathBuf {
