@@ -7,8 +7,8 @@
 //! - Everything a caller can get wrong (range, settings, model, symbols, walk-forward windows)
 //!   is refused before the job exists, so a refused request leaves nothing behind.
 //! - A job keeps every event but progress that a later snapshot of the same stage of a
-//!   symbol's backtest, or of the same data load, supersedes ([`crate::events`]); a watcher that starts at any time gets them in
-//!   order, then follows new events up to the summary.
+//!   symbol's backtest, or of the same data load, supersedes ([`crate::events`]); a watcher
+//!   that starts at any time gets them in order, then follows new events up to the summary.
 //! - Cancelling a job drops its RunBacktest streams: the training host stops and saves nothing.
 //! - Results are saved by the training host under `<job_id>-<SYMBOL>` (GetBacktest,
 //!   ReadBacktestTable); the job itself lives in the gateway's memory.

@@ -763,7 +763,8 @@ struct Listed {
 /// The saved backtests' list keys, kept between List calls. A saved backtest never changes (it
 /// appears whole, renamed from staging), so each call reads the directory, decodes only the
 /// results it has not seen before, forgets the directories that are gone, and decodes in full
-/// only the results of the page it answers with.
+/// only the results of the page it answers with. (A result replaced by hand under the same id
+/// keeps its old order and filter keys until the host restarts; its page shows the new one.)
 #[derive(Debug, Default)]
 pub struct Index(std::sync::Mutex<HashMap<String, Listed>>);
 
