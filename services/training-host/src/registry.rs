@@ -170,7 +170,19 @@ pub fn volume_id(models_dir: &Path) -> std::io::Result<String> {
     std::fs::write(&staged, &id)?;
     let linked = std::fs::hard_link(&staged, &path);
     let _ = std::fs::remove_file(&staged);
-    match linked {
+    let created = match linked {
+        // A filesystem without hard links: create the file in place instead (a host reading
+        // it between its creation and the write sees it empty and asks again next time).
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .and_then(|mut file| std::io::Write::write_all(&mut file, id.as_bytes()))
+        }
+        other => other,
+    };
+    match created {
         Ok(()) => Ok(id),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
             Ok(std::fs::read_to_string(&path)?.trim().to_owned())
