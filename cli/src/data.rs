@@ -17,8 +17,8 @@ use ktrdr_proto::data::v1::{
     ListDatasetsRequest, ReadBarsRequest, ValidationMode, import_csv_request,
 };
 use ktrdr_proto::gateway::v1::{
-    CancelLoadRequest, GetLoadRequest, ListLoadsRequest, LoadBatchRequest, LoadBatchSummary,
-    LoadDataRequest, LoadEvent, LoadMode, WatchLoadRequest, load_batch_response, load_event,
+    CancelLoadRequest, ListLoadsRequest, LoadBatchRequest, LoadBatchSummary, LoadDataRequest,
+    LoadEvent, LoadMode, WatchLoadRequest, load_batch_response, load_event,
 };
 use serde_json::json;
 
@@ -801,6 +801,12 @@ impl LoadView {
     pub fn abandon(&self) {
         self.bar.abandon();
     }
+
+    /// Names the dataset once it is known.
+    pub fn set_label(&mut self, label: &str) {
+        self.bar.set_prefix(label.to_owned());
+        label.clone_into(&mut self.label);
+    }
 }
 
 /// The summary of a finished load, as text.
@@ -860,23 +866,13 @@ async fn load(ctx: &Context, args: LoadArgs) -> Result<(), CliError> {
         }
     };
     let events = stream.map(|m| m.map(|m| m.event)).boxed();
-    let dataset = (symbol.as_str(), timeframe.as_str());
+    let dataset = Some((symbol.clone(), timeframe.clone()));
     follow_load(ctx, events, dataset, ctrl_c, OnCtrlC::CancelTheJob).await
 }
 
 /// `data watch JOB`: the job's events so far and to come, as `data load` shows them.
 async fn watch(ctx: &Context, job_id: &str) -> Result<(), CliError> {
     let mut ctrl_c = CtrlC::listen()?;
-    let job = ctx
-        .gateway()
-        .get_load(ctx.request(GetLoadRequest {
-            job_id: job_id.to_owned(),
-        }))
-        .await
-        .map_err(|s| ctx.error(s))?
-        .into_inner()
-        .job
-        .unwrap_or_default();
     let mut gateway = ctx.gateway();
     let call = gateway.watch_load(WatchLoadRequest {
         job_id: job_id.to_owned(),
@@ -886,8 +882,8 @@ async fn watch(ctx: &Context, job_id: &str) -> Result<(), CliError> {
         _ = ctrl_c.pressed() => return Err(stopped_watching(job_id)),
     };
     let events = stream.map(|m| m.map(|m| m.event)).boxed();
-    let dataset = (job.symbol.as_str(), job.timeframe.as_str());
-    follow_load(ctx, events, dataset, ctrl_c, OnCtrlC::StopWatching).await
+    // The job's first event, LoadStarted, names its dataset.
+    follow_load(ctx, events, None, ctrl_c, OnCtrlC::StopWatching).await
 }
 
 fn stopped_watching(job_id: &str) -> CliError {
@@ -895,16 +891,21 @@ fn stopped_watching(job_id: &str) -> CliError {
 }
 
 /// Shows a load job's events (a progress bar, or JSON lines) up to its summary, then the
-/// summary; fails (exit 1) unless the job COMPLETED.
+/// summary; fails (exit 1) unless the job COMPLETED. `dataset` (symbol, timeframe) labels the
+/// output; `None` takes it from the job's `LoadStarted`.
 async fn follow_load(
     ctx: &Context,
     mut stream: BoxStream<'static, Result<Option<LoadEvent>, tonic::Status>>,
-    (symbol, timeframe): (&str, &str),
+    mut dataset: Option<(String, String)>,
     mut ctrl_c: CtrlC,
     on_ctrl_c: OnCtrlC,
 ) -> Result<(), CliError> {
-    let label = format!("{symbol} {timeframe}");
-    let view = LoadView::new(ctx.json, &label);
+    let label_of = |d: &Option<(String, String)>| {
+        d.as_ref()
+            .map_or_else(|| "the load".to_owned(), |(s, t)| format!("{s} {t}"))
+    };
+    let mut label = label_of(&dataset);
+    let mut view = LoadView::new(ctx.json, &label);
     let mut job_id = String::new();
     loop {
         let message = tokio::select! {
@@ -922,6 +923,11 @@ async fn follow_load(
                 "the load stream of {label} ended without a summary"
             )));
         };
+        if let (None, Some(load_event::Event::Started(s))) = (&dataset, &event.event) {
+            dataset = Some((s.symbol.clone(), s.timeframe.clone()));
+            label = label_of(&dataset);
+            view.set_label(&label);
+        }
         if !event.job_id.is_empty() {
             job_id.clone_from(&event.job_id);
         }
@@ -931,7 +937,8 @@ async fn follow_load(
         view.on_event(&event);
         if let Some(load_event::Event::Summary(summary)) = &event.event {
             if !ctx.json {
-                print(&summary_text(symbol, timeframe, &job_id, summary))?;
+                let (symbol, timeframe) = dataset.clone().unwrap_or_default();
+                print(&summary_text(&symbol, &timeframe, &job_id, summary))?;
             }
             return match summary.state() {
                 ktrdr_proto::common::v1::JobState::Completed => Ok(()),

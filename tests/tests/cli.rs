@@ -993,6 +993,8 @@ async fn data_jobs_lists_loads_and_watch_and_cancel_act_on_one() {
     let replay = ktrdr(&url, &["data", "watch", &job_id]).await;
     assert_eq!(replay.code, Some(1), "{replay}");
     assert!(replay.stderr.contains("CANCELLED"), "{replay}");
+    // The dataset comes from the job's LoadStarted.
+    assert!(replay.stderr.contains("AAPL 5m"), "{replay}");
     let loader = load.finish().await;
     assert_eq!(loader.code, Some(1), "{loader}");
 

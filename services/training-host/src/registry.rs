@@ -173,13 +173,11 @@ pub fn volume_id(models_dir: &Path) -> std::io::Result<String> {
     let created = match linked {
         // A filesystem without hard links: create the file in place instead (a host reading
         // it between its creation and the write sees it empty and asks again next time).
-        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-            std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-                .and_then(|mut file| std::io::Write::write_all(&mut file, id.as_bytes()))
-        }
+        Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .and_then(|mut file| std::io::Write::write_all(&mut file, id.as_bytes())),
         other => other,
     };
     match created {
