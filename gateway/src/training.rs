@@ -685,18 +685,20 @@ impl ServiceOrchestrator for TrainingManager {
         let Some(replicas) = &self.replicas else {
             return Vec::new();
         };
-        let mut volumes: Vec<(String, String)> = Vec::new();
-        for (url, channel) in replicas.all() {
+        // Every host at once; a host that does not answer is reported by its health and
+        // cannot be compared.
+        let asked = replicas.all().into_iter().map(|(url, channel)| async move {
             let mut request = Request::new(pb::GetStatusRequest {});
             request.set_timeout(STATUS_PROBE_TIMEOUT);
-            // A host that does not answer is reported by its health; it cannot be compared.
-            if let Ok(status) = Client::new(channel).get_status(request).await {
-                let volume = status.into_inner().models_volume;
-                if !volume.is_empty() {
-                    volumes.push((volume, url));
-                }
-            }
-        }
+            let status = Client::new(channel).get_status(request).await.ok()?;
+            let volume = status.into_inner().models_volume;
+            (!volume.is_empty()).then_some((volume, url))
+        });
+        let mut volumes: Vec<(String, String)> = futures_util::future::join_all(asked)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
         volumes.sort();
         let mut groups: Vec<Vec<&str>> = Vec::new();
         for pair in volumes.chunk_by(|a, b| a.0 == b.0) {
