@@ -44,7 +44,9 @@ impl Default for PathSpec {
     }
 }
 
-/// SplitMix64: tiny, fast, and good enough for test data; fully determined by the seed.
+/// SplitMix64 (S. Vigna): tiny, fast and fully determined by its seed. Besides the data here it
+/// draws training's batch order and dropout masks ([`crate::training`], [`crate::model`]), for
+/// which its statistical quality is ample; it is no cryptographic generator.
 #[derive(Debug, Clone)]
 pub struct SplitMix64(u64);
 
