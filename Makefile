@@ -41,10 +41,11 @@ test: build ## every test: unit, cross-service (real binaries on loopback), grpc
 k8s-check: build ## render every k8s overlay, validate it offline, check ports/probes/variables against the binaries
 	BIN_DIR=$(TARGET_DIR)/debug scripts/k8s-check.sh
 
-lint: ## cargo fmt --check, clippy -D warnings (also the CUDA build of strategy, training host and gateway), buf lint
+lint: ## cargo fmt --check, clippy -D warnings (also the CUDA build of strategy, training host and gateway), rustdoc -D warnings, buf lint
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy -p ktrdr-strategy -p ktrdr-training-host -p ktrdr-gateway --features ktrdr-strategy/cuda,ktrdr-training-host/cuda,ktrdr-gateway/cuda --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --workspace --no-deps
 	cd proto && buf lint
 
 fmt: ## format the Rust code

@@ -309,7 +309,7 @@ impl TrainingManager {
             .await
     }
 
-    /// [`Self::with_missing_bars_loaded`], handing each event of the loads it runs to
+    /// `with_missing_bars_loaded`, handing each event of the loads it runs to
     /// `on_load` (which returns false when its caller went away).
     pub async fn with_missing_bars_loaded_reporting<T, F, Fut, L, LFut>(
         &self,

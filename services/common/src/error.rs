@@ -291,7 +291,7 @@ fn capped(text: String, limit: usize) -> String {
 }
 
 impl From<ServiceError> for Status {
-    /// Every text is capped ([`MAX_MESSAGE_BYTES`], [`MAX_DETAIL_BYTES`]), whatever input it
+    /// Every text is capped (`MAX_MESSAGE_BYTES`, `MAX_DETAIL_BYTES`), whatever input it
     /// echoes, so a status always fits in the headers.
     fn from(err: ServiceError) -> Self {
         let code = err.code();

@@ -1,5 +1,5 @@
 //! `ktrdr-ib-sim`: a TWS API wire-protocol simulator. The binary is a thin shell around
-//! [`start`].
+//! [`start_tws`] and [`server`].
 //!
 //! - [`wire`]: framing, message ids, versions; [`codec`]: every message in the encoding the
 //!   agreed version calls for (classic text or protobuf); [`proto`]: the IB protobuf messages;

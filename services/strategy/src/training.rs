@@ -7,7 +7,7 @@
 //! each other's initial weights; the results stay valid, only not bit-reproducible.
 //!
 //! Where batches are cut is the caller's choice ([`BatchSource`]): on a GPU the training split is
-//! copied to the device once ([`Resident`]), an epoch uploads only its shuffled row order and
+//! copied to the device once (`Resident`), an epoch uploads only its shuffled row order and
 //! each batch is gathered from it on the device; on the CPU each batch's rows are gathered on
 //! the host, which is the copy. Both give the same batches, so the same metrics. Per batch, only
 //! the loss and the predicted classes come back to the host; evaluation copies a split to the

@@ -31,7 +31,7 @@ fn is_complete(dir: &Path) -> bool {
 }
 
 /// Removes, and logs one line each, what saves killed half-way left in `models_dir`: this
-/// host's staging directories and empty version claims (`owner`, see [`staging_owner`]), and
+/// host's staging directories and empty version claims (`owner`, see [`crate::runner::staging_owner`]), and
 /// version directories that hold files but are not complete (left by an older, non-atomic
 /// save; an atomic save never leaves one). Other hosts' staging directories stay: they may be
 /// saving now.
@@ -215,7 +215,7 @@ pub fn count(models_dir: &Path) -> usize {
         .count()
 }
 
-/// The model `model_id` ("<strategy>/<dir>", both safe names); ids cannot climb out of the
+/// The model `model_id` (`"<strategy>/<dir>"`, both safe names); ids cannot climb out of the
 /// models directory.
 pub fn get(models_dir: &Path, model_id: &str) -> Result<ModelEntry> {
     let id = model_id.trim();

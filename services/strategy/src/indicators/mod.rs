@@ -14,7 +14,7 @@
 //!   indicator with a TA-Lib counterpart against TA-Lib.
 //!
 //! [`resolve`] turns a strategy file's indicator entry into an [`IndicatorDef`];
-//! [`IndicatorKind::compute`] runs it on [`crate::Bars`].
+//! [`IndicatorKind::compute`] runs it on [`ktrdr_market::Bars`].
 
 pub mod momentum;
 pub mod trend;
