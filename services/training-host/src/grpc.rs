@@ -571,14 +571,7 @@ impl TrainingService for TrainingGrpc {
         let (running, queued) = self.manager.load();
         let models_dir = self.manager.models_dir();
         let dir = models_dir.clone();
-        let (model_count, models_volume) = blocking(move || {
-            let volume = registry::volume_id(&dir).unwrap_or_else(|e| {
-                tracing::warn!(dir = %dir.display(), error = %e, "cannot read the models volume id");
-                String::new()
-            });
-            Ok((registry::count(&dir), volume))
-        })
-        .await?;
+        let model_count = blocking(move || Ok(registry::count(&dir))).await?;
         let loads = self.manager.devices();
         let default_id = self.manager.default_device().id();
         let devices: Vec<pb::DeviceInfo> = loads.iter().map(device_pb).collect();
@@ -592,7 +585,7 @@ impl TrainingService for TrainingGrpc {
             queued: queued as i32,
             models_dir: models_dir.display().to_string(),
             model_count: model_count as i64,
-            models_volume,
+            models_volume: self.manager.models_volume().to_owned(),
         }))
     }
 }

@@ -47,6 +47,9 @@ pub struct SessionManager {
 
 struct Inner {
     config: TrainingConfig,
+    /// The models directory's volume id ([`crate::registry::volume_id`]); empty when it cannot
+    /// be read or written.
+    models_volume: String,
     data: BarSource,
     store: SessionStore,
     sessions: Mutex<Sessions>,
@@ -91,6 +94,14 @@ impl SessionManager {
         let owner = crate::runner::staging_owner(&config.sessions_dir);
         crate::registry::clean_unfinished(&config.models_dir, &owner);
         crate::backtest::clean_staging(&config.models_dir, &owner);
+        let models_volume = crate::registry::volume_id(&config.models_dir).unwrap_or_else(|e| {
+            tracing::warn!(
+                dir = %config.models_dir.display(),
+                error = %e,
+                "cannot read the models volume id"
+            );
+            String::new()
+        });
         let store = SessionStore::new(&config.sessions_dir);
         let mut sessions = Sessions {
             by_id: HashMap::new(),
@@ -139,6 +150,7 @@ impl SessionManager {
         Self {
             inner: Arc::new(Inner {
                 config,
+                models_volume,
                 data,
                 store,
                 sessions: Mutex::new(sessions),
@@ -157,6 +169,11 @@ impl SessionManager {
 
     pub fn models_dir(&self) -> PathBuf {
         self.inner.config.models_dir.clone()
+    }
+
+    /// The models directory's volume id, read at start; empty when unknown.
+    pub fn models_volume(&self) -> &str {
+        &self.inner.models_volume
     }
 
     /// What names this host's staging directories in the shared models directory.

@@ -172,7 +172,7 @@ pub fn volume_id(models_dir: &Path) -> std::io::Result<String> {
     let _ = std::fs::remove_file(&staged);
     let created = match linked {
         // A filesystem without hard links: create the file in place instead (a host reading
-        // it between its creation and the write sees it empty and asks again next time).
+        // it between its creation and the write sees it empty and reports no volume id).
         Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
