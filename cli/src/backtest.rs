@@ -835,7 +835,7 @@ async fn jobs(ctx: &Context, state: Option<JobStateFilter>) -> Result<(), CliErr
         .every_page(|page_token| {
             let request = ctx.request(ListBacktestJobsRequest {
                 states: state.map(|s| s.to_proto() as i32).into_iter().collect(),
-                page_size: 500,
+                page_size: crate::LIST_PAGE_SIZE,
                 page_token,
             });
             let mut client = ctx.gateway();
@@ -880,7 +880,7 @@ async fn list(
             let request = ctx.request(ListBacktestsRequest {
                 model_id: model.clone().unwrap_or_default(),
                 symbol: symbol.clone().unwrap_or_default(),
-                page_size: 1000,
+                page_size: crate::LIST_PAGE_SIZE,
                 page_token,
             });
             let mut client = ctx.training();

@@ -490,7 +490,7 @@ async fn list(ctx: &Context, args: ListArgs) -> Result<(), CliError> {
             let request = ctx.request(ListDatasetsRequest {
                 symbol: args.symbol.clone().unwrap_or_default(),
                 timeframe: args.timeframe.clone().unwrap_or_default(),
-                page_size: 1000,
+                page_size: 1000, // ListDatasets gives up to 1000 per page
                 page_token,
             });
             let mut client = ctx.data();
@@ -1168,7 +1168,7 @@ async fn jobs(ctx: &Context, args: JobsArgs) -> Result<(), CliError> {
                     .collect(),
                 symbol: args.dataset.symbol.clone().unwrap_or_default(),
                 timeframe: args.dataset.timeframe.clone().unwrap_or_default(),
-                page_size: 500,
+                page_size: crate::LIST_PAGE_SIZE,
                 page_token,
             });
             let mut client = ctx.gateway();

@@ -333,8 +333,9 @@ impl Context {
         CliError::from_status(status, &self.url, self.flags)
     }
 
-    /// Every item of a List call: `page(token)` asks for the page at `token` (empty: the first)
-    /// and answers its items and the next token (empty after the last page).
+    /// Every item of a List call: `page(token)` asks for the page at `token` (empty: the first),
+    /// of [`LIST_PAGE_SIZE`] items unless the RPC states another limit, and answers its items
+    /// and the next token (empty after the last page).
     pub async fn every_page<T, F, Fut>(&self, mut page: F) -> Result<Vec<T>, CliError>
     where
         F: FnMut(String) -> Fut,
@@ -352,6 +353,9 @@ impl Context {
         }
     }
 }
+
+/// The page the CLI asks of the gateway's and training service's List RPCs: the most they give.
+pub const LIST_PAGE_SIZE: i32 = ktrdr_common::paging::MAX_SIZE as i32;
 
 /// Ctrl+C, listened for from the moment this is created. `tokio::signal::ctrl_c()` installs its
 /// handler only when first polled, so a Ctrl+C arriving before that would take the default action

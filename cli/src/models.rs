@@ -100,7 +100,7 @@ async fn list(
                 strategy_name: strategy.clone().unwrap_or_default(),
                 symbol: symbol.clone().unwrap_or_default(),
                 timeframe: timeframe.clone().unwrap_or_default(),
-                page_size: 500,
+                page_size: crate::LIST_PAGE_SIZE,
                 page_token,
             });
             let mut client = ctx.training();

@@ -637,7 +637,7 @@ async fn list(
                 states: state.map(|s| s.to_proto() as i32).into_iter().collect(),
                 strategy_name: strategy.clone().unwrap_or_default(),
                 symbol: symbol.clone().unwrap_or_default(),
-                page_size: 500,
+                page_size: crate::LIST_PAGE_SIZE,
                 page_token,
             });
             let mut client = ctx.training();
