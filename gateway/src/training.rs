@@ -393,7 +393,6 @@ impl TrainingManager {
         routed_server_stream!(&self.routed, client, request, run_backtest)
     }
 
-    /// Cancels one session on its host (or in process).
     /// Cancels session `session_id` with the caller's `metadata` (auth, deadline, trace).
     pub async fn cancel_session_as(
         &self,
@@ -434,6 +433,7 @@ impl TrainingManager {
         })
     }
 
+    /// Cancels one session on its host (or in process).
     pub async fn cancel_session(
         &self,
         request: Request<pb::CancelTrainingRequest>,
@@ -690,7 +690,7 @@ impl ServiceOrchestrator for TrainingManager {
         let asked = replicas.all().into_iter().map(|(url, channel)| async move {
             let mut request = Request::new(pb::GetStatusRequest {});
             request.set_timeout(STATUS_PROBE_TIMEOUT);
-            let status = Client::new(channel).get_status(request).await.ok()?;
+            let status = client(channel).get_status(request).await.ok()?;
             let volume = status.into_inner().models_volume;
             (!volume.is_empty()).then_some((volume, url))
         });
@@ -700,10 +700,10 @@ impl ServiceOrchestrator for TrainingManager {
             .flatten()
             .collect();
         volumes.sort();
-        let mut groups: Vec<Vec<&str>> = Vec::new();
-        for pair in volumes.chunk_by(|a, b| a.0 == b.0) {
-            groups.push(pair.iter().map(|(_, url)| url.as_str()).collect());
-        }
+        let groups: Vec<Vec<&str>> = volumes
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|hosts| hosts.iter().map(|(_, url)| url.as_str()).collect())
+            .collect();
         if groups.len() < 2 {
             return Vec::new();
         }

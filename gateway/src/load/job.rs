@@ -78,10 +78,6 @@ impl Job {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    pub fn id(&self) -> &str {
-        &self.life.id
-    }
-
     /// Publishes an event: updates the job's state and wakes every watcher.
     pub fn publish(&self, event: load_event::Event) {
         let event = LoadEvent {

@@ -45,19 +45,19 @@ const EQUITY_FILE: &str = "equity.arrow";
 pub const CHUNK_BYTES: usize = 1 << 20;
 
 /// Where the result of `backtest_id` is saved.
-pub fn dir_of(models_dir: &Path, backtest_id: &str) -> PathBuf {
+fn dir_of(models_dir: &Path, backtest_id: &str) -> PathBuf {
     models_dir.join(BACKTESTS_DIR).join(backtest_id)
 }
 
 /// Checks a caller-chosen id: a safe single path component ([`ktrdr_market::path::safe_name`]).
-pub fn check_id(field: &str, id: &str) -> Result<()> {
+fn check_id(field: &str, id: &str) -> Result<()> {
     ktrdr_market::path::safe_name(id)
         .map(drop)
         .map_err(|why| TrainingError::invalid(field, format!("not a backtest id: {why}")))
 }
 
 /// A new id for `symbol`'s backtest.
-pub fn new_id(symbol: &str) -> String {
+fn new_id(symbol: &str) -> String {
     format!(
         "bt-{}-{:08x}-{symbol}",
         ktrdr_common::status::now_ms(),
@@ -393,7 +393,7 @@ pub struct Plan {
 
 /// Checks the segments of a request: consecutive, one base timeframe, the symbol known to every
 /// model that embeds its symbols, and no overlap with a model's fitted bars unless allowed.
-pub fn plan(
+fn plan(
     backtest_id: String,
     symbol: String,
     segments: Vec<Segment>,
