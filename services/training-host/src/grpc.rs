@@ -571,10 +571,14 @@ impl TrainingService for TrainingGrpc {
         let (running, queued) = self.manager.load();
         let models_dir = self.manager.models_dir();
         let dir = models_dir.clone();
-        let model_count = blocking(move || Ok(registry::count(&dir))).await?;
-        let loads = self.manager.devices();
+        // Counting models and reading each device's memory (`/proc`, the CUDA driver) block.
+        let manager = self.manager.clone();
+        let (model_count, devices) = blocking(move || {
+            let devices: Vec<pb::DeviceInfo> = manager.devices().iter().map(device_pb).collect();
+            Ok((registry::count(&dir), devices))
+        })
+        .await?;
         let default_id = self.manager.default_device().id();
-        let devices: Vec<pb::DeviceInfo> = loads.iter().map(device_pb).collect();
         let device = devices.iter().find(|d| d.id == default_id).cloned();
         Ok(Response::new(pb::GetStatusResponse {
             service: Some(self.identity.service_info()),
