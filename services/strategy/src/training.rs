@@ -317,22 +317,23 @@ impl<B: AutodiffBackend> Run<'_, B> {
 
         for epoch in first_epoch..=epochs {
             shuffle(&mut order, &mut rng);
-            let epoch_order = resident
+            // On the device: the split, and this epoch's row order uploaded once.
+            let on_device = resident
                 .as_ref()
-                .map(|_| index_tensor::<B>(&order, self.device));
+                .map(|resident| (resident, index_tensor::<B>(&order, self.device)));
             let lr = schedule.current();
             let (mut loss_sum, mut correct, mut seen) = (0.0, 0usize, 0usize);
             for (batch_index, batch) in order.chunks(batch_size).enumerate() {
                 if control.cancel.is_some_and(|c| c.load(Ordering::Relaxed)) {
                     return Err(StrategyError::Cancelled);
                 }
-                let (x, y, symbols) = match (&resident, &epoch_order) {
-                    (Some(resident), Some(order)) => resident.select(order.clone().narrow(
+                let (x, y, symbols) = match &on_device {
+                    Some((resident, order)) => resident.select(order.clone().narrow(
                         0,
                         batch_index * batch_size,
                         batch.len(),
                     )),
-                    _ => gather::<B>(train, batch, self.config, self.device),
+                    None => gather::<B>(train, batch, self.config, self.device),
                 };
                 let logits = model.forward_training(x, symbols, &mut dropout);
                 let loss = loss_fn.forward(logits.clone(), y);
