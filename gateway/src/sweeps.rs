@@ -15,17 +15,13 @@ use crate::jobs::{JobTable, Lifecycle, Tracked};
 /// Finished sweeps kept so CancelTraining still answers for them.
 const FINISHED_SWEEPS_KEPT: usize = 100;
 
-/// The sessions a sweep started, and whether it was cancelled.
-#[derive(Default)]
-struct Control {
-    cancelled: bool,
-    sessions: Vec<String>,
-}
-
-/// One running or finished sweep.
+/// One running or finished sweep. Its lifecycle's cancellation token says whether it was
+/// cancelled; it is set, and read, while the sessions' lock is held, so a point that starts a
+/// session either is in the list [`Sweep::cancel`] returns or learns it must cancel.
 pub struct Sweep {
     pub life: Lifecycle,
-    control: Mutex<Control>,
+    /// The sessions its points started.
+    sessions: Mutex<Vec<String>>,
 }
 
 impl Tracked for Sweep {
@@ -35,27 +31,27 @@ impl Tracked for Sweep {
 }
 
 impl Sweep {
-    fn control(&self) -> MutexGuard<'_, Control> {
-        self.control.lock().unwrap_or_else(PoisonError::into_inner)
+    fn sessions(&self) -> MutexGuard<'_, Vec<String>> {
+        self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     pub fn is_cancelled(&self) -> bool {
-        self.control().cancelled
+        self.life.cancel.is_cancelled()
     }
 
     /// Records a session a point started; `false` when the sweep was cancelled meanwhile (the
     /// point cancels its session itself).
     pub fn started(&self, session_id: &str) -> bool {
-        let mut control = self.control();
-        control.sessions.push(session_id.to_owned());
-        !control.cancelled
+        let mut sessions = self.sessions();
+        sessions.push(session_id.to_owned());
+        !self.is_cancelled()
     }
 
     /// Marks the sweep cancelled; the sessions started so far.
     pub fn cancel(&self) -> Vec<String> {
-        let mut control = self.control();
-        control.cancelled = true;
-        control.sessions.clone()
+        let sessions = self.sessions();
+        self.life.cancel.cancel();
+        sessions.clone()
     }
 }
 
@@ -72,7 +68,7 @@ impl JobTable<Sweep> {
     pub fn create(&self) -> Arc<Sweep> {
         let sweep = Arc::new(Sweep {
             life: Lifecycle::new(format!("sweep-{}", spec::new_session_id())),
-            control: Mutex::default(),
+            sessions: Mutex::default(),
         });
         sweep.life.set_state(JobState::Running);
         self.insert(Arc::clone(&sweep));
