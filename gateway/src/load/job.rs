@@ -36,7 +36,6 @@ struct JobInner {
     warnings: Vec<Warning>,
     started_at_ms: i64,
     finished_at_ms: i64,
-    error: String,
 }
 
 pub struct Job {
@@ -99,7 +98,6 @@ impl Job {
             Some(load_event::Event::Summary(s)) => {
                 self.life.set_state(s.state());
                 inner.finished_at_ms = event.time_ms;
-                inner.error = s.error.clone();
                 inner.summary = Some(s.clone());
             }
             None => {}
@@ -144,7 +142,11 @@ impl Job {
             created_at_ms: self.life.created_at_ms,
             started_at_ms: inner.started_at_ms,
             finished_at_ms: inner.finished_at_ms,
-            error: inner.error.clone(),
+            error: inner
+                .summary
+                .as_ref()
+                .map(|s| s.error.clone())
+                .unwrap_or_default(),
             range: inner.planned.or(Some(self.spec.range)),
             fill_gaps: self.spec.fill_gaps,
             warnings: inner.warnings.clone(),
